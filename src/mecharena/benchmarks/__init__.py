@@ -1,0 +1,1 @@
+"""Benchmarks, runnable as ``mecharena bench NAME --json`` (``make bench`` runs them all)."""

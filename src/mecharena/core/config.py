@@ -1,0 +1,65 @@
+"""Pydantic base for every user-facing config, with errors that name field, value and range."""
+
+from typing import Any, Literal, get_args, get_origin
+
+import annotated_types as at
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from mecharena.core.errors import ConfigError
+
+
+class StrictModel(BaseModel):
+    """Frozen, no unknown fields, no NaN or infinity."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @classmethod
+    def build(cls, **fields: Any) -> "StrictModel":
+        """Validate ``fields`` into the model, raising :class:`ConfigError` on any problem."""
+        try:
+            return cls(**fields)
+        except ValidationError as exc:
+            raise ConfigError(explain(cls, exc)) from None
+
+    @classmethod
+    def allowed(cls, name: str) -> str:
+        """Human description of what field ``name`` accepts, e.g. ``'in [0, 1]'``."""
+        info = cls.model_fields[name]
+        if get_origin(info.annotation) is Literal:
+            return "one of " + ", ".join(repr(a) for a in get_args(info.annotation))
+        lower = upper = None
+        for meta in info.metadata:
+            if isinstance(meta, at.Ge):
+                lower = f"[{meta.ge}"
+            elif isinstance(meta, at.Gt):
+                lower = f"({meta.gt}"
+            elif isinstance(meta, at.Le):
+                upper = f"{meta.le}]"
+            elif isinstance(meta, at.Lt):
+                upper = f"{meta.lt})"
+        kind = getattr(info.annotation, "__name__", str(info.annotation))
+        if lower and upper:
+            return f"a finite {kind} in {lower}, {upper}"
+        if lower:
+            return f"a finite {kind} {'>=' if lower[0] == '[' else '>'} {lower[1:]}"
+        if upper:
+            return f"a finite {kind} {'<=' if upper[-1] == ']' else '<'} {upper[:-1]}"
+        return f"a {kind}"
+
+
+def explain(model: type[StrictModel], exc: ValidationError) -> str:
+    """One line per invalid field: ``reserve_price must be a finite float >= 0, got -5.0``."""
+    lines = []
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"]) or model.__name__
+        name = str(err["loc"][0]) if err["loc"] else ""
+        if err["type"] == "extra_forbidden":
+            known = ", ".join(model.model_fields)
+            lines.append(f"unknown field {field!r} for {model.__name__}; allowed: {known}")
+        elif err["type"] == "missing":
+            lines.append(f"{field} is required ({model.allowed(name)})")
+        elif name in model.model_fields:
+            lines.append(f"{field} must be {model.allowed(name)}, got {err['input']!r}")
+        else:
+            lines.append(f"{model.__name__}: {err['msg']}")
+    return "; ".join(lines)

@@ -1,0 +1,251 @@
+"""What every mechanism provides, the `Outcome` it returns, and the validated engine entry point.
+
+A mechanism is a :class:`Mechanism` record: a Pydantic config, a pure batched kernel over
+axis 0 = markets, a plain-Python scalar reference for one market (the test oracle), a
+``VERSION`` and the properties it promises (``truthful``, ``ir``, ...), each possibly depending
+on the config. :func:`clear` is the public path: it validates config and array shapes, runs
+the kernel and, when ``strict``, turns any invalid action into :class:`InvalidActionError`.
+Inside the kernel an invalid action is a flag (``Outcome.valid``) and is treated as
+abstaining, never an exception mid-batch.
+"""
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mecharena.core.config import StrictModel
+from mecharena.core.errors import ConfigError, InvalidActionError
+from mecharena.core.types import BoolArray, FloatArray
+
+#: Names of the properties a mechanism may promise for a given config.
+PROPERTIES = {
+    "truthful": "truthful bidding is a weakly dominant strategy",
+    "ir": "a truthful agent never ends with negative utility (ex post individual rationality)",
+    "payments_le_bids": "a buyer never pays more than it bid; a seller never receives less than it asked",
+    "weak_budget_balance": "the mechanism never pays out more than it takes in (revenue >= 0)",
+    "budget_balance": "money only moves between agents (revenue == 0)",
+    "efficient": "truthful bidding yields the maximum feasible welfare",
+}
+
+
+class MechanismConfig(StrictModel):
+    """Base of every mechanism config."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """Result of clearing B markets. ``utility`` is computed from true values, not bids."""
+
+    allocation: FloatArray  # (B, N)  units received; negative: units sold
+    payments: FloatArray  # (B, N)  money paid to the mechanism (including fees)
+    receipts: FloatArray  # (B, N)  money received from the mechanism (sellers, refunds)
+    utility: FloatArray  # (B, N)
+    valid: BoolArray  # (B, N)  False: the action was invalid and treated as abstaining
+    participated: BoolArray  # (B, N)  entered with an eligible action
+    revenue: FloatArray  # (B,)  sum(payments) - sum(receipts)
+    welfare: FloatArray  # (B,)  realized
+    max_welfare: FloatArray  # (B,)  maximum feasible welfare given true values
+
+    def market(self, b: int) -> dict[str, Any]:
+        """Market ``b`` as plain Python values, in the scalar reference's format."""
+        return {name: getattr(self, name)[b].tolist() for name in self.__slots__}
+
+
+Kernel = Callable[..., Outcome]
+Reference = Callable[..., dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class MarketSpec:
+    """How the agents of one market look to a mechanism under a given config."""
+
+    units_per_agent: int = 0  # 0: values and bids are (B, N); K > 0: (B, N, K)
+    sellers: BoolArray | None = None  # (N,)  True: the agent sells (asks) instead of bidding
+    action_low: float = 0.0
+    action_high: float = float("inf")
+    action_rule: str = "each bid must be finite and >= 0"
+
+
+@dataclass(frozen=True)
+class Mechanism:
+    """A registered mechanism. See the module docstring of each mechanism for its economics."""
+
+    name: str
+    version: int
+    summary: str
+    config_model: type[MechanismConfig]
+    kernel: Kernel  # (config, values, bids, priority, times) -> Outcome
+    reference: Reference  # (config, values, bids, priority, times) for ONE market -> dict
+    properties: Callable[[Any], frozenset[str]]
+    market_spec: Callable[[Any, int], MarketSpec] = lambda config, n: MarketSpec()
+    truthful: Callable[[Any, FloatArray, MarketSpec], FloatArray] = (
+        lambda config, values, spec: values.copy()
+    )
+    uses_times: bool = False
+    examples: tuple[dict[str, Any], ...] = ({},)  # configs the checker exercises
+    doc: str = field(default="", repr=False)
+
+    def config(self, config: Any = None) -> Any:
+        """``config`` validated into this mechanism's config model (a dict, model or None)."""
+        if isinstance(config, self.config_model):
+            return config
+        if config is None:
+            config = {}
+        if not isinstance(config, Mapping):
+            raise ConfigError(
+                f"config for {self.name} must be a mapping or {self.config_model.__name__}, "
+                f"got {type(config).__name__}"
+            )
+        return self.config_model.build(**config)
+
+
+def _as_float(name: str, array: Any) -> FloatArray:
+    try:
+        return np.asarray(array, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidActionError(f"{name} must be an array of numbers: {exc}") from None
+
+
+def check_shapes(
+    spec: MarketSpec, values: Any, bids: Any, priority: Any, times: Any
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray | None]:
+    """Convert to float64 and check shapes against ``values`` (B, N[, K]).
+
+    Raises:
+        InvalidActionError: a shape does not match, or ``values`` is not finite.
+    """
+    values = _as_float("values", values)
+    want_ndim = 3 if spec.units_per_agent else 2
+    if values.ndim != want_ndim or (spec.units_per_agent and values.shape[2] != spec.units_per_agent):
+        layout = f"(B, N, {spec.units_per_agent})" if spec.units_per_agent else "(B, N)"
+        raise InvalidActionError(f"values must have shape {layout}, got {values.shape}")
+    if values.shape[0] == 0 or values.shape[1] == 0:
+        raise InvalidActionError(f"values must hold at least one market and one agent, got {values.shape}")
+    if not np.isfinite(values).all():
+        raise InvalidActionError("values must be finite")
+    bids = _as_float("bids", bids)
+    if bids.shape != values.shape:
+        raise InvalidActionError(f"bids must have the shape of values {values.shape}, got {bids.shape}")
+    priority = _as_float("priority", priority)
+    if priority.shape != values.shape[:2]:
+        raise InvalidActionError(f"priority must have shape (B, N) = {values.shape[:2]}, got {priority.shape}")
+    if times is not None:
+        times = _as_float("times", times)
+        if times.shape != values.shape[:2]:
+            raise InvalidActionError(f"times must have shape (B, N) = {values.shape[:2]}, got {times.shape}")
+    return values, bids, priority, times
+
+
+def clear(
+    mechanism: Mechanism,
+    config: Any,
+    values: Any,
+    bids: Any,
+    priority: Any,
+    times: Any = None,
+    *,
+    strict: bool = True,
+) -> Outcome:
+    """Clear B markets of ``mechanism``: the validated engine path.
+
+    Args:
+        mechanism: the mechanism record (see :func:`mecharena.mechanisms.get`).
+        config: a config model instance, a dict of fields, or None for the defaults.
+        values: true values (costs for sellers), shape (B, N) or (B, N, K) for multi-unit demand.
+        bids: actions, same shape as ``values``.
+        priority: (B, N) tie-breaking priorities in [0, 1); higher wins ties.
+        times: (B, N) order times in [0, 1] for sequential mechanisms; None: arrival by priority.
+        strict: raise on invalid actions instead of flagging them in ``Outcome.valid``.
+
+    Returns:
+        The :class:`Outcome` of every market.
+
+    Raises:
+        ConfigError: the config is invalid for this mechanism or market size.
+        InvalidActionError: wrong shapes, non-finite values, or (strict) an invalid bid.
+    """
+    config = mechanism.config(config)
+    n_agents = np.shape(values)[1] if np.ndim(values) >= 2 else 0
+    spec = mechanism.market_spec(config, n_agents)
+    values, bids, priority, times = check_shapes(spec, values, bids, priority, times)
+    outcome = mechanism.kernel(config, values, bids, priority, times)
+    if strict and not outcome.valid.all():
+        b, i = (int(x) for x in np.argwhere(~outcome.valid)[0])
+        raise InvalidActionError(
+            f"bids[{b}, {i}] = {bids[b, i].tolist()!r} is not a valid action for {mechanism.name}: "
+            f"{spec.action_rule}"
+            + (" and times must be in [0, 1]" if mechanism.uses_times and times is not None else "")
+        )
+    return outcome
+
+
+def empty_outcome(shape: tuple[int, int]) -> dict[str, Any]:
+    """Zero-filled outcome fields for B x N markets, to be filled in by a NumPy kernel."""
+    b = shape[0]
+    return {
+        "allocation": np.zeros(shape),
+        "payments": np.zeros(shape),
+        "receipts": np.zeros(shape),
+        "revenue": np.zeros(b),
+        "welfare": np.zeros(b),
+        "max_welfare": np.zeros(b),
+    }
+
+
+def finish(
+    allocation: FloatArray,
+    payments: FloatArray,
+    receipts: FloatArray,
+    gains: FloatArray,
+    valid: BoolArray,
+    participated: BoolArray,
+    max_welfare: FloatArray,
+    welfare: FloatArray | None = None,
+) -> Outcome:
+    """Assemble an :class:`Outcome` from per-agent value gains ``gains`` (B, N).
+
+    ``utility = gains - payments + receipts``; revenue is the net money the mechanism keeps;
+    welfare defaults to the sum of gains (transfers cancel).
+    """
+    return Outcome(
+        allocation=allocation,
+        payments=payments,
+        receipts=receipts,
+        utility=gains - payments + receipts,
+        valid=valid,
+        participated=participated,
+        revenue=payments.sum(axis=1) - receipts.sum(axis=1),
+        welfare=gains.sum(axis=1) if welfare is None else welfare,
+        max_welfare=max_welfare,
+    )
+
+
+def scalar_outcome(
+    gains: list[float],
+    allocation: list[float],
+    payments: list[float],
+    receipts: list[float],
+    valid: list[bool],
+    participated: list[bool],
+    max_welfare: float,
+    welfare: float | None = None,
+) -> dict[str, Any]:
+    """The scalar reference's counterpart of :func:`finish`, for one market, in plain Python."""
+    return {
+        "allocation": [float(a) for a in allocation],
+        "payments": [float(p) for p in payments],
+        "receipts": [float(r) for r in receipts],
+        "utility": [g - p + r for g, p, r in zip(gains, payments, receipts, strict=True)],
+        "valid": list(valid),
+        "participated": list(participated),
+        "revenue": sum(payments) - sum(receipts),
+        "welfare": sum(gains) if welfare is None else welfare,
+        "max_welfare": max_welfare,
+    }
+
+
+def is_valid_number(x: float, low: float = 0.0, high: float = float("inf")) -> bool:
+    """Scalar validity of one action: finite and in [low, high]."""
+    return x == x and low <= x <= high and x != float("inf")

@@ -1,0 +1,26 @@
+import numpy as np
+import pytest
+
+from mecharena import agents, mechanisms
+from mecharena.metrics import summarize
+from mecharena.sim import simulate
+
+
+def run(mechanism: str, config: dict, population: str, markets: int = 200_000, rounds: int = 1, seed: int = 0,
+        **kw):
+    """Metrics of a seeded simulation (helper for analytic tests)."""
+    trace = simulate(mechanisms.get(mechanism), config, agents.population(population), markets=markets,
+                     rounds=rounds, seed=seed, **kw)
+    return summarize(trace), trace
+
+
+def within(metric: dict, expected: float, sigmas: float = 4.0) -> bool:
+    """``expected`` lies within ``sigmas`` standard errors of the estimate (the 95% CI is 1.96)."""
+    lo, hi = metric["ci95"]
+    half = (hi - lo) / 2 * sigmas / 1.959963984540054
+    return abs(metric["mean"] - expected) <= half
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
