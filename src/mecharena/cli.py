@@ -96,19 +96,33 @@ def run_simulation(mechanism_name: str, settings: dict[str, Any], population: st
     }
 
 
-def metrics_table(title: str, rows: list[dict[str, Any]], label: str) -> Table:
+SHORT = {"revenue": "revenue", "efficiency": "effic.", "welfare": "welfare", "bidder_surplus": "surplus",
+         "participation": "particip.", "invalid_rate": "invalid"}
+
+
+def metric_rows_table(title: str, metrics: dict[str, Any]) -> Table:
+    """One run: a row per metric with its mean and 95% interval."""
     table = Table(title=title)
-    table.add_column(label)
-    names = list(rows[0]["metrics"])
-    for name in names:
-        table.add_column(name, justify="right")
+    for column, justify in (("metric", "left"), ("mean", "right"), ("95% CI", "right")):
+        table.add_column(column, justify=justify)
+    for name, m in metrics.items():
+        lo, hi = m["ci95"]
+        table.add_row(name, f"{m['mean']:.4f}", f"[{lo:.4f}, {hi:.4f}]")
+    return table
+
+
+def runs_table(title: str, rows: list[dict[str, Any]]) -> Table:
+    """Several runs: a row per run, a column per metric (mean ± 95% half-width)."""
+    table = Table(title=title)
+    table.add_column("run")
+    for name in SHORT:
+        table.add_column(SHORT[name], justify="right")
     for row in rows:
         cells = []
-        for name in names:
-            m = row["metrics"][name]
-            lo, hi = m["ci95"]
-            cells.append(f"{m['mean']:.4f}\n[dim]±{(hi - lo) / 2:.4f}[/]")
-        table.add_row(row[label], *cells)
+        for name in SHORT:
+            lo, hi = row["metrics"][name]["ci95"]
+            cells.append(f"{row['metrics'][name]['mean']:.3f}\n[dim]±{(hi - lo) / 2:.3f}[/]")
+        table.add_row(row["run"], *cells)
     return table
 
 
@@ -133,9 +147,8 @@ def simulate(
         print(json.dumps(result, indent=2))
         return
     settings_text = ", ".join(f"{k}={v}" for k, v in result["config"].items()) or "defaults"
-    result["run"] = result["population"]
-    out.print(metrics_table(f"{result['mechanism']} ({settings_text}), B={markets}, T={rounds}, seed={seed}",
-                            [result], "run"))
+    out.print(metric_rows_table(f"{result['mechanism']} ({settings_text})\n{result['population']}, "
+                                f"B={markets}, T={rounds}, seed={seed}", result["metrics"]))
 
 
 DEMO_RUNS = [
@@ -167,7 +180,7 @@ def demo(
             task = bar.add_task("mechanisms", total=len(DEMO_RUNS))
             for name, settings, population in DEMO_RUNS:
                 result = run_simulation(name, settings, population, markets, rounds, seed, "uniform", False)
-                result["run"] = f"{name} {' '.join(f'{k}={v}' for k, v in settings.items())}\n{population}"
+                result["run"] = f"{name}\n[dim]{' '.join(f'{k}={v}' for k, v in settings.items())} {population}[/]"
                 rows.append(result)
                 bar.advance(task)
     except MechArenaError as exc:
@@ -175,7 +188,7 @@ def demo(
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    out.print(metrics_table(f"Every mechanism, B={markets}, T={rounds}, seed={seed} (mean, ±95% CI)", rows, "run"))
+    out.print(runs_table(f"Every mechanism, B={markets}, T={rounds}, seed={seed} (mean, ±95% CI)", rows))
 
 
 @bench_app.command("engine")

@@ -28,7 +28,7 @@ def test_registry_suggests_close_ids():
     reg = Registry("agent", {"truthful": 1, "bne": 2})
     with pytest.raises(UnknownIdError, match=r"unknown agent 'truthfull'; did you mean 'truthful'\? Known: bne, truthful"):
         reg.get("truthfull")
-    with pytest.raises(UnknownIdError, match=r"^unknown agent 'zzz' Known: bne, truthful$"):
+    with pytest.raises(UnknownIdError, match=r"^unknown agent 'zzz'\. Known: bne, truthful$"):
         reg.get("zzz")
     assert list(reg) == ["bne", "truthful"] and "bne" in reg and len(reg) == 2
 

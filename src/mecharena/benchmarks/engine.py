@@ -31,6 +31,7 @@ def _best_seconds(fn: Callable[[], object], repeats: int) -> float:
 def run(markets: int = 100_000, agents: int = 10, repeats: int = 7, reference_markets: int = 20_000,
         seed: int = 0) -> dict[str, object]:
     """Measure the three paths and return throughputs, ratios and peak memory."""
+    reference_markets = min(reference_markets, markets)
     rng = generator(seed, ("bench", "engine"))
     values = rng.random((markets, agents))
     bids = values.copy()

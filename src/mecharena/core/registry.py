@@ -6,7 +6,7 @@ An unknown id raises :class:`UnknownIdError` with the closest known ids as a sug
 >>> r.get("second_prize")
 Traceback (most recent call last):
 ...
-mecharena.core.errors.UnknownIdError: unknown mechanism 'second_prize'; did you mean 'second_price'? Known: first_price, second_price
+mecharena.core.errors.UnknownIdError: unknown mechanism 'second_prize'; did you mean 'second_price' or 'first_price'? Known: first_price, second_price
 """
 
 import difflib
@@ -38,7 +38,7 @@ class Registry(Generic[T]):
 
     def unknown_message(self, name: str) -> str:
         close = difflib.get_close_matches(name, self._entries, n=3, cutoff=0.5)
-        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else "."
         return f"unknown {self.kind} {name!r}{hint} Known: {', '.join(self._entries)}"
 
     def __contains__(self, name: object) -> bool:

@@ -1,0 +1,107 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mecharena import mechanisms
+from mecharena.cli import app
+
+runner = CliRunner()
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def invoke(*args):
+    return runner.invoke(app, list(args))
+
+
+def test_mechanisms_json_lists_every_mechanism_with_fields_and_version():
+    result = invoke("mechanisms", "--json")
+    assert result.exit_code == 0
+    rows = json.loads(result.stdout)
+    assert [r["name"] for r in rows] == list(mechanisms.REGISTRY)
+    sp = next(r for r in rows if r["name"] == "second_price")
+    assert sp["version"] == 1 and "Vickrey" in sp["description"]
+    assert {f["name"] for f in sp["config"]} == {"reserve_price", "reserve_visibility", "entry_fee"}
+    assert "truthful" in sp["properties"]
+    assert "second_price" in invoke("mechanisms").stdout
+
+
+def test_simulate_json_schema():
+    result = invoke("simulate", "--mechanism", "second_price", "--population", "truthful:4", "--set",
+                    "reserve_price=0.5", "--markets", "500", "--rounds", "2", "--seed", "3", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert set(data) >= {"mechanism", "config", "population", "markets", "rounds", "seed", "versions", "metrics"}
+    assert data["config"]["reserve_price"] == 0.5 and data["markets"] == 500 and data["rounds"] == 2
+    assert data["versions"] == {"mechanism": {"second_price": 1}, "agents": {"truthful": 1}}
+    for name in ("revenue", "efficiency", "welfare", "bidder_surplus", "participation"):
+        metric = data["metrics"][name]
+        assert metric["ci95"][0] <= metric["mean"] <= metric["ci95"][1]
+
+
+def test_simulate_golden_trace():
+    """A seeded run's full JSON report is stored; any change to outcomes shows up as a diff.
+    Regenerate deliberately with MECHARENA_REGEN_GOLDEN=1 (and bump the versions that changed)."""
+    path = GOLDEN / "simulate_first_price_bne.json"
+    result = invoke("simulate", "--mechanism", "first_price", "--population", "bne:3,truthful:1", "--set",
+                    "reserve_price=0.25", "--markets", "64", "--rounds", "3", "--seed", "11", "--json")
+    assert result.exit_code == 0, result.output
+    if os.environ.get("MECHARENA_REGEN_GOLDEN"):
+        path.write_text(result.stdout)
+    assert json.loads(result.stdout) == json.loads(path.read_text())
+
+
+def test_simulate_human_output_is_a_table():
+    result = invoke("simulate", "--mechanism", "mcafee", "--population", "truthful:6", "--set", "buyers=3",
+                    "--markets", "200", "--rounds", "2")
+    assert result.exit_code == 0, result.output
+    assert "efficiency" in result.stdout and "truthful:6" in result.stdout
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--mechanism", "second_prize", "--population", "truthful:3"], "unknown mechanism 'second_prize'"),
+    (["--mechanism", "second_price", "--population", "truthful:3", "--set", "reserve_price=-5"],
+     "reserve_price must be a finite float >= 0, got -5"),
+    (["--mechanism", "second_price", "--population", "truthful:3", "--set", "reserve"], "--set expects key=value"),
+    (["--mechanism", "second_price", "--population", "robot:3"], "unknown agent 'robot'"),
+    (["--mechanism", "k_double", "--population", "truthful:3", "--set", "buyers=1"] + [], None),
+    (["--mechanism", "k_double", "--population", "bne:3", "--set", "buyers=1"], "bne has no closed-form"),
+    (["--mechanism", "mcafee", "--population", "truthful:2", "--set", "buyers=2"], "buyers must be < the number"),
+    (["--mechanism", "second_price", "--population", "truthful:3", "--markets", "0"], "markets must be in"),
+    (["--mechanism", "second_price", "--population", "truthful:3", "--values", "normal"], "kind must be one of"),
+])
+def test_simulate_bad_input_exits_nonzero_with_the_message(args, message):
+    result = invoke("simulate", *args, "--markets" if "--markets" not in args else "--rounds", "5")
+    if message is None:
+        assert result.exit_code == 0, result.output
+        return
+    assert result.exit_code == 2
+    assert message in " ".join(result.output.split())
+    assert "Traceback" not in result.output
+
+
+def test_real_process_prints_no_traceback():
+    proc = subprocess.run([sys.executable, "-m", "mecharena.cli", "simulate", "--mechanism", "vickrey",
+                           "--population", "truthful:2"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "unknown mechanism 'vickrey'" in proc.stderr and "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_bench_engine_json_reports_three_paths():
+    result = invoke("bench", "engine", "--markets", "2000", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    for key in ("engine_markets_per_s", "bare_kernel_markets_per_s", "scalar_reference_markets_per_s",
+                "engine_over_bare", "engine_over_scalar", "engine_peak_bytes"):
+        assert data[key] > 0
+    assert invoke("bench", "engine", "--markets", "0").exit_code == 2
+
+
+def test_demo_json_covers_every_mechanism():
+    result = invoke("demo", "--markets", "200", "--rounds", "1", "--json")
+    assert result.exit_code == 0, result.output
+    assert {row["mechanism"] for row in json.loads(result.stdout)} == set(mechanisms.REGISTRY)
