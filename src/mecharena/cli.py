@@ -134,7 +134,9 @@ def simulate(
     markets: Annotated[int, typer.Option(help="independent markets B")] = 1000,
     rounds: Annotated[int, typer.Option(help="rounds per market T")] = 10,
     seed: Annotated[int, typer.Option(help="root seed")] = 0,
-    values: Annotated[str, typer.Option(help="value distribution: uniform | power:shape=2 | exponential:shape=3")] = "uniform",
+    values: Annotated[str, typer.Option(help="value distribution: uniform | power:shape=2 | exponential:shape=3")] = (
+        "uniform"
+    ),
     as_json: JsonFlag = False,
 ) -> None:
     """Simulate repeated markets of one mechanism and report metrics with 95% intervals."""

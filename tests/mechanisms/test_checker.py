@@ -17,7 +17,7 @@ def test_every_mechanism_passes_the_checker(name):
 
 
 def test_checker_catches_a_kernel_that_differs_from_its_reference():
-    broken = dataclasses.replace(second_price.MECHANISM, kernel=first_price.kernel)
+    broken = dataclasses.replace(second_price.MECHANISM, kernel=first_price.MECHANISM.kernel)
     with pytest.raises(MechanismCheckError, match="scalar reference"):
         check_mechanism(broken)
 
@@ -66,7 +66,7 @@ def test_checker_catches_budget_deficit():
 
     def generous_reference(config, values, bids, priority, times=None):
         ref = mech.reference(config, values, bids, priority)
-        ref["receipts"] = [r + (0.01 if a < 0 else 0.0) for r, a in zip(ref["receipts"], ref["allocation"])]
+        ref["receipts"] = [r + (0.01 if a < 0 else 0.0) for r, a in zip(ref["receipts"], ref["allocation"], strict=True)]
         ref["revenue"] = sum(ref["payments"]) - sum(ref["receipts"])
         return ref
 

@@ -6,6 +6,8 @@ higher priority. The compiled kernel makes one pass per market (it is the hottes
 arena: see ``mecharena bench engine``); the scalar reference sorts in plain Python.
 """
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any, Literal
 
 import numba
@@ -13,7 +15,7 @@ import numpy as np
 from pydantic import Field
 
 from mecharena.core.types import BoolArray, FloatArray
-from mecharena.mechanisms.base import MechanismConfig, Outcome, is_valid_number, scalar_outcome
+from mecharena.mechanisms.base import Mechanism, MechanismConfig, Outcome, is_valid_number, scalar_outcome
 
 
 class SealedBidConfig(MechanismConfig):
@@ -85,7 +87,7 @@ def _kernel(  # noqa: PLR0913 - output buffers are passed in to avoid temporarie
 
 
 def kernel(config: SealedBidConfig, values: FloatArray, bids: FloatArray, priority: FloatArray,
-           second_price: bool) -> Outcome:
+           times: None = None, *, second_price: bool) -> Outcome:
     """Batched clearing of B single-item auctions; arrays (B, N)."""
     # One block per dtype: a few large allocations are reused by the allocator without page faults.
     money = np.empty((3, *bids.shape))
@@ -99,7 +101,7 @@ def kernel(config: SealedBidConfig, values: FloatArray, bids: FloatArray, priori
 
 
 def reference(config: SealedBidConfig, values: list[float], bids: list[float],
-              priority: list[float], second_price: bool) -> dict[str, Any]:
+              priority: list[float], times: None = None, *, second_price: bool) -> dict[str, Any]:
     """One market in plain Python: sort participants by (bid, priority), highest first."""
     n = len(bids)
     valid = [is_valid_number(b) for b in bids]
@@ -116,3 +118,17 @@ def reference(config: SealedBidConfig, values: list[float], bids: list[float],
     participated = [i in entrants for i in range(n)]
     return scalar_outcome(gains, allocation, payments, [0.0] * n, valid, participated,
                           max_welfare=max([0.0, *values]))
+
+
+EXAMPLES = ({}, {"reserve_price": 0.3}, {"reserve_price": 0.5, "reserve_visibility": "secret"}, {"entry_fee": 0.05},
+            {"reserve_price": 0.2, "entry_fee": 0.1})
+
+
+def mechanism(name: str, version: int, summary: str, second_price: bool,
+              properties: Callable[[SealedBidConfig], frozenset[str]], doc: str | None) -> Mechanism:
+    """The registry record of a single-item auction with the given pricing rule."""
+    return Mechanism(
+        name=name, version=version, summary=summary, config_model=SealedBidConfig,
+        kernel=partial(kernel, second_price=second_price), reference=partial(reference, second_price=second_price),
+        properties=properties, examples=EXAMPLES, doc=doc or "",
+    )

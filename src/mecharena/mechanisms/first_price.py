@@ -12,11 +12,8 @@ Known results (values i.i.d. U[0, 1], n bidders; Krishna, *Auction Theory*, 2nd 
 * truthful bidding earns zero surplus (IR but not incentive compatible).
 """
 
-from typing import Any
-
 from mecharena.mechanisms import _single_item
 from mecharena.mechanisms._single_item import SealedBidConfig
-from mecharena.mechanisms.base import Mechanism
 
 VERSION = 1
 
@@ -25,17 +22,5 @@ def properties(config: SealedBidConfig) -> frozenset[str]:
     return frozenset() if config.entry_fee > 0 else frozenset({"ir", "payments_le_bids"})
 
 
-def kernel(config: SealedBidConfig, values: Any, bids: Any, priority: Any, times: Any = None):
-    return _single_item.kernel(config, values, bids, priority, second_price=False)
-
-
-def reference(config: SealedBidConfig, values: Any, bids: Any, priority: Any, times: Any = None):
-    return _single_item.reference(config, values, bids, priority, second_price=False)
-
-
-MECHANISM = Mechanism(
-    name="first_price", version=VERSION, summary="first-price sealed bid: highest bid wins, pays its bid",
-    config_model=SealedBidConfig, kernel=kernel, reference=reference, properties=properties,
-    examples=({}, {"reserve_price": 0.3}, {"reserve_price": 0.5, "reserve_visibility": "secret"}, {"entry_fee": 0.05}, {"reserve_price": 0.2, "entry_fee": 0.1}),
-    doc=__doc__,
-)
+MECHANISM = _single_item.mechanism("first_price", VERSION, "first-price sealed bid: highest bid wins, pays its bid",
+                                   second_price=False, properties=properties, doc=__doc__)

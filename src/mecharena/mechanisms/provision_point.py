@@ -70,6 +70,7 @@ MECHANISM = Mechanism(
     name="provision_point", version=VERSION, summary="threshold public good with refund and optional rebate",
     config_model=ProvisionPointConfig, kernel=kernel, reference=reference, properties=properties,
     market_spec=pg.market_spec, truthful=pg.truthful,
-    examples=({}, {"refund": False}, {"rebate": "proportional", "threshold": 1.0}, {"threshold": 0.5, "endowment": 0.5, "refund": False, "rebate": "proportional"}),
+    examples=({}, {"refund": False}, {"rebate": "proportional", "threshold": 1.0},
+              {"threshold": 0.5, "endowment": 0.5, "refund": False, "rebate": "proportional"}),
     doc=__doc__,
 )

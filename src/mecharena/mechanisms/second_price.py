@@ -12,11 +12,8 @@ Known results (values i.i.d. U[0, 1], n bidders; Krishna, *Auction Theory*, 2nd 
 * revenue equivalence with first price under the symmetric BNE.
 """
 
-from typing import Any
-
 from mecharena.mechanisms import _single_item
 from mecharena.mechanisms._single_item import SealedBidConfig
-from mecharena.mechanisms.base import Mechanism
 
 VERSION = 1
 
@@ -28,17 +25,5 @@ def properties(config: SealedBidConfig) -> frozenset[str]:
     return frozenset(props | ({"efficient"} if config.reserve_price == 0 else set()))
 
 
-def kernel(config: SealedBidConfig, values: Any, bids: Any, priority: Any, times: Any = None):
-    return _single_item.kernel(config, values, bids, priority, second_price=True)
-
-
-def reference(config: SealedBidConfig, values: Any, bids: Any, priority: Any, times: Any = None):
-    return _single_item.reference(config, values, bids, priority, second_price=True)
-
-
-MECHANISM = Mechanism(
-    name="second_price", version=VERSION, summary="Vickrey auction: highest bid wins, pays the second bid",
-    config_model=SealedBidConfig, kernel=kernel, reference=reference, properties=properties,
-    examples=({}, {"reserve_price": 0.3}, {"reserve_price": 0.5, "reserve_visibility": "secret"}, {"entry_fee": 0.05}, {"reserve_price": 0.2, "entry_fee": 0.1}),
-    doc=__doc__,
-)
+MECHANISM = _single_item.mechanism("second_price", VERSION, "Vickrey auction: highest bid wins, pays the second bid",
+                                   second_price=True, properties=properties, doc=__doc__)
