@@ -1,5 +1,8 @@
+import os
+
 import numpy as np
 import pytest
+from hypothesis import settings
 
 from mecharena import agents, mechanisms
 from mecharena.metrics import summarize
@@ -24,3 +27,9 @@ def within(metric: dict, expected: float, sigmas: float = 4.0) -> bool:
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+# Property tests explore new examples locally; CI replays a fixed, derandomized sequence.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.register_profile("thorough", max_examples=3000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "default"))

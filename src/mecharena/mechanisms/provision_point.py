@@ -39,7 +39,8 @@ def kernel(config: ProvisionPointConfig, values: Any, bids: Any, priority: Any, 
     valid, c = pg.valid_contributions(config, bids)
     total = c.sum(axis=1, keepdims=True)
     provided = total >= config.threshold
-    excess_share = np.where(total > 0, (total - config.threshold) / np.where(total > 0, total, 1.0), 0.0)
+    # threshold > 0, so a provided good has total > 0; elsewhere the share is unused
+    excess_share = np.where(provided, (total - config.threshold) / np.where(provided, total, 1.0), 0.0)
     rebate = c * excess_share if config.rebate == "proportional" else np.zeros_like(c)
     receipts = np.where(provided, rebate, c if config.refund else 0.0)
     gains = np.where(provided, values, 0.0)
