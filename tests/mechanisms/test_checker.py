@@ -73,3 +73,9 @@ def test_checker_catches_budget_deficit():
     broken = dataclasses.replace(mech, kernel=generous, reference=generous_reference)
     with pytest.raises(MechanismCheckError, match="lost money"):
         check_mechanism(broken)
+
+
+def test_checker_rejects_unknown_property_names():
+    typo = dataclasses.replace(second_price.MECHANISM, properties=lambda c: frozenset({"truthfull"}))
+    with pytest.raises(MechanismCheckError, match=r"promises unknown properties \['truthfull'\]"):
+        check_mechanism(typo)

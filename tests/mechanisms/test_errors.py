@@ -89,12 +89,19 @@ def test_contribution_above_endowment_and_non_monotone_marginal_bids():
     (np.ones((2, 3)), np.ones((2, 4)), np.zeros((2, 3)), r"^bids must have the shape of values \(2, 3\), got \(2, 4\)$"),
     (np.ones((2, 3)), np.ones((2, 3)), np.zeros((3, 2)), r"^priority must have shape \(B, N\) = \(2, 3\), got \(3, 2\)$"),
     (np.full((1, 2), np.nan), np.ones((1, 2)), np.zeros((1, 2)), r"^values must be finite$"),
+    (np.ones((1, 2)), np.ones((1, 2)), np.array([[0.0, np.nan]]), r"^priority must be finite$"),
     (np.ones((0, 2)), np.ones((0, 2)), np.zeros((0, 2)), r"^values must hold at least one market and one agent"),
     ([["a", "b"]], np.ones((1, 2)), np.zeros((1, 2)), r"^values must be an array of numbers"),
 ])
 def test_wrong_shapes_are_named(values, bids, priority, message):
     with pytest.raises(InvalidActionError, match=message):
         mechanisms.clear(mechanisms.get("second_price"), None, values, bids, priority)
+
+
+def test_multi_unit_values_must_be_decreasing_marginal_values():
+    with pytest.raises(InvalidActionError, match=r"^values must be non-increasing along the units axis"):
+        mechanisms.clear(mechanisms.get("vcg"), {"demand": 2}, np.array([[[0.2, 0.5]]]), np.zeros((1, 1, 2)),
+                         np.zeros((1, 1)))
 
 
 def test_multi_unit_shape_must_match_demand():

@@ -82,7 +82,7 @@ def settle(config: DoubleAuctionConfig, values: FloatArray, valid: BoolArray, bu
     """Outcome from per-agent trade flags (B, nb)/(B, ns) and per-agent prices (same shapes)."""
     nb = config.buyers
     trades = np.concatenate([buyer_trades, seller_trades], axis=1)
-    allocation = np.concatenate([buyer_trades, -seller_trades.astype(float)], axis=1).astype(float)
+    allocation = np.concatenate([buyer_trades, np.where(seller_trades, -1.0, 0.0)], axis=1).astype(float)
     payments = np.zeros(values.shape)
     receipts = np.zeros(values.shape)
     payments[:, :nb] = np.where(buyer_trades, buyer_price, 0.0)

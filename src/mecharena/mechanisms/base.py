@@ -63,7 +63,6 @@ class MarketSpec:
 
     units_per_agent: int = 0  # 0: values and bids are (B, N); K > 0: (B, N, K)
     sellers: BoolArray | None = None  # (N,)  True: the agent sells (asks) instead of bidding
-    action_low: float = 0.0
     action_high: float = float("inf")
     action_rule: str = "each bid must be finite and >= 0"
 
@@ -114,7 +113,8 @@ def check_shapes(
     """Convert to float64 and check shapes against ``values`` (B, N[, K]).
 
     Raises:
-        InvalidActionError: a shape does not match, or ``values`` is not finite.
+        InvalidActionError: a shape does not match, ``values`` or ``priority`` is not finite, or
+            marginal values increase.
     """
     values = _as_float("values", values)
     want_ndim = 3 if spec.units_per_agent else 2
@@ -125,12 +125,16 @@ def check_shapes(
         raise InvalidActionError(f"values must hold at least one market and one agent, got {values.shape}")
     if not np.isfinite(values).all():
         raise InvalidActionError("values must be finite")
+    if spec.units_per_agent and (np.diff(values, axis=2) > 0).any():
+        raise InvalidActionError("values must be non-increasing along the units axis (decreasing marginal values)")
     bids = _as_float("bids", bids)
     if bids.shape != values.shape:
         raise InvalidActionError(f"bids must have the shape of values {values.shape}, got {bids.shape}")
     priority = _as_float("priority", priority)
     if priority.shape != values.shape[:2]:
         raise InvalidActionError(f"priority must have shape (B, N) = {values.shape[:2]}, got {priority.shape}")
+    if not np.isfinite(priority).all():
+        raise InvalidActionError("priority must be finite")
     if times is not None:
         times = _as_float("times", times)
         if times.shape != values.shape[:2]:
@@ -179,19 +183,6 @@ def clear(
             + (" and times must be in [0, 1]" if mechanism.uses_times and times is not None else "")
         )
     return outcome
-
-
-def empty_outcome(shape: tuple[int, int]) -> dict[str, Any]:
-    """Zero-filled outcome fields for B x N markets, to be filled in by a NumPy kernel."""
-    b = shape[0]
-    return {
-        "allocation": np.zeros(shape),
-        "payments": np.zeros(shape),
-        "receipts": np.zeros(shape),
-        "revenue": np.zeros(b),
-        "welfare": np.zeros(b),
-        "max_welfare": np.zeros(b),
-    }
 
 
 def finish(

@@ -16,7 +16,7 @@ import numpy as np
 from mecharena.core.errors import ConfigError, MechArenaError
 from mecharena.core.seeding import generator
 from mecharena.core.types import FloatArray
-from mecharena.mechanisms.base import MarketSpec, Mechanism, Outcome, clear
+from mecharena.mechanisms.base import PROPERTIES, MarketSpec, Mechanism, Outcome, clear
 
 TOL = 1e-9
 AGENT_COUNTS = (1, 2, 3, 5, 8)
@@ -94,6 +94,8 @@ def _bid_totals(spec: MarketSpec, bids: FloatArray, allocation: FloatArray) -> F
 def _check_properties(mechanism: Mechanism, config: Any, n: int, spec: MarketSpec, values, truthful,
                       priority, times, rng: np.random.Generator) -> None:
     promised = mechanism.properties(config)
+    if unknown := set(promised) - set(PROPERTIES):
+        raise _fail(mechanism, config, n, f"promises unknown properties {sorted(unknown)}; known: {sorted(PROPERTIES)}")
     out = clear(mechanism, config, values, truthful, priority, times)
     if "ir" in promised and (out.utility < -TOL).any():
         raise _fail(mechanism, config, n, "a truthful agent has negative utility but the mechanism promises IR")
