@@ -6,7 +6,6 @@ from mecharena.agents.base import MarketContext
 from mecharena.agents.bne import shaded_bids
 from mecharena.agents.values import ValueDistribution, parse_distribution
 from mecharena.core.errors import ConfigError, UnknownIdError
-from mecharena.core.seeding import generator
 
 
 def first_price_bne(v, n, r):
@@ -52,23 +51,27 @@ def test_power_distribution_first_price_bne_closed_form():
 def context(name, config, n):
     mech = mechanisms.get(name)
     cfg = mech.config(config)
-    return MarketContext(mech, cfg, mech.market_spec(cfg, n), n, ValueDistribution(), generator(0))
+    return MarketContext(mech, cfg, mech.market_spec(cfg, n), n, ValueDistribution())
+
+
+def act(name, ctx, values):
+    agent = agents.REGISTRY.get(name)
+    return agent.act(ctx, agent.params_model(), None, values, None)
 
 
 def test_secret_reserve_is_planned_as_zero_and_public_reserve_shapes_bids():
     v = np.array([[0.6, 0.8]])
-    public = agents.REGISTRY.get("bne").act(context("first_price", {"reserve_price": 0.5}, 2), v)
-    secret = agents.REGISTRY.get("bne").act(
-        context("first_price", {"reserve_price": 0.5, "reserve_visibility": "secret"}, 2), v)
+    public = act("bne", context("first_price", {"reserve_price": 0.5}, 2), v)
+    secret = act("bne", context("first_price", {"reserve_price": 0.5, "reserve_visibility": "secret"}, 2), v)
     np.testing.assert_allclose(secret, v / 2)
     np.testing.assert_allclose(public, first_price_bne(v, 2, 0.5))
 
 
 def test_bne_refuses_mechanisms_without_a_closed_form():
     with pytest.raises(ConfigError, match=r"^bne has no closed-form equilibrium for k_double"):
-        agents.REGISTRY.get("bne").act(context("k_double", {"buyers": 1}, 2), np.ones((1, 2)))
+        act("bne", context("k_double", {"buyers": 1}, 2), np.ones((1, 2)))
     with pytest.raises(ConfigError, match=r"^bne has no closed form with entry_fee > 0"):
-        agents.REGISTRY.get("bne").act(context("first_price", {"entry_fee": 0.1}, 2), np.ones((1, 2)))
+        act("bne", context("first_price", {"entry_fee": 0.1}, 2), np.ones((1, 2)))
 
 
 def test_distributions_invert_their_cdf():
@@ -88,7 +91,7 @@ def test_distribution_and_population_specs():
         parse_distribution("power:shape")
     pop = agents.population("bne:3, truthful:2")
     assert pop.size == 5 and pop.spec == "bne:3,truthful:2"
-    with pytest.raises(ConfigError, match=r"^population must look like TYPE:COUNT\[,TYPE:COUNT\.\.\.\], got 'bne' in 'bne'$"):
+    with pytest.raises(ConfigError, match=r"^population must look like TYPE\[\(name=value,\.\.\.\)\]:COUNT\[,\.\.\.\], got 'bne' in 'bne'$"):
         agents.population("bne")
     with pytest.raises(ConfigError, match=r"^population count for 'bne' must be in \[1, 10000\], got 0$"):
         agents.population("bne:0")
@@ -97,8 +100,9 @@ def test_distribution_and_population_specs():
 
 
 def test_mixed_population_fills_seats_in_order():
-    ctx = context("first_price", {}, 4)
-    v = np.full((2, 4), 0.8)
-    bids = agents.population("truthful:1,bne:3").act(ctx, v)
-    assert (bids[:, 0] == 0.8).all()
-    np.testing.assert_allclose(bids[:, 1:], first_price_bne(v[:, 1:], 4, 0.0))
+    from mecharena.sim import make_episode, play
+
+    episode = make_episode(mechanisms.get("first_price"), {}, agents.population("truthful:1,bne:3"), markets=50, seed=0)
+    record = next(play(episode, 1))
+    np.testing.assert_array_equal(record.bids[:, 0], record.values[:, 0])
+    np.testing.assert_allclose(record.bids[:, 1:], first_price_bne(record.values[:, 1:], 4, 0.0))

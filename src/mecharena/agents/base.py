@@ -1,40 +1,125 @@
-"""What an agent type is: a batched policy from private values to actions.
+"""What an agent type is: a batched, possibly adaptive policy.
 
-A policy sees a :class:`MarketContext` (the mechanism, its config, market size, the value
-distribution everyone knows) and its values, and returns bids of the same shape for all B
-markets at once: no per-agent Python objects.
+An agent type acts for a *group* of seats in all B markets at once: it receives the values of
+its seats (B, S[, K]) and returns an :class:`Action` of the same leading shape; no per-agent
+Python objects. Adaptive types keep a state (any frozen structure of arrays with leading axes
+(B, S)) that :func:`AgentType.update` rebuilds from what the market revealed
+(:class:`Observation`, public) and what each seat privately learned (:class:`Feedback`).
+Randomness comes only from :class:`Draws`, keyed by seed, group, round and market.
 """
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from mecharena.agents.values import ValueDistribution
-from mecharena.core.types import FloatArray
+from mecharena.core.config import StrictModel
+from mecharena.core.seeding import Key, market_uniforms
+from mecharena.core.types import BoolArray, FloatArray
 from mecharena.mechanisms.base import MarketSpec, Mechanism
+from mecharena.mechanisms.policy import Enforcement, InformationPolicy
+
+
+@dataclass(frozen=True, slots=True)
+class Draws:
+    """Market-keyed uniform draws for one group in one round: independent of batch splits."""
+
+    seed: int
+    key: Key
+    start: int
+    markets: int
+
+    def uniform(self, tag: str, *tail: int) -> FloatArray:
+        """U[0, 1) draws of shape (B, *tail) for stream ``tag``."""
+        return market_uniforms(self.seed, (*self.key, tag), self.start, (self.markets, *tail))
 
 
 @dataclass(frozen=True, slots=True)
 class MarketContext:
-    """Public facts about the market an agent bids in."""
+    """Public facts about the market: the rules, its size and the common prior."""
 
     mechanism: Mechanism
-    config: object
+    config: Any
     spec: MarketSpec
     n_agents: int
     values: ValueDistribution
-    rng: np.random.Generator  # market-keyed draws for stochastic policies
+    information: InformationPolicy = InformationPolicy()
+    enforcement: Enforcement = Enforcement()
+
+    @property
+    def visible_reserve(self) -> float:
+        """The reserve as agents know it: 0 when the policy or the config keeps it secret."""
+        public = self.information.reserve and getattr(self.config, "reserve_visibility", "public") == "public"
+        return float(getattr(self.config, "reserve_price", 0.0)) if public else 0.0
 
 
-Policy = Callable[[MarketContext, FloatArray], FloatArray]
+@dataclass(frozen=True, slots=True)
+class Action:
+    """What a group does in one round. Arrays have leading shape (B, S)."""
+
+    bids: FloatArray  # (B, S[, K])
+    enter: BoolArray | None = None  # (B, S)  False: the seat sits out (its bid is ignored)
+    times: FloatArray | None = None  # (B, S)  order times in [0, 1] (sequential mechanisms)
+    colluding: BoolArray | None = None  # (B, S)  bidding under a collusive agreement (found by audits)
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """What the market announced after a round, per its information policy (None: hidden)."""
+
+    price: FloatArray  # (B,)  mean price per unit sold; NaN when hidden or nothing sold
+    winners: BoolArray | None  # (B, N)  seats allocated
+    bids: FloatArray | None  # (B, N[, K])  every bid (0: sat out or abstained)
+    bid_quantiles: FloatArray | None  # (B, 5)  min, quartiles, max of the positive bids; NaN if none
+
+
+@dataclass(frozen=True, slots=True)
+class Feedback:
+    """What each seat privately learned about itself in a round."""
+
+    allocation: FloatArray  # (B, S)
+    paid: FloatArray  # (B, S)  payments minus receipts
+    penalty: FloatArray  # (B, S)  fines charged this round
+    utility: FloatArray  # (B, S)  net of fines
+    active: BoolArray  # (B, S)  took part this round
+
+
+class NoParams(StrictModel):
+    """An agent type without parameters."""
+
+
+def _no_state(context: MarketContext, params: Any, seats: int, draws: Draws) -> None:
+    return None
+
+
+def _keep_state(context, params, state, values, action, observation, feedback, draws):
+    return state
 
 
 @dataclass(frozen=True, slots=True)
 class AgentType:
-    """A registered agent type."""
+    """A registered agent type.
+
+    ``act(context, params, state, values, draws) -> Action | bids``;
+    ``init(context, params, seats, draws) -> state``;
+    ``update(context, params, state, values, action, observation, feedback, draws) -> state``.
+    """
 
     name: str
     version: int
     summary: str
-    act: Policy  # (context, values (B, N[, K])) -> bids of the same shape
+    act: Callable[..., Action | FloatArray]
+    init: Callable[..., Any] = _no_state
+    update: Callable[..., Any] = _keep_state
+    params_model: type[StrictModel] = NoParams
+    identities: Callable[[Any], int] = lambda params: 1  # seats one agent occupies (sybils: m)
+
+    @property
+    def adaptive(self) -> bool:
+        return self.update is not _keep_state
+
+
+def as_action(result: Action | FloatArray) -> Action:
+    return result if isinstance(result, Action) else Action(bids=np.asarray(result, dtype=float))

@@ -9,7 +9,7 @@ where Y is the k-th highest of the other n - 1 values and
 ``G(y) = sum_{j<k} C(n-1, j) F(y)^(n-1-j) (1 - F(y))^j`` its CDF (Krishna, *Auction Theory*,
 2nd ed., prop. 2.2 and ch. 13; Riley and Samuelson 1981). With F uniform on [0, 1] and
 k = 1 this is ``v - (v^n - r^n) / (n v^(n-1))``. A value below r bids its value (it cannot win).
-A secret reserve is planned as if it were the lowest value. Where truthful bidding is
+A secret or unannounced reserve is planned as if it were the lowest value. Where truthful bidding is
 dominant the agent bids truthfully; in the linear public-goods game it contributes 0 when
 the MPCR is below 1 (the selfish Nash equilibrium) and everything above 1.
 
@@ -53,16 +53,15 @@ def shaded_bids(dist: ValueDistribution, values: FloatArray, n: int, k: int, res
     return np.where(values >= start, np.interp(values, grid, curve), values)
 
 
-def act(context: MarketContext, values: FloatArray) -> FloatArray:
+def act(context: MarketContext, params, state, values: FloatArray, draws) -> FloatArray:
     name, config = context.mechanism.name, context.config
     if name == "first_price" or name == "pay_as_bid":
         if getattr(config, "entry_fee", 0.0) > 0:
             raise ConfigError("bne has no closed form with entry_fee > 0; set entry_fee=0")
         if getattr(config, "demand", 1) != 1:
             raise ConfigError("bne for pay_as_bid needs unit demand (demand=1)")
-        reserve = config.reserve_price if getattr(config, "reserve_visibility", "public") == "public" else 0.0
         k = getattr(config, "units", 1)
-        return shaded_bids(context.values, values, context.n_agents, k, reserve)
+        return shaded_bids(context.values, values, context.n_agents, k, context.visible_reserve)
     if name == "vcm":
         return np.full_like(values, config.endowment if config.mpcr > 1 else 0.0)
     if "truthful" in context.mechanism.properties(config):

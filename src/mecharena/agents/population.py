@@ -1,64 +1,137 @@
 """Populations: which agent type plays each seat of a market.
 
-A spec is ``TYPE:COUNT[,TYPE:COUNT...]``, e.g. ``truthful:5`` or ``bne:3,truthful:2``; seats
-are filled in the order given (so in two-sided markets the first seats are the buyers).
+A spec is a comma-separated list of ``TYPE[(name=value,...)]:COUNT``, e.g. ``truthful:5``,
+``bne:3,truthful:2`` or ``cartel:3,dropout(outside=0.1):4,sybil(m=2):1``. Groups take seats in
+the order given (so in two-sided markets the first seats are the buyers). An agent with m
+identities (a sybil) takes m consecutive seats; the first is its own, the others are owned by it.
 """
 
+import json
+import re
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from mecharena.agents.base import AgentType, MarketContext
+from mecharena.agents.base import AgentType
+from mecharena.core.config import StrictModel
 from mecharena.core.errors import ConfigError
-from mecharena.core.types import FloatArray
+from mecharena.core.types import IntArray
 
 MAX_AGENTS = 10_000
+_GROUP = re.compile(r"^\s*([A-Za-z_][\w-]*)\s*(?:\((.*)\))?\s*:\s*(\S+)\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """``count`` agents of one type with the same parameters, on seats ``start .. stop - 1``."""
+
+    agent: AgentType
+    params: StrictModel
+    count: int
+    start: int
+    identities: int
+
+    @property
+    def stop(self) -> int:
+        return self.start + self.count * self.identities
+
+    @property
+    def seats(self) -> slice:
+        return slice(self.start, self.stop)
+
+    @property
+    def label(self) -> str:
+        fields = self.params.model_dump(exclude_defaults=True)
+        args = ",".join(f"{k}={v}" for k, v in fields.items())
+        return f"{self.agent.name}({args})" if args else self.agent.name
 
 
 @dataclass(frozen=True, slots=True)
 class Population:
-    """Agent types and how many seats each holds."""
+    """Agent groups and the seats they hold."""
 
-    groups: tuple[tuple[AgentType, int], ...]
+    groups: tuple[Group, ...]
 
     @property
     def size(self) -> int:
-        return sum(count for _, count in self.groups)
+        """N, the number of seats."""
+        return self.groups[-1].stop
 
     @property
     def spec(self) -> str:
-        return ",".join(f"{agent.name}:{count}" for agent, count in self.groups)
+        return ",".join(f"{g.label}:{g.count}" for g in self.groups)
 
     @property
     def versions(self) -> dict[str, int]:
-        return {agent.name: agent.version for agent, _ in self.groups}
+        return {g.agent.name: g.agent.version for g in self.groups}
 
-    def act(self, context: MarketContext, values: FloatArray) -> FloatArray:
-        """Bids of every seat (B, N[, K]): each type acts on its own seats' values."""
-        bids = np.empty_like(values)
-        seat = 0
-        for agent, count in self.groups:
-            bids[:, seat: seat + count] = agent.act(context, values)[:, seat: seat + count]
-            seat += count
-        return bids
+    @property
+    def owner(self) -> IntArray:
+        """(N,) the seat of the agent that owns each seat (itself, except false-name identities)."""
+        owner = np.arange(self.size)
+        for g in self.groups:
+            for j in range(g.count):
+                first = g.start + j * g.identities
+                owner[first: first + g.identities] = first
+        return owner
+
+
+def _split_groups(spec: str) -> list[str]:
+    parts, depth, current = [], 0, []
+    for ch in spec:
+        depth += (ch == "(") - (ch == ")")
+        if ch == "," and depth == 0:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    parts.append("".join(current))
+    return [p for p in parts if p.strip()]
+
+
+def _parse_params(agent: AgentType, text: str | None, part: str) -> StrictModel:
+    fields: dict[str, Any] = {}
+    for item in filter(None, (p.strip() for p in (text or "").split(","))):
+        name, eq, raw = item.partition("=")
+        if not eq:
+            raise ConfigError(f"agent parameter must look like name=value, got {item!r} in {part!r}")
+        try:
+            fields[name.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            fields[name.strip()] = raw.strip()
+    try:
+        return agent.params_model.build(**fields)
+    except ConfigError as exc:
+        raise ConfigError(f"{agent.name}: {exc}") from None
 
 
 def parse_population(spec: str, registry) -> Population:
-    """Parse ``TYPE:COUNT,...`` against the agent ``registry``.
+    """Parse ``TYPE[(name=value,...)]:COUNT,...`` against the agent ``registry``.
 
     Raises:
-        ConfigError: malformed spec or count out of range.
+        ConfigError: malformed spec, bad parameters or count out of range.
         UnknownIdError: unknown agent type.
     """
-    groups = []
-    for part in filter(None, (p.strip() for p in spec.split(","))):
-        name, colon, count = part.partition(":")
-        if not colon or not count.strip().isdigit():
-            raise ConfigError(f"population must look like TYPE:COUNT[,TYPE:COUNT...], got {part!r} in {spec!r}")
-        n = int(count)
-        if not 1 <= n <= MAX_AGENTS:
-            raise ConfigError(f"population count for {name!r} must be in [1, {MAX_AGENTS}], got {n}")
-        groups.append((registry.get(name.strip()), n))
+    groups: list[Group] = []
+    seat = 0
+    for part in _split_groups(spec):
+        match = _GROUP.match(part)
+        if not match or not match.group(3).isdigit():
+            raise ConfigError(
+                f"population must look like TYPE[(name=value,...)]:COUNT[,...], got {part.strip()!r} in {spec!r}"
+            )
+        name, params_text, count_text = match.groups()
+        count = int(count_text)
+        if not 1 <= count <= MAX_AGENTS:
+            raise ConfigError(f"population count for {name!r} must be in [1, {MAX_AGENTS}], got {count}")
+        agent = registry.get(name)
+        params = _parse_params(agent, params_text, part.strip())
+        group = Group(agent, params, count, seat, agent.identities(params))
+        groups.append(group)
+        seat = group.stop
     if not groups:
         raise ConfigError(f"population must name at least one TYPE:COUNT, got {spec!r}")
+    if seat > MAX_AGENTS:
+        raise ConfigError(f"population must have at most {MAX_AGENTS} seats, got {seat}")
     return Population(tuple(groups))

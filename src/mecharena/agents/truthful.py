@@ -7,7 +7,7 @@ from mecharena.core.types import FloatArray
 VERSION = 1
 
 
-def act(context: MarketContext, values: FloatArray) -> FloatArray:
+def act(context: MarketContext, params, state, values: FloatArray, draws) -> FloatArray:
     return context.mechanism.truthful(context.config, values, context.spec)
 
 

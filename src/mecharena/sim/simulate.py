@@ -1,8 +1,8 @@
-"""Repeated independent markets: draw values -> agents act -> clear -> record.
+"""Repeated markets summarised per market-round (see :mod:`mecharena.sim.loop` for the loop).
 
-Pure function of its arguments. Round t of market b uses values and priorities keyed by
-(seed, stream, t, b) only, so a run split into blocks of markets (``start``) reproduces the
-same rows bit for bit.
+Pure function of its arguments. Round t of market b uses values, priorities and agent draws
+keyed by (seed, stream, t, b) only, so a run split into blocks of markets (``start``)
+reproduces the same rows bit for bit.
 """
 
 from collections.abc import Callable
@@ -11,16 +11,13 @@ from typing import Any
 
 import numpy as np
 
-from mecharena.agents.base import MarketContext
 from mecharena.agents.population import Population
 from mecharena.agents.values import ValueDistribution
-from mecharena.core.errors import ConfigError
-from mecharena.core.seeding import generator, market_uniforms
 from mecharena.core.types import FloatArray
-from mecharena.mechanisms.base import Mechanism, clear
+from mecharena.mechanisms.base import Mechanism
+from mecharena.sim.loop import make_episode, play
+from mecharena.mechanisms.policy import Enforcement, InformationPolicy
 
-MAX_MARKETS = 10_000_000
-MAX_ROUNDS = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +27,7 @@ class Trace:
     revenue: FloatArray  # (T, B)
     welfare: FloatArray  # (T, B)
     max_welfare: FloatArray  # (T, B)
-    surplus: FloatArray  # (T, B)  sum of agents' utilities
+    surplus: FloatArray  # (T, B)  sum of agents' utilities, net of penalties
     participation: FloatArray  # (T, B)  share of agents that participated
     invalid: FloatArray  # (T, B)  share of agents whose action was invalid
 
@@ -44,19 +41,23 @@ def simulate(
     rounds: int,
     seed: int,
     values: ValueDistribution | None = None,
+    information: InformationPolicy | None = None,
+    enforcement: Enforcement | None = None,
     start: int = 0,
     on_round: Callable[[int], None] | None = None,
 ) -> Trace:
-    """Run ``rounds`` rounds of ``markets`` independent markets.
+    """Run ``rounds`` rounds of ``markets`` markets and keep per market-round aggregates.
 
     Args:
         mechanism: the mechanism record.
         config: its config (model, dict or None).
-        population: who bids in each seat; its size is N.
+        population: who plays each seat; its size is N.
         markets: B, number of independent markets.
-        rounds: T, rounds per market (fresh values every round).
+        rounds: T, rounds per market (fresh values every round; adaptive agents carry state).
         seed: root seed.
         values: the value distribution (default U[0, 1]).
+        information: what the market reveals (default: reserve and clearing price).
+        enforcement: penalties and audits (default: none).
         start: index of the first market (for splitting a run into blocks).
         on_round: called with the round index after each round (progress bars).
 
@@ -66,28 +67,17 @@ def simulate(
     Raises:
         ConfigError: markets, rounds or the config out of range.
     """
-    if not 1 <= markets <= MAX_MARKETS:
-        raise ConfigError(f"markets must be in [1, {MAX_MARKETS}], got {markets}")
-    if not 1 <= rounds <= MAX_ROUNDS:
-        raise ConfigError(f"rounds must be in [1, {MAX_ROUNDS}], got {rounds}")
-    config = mechanism.config(config)
-    values = values or ValueDistribution()
-    n = population.size
-    spec = mechanism.market_spec(config, n)
-    tail = (spec.units_per_agent,) if spec.units_per_agent else ()
+    episode = make_episode(mechanism, config, population, markets=markets, seed=seed, values=values,
+                           information=information, enforcement=enforcement, start=start)
     records: dict[str, list[FloatArray]] = {name: [] for name in Trace.__slots__}
-    for t in range(rounds):
-        draws = values.sample(seed, ("values", t), start, (markets, n, *tail))
-        context = MarketContext(mechanism, config, spec, n, values, generator(seed, ("agents", t, start)))
-        bids = population.act(context, draws)
-        priority = market_uniforms(seed, ("priority", t), start, (markets, n))
-        outcome = clear(mechanism, config, draws, bids, priority, strict=False)
-        records["revenue"].append(outcome.revenue)
-        records["welfare"].append(outcome.welfare)
-        records["max_welfare"].append(outcome.max_welfare)
-        records["surplus"].append(outcome.utility.sum(axis=1))
-        records["participation"].append(outcome.participated.mean(axis=1))
-        records["invalid"].append(1.0 - outcome.valid.mean(axis=1))
+    for record in play(episode, rounds):
+        out = record.outcome
+        records["revenue"].append(out.revenue + record.penalties.sum(axis=1))
+        records["welfare"].append(record.welfare)
+        records["max_welfare"].append(out.max_welfare)
+        records["surplus"].append(record.utility.sum(axis=1))
+        records["participation"].append(out.participated.mean(axis=1))
+        records["invalid"].append(1.0 - out.valid.mean(axis=1))
         if on_round is not None:
-            on_round(t)
+            on_round(record.round)
     return Trace(**{name: np.stack(rows) for name, rows in records.items()})

@@ -1,0 +1,247 @@
+"""The round loop: reveal -> agents act -> clear -> settle payments and penalties -> agents update.
+
+:func:`play_round` is a pure function of the episode's fixed :class:`Episode` (the rules and the
+population) and the :class:`LoopState`; it returns the next state and a :class:`RoundRecord`
+with everything that happened, which the ledger stores and the metrics summarise.
+
+Settlement beyond the mechanism's own payments:
+
+* a seat that took part last round and sits out this one has *exited* and pays the
+  withdrawal penalty;
+* each market-round is audited with the audit probability; an audit fines every seat that
+  bid under a collusive agreement (collusion penalty) and, per false-name identity that bid,
+  the agent owning it (shill penalty);
+* an agent with several identities is one economic agent: its gain is its value for the units
+  all its identities won (unit demand: at most one), its payments are theirs summed, and its
+  utility is booked on its own seat.
+"""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mecharena.agents.base import Action, Draws, Feedback, MarketContext, Observation, as_action
+from mecharena.agents.population import Population
+from mecharena.agents.values import ValueDistribution
+from mecharena.core.errors import ConfigError
+from mecharena.core.seeding import market_uniforms
+from mecharena.core.types import BoolArray, FloatArray, IntArray
+from mecharena.mechanisms.base import Mechanism, Outcome, clear
+from mecharena.mechanisms.policy import Enforcement, InformationPolicy
+
+MAX_MARKETS = 10_000_000
+MAX_ROUNDS = 1_000_000
+QUANTILES = (0.0, 0.25, 0.5, 0.75, 1.0)
+_MERGEABLE = {"first_price", "second_price", "uniform_price", "pay_as_bid", "vcg", "posted_price"}
+
+
+@dataclass(frozen=True, slots=True)
+class Episode:
+    """Everything fixed during an episode (the params, in the pure-function sense)."""
+
+    context: MarketContext
+    population: Population
+    seed: int
+    markets: int  # B
+    start: int = 0  # index of the first market, for runs split into blocks
+
+    @property
+    def owner(self) -> IntArray:
+        return self.population.owner
+
+
+@dataclass(frozen=True, slots=True)
+class LoopState:
+    """What changes from round to round."""
+
+    round: int
+    agents: tuple[Any, ...]  # one state per population group
+    active: BoolArray  # (B, N)  took part in the previous round
+
+
+@dataclass(frozen=True, slots=True)
+class RoundRecord:
+    """Everything that happened in one round of B markets."""
+
+    round: int
+    values: FloatArray  # (B, N[, K])  values used for clearing (false names carry their owner's)
+    bids: FloatArray  # (B, N[, K])  bids as cleared (0 where the seat sat out)
+    times: FloatArray | None  # (B, N)
+    priority: FloatArray  # (B, N)
+    active: BoolArray  # (B, N)
+    colluding: BoolArray  # (B, N)
+    exited: BoolArray  # (B, N)
+    audited: BoolArray  # (B,)
+    penalties: FloatArray  # (B, N)
+    outcome: Outcome
+    utility: FloatArray  # (B, N)  per economic agent (false names 0), net of penalties
+    welfare: FloatArray  # (B,)  realized, identities merged
+    observation: Observation
+    digest: IntArray  # (B,) uint64 digest of what each market revealed
+
+
+def make_episode(
+    mechanism: Mechanism,
+    config: Any,
+    population: Population,
+    *,
+    markets: int,
+    seed: int,
+    values: ValueDistribution | None = None,
+    information: InformationPolicy | None = None,
+    enforcement: Enforcement | None = None,
+    start: int = 0,
+) -> Episode:
+    """Validate and assemble an :class:`Episode`.
+
+    Raises:
+        ConfigError: markets out of range, or a population that the mechanism cannot host.
+    """
+    if not 1 <= markets <= MAX_MARKETS:
+        raise ConfigError(f"markets must be in [1, {MAX_MARKETS}], got {markets}")
+    config = mechanism.config(config)
+    n = population.size
+    spec = mechanism.market_spec(config, n)
+    if (population.owner != np.arange(n)).any() and (mechanism.name not in _MERGEABLE or spec.units_per_agent):
+        raise ConfigError(
+            f"agents with several identities need a one-sided unit-demand mechanism "
+            f"({', '.join(sorted(_MERGEABLE))}), got {mechanism.name}"
+        )
+    context = MarketContext(mechanism, config, spec, n, values or ValueDistribution(),
+                            information or InformationPolicy(), enforcement or Enforcement())
+    return Episode(context, population, seed, markets, start)
+
+
+def initial_state(episode: Episode) -> LoopState:
+    """Every group's initial state; every seat starts in the market."""
+    states = tuple(
+        g.agent.init(episode.context, g.params, g.stop - g.start, Draws(episode.seed, ("init", i), episode.start,
+                                                                         episode.markets))
+        for i, g in enumerate(episode.population.groups)
+    )
+    return LoopState(0, states, np.ones((episode.markets, episode.population.size), dtype=bool))
+
+
+def _gather_actions(episode: Episode, state: LoopState, values: FloatArray) -> tuple[list[Action], Action]:
+    """Each group's action, and all of them side by side (B, N)."""
+    ctx, b, n = episode.context, episode.markets, episode.population.size
+    actions = []
+    for i, g in enumerate(episode.population.groups):
+        draws = Draws(episode.seed, ("agent", i, state.round), episode.start, b)
+        action = as_action(g.agent.act(ctx, g.params, state.agents[i], values[:, g.seats], draws))
+        if action.bids.shape != values[:, g.seats].shape:
+            raise ConfigError(f"agent {g.agent.name} returned bids of shape {action.bids.shape}, "
+                              f"expected {values[:, g.seats].shape}")
+        actions.append(action)
+    bids = np.concatenate([a.bids for a in actions], axis=1)
+    enter = np.concatenate([np.ones((b, a.bids.shape[1]), bool) if a.enter is None else a.enter for a in actions], 1)
+    colluding = np.concatenate(
+        [np.zeros((b, a.bids.shape[1]), bool) if a.colluding is None else a.colluding for a in actions], 1)
+    times = None
+    if ctx.mechanism.uses_times and any(a.times is not None for a in actions):
+        arrival = market_uniforms(episode.seed, ("times", state.round), episode.start, (b, n))
+        times = np.concatenate([arrival[:, g.seats] if a.times is None else a.times
+                                for g, a in zip(episode.population.groups, actions, strict=True)], axis=1)
+    return actions, Action(bids=bids, enter=enter, times=times, colluding=colluding)
+
+
+def observe(context: MarketContext, outcome: Outcome, bids: FloatArray) -> Observation:
+    """What the information policy lets agents see after the round."""
+    policy = context.information
+    bought = np.maximum(outcome.allocation, 0.0)
+    units = bought.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        price = np.where(units > 0, (outcome.payments * (bought > 0)).sum(axis=1) / units, np.nan)
+    quantiles = None
+    if policy.bid_distribution:
+        flat = bids.reshape(bids.shape[0], -1)
+        positive = np.where(flat > 0, flat, np.nan)
+        has = (flat > 0).any(axis=1)
+        quantiles = np.full((bids.shape[0], len(QUANTILES)), np.nan)
+        if has.any():
+            quantiles[has] = np.nanquantile(positive[has], QUANTILES, axis=1).T
+    return Observation(
+        price=price if policy.clearing_price else np.full(units.shape, np.nan),
+        winners=(outcome.allocation > 0) if policy.winner_identity else None,
+        bids=bids.copy() if policy.competing_bids else None,
+        bid_quantiles=quantiles,
+    )
+
+
+def digest(observation: Observation) -> IntArray:
+    """A 64-bit FNV-style digest per market of every revealed field (hidden fields count as absent)."""
+    columns = [observation.price[:, None]]
+    for part in (observation.winners, observation.bids, observation.bid_quantiles):
+        if part is not None:
+            columns.append(np.asarray(part, dtype=float).reshape(part.shape[0], -1))
+    bits = np.ascontiguousarray(np.concatenate(columns, axis=1)).view(np.uint64)
+    h = np.full(bits.shape[0], 14695981039346656037, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for c in range(bits.shape[1]):
+            h = (h ^ bits[:, c]) * np.uint64(1099511628211)
+    return h
+
+
+def _merge_identities(episode: Episode, values: FloatArray, outcome: Outcome) -> tuple[FloatArray, FloatArray]:
+    """Utility per economic agent (booked on its own seat) and welfare, for unit demand."""
+    owner = episode.owner
+    n = owner.size
+    if (owner == np.arange(n)).all():
+        return outcome.utility, outcome.welfare
+    to_owner = np.zeros((n, n))
+    to_owner[np.arange(n), owner] = 1.0  # seat -> owning seat
+    units = outcome.allocation @ to_owner
+    paid = (outcome.payments - outcome.receipts) @ to_owner
+    is_owner = owner == np.arange(n)
+    gain = np.where(is_owner, values * np.minimum(units, 1.0), 0.0)
+    return np.where(is_owner, gain - paid, 0.0), gain.sum(axis=1)
+
+
+def play_round(episode: Episode, state: LoopState) -> tuple[LoopState, RoundRecord]:
+    """One round of every market. Pure: returns the next state and the round's record."""
+    ctx, pop, t = episode.context, episode.population, state.round
+    b, n = episode.markets, pop.size
+    tail = (ctx.spec.units_per_agent,) if ctx.spec.units_per_agent else ()
+    values = ctx.values.sample(episode.seed, ("values", t), episode.start, (b, n, *tail))[:, episode.owner]
+    actions, joint = _gather_actions(episode, state, values)
+    enter = joint.enter
+    bids = np.where(enter.reshape(enter.shape + (1,) * len(tail)), joint.bids, 0.0)
+    priority = market_uniforms(episode.seed, ("priority", t), episode.start, (b, n))
+    outcome = clear(ctx.mechanism, ctx.config, values, bids, priority, joint.times, strict=False)
+    utility, welfare = _merge_identities(episode, values, outcome)
+
+    rules = ctx.enforcement
+    audited = market_uniforms(episode.seed, ("audit", t), episode.start, (b,)) < rules.audit_probability
+    exited = state.active & ~enter
+    colluding = joint.colluding & enter
+    false_name = (episode.owner != np.arange(n))[None, :] & enter & (bids.reshape(b, n, -1) > 0).any(axis=2)
+    shill_counts = np.zeros((b, n))
+    np.add.at(shill_counts.T, episode.owner, false_name.T.astype(float))  # charge the owner
+    penalties = (rules.withdrawal_penalty * exited
+                 + audited[:, None] * (rules.collusion_penalty * colluding + rules.shill_penalty * shill_counts))
+    utility = utility - penalties
+
+    observation = observe(ctx, outcome, bids)
+    new_states = []
+    for i, (g, action) in enumerate(zip(pop.groups, actions, strict=True)):
+        s = g.seats
+        feedback = Feedback(allocation=outcome.allocation[:, s], paid=(outcome.payments - outcome.receipts)[:, s],
+                            penalty=penalties[:, s], utility=utility[:, s], active=enter[:, s])
+        draws = Draws(episode.seed, ("update", i, t), episode.start, b)
+        new_states.append(g.agent.update(ctx, g.params, state.agents[i], values[:, s], action, observation,
+                                         feedback, draws))
+    record = RoundRecord(t, values, bids, joint.times, priority, enter, colluding, exited, audited, penalties,
+                         outcome, utility, welfare, observation, digest(observation))
+    return LoopState(t + 1, tuple(new_states), enter), record
+
+
+def play(episode: Episode, rounds: int) -> Iterator[RoundRecord]:
+    """Records of ``rounds`` consecutive rounds from the initial state."""
+    if not 1 <= rounds <= MAX_ROUNDS:
+        raise ConfigError(f"rounds must be in [1, {MAX_ROUNDS}], got {rounds}")
+    state = initial_state(episode)
+    for _ in range(rounds):
+        state, record = play_round(episode, state)
+        yield record
