@@ -1,18 +1,34 @@
-"""Agent types (batched policies), value distributions and populations."""
+"""Agent types (batched policies), value distributions and populations.
 
-from mecharena.agents import bne, truthful
-from mecharena.agents.base import AgentType, MarketContext
+Every module of this package that defines ``AGENT`` (an :class:`AgentType`) is registered
+under ``AGENT.name``.
+"""
+
+import importlib
+import pkgutil
+
+from mecharena.agents.base import Action, AgentType, Draws, Feedback, MarketContext, Observation
 from mecharena.agents.population import Population, parse_population
 from mecharena.agents.values import ValueDistribution, parse_distribution
 from mecharena.core.registry import Registry
 
-REGISTRY: Registry[AgentType] = Registry("agent", {a.AGENT.name: a.AGENT for a in (truthful, bne)})
+
+def _discover() -> dict[str, AgentType]:
+    found = {}
+    for info in pkgutil.iter_modules(__path__):
+        agent = getattr(importlib.import_module(f"{__name__}.{info.name}"), "AGENT", None)
+        if isinstance(agent, AgentType):
+            found[agent.name] = agent
+    return found
+
+
+REGISTRY: Registry[AgentType] = Registry("agent", _discover())
 
 
 def population(spec: str) -> Population:
-    """Parse a population spec such as ``truthful:3,bne:2``."""
+    """Parse a population spec such as ``truthful:3,bne:2`` or ``dropout(outside=0.1):4``."""
     return parse_population(spec, REGISTRY)
 
 
-__all__ = ["REGISTRY", "AgentType", "MarketContext", "Population", "ValueDistribution", "parse_distribution",
-           "population"]
+__all__ = ["REGISTRY", "Action", "AgentType", "Draws", "Feedback", "MarketContext", "Observation", "Population",
+           "ValueDistribution", "parse_distribution", "population"]

@@ -184,7 +184,7 @@ def digest(observation: Observation) -> IntArray:
     return h
 
 
-def _merge_identities(episode: Episode, values: FloatArray, outcome: Outcome) -> tuple[FloatArray, FloatArray]:
+def merge_identities(episode: Episode, values: FloatArray, outcome: Outcome) -> tuple[FloatArray, FloatArray]:
     """Utility per economic agent (booked on its own seat) and welfare, for unit demand."""
     owner = episode.owner
     n = owner.size
@@ -210,7 +210,7 @@ def play_round(episode: Episode, state: LoopState) -> tuple[LoopState, RoundReco
     bids = np.where(enter.reshape(enter.shape + (1,) * len(tail)), joint.bids, 0.0)
     priority = market_uniforms(episode.seed, ("priority", t), episode.start, (b, n))
     outcome = clear(ctx.mechanism, ctx.config, values, bids, priority, joint.times, strict=False)
-    utility, welfare = _merge_identities(episode, values, outcome)
+    utility, welfare = merge_identities(episode, values, outcome)
 
     rules = ctx.enforcement
     audited = market_uniforms(episode.seed, ("audit", t), episode.start, (b,)) < rules.audit_probability
