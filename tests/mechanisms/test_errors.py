@@ -17,6 +17,7 @@ OUT_OF_RANGE = [
     ("mcafee", "buyers", 0, r"buyers must be a finite int in \[1, 100000\], got 0"),
     ("k_double", "k", 1.5, r"k must be a finite float in \[0, 1\], got 1\.5"),
     ("cda", "buyers", "two", r"buyers must be a finite int in \[1, 100000\], got 'two'"),
+    ("cda", "orders", 65, r"orders must be a finite int in \[1, 64\], got 65"),
     ("posted_price", "price", -1, r"price must be a finite float >= 0, got -1"),
     ("posted_price", "units", 0, r"units must be a finite int in \[1, 100000\], got 0"),
     ("vcm", "mpcr", 0, r"mpcr must be a finite float in \(0, 100\], got 0"),

@@ -9,7 +9,7 @@ Randomness comes only from :class:`Draws`, keyed by seed, group, round and marke
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -47,6 +47,15 @@ class MarketContext:
     values: ValueDistribution
     information: InformationPolicy = InformationPolicy()
     enforcement: Enforcement = Enforcement()
+    seats: slice = field(default_factory=lambda: slice(None))  # the seats of the group acting or updating
+
+    @property
+    def selling(self) -> BoolArray:
+        """(S,) True for the group's seats that sell (two-sided markets); all False otherwise."""
+        n = len(range(*self.seats.indices(self.n_agents)))
+        if self.spec.sellers is None:
+            return np.zeros(n, dtype=bool)
+        return self.spec.sellers[self.seats]
 
     @property
     def visible_reserve(self) -> float:
@@ -63,6 +72,7 @@ class Action:
     enter: BoolArray | None = None  # (B, S)  False: the seat sits out (its bid is ignored)
     times: FloatArray | None = None  # (B, S)  order times in [0, 1] (sequential mechanisms)
     colluding: BoolArray | None = None  # (B, S)  bidding under a collusive agreement (found by audits)
+    memo: Any = None  # private to the group: handed back to its ``update`` (e.g. the arm it drew)
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,6 +62,7 @@ class MarketSpec:
     """How the agents of one market look to a mechanism under a given config."""
 
     units_per_agent: int = 0  # 0: values and bids are (B, N); K > 0: (B, N, K)
+    orders_per_agent: int = 0  # 0: one order each; P > 0: bids and times are (B, N, P), values (B, N)
     sellers: BoolArray | None = None  # (N,)  True: the agent sells (asks) instead of bidding
     action_high: float = float("inf")
     action_rule: str = "each bid must be finite and >= 0"
@@ -128,8 +129,10 @@ def check_shapes(
     if spec.units_per_agent and (np.diff(values, axis=2) > 0).any():
         raise InvalidActionError("values must be non-increasing along the units axis (decreasing marginal values)")
     bids = _as_float("bids", bids)
-    if bids.shape != values.shape:
-        raise InvalidActionError(f"bids must have the shape of values {values.shape}, got {bids.shape}")
+    orders = (spec.orders_per_agent,) if spec.orders_per_agent else ()
+    if bids.shape != values.shape + orders:
+        what = f"of values {values.shape}" if not orders else f"(B, N, orders) = {values.shape + orders}"
+        raise InvalidActionError(f"bids must have the shape {what}, got {bids.shape}")
     priority = _as_float("priority", priority)
     if priority.shape != values.shape[:2]:
         raise InvalidActionError(f"priority must have shape (B, N) = {values.shape[:2]}, got {priority.shape}")
@@ -137,8 +140,9 @@ def check_shapes(
         raise InvalidActionError("priority must be finite")
     if times is not None:
         times = _as_float("times", times)
-        if times.shape != values.shape[:2]:
-            raise InvalidActionError(f"times must have shape (B, N) = {values.shape[:2]}, got {times.shape}")
+        if times.shape != values.shape[:2] + orders:
+            raise InvalidActionError(f"times must have the shape of the orders {values.shape[:2] + orders}, "
+                                     f"got {times.shape}")
     return values, bids, priority, times
 
 
@@ -160,7 +164,8 @@ def clear(
         values: true values (costs for sellers), shape (B, N) or (B, N, K) for multi-unit demand.
         bids: actions, same shape as ``values``.
         priority: (B, N) tie-breaking priorities in [0, 1); higher wins ties.
-        times: (B, N) order times in [0, 1] for sequential mechanisms; None: arrival by priority.
+        times: order times in [0, 1] for sequential mechanisms, shaped like the orders; None:
+            arrival by priority.
         strict: raise on invalid actions instead of flagging them in ``Outcome.valid``.
 
     Returns:

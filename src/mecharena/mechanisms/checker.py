@@ -36,21 +36,21 @@ def random_values(spec: MarketSpec, rng: np.random.Generator, markets: int, n: i
     return rng.random((markets, n))
 
 
-def random_bids(spec: MarketSpec, rng: np.random.Generator, values: FloatArray, truthful: FloatArray) -> FloatArray:
-    """A mix per market: truthful, scaled, coarse (ties), zero and invalid bids."""
+def random_bids(spec: MarketSpec, rng: np.random.Generator, truthful: FloatArray) -> FloatArray:
+    """A mix per agent: truthful, scaled, coarse (ties), zero and invalid bids, shaped like ``truthful``."""
+    shape = truthful.shape
     high = min(spec.action_high, 1.5)
-    noise = rng.random(values.shape) * high
+    noise = rng.random(shape) * high
     if spec.units_per_agent:
         noise = -np.sort(-noise, axis=2)
-    kind = rng.integers(0, 5, size=values.shape[:2])
-    kind = kind.reshape(kind.shape + (1,) * (values.ndim - 2))
+    kind = rng.integers(0, 5, size=shape[:2]).reshape(shape[:2] + (1,) * (len(shape) - 2))
     bids = np.select([kind == 0, kind == 1, kind == 2], [truthful, noise, np.round(noise * 4) / 4], default=noise)
-    bids = np.where(rng.random(bids.shape) < 0.05, 0.0, bids)
+    bids = np.where(rng.random(shape) < 0.05, 0.0, bids)
     if spec.units_per_agent:
         bids = -np.sort(-bids, axis=2)
-    bad = rng.random(values.shape[:2]) < 0.05
-    junk = rng.choice(np.array([np.nan, -1.0, np.inf, spec.action_high + 1.0]), size=values.shape[:2])
-    if spec.units_per_agent:
+    bad = rng.random(shape[:2]) < 0.05
+    junk = rng.choice(np.array([np.nan, -1.0, np.inf, spec.action_high + 1.0]), size=shape[:2])
+    if len(shape) == 3:
         bids[bad, 0] = junk[bad]
     else:
         bids[bad] = junk[bad]
@@ -85,6 +85,8 @@ def _check_shapes(mechanism: Mechanism, config: Any, n: int, outcome: Outcome, m
 
 def _bid_totals(spec: MarketSpec, bids: FloatArray, allocation: FloatArray) -> FloatArray:
     """Sum of each agent's bids on the units it was allocated (B, N)."""
+    if spec.orders_per_agent:  # the order that traded: at most the highest bid, at least the lowest ask
+        return np.where(allocation > 0, bids.max(axis=2), bids.min(axis=2)) * np.abs(allocation)
     if not spec.units_per_agent:
         return bids * np.abs(allocation)
     won = np.arange(bids.shape[2])[None, None, :] < allocation[:, :, None]
@@ -114,7 +116,7 @@ def _check_properties(mechanism: Mechanism, config: Any, n: int, spec: MarketSpe
         for _ in range(8):
             agent = int(rng.integers(n))
             deviation = truthful.copy()
-            lie = rng.random(values.shape[:1] + values.shape[2:]) * min(spec.action_high, 1.5)
+            lie = rng.random(truthful.shape[:1] + truthful.shape[2:]) * min(spec.action_high, 1.5)
             deviation[:, agent] = -np.sort(-lie, axis=-1) if spec.units_per_agent else lie
             dev = clear(mechanism, config, values, deviation, priority, times)
             gain = dev.utility[:, agent] - out.utility[:, agent]
@@ -145,9 +147,11 @@ def check_mechanism(mechanism: Mechanism, *, markets: int = 60, seed: int = 0,
             rng = generator(seed, ("check", mechanism.name, n, cases))
             values = random_values(spec, rng, markets, n)
             truthful = mechanism.truthful(config, values, spec)
-            bids = random_bids(spec, rng, values, truthful)
+            bids = random_bids(spec, rng, truthful)
             priority = rng.random((markets, n))
-            times = rng.random((markets, n)) if mechanism.uses_times else None
+            times = rng.random(truthful.shape[:2] + truthful.shape[2:]) if mechanism.uses_times else None
+            if times is not None and spec.units_per_agent:
+                times = times[:, :, 0]
             inputs = [a.copy() for a in (values, bids, priority)]
             out = clear(mechanism, config, values, bids, priority, times, strict=False)
             again = clear(mechanism, config, values, bids, priority, times, strict=False)

@@ -17,7 +17,7 @@ Settlement beyond the mechanism's own payments:
 """
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -117,8 +117,8 @@ def make_episode(
 def initial_state(episode: Episode) -> LoopState:
     """Every group's initial state; every seat starts in the market."""
     states = tuple(
-        g.agent.init(episode.context, g.params, g.stop - g.start, Draws(episode.seed, ("init", i), episode.start,
-                                                                         episode.markets))
+        g.agent.init(replace(episode.context, seats=g.seats), g.params, g.stop - g.start,
+                     Draws(episode.seed, ("init", i), episode.start, episode.markets))
         for i, g in enumerate(episode.population.groups)
     )
     return LoopState(0, states, np.ones((episode.markets, episode.population.size), dtype=bool))
@@ -127,13 +127,15 @@ def initial_state(episode: Episode) -> LoopState:
 def _gather_actions(episode: Episode, state: LoopState, values: FloatArray) -> tuple[list[Action], Action]:
     """Each group's action, and all of them side by side (B, N)."""
     ctx, b, n = episode.context, episode.markets, episode.population.size
+    orders = (ctx.spec.orders_per_agent,) if ctx.spec.orders_per_agent else ()
     actions = []
     for i, g in enumerate(episode.population.groups):
         draws = Draws(episode.seed, ("agent", i, state.round), episode.start, b)
-        action = as_action(g.agent.act(ctx, g.params, state.agents[i], values[:, g.seats], draws))
-        if action.bids.shape != values[:, g.seats].shape:
-            raise ConfigError(f"agent {g.agent.name} returned bids of shape {action.bids.shape}, "
-                              f"expected {values[:, g.seats].shape}")
+        action = as_action(g.agent.act(replace(ctx, seats=g.seats), g.params, state.agents[i], values[:, g.seats],
+                                       draws))
+        expected = values[:, g.seats].shape + orders
+        if action.bids.shape != expected:
+            raise ConfigError(f"agent {g.agent.name} returned bids of shape {action.bids.shape}, expected {expected}")
         actions.append(action)
     bids = np.concatenate([a.bids for a in actions], axis=1)
     enter = np.concatenate([np.ones((b, a.bids.shape[1]), bool) if a.enter is None else a.enter for a in actions], 1)
@@ -141,7 +143,9 @@ def _gather_actions(episode: Episode, state: LoopState, values: FloatArray) -> t
         [np.zeros((b, a.bids.shape[1]), bool) if a.colluding is None else a.colluding for a in actions], 1)
     times = None
     if ctx.mechanism.uses_times and any(a.times is not None for a in actions):
-        arrival = market_uniforms(episode.seed, ("times", state.round), episode.start, (b, n))
+        arrival = market_uniforms(episode.seed, ("times", state.round), episode.start, (b, n, *orders))
+        if orders:  # pass by pass, random order within a pass
+            arrival = (np.arange(orders[0]) + arrival) / orders[0]
         times = np.concatenate([arrival[:, g.seats] if a.times is None else a.times
                                 for g, a in zip(episode.population.groups, actions, strict=True)], axis=1)
     return actions, Action(bids=bids, enter=enter, times=times, colluding=colluding)
@@ -207,7 +211,7 @@ def play_round(episode: Episode, state: LoopState) -> tuple[LoopState, RoundReco
     values = ctx.values.sample(episode.seed, ("values", t), episode.start, (b, n, *tail))[:, episode.owner]
     actions, joint = _gather_actions(episode, state, values)
     enter = joint.enter
-    bids = np.where(enter.reshape(enter.shape + (1,) * len(tail)), joint.bids, 0.0)
+    bids = np.where(enter.reshape(enter.shape + (1,) * (joint.bids.ndim - 2)), joint.bids, 0.0)
     priority = market_uniforms(episode.seed, ("priority", t), episode.start, (b, n))
     outcome = clear(ctx.mechanism, ctx.config, values, bids, priority, joint.times, strict=False)
     utility, welfare = merge_identities(episode, values, outcome)
@@ -230,8 +234,8 @@ def play_round(episode: Episode, state: LoopState) -> tuple[LoopState, RoundReco
         feedback = Feedback(allocation=outcome.allocation[:, s], paid=(outcome.payments - outcome.receipts)[:, s],
                             penalty=penalties[:, s], utility=utility[:, s], active=enter[:, s])
         draws = Draws(episode.seed, ("update", i, t), episode.start, b)
-        new_states.append(g.agent.update(ctx, g.params, state.agents[i], values[:, s], action, observation,
-                                         feedback, draws))
+        new_states.append(g.agent.update(replace(ctx, seats=s), g.params, state.agents[i], values[:, s], action,
+                                         observation, feedback, draws))
     record = RoundRecord(t, values, bids, joint.times, priority, enter, colluding, exited, audited, penalties,
                          outcome, utility, welfare, observation, digest(observation))
     return LoopState(t + 1, tuple(new_states), enter), record

@@ -1,0 +1,77 @@
+"""Shared pieces of the no-regret learners (Hedge, EXP3): arms are bid multipliers, bid = m * value."""
+
+from dataclasses import dataclass
+
+import numpy as np
+from pydantic import Field
+
+from mecharena.agents.base import Action, Draws, MarketContext
+from mecharena.core.config import StrictModel
+from mecharena.core.errors import ConfigError
+from mecharena.core.types import FloatArray, IntArray
+
+SUPPORTED = ("first_price", "second_price")
+
+
+class MultiplierParams(StrictModel):
+    arms: int = Field(20, ge=2, le=200, description="number of bid multipliers, evenly spaced in [low, high]")
+    low: float = Field(0.05, ge=0, le=2, description="smallest multiplier")
+    high: float = Field(1.0, gt=0, le=2, description="largest multiplier")
+    eta: float = Field(1.0, gt=0, le=100, description="learning rate of the exponential weights")
+
+
+@dataclass(frozen=True, slots=True)
+class MultiplierState:
+    scores: FloatArray  # (B, S, A)  cumulative (estimated) payoff of each arm
+
+
+@dataclass(frozen=True, slots=True)
+class Draw:
+    arm: IntArray  # (B, S)  arm played
+    probability: FloatArray  # (B, S)  probability with which it was played
+
+
+def check(context: MarketContext, name: str) -> None:
+    if context.mechanism.name not in SUPPORTED or context.spec.units_per_agent:
+        raise ConfigError(f"{name} supports {', '.join(SUPPORTED)}, got {context.mechanism.name}")
+
+
+def multipliers(params: MultiplierParams) -> FloatArray:
+    if params.high <= params.low:
+        raise ConfigError(f"high must be > low ({params.low}), got {params.high}")
+    return np.linspace(params.low, params.high, params.arms)
+
+
+def init(context: MarketContext, params: MultiplierParams, seats: int, draws: Draws, name: str) -> MultiplierState:
+    check(context, name)
+    multipliers(params)
+    return MultiplierState(np.zeros((draws.markets, seats, params.arms)))
+
+
+def policy(params: MultiplierParams, scores: FloatArray, gamma: float = 0.0) -> FloatArray:
+    """Exponential weights over arms, mixed with gamma uniform exploration. (B, S, A)."""
+    z = params.eta * (scores - scores.max(axis=2, keepdims=True))
+    p = np.exp(z)
+    p /= p.sum(axis=2, keepdims=True)
+    return (1.0 - gamma) * p + gamma / params.arms
+
+
+def act(params: MultiplierParams, state: MultiplierState, values: FloatArray, draws: Draws,
+        gamma: float = 0.0) -> Action:
+    """Draw an arm per seat; the draw travels to ``update`` in ``Action.memo``."""
+    p = policy(params, state.scores, gamma)
+    u = draws.uniform("arm", values.shape[1])
+    arm = np.minimum((np.cumsum(p, axis=2) < u[:, :, None]).sum(axis=2), params.arms - 1)
+    chosen = np.take_along_axis(p, arm[:, :, None], axis=2)[:, :, 0]
+    return Action(bids=multipliers(params)[arm] * values, memo=Draw(arm, chosen))
+
+
+def counterfactual(context: MarketContext, params: MultiplierParams, values: FloatArray,
+                   competing: FloatArray) -> FloatArray:
+    """Payoff of every arm against the highest competing bid Y (B, S) -> (B, S, A); ties lose."""
+    bid = multipliers(params)[None, None, :] * values[:, :, None]
+    reserve = float(getattr(context.config, "reserve_price", 0.0))
+    y = competing[:, :, None]
+    wins = (bid > y) & (bid >= reserve) & (bid > 0)
+    price = bid if context.mechanism.name == "first_price" else np.maximum(y, reserve)
+    return np.where(wins, values[:, :, None] - price, 0.0)

@@ -1,0 +1,85 @@
+"""Bid-rotation cartel: the group's k seats form one ring per market.
+
+Rule (single-item first and second price): rounds rotate a designated member (round mod k);
+the designated member bids as if the ring's other members did not exist (truthful in second
+price; the Bayes-Nash shade for n - k + 1 bidders in first price) and the others abstain, all
+marked as colluding. A non-designated member whose value exceeds ``threshold`` is tempted to
+defect (bid competitively). Whether defection pays depends on enforcement, and enforcement
+depends on what the market reveals: the ring can detect a defection only if the winner's identity
+is revealed (and the defector won) or the competing bids are revealed (and the defector bid).
+Where it can detect, members defect only with probability ``temptation`` (so the threat is
+tested) and a detected defection triggers ``punish_rounds`` rounds of competitive bidding by all
+members; where it cannot, a tempted member always defects, and the ring erodes.
+Sources: Graham and Marshall (1987) on second-price rings; Marshall and Marx (2009) on how the
+information a mechanism reveals supports collusion.
+"""
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+from pydantic import Field
+
+from mecharena.agents._competitive import competitive_bids
+from mecharena.agents.base import Action, AgentType, Draws, MarketContext
+from mecharena.core.config import StrictModel
+from mecharena.core.errors import ConfigError
+from mecharena.core.types import IntArray
+
+VERSION = 1
+SUPPORTED = ("first_price", "second_price")
+
+
+class CartelParams(StrictModel):
+    threshold: float = Field(0.5, ge=0, le=1000, description="value above which a non-designated member is tempted")
+    temptation: float = Field(0.05, ge=0, le=1, description="chance a tempted member defects when it can be caught")
+    punish_rounds: int = Field(5, ge=0, le=1000, description="rounds of competitive bidding after a detected defection")
+
+
+@dataclass(frozen=True, slots=True)
+class CartelState:
+    round: IntArray  # (B,)  rounds played (drives the rotation)
+    punishing: IntArray  # (B,)  punishment rounds left
+
+
+def can_detect(context: MarketContext) -> bool:
+    return context.information.winner_identity or context.information.competing_bids
+
+
+def init(context: MarketContext, params: CartelParams, seats: int, draws: Draws) -> CartelState:
+    if context.mechanism.name not in SUPPORTED:
+        raise ConfigError(f"cartel supports {', '.join(SUPPORTED)}, got {context.mechanism.name}")
+    if seats < 2:
+        raise ConfigError(f"cartel needs at least 2 members, got {seats}")
+    zeros = np.zeros(draws.markets, dtype=np.int64)
+    return CartelState(zeros, zeros.copy())
+
+
+def act(context: MarketContext, params: CartelParams, state: CartelState, values, draws: Draws) -> Action:
+    k = values.shape[1]
+    designated = (np.arange(k)[None, :] == (state.round % k)[:, None])
+    punishing = (state.punishing > 0)[:, None]
+    tempted = ~designated & (values > params.threshold)
+    if can_detect(context):
+        tempted &= draws.uniform("defect", k) < params.temptation
+    ring = competitive_bids(context, values, rivals=context.n_agents - k)
+    open_bids = competitive_bids(context, values)
+    honest = punishing | tempted
+    bids = np.where(honest, open_bids, np.where(designated, ring, 0.0))
+    return Action(bids=bids, colluding=~honest, memo=designated)
+
+
+def update(context, params: CartelParams, state: CartelState, values, action, observation, feedback, draws):
+    outsiders_bid = ~action.memo & (action.bids > 0) & action.colluding.__invert__()
+    detected = np.zeros(values.shape[0], dtype=bool)
+    if observation.winners is not None:
+        detected |= (observation.winners[:, context.seats] & outsiders_bid).any(axis=1)
+    if observation.bids is not None:
+        detected |= (outsiders_bid & (observation.bids[:, context.seats] > 0)).any(axis=1)
+    detected &= state.punishing == 0
+    punishing = np.where(detected, params.punish_rounds, np.maximum(state.punishing - 1, 0))
+    return dataclasses.replace(state, round=state.round + 1, punishing=punishing)
+
+
+AGENT = AgentType(name="cartel", version=VERSION, summary="bid-rotation ring that punishes defection it can see",
+                  act=act, init=init, update=update, params_model=CartelParams)
