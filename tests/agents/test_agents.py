@@ -106,3 +106,17 @@ def test_mixed_population_fills_seats_in_order():
     record = next(play(episode, 1))
     np.testing.assert_array_equal(record.bids[:, 0], record.values[:, 0])
     np.testing.assert_allclose(record.bids[:, 1:], first_price_bne(record.values[:, 1:], 4, 0.0))
+
+
+def test_dirichlet_mixtures_draw_a_composition_per_seed():
+    spec = "dirichlet(n=10,alpha=0.5):truthful,bne,dropout(outside=0.1),cartel"
+    drawn = {agents.population(spec, seed).spec for seed in range(8)}
+    assert len(drawn) > 3
+    assert all(agents.population(spec, s).size == 10 for s in range(8))
+    assert agents.population(spec, 3).spec == agents.population(spec, 3).spec
+    with pytest.raises(ConfigError, match=r"needs a seed to draw its shares"):
+        agents.population(spec)
+    with pytest.raises(ConfigError, match=r"^n must be a finite int in \[1, 10000\], got 0$"):
+        agents.population("dirichlet(n=0):truthful", 1)
+    with pytest.raises(UnknownIdError, match=r"unknown agent 'robot'"):
+        agents.population("dirichlet(n=3):truthful,robot", 1)

@@ -11,6 +11,7 @@ from mecharena.agents.base import Action, AgentType, Draws, Feedback, MarketCont
 from mecharena.agents.population import Population, parse_population
 from mecharena.agents.values import ValueDistribution, parse_distribution
 from mecharena.core.registry import Registry
+from mecharena.core.seeding import generator
 
 
 def _discover() -> dict[str, AgentType]:
@@ -25,9 +26,11 @@ def _discover() -> dict[str, AgentType]:
 REGISTRY: Registry[AgentType] = Registry("agent", _discover())
 
 
-def population(spec: str) -> Population:
-    """Parse a population spec such as ``truthful:3,bne:2`` or ``dropout(outside=0.1):4``."""
-    return parse_population(spec, REGISTRY)
+def population(spec: str, seed: int | None = None) -> Population:
+    """Parse a population spec such as ``truthful:3,bne:2`` or ``dropout(outside=0.1):4``; a
+    ``dirichlet(...)`` mixture draws its composition from ``seed``."""
+    rng = None if seed is None else generator(seed, ("population",))
+    return parse_population(spec, REGISTRY, rng)
 
 
 __all__ = ["REGISTRY", "Action", "AgentType", "Draws", "Feedback", "MarketContext", "Observation", "Population",

@@ -49,8 +49,6 @@ def can_detect(context: MarketContext) -> bool:
 def init(context: MarketContext, params: CartelParams, seats: int, draws: Draws) -> CartelState:
     if context.mechanism.name not in SUPPORTED:
         raise ConfigError(f"cartel supports {', '.join(SUPPORTED)}, got {context.mechanism.name}")
-    if seats < 2:
-        raise ConfigError(f"cartel needs at least 2 members, got {seats}")
     zeros = np.zeros(draws.markets, dtype=np.int64)
     return CartelState(zeros, zeros.copy())
 
@@ -64,18 +62,18 @@ def act(context: MarketContext, params: CartelParams, state: CartelState, values
         tempted &= draws.uniform("defect", k) < params.temptation
     ring = competitive_bids(context, values, rivals=context.n_agents - k)
     open_bids = competitive_bids(context, values)
-    honest = punishing | tempted
+    honest = punishing | tempted | (k < 2)  # a ring of one (e.g. a drawn mixture) just competes
     bids = np.where(honest, open_bids, np.where(designated, ring, 0.0))
     return Action(bids=bids, colluding=~honest, memo=designated)
 
 
 def update(context, params: CartelParams, state: CartelState, values, action, observation, feedback, draws):
-    outsiders_bid = ~action.memo & (action.bids > 0) & action.colluding.__invert__()
+    defected = ~action.memo & ~action.colluding & (action.bids > 0)  # a non-designated member bid
     detected = np.zeros(values.shape[0], dtype=bool)
     if observation.winners is not None:
-        detected |= (observation.winners[:, context.seats] & outsiders_bid).any(axis=1)
+        detected |= (observation.winners[:, context.seats] & defected).any(axis=1)
     if observation.bids is not None:
-        detected |= (outsiders_bid & (observation.bids[:, context.seats] > 0)).any(axis=1)
+        detected |= (defected & (observation.bids[:, context.seats] > 0)).any(axis=1)
     detected &= state.punishing == 0
     punishing = np.where(detected, params.punish_rounds, np.maximum(state.punishing - 1, 0))
     return dataclasses.replace(state, round=state.round + 1, punishing=punishing)

@@ -4,6 +4,10 @@ A spec is a comma-separated list of ``TYPE[(name=value,...)]:COUNT``, e.g. ``tru
 ``bne:3,truthful:2`` or ``cartel:3,dropout(outside=0.1):4,sybil(m=2):1``. Groups take seats in
 the order given (so in two-sided markets the first seats are the buyers). An agent with m
 identities (a sybil) takes m consecutive seats; the first is its own, the others are owned by it.
+
+A mixture ``dirichlet(n=10,alpha=1):TYPE[(...)],TYPE[(...)],...`` draws the shares of the types
+from a symmetric Dirichlet(alpha) for each episode (from the episode's seed) and rounds them to n
+agents by largest remainder; types that get no agent are left out.
 """
 
 import json
@@ -12,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 
 from mecharena.agents.base import AgentType
 from mecharena.core.config import StrictModel
@@ -20,6 +25,13 @@ from mecharena.core.types import IntArray
 
 MAX_AGENTS = 10_000
 _GROUP = re.compile(r"^\s*([A-Za-z_][\w-]*)\s*(?:\((.*)\))?\s*:\s*(\S+)\s*$")
+_MIXTURE = re.compile(r"^\s*dirichlet\s*\(([^)]*)\)\s*:(.*)$")
+MIXTURE_USAGE = "dirichlet(n=COUNT,alpha=A):TYPE[(name=value,...)],TYPE..."
+
+
+class MixtureParams(StrictModel):
+    n: int = Field(10, ge=1, le=MAX_AGENTS, description="agents in the market")
+    alpha: float = Field(1.0, gt=0, le=1000, description="concentration of the symmetric Dirichlet over type shares")
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,29 +102,57 @@ def _split_groups(spec: str) -> list[str]:
     return [p for p in parts if p.strip()]
 
 
-def _parse_params(agent: AgentType, text: str | None, part: str) -> StrictModel:
+def _fields(text: str | None, part: str, usage: str) -> dict[str, Any]:
+    """``name=value,...`` with JSON values where they parse (numbers, booleans), else strings."""
     fields: dict[str, Any] = {}
     for item in filter(None, (p.strip() for p in (text or "").split(","))):
         name, eq, raw = item.partition("=")
         if not eq:
-            raise ConfigError(f"agent parameter must look like name=value, got {item!r} in {part!r}")
+            raise ConfigError(f"{usage} must look like name=value, got {item!r} in {part!r}")
         try:
             fields[name.strip()] = json.loads(raw)
         except json.JSONDecodeError:
             fields[name.strip()] = raw.strip()
+    return fields
+
+
+def _parse_params(agent: AgentType, text: str | None, part: str) -> StrictModel:
     try:
-        return agent.params_model.build(**fields)
+        return agent.params_model.build(**_fields(text, part, "agent parameter"))
     except ConfigError as exc:
         raise ConfigError(f"{agent.name}: {exc}") from None
 
 
-def parse_population(spec: str, registry) -> Population:
-    """Parse ``TYPE[(name=value,...)]:COUNT,...`` against the agent ``registry``.
+def sample_mixture(spec: str, registry, rng: np.random.Generator | None) -> str:
+    """The fixed-count spec drawn from a ``dirichlet(...)`` mixture spec."""
+    match = _MIXTURE.match(spec)
+    if match is None:
+        raise ConfigError(f"population mixture must look like {MIXTURE_USAGE}, got {spec!r}")
+    params = MixtureParams.build(**_fields(match.group(1), spec, "mixture parameter"))
+    types = [t.strip() for t in _split_groups(match.group(2))]
+    if not types:
+        raise ConfigError(f"population mixture must name at least one type: {MIXTURE_USAGE}, got {spec!r}")
+    for t in types:  # validate every type before drawing
+        name, _, rest = t.partition("(")
+        _parse_params(registry.get(name.strip()), rest[:-1] if rest else None, t)
+    if rng is None:
+        raise ConfigError(f"population mixture {spec!r} needs a seed to draw its shares")
+    shares = rng.dirichlet(np.full(len(types), params.alpha)) * params.n
+    counts = np.floor(shares).astype(int)
+    counts[np.argsort(-(shares - counts), kind="stable")[: params.n - counts.sum()]] += 1
+    return ",".join(f"{t}:{c}" for t, c in zip(types, counts, strict=True) if c > 0)
+
+
+def parse_population(spec: str, registry, rng: np.random.Generator | None = None) -> Population:
+    """Parse ``TYPE[(name=value,...)]:COUNT,...`` (or a ``dirichlet(...)`` mixture, drawn with
+    ``rng``) against the agent ``registry``.
 
     Raises:
-        ConfigError: malformed spec, bad parameters or count out of range.
+        ConfigError: malformed spec, bad parameters, count out of range, or a mixture without rng.
         UnknownIdError: unknown agent type.
     """
+    if _MIXTURE.match(spec):
+        spec = sample_mixture(spec, registry, rng)
     groups: list[Group] = []
     seat = 0
     for part in _split_groups(spec):

@@ -67,7 +67,7 @@ class Cell(StrictModel):
 
     def episode(self) -> Episode:
         """Validate every part and build the episode. Raises ConfigError / UnknownIdError."""
-        return make_episode(mechanisms.get(self.mechanism), self.config, agents.population(self.population),
+        return make_episode(mechanisms.get(self.mechanism), self.config, agents.population(self.population, self.seed),
                             markets=self.markets, seed=self.seed, values=agents.parse_distribution(self.values),
                             information=self.information, enforcement=self.enforcement)
 
@@ -201,6 +201,7 @@ def evaluate(cell: Cell, on_round=None) -> dict[str, Any]:
         "curves": {k: [None if not np.isfinite(x) else float(x) for x in v] for k, v in curves.items()},
         "versions": {"mechanism": {cell.mechanism: episode.context.mechanism.version},
                      "agents": episode.population.versions},
+        "population": episode.population.spec,
     }
 
 
