@@ -42,7 +42,16 @@ from mecharena.core.types import FloatArray
 from mecharena.mechanisms.base import Outcome, clear
 from mecharena.mechanisms.policy import Enforcement, InformationPolicy
 from mecharena.metrics.summary import mean_ci, ratio_ci
-from mecharena.sim.loop import MAX_MARKETS, MAX_ROUNDS, Episode, RoundRecord, make_episode, merge_identities, play
+from mecharena.sim.loop import (
+    MAX_MARKETS,
+    MAX_ROUNDS,
+    Episode,
+    RoundRecord,
+    clearing_price,
+    make_episode,
+    merge_identities,
+    play,
+)
 
 DEVIATIONS = (0.0, 0.5, 0.8, 0.9, 1.1, 1.25)
 
@@ -72,15 +81,10 @@ class Cell(StrictModel):
                             information=self.information, enforcement=self.enforcement)
 
 
-def _utility_with(episode: Episode, record: RoundRecord, bids: FloatArray) -> tuple[Outcome, FloatArray]:
-    """Re-clear the round with other bids, everything else equal; returns outcome and clearing price."""
+def _reclear(episode: Episode, record: RoundRecord, bids: FloatArray) -> Outcome:
+    """The round re-cleared with other bids, everything else equal."""
     ctx = episode.context
-    out = clear(ctx.mechanism, ctx.config, record.values, bids, record.priority, record.times, strict=False)
-    bought = np.maximum(out.allocation, 0.0)
-    units = bought.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        price = np.where(units > 0, (out.payments * (bought > 0)).sum(axis=1) / units, np.nan)
-    return out, price
+    return clear(ctx.mechanism, ctx.config, record.values, bids, record.priority, record.times, strict=False)
 
 
 def _ic_regret(episode: Episode, record: RoundRecord, seat: np.ndarray) -> FloatArray:
@@ -94,8 +98,7 @@ def _ic_regret(episode: Episode, record: RoundRecord, seat: np.ndarray) -> Float
     for alt in [own * m for m in DEVIATIONS] + [truthful]:
         bids = record.bids.copy()
         bids[rows, seat] = np.minimum(alt, high)
-        out, _ = _utility_with(episode, record, bids)
-        best = np.maximum(best, out.utility[rows, seat] - base)
+        best = np.maximum(best, _reclear(episode, record, bids).utility[rows, seat] - base)
     return best
 
 
@@ -137,26 +140,23 @@ def evaluate(cell: Cell, on_round=None) -> dict[str, Any]:
         rows["negative"].append(((record.utility < -1e-12) & active).sum(axis=1) / np.maximum(active.sum(axis=1), 1))
         rows["regret"].append(_ic_regret(episode, record, picks[record.round]))
         rows["deficit"].append((out.revenue < -1e-12).astype(float))
-        rows["price"].append(record.observation.price if episode.context.information.clearing_price
-                             else _utility_with(episode, record, record.bids)[1])
+        rows["price"].append(clearing_price(out))
         cumulative += np.where(is_owner, record.utility, 0.0)
         gain = np.zeros(b)
         elevation = np.zeros(b)
         if record.colluding.any():
             ctx = episode.context
             honest = np.where(record.colluding, ctx.mechanism.truthful(ctx.config, record.values, ctx.spec), record.bids)
-            cf, cf_price = _utility_with(episode, record, honest)
+            cf = _reclear(episode, record, honest)
             gain = ((out.utility - cf.utility) * record.colluding).sum(axis=1)
-            _, price = _utility_with(episode, record, record.bids)
-            elevation = np.nan_to_num(price - cf_price)
+            elevation = np.nan_to_num(clearing_price(out) - clearing_price(cf))
         rows["collusion_gain"].append(gain)
         rows["price_elevation"].append(elevation)
         sybil = np.zeros(b)
         false_names = ~is_owner[None, :] & (record.bids.reshape(b, n, -1) > 0).any(axis=2)
         if false_names.any():
             alone = np.where(false_names.reshape(false_names.shape + (1,) * (record.bids.ndim - 2)), 0.0, record.bids)
-            cf, _ = _utility_with(episode, record, alone)
-            cf_utility, _ = merge_identities(episode, record.values, cf)
+            cf_utility, _ = merge_identities(episode, record.values, _reclear(episode, record, alone))
             has_names = np.zeros((b, n), bool)
             has_names[:, np.unique(owner[~is_owner])] = True
             sybil = ((record.utility + record.penalties - cf_utility) * has_names).sum(axis=1)
@@ -165,10 +165,10 @@ def evaluate(cell: Cell, on_round=None) -> dict[str, Any]:
             on_round(record.round)
     data = {k: np.stack(v) for k, v in rows.items()}
     gini, top = _gini(cumulative[:, is_owner])
-    price_curve = np.nanmean(np.where(np.isnan(data["price"]), np.nan, data["price"]), axis=1) \
-        if not np.isnan(data["price"]).all() else np.full(cell.rounds, np.nan)
+    price_curve = _finite_mean(data["price"], axis=1)
+    seen = price_curve[np.isfinite(price_curve)]
     quarter = max(cell.rounds // 4, 1)
-    last, third = price_curve[-quarter:], price_curve[-2 * quarter:-quarter] if cell.rounds >= 2 else price_curve
+    drift = abs(_finite_mean(price_curve[-quarter:]) - _finite_mean(price_curve[-2 * quarter:-quarter]))
     participation_curve = data["participation"].mean(axis=1)
     metrics = {
         "revenue": mean_ci(data["revenue"]),
@@ -184,8 +184,8 @@ def evaluate(cell: Cell, on_round=None) -> dict[str, Any]:
         "collusion_gain": mean_ci(data["collusion_gain"]),
         "price_elevation": mean_ci(data["price_elevation"]),
         "sybil_gain": mean_ci(data["sybil_gain"]),
-        "volatility": _point(np.nanstd(price_curve) if np.isfinite(price_curve).any() else np.nan),
-        "convergence": _point(abs(np.nanmean(last) - np.nanmean(third)) if np.isfinite(price_curve).any() else np.nan),
+        "volatility": _point(seen.std() if seen.size else np.nan),
+        "convergence": _point(drift if cell.rounds >= 2 else np.nan),
         "collapse": _point(float(participation_curve[-quarter:].mean() < 0.5 * participation_curve[0])),
     }
     curves = {
@@ -203,6 +203,13 @@ def evaluate(cell: Cell, on_round=None) -> dict[str, Any]:
                      "agents": episode.population.versions},
         "population": episode.population.spec,
     }
+
+
+def _finite_mean(x: FloatArray, axis: int | None = None) -> FloatArray:
+    """Mean of the finite entries (NaN where there are none), without warnings."""
+    ok = np.isfinite(x)
+    count = ok.sum(axis=axis)
+    return np.where(count > 0, np.where(ok, x, 0.0).sum(axis=axis) / np.maximum(count, 1), np.nan)
 
 
 def _point(x: float) -> dict[str, Any]:

@@ -151,13 +151,18 @@ def _gather_actions(episode: Episode, state: LoopState, values: FloatArray) -> t
     return actions, Action(bids=bids, enter=enter, times=times, colluding=colluding)
 
 
-def observe(context: MarketContext, outcome: Outcome, bids: FloatArray) -> Observation:
-    """What the information policy lets agents see after the round."""
-    policy = context.information
+def clearing_price(outcome: Outcome) -> FloatArray:
+    """(B,) mean payment per unit bought; NaN where nothing was sold."""
     bought = np.maximum(outcome.allocation, 0.0)
     units = bought.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        price = np.where(units > 0, (outcome.payments * (bought > 0)).sum(axis=1) / units, np.nan)
+        return np.where(units > 0, (outcome.payments * (bought > 0)).sum(axis=1) / units, np.nan)
+
+
+def observe(context: MarketContext, outcome: Outcome, bids: FloatArray) -> Observation:
+    """What the information policy lets agents see after the round."""
+    policy = context.information
+    price = clearing_price(outcome)
     quantiles = None
     if policy.bid_distribution:
         flat = bids.reshape(bids.shape[0], -1)
@@ -167,7 +172,7 @@ def observe(context: MarketContext, outcome: Outcome, bids: FloatArray) -> Obser
         if has.any():
             quantiles[has] = np.nanquantile(positive[has], QUANTILES, axis=1).T
     return Observation(
-        price=price if policy.clearing_price else np.full(units.shape, np.nan),
+        price=price if policy.clearing_price else np.full(price.shape, np.nan),
         winners=(outcome.allocation > 0) if policy.winner_identity else None,
         bids=bids.copy() if policy.competing_bids else None,
         bid_quantiles=quantiles,
