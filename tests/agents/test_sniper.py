@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from mecharena import agents, mechanisms
-from mecharena.agents.base import Draws, Feedback, MarketContext, Observation
+from mecharena.agents.base import Draws, MarketContext
 from mecharena.agents.values import ValueDistribution
 from mecharena.core.errors import ConfigError
 from mecharena.sim import InformationPolicy, make_episode, play

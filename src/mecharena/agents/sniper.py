@@ -30,6 +30,7 @@ mechanism raises :class:`~mecharena.core.errors.ConfigError`.
 """
 
 from dataclasses import dataclass, replace
+
 import numpy as np
 from pydantic import Field
 

@@ -24,7 +24,7 @@ import numpy as np
 from pydantic import Field
 
 from mecharena.mechanisms import _double as da
-from mecharena.mechanisms.base import Mechanism, MarketSpec, is_valid_number
+from mecharena.mechanisms.base import MarketSpec, Mechanism, is_valid_number
 
 VERSION = 2
 

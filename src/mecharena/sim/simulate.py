@@ -15,9 +15,8 @@ from mecharena.agents.population import Population
 from mecharena.agents.values import ValueDistribution
 from mecharena.core.types import FloatArray
 from mecharena.mechanisms.base import Mechanism
-from mecharena.sim.loop import make_episode, play
 from mecharena.mechanisms.policy import Enforcement, InformationPolicy
-
+from mecharena.sim.loop import make_episode, play
 
 
 @dataclass(frozen=True, slots=True)
