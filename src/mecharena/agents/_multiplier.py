@@ -10,7 +10,8 @@ from mecharena.core.config import StrictModel
 from mecharena.core.errors import ConfigError
 from mecharena.core.types import FloatArray, IntArray
 
-SUPPORTED = ("first_price", "second_price")
+SUPPORTED = ("first_price", "second_price")  # where counterfactual payoffs follow from the competing bid
+ONE_SIDED = ("first_price", "second_price", "uniform_price", "pay_as_bid", "vcg", "posted_price")
 
 
 class MultiplierParams(StrictModel):
@@ -31,9 +32,9 @@ class Draw:
     probability: FloatArray  # (B, S)  probability with which it was played
 
 
-def check(context: MarketContext, name: str) -> None:
-    if context.mechanism.name not in SUPPORTED or context.spec.units_per_agent:
-        raise ConfigError(f"{name} supports {', '.join(SUPPORTED)}, got {context.mechanism.name}")
+def check(context: MarketContext, name: str, supported: tuple[str, ...] = SUPPORTED) -> None:
+    if context.mechanism.name not in supported or context.spec.units_per_agent:
+        raise ConfigError(f"{name} supports {', '.join(supported)} (unit demand), got {context.mechanism.name}")
 
 
 def multipliers(params: MultiplierParams) -> FloatArray:
@@ -42,8 +43,9 @@ def multipliers(params: MultiplierParams) -> FloatArray:
     return np.linspace(params.low, params.high, params.arms)
 
 
-def init(context: MarketContext, params: MultiplierParams, seats: int, draws: Draws, name: str) -> MultiplierState:
-    check(context, name)
+def init(context: MarketContext, params: MultiplierParams, seats: int, draws: Draws, name: str,
+         supported: tuple[str, ...] = SUPPORTED) -> MultiplierState:
+    check(context, name, supported)
     multipliers(params)
     return MultiplierState(np.zeros((draws.markets, seats, params.arms)))
 

@@ -1,9 +1,10 @@
 """Bid-rotation cartel: the group's k seats form one ring per market.
 
-Rule (single-item first and second price): rounds rotate a designated member (round mod k);
-the designated member bids as if the ring's other members did not exist (truthful in second
-price; the Bayes-Nash shade for n - k + 1 bidders in first price) and the others abstain, all
-marked as colluding. A non-designated member whose value exceeds ``threshold`` is tempted to
+Rule (one-sided auctions with unit demand: first and second price, uniform price, pay-as-bid,
+VCG, posted price): rounds rotate a designated member (round mod k); the designated member bids
+as if the ring's other members did not exist (truthful where that is dominant; the Bayes-Nash
+shade for n - k + 1 bidders in first price and pay-as-bid) and the others abstain, all marked as
+colluding. A non-designated member whose value exceeds ``threshold`` is tempted to
 defect (bid competitively). Whether defection pays depends on enforcement, and enforcement
 depends on what the market reveals: the ring can detect a defection only if the winner's identity
 is revealed (and the defector won) or the competing bids are revealed (and the defector bid).
@@ -27,7 +28,7 @@ from mecharena.core.errors import ConfigError
 from mecharena.core.types import IntArray
 
 VERSION = 1
-SUPPORTED = ("first_price", "second_price")
+SUPPORTED = ("first_price", "second_price", "uniform_price", "pay_as_bid", "vcg", "posted_price")
 
 
 class CartelParams(StrictModel):
@@ -47,8 +48,8 @@ def can_detect(context: MarketContext) -> bool:
 
 
 def init(context: MarketContext, params: CartelParams, seats: int, draws: Draws) -> CartelState:
-    if context.mechanism.name not in SUPPORTED:
-        raise ConfigError(f"cartel supports {', '.join(SUPPORTED)}, got {context.mechanism.name}")
+    if context.mechanism.name not in SUPPORTED or context.spec.units_per_agent:
+        raise ConfigError(f"cartel supports {', '.join(SUPPORTED)} (unit demand), got {context.mechanism.name}")
     zeros = np.zeros(draws.markets, dtype=np.int64)
     return CartelState(zeros, zeros.copy())
 
