@@ -156,7 +156,7 @@ def evaluate(cell: Cell, on_round=None) -> dict[str, Any]:
         false_names = ~is_owner[None, :] & (record.bids.reshape(b, n, -1) > 0).any(axis=2)
         if false_names.any():
             alone = np.where(false_names.reshape(false_names.shape + (1,) * (record.bids.ndim - 2)), 0.0, record.bids)
-            cf_utility, _ = merge_identities(episode, record.values, _reclear(episode, record, alone))
+            cf_utility, _ = merge_identities(owner, record.values, _reclear(episode, record, alone))
             has_names = np.zeros((b, n), bool)
             has_names[:, np.unique(owner[~is_owner])] = True
             sybil = ((record.utility + record.penalties - cf_utility) * has_names).sum(axis=1)

@@ -193,9 +193,14 @@ def digest(observation: Observation) -> IntArray:
     return h
 
 
-def merge_identities(episode: Episode, values: FloatArray, outcome: Outcome) -> tuple[FloatArray, FloatArray]:
-    """Utility per economic agent (booked on its own seat) and welfare, for unit demand."""
-    owner = episode.owner
+def merge_identities(owner: IntArray, values: FloatArray, outcome: Outcome) -> tuple[FloatArray, FloatArray]:
+    """Utility per economic agent (booked on its own seat) and welfare, for unit demand.
+
+    Args:
+        owner: (N,) seat -> the seat of the agent owning it.
+        values: (B, N) values used for clearing.
+        outcome: the mechanism's outcome.
+    """
     n = owner.size
     if (owner == np.arange(n)).all():
         return outcome.utility, outcome.welfare
@@ -206,6 +211,25 @@ def merge_identities(episode: Episode, values: FloatArray, outcome: Outcome) -> 
     is_owner = owner == np.arange(n)
     gain = np.where(is_owner, values * np.minimum(units, 1.0), 0.0)
     return np.where(is_owner, gain - paid, 0.0), gain.sum(axis=1)
+
+
+def penalties(rules: Enforcement, owner: IntArray, audited: BoolArray, colluding: BoolArray, exited: BoolArray,
+              active: BoolArray, bids: FloatArray) -> FloatArray:
+    """Fines (B, N) of one round (see the module docstring).
+
+    Args:
+        rules: the enforcement policy.
+        owner: (N,) seat -> owning seat.
+        audited: (B,) markets audited.
+        colluding, exited, active: (B, N) seat flags.
+        bids: (B, N[, W]) bids as cleared.
+    """
+    b, n = active.shape
+    false_name = (owner != np.arange(n))[None, :] & active & (bids.reshape(b, n, -1) > 0).any(axis=2)
+    shill_counts = np.zeros((b, n))
+    np.add.at(shill_counts.T, owner, false_name.T.astype(float))  # charge the owner
+    return (rules.withdrawal_penalty * exited
+            + audited[:, None] * (rules.collusion_penalty * colluding + rules.shill_penalty * shill_counts))
 
 
 def play_round(episode: Episode, state: LoopState) -> tuple[LoopState, RoundRecord]:
@@ -219,29 +243,23 @@ def play_round(episode: Episode, state: LoopState) -> tuple[LoopState, RoundReco
     bids = np.where(enter.reshape(enter.shape + (1,) * (joint.bids.ndim - 2)), joint.bids, 0.0)
     priority = market_uniforms(episode.seed, ("priority", t), episode.start, (b, n))
     outcome = clear(ctx.mechanism, ctx.config, values, bids, priority, joint.times, strict=False)
-    utility, welfare = merge_identities(episode, values, outcome)
-
-    rules = ctx.enforcement
-    audited = market_uniforms(episode.seed, ("audit", t), episode.start, (b,)) < rules.audit_probability
+    utility, welfare = merge_identities(episode.owner, values, outcome)
+    audited = market_uniforms(episode.seed, ("audit", t), episode.start, (b,)) < ctx.enforcement.audit_probability
     exited = state.active & ~enter
     colluding = joint.colluding & enter
-    false_name = (episode.owner != np.arange(n))[None, :] & enter & (bids.reshape(b, n, -1) > 0).any(axis=2)
-    shill_counts = np.zeros((b, n))
-    np.add.at(shill_counts.T, episode.owner, false_name.T.astype(float))  # charge the owner
-    penalties = (rules.withdrawal_penalty * exited
-                 + audited[:, None] * (rules.collusion_penalty * colluding + rules.shill_penalty * shill_counts))
-    utility = utility - penalties
+    fines = penalties(ctx.enforcement, episode.owner, audited, colluding, exited, enter, bids)
+    utility = utility - fines
 
     observation = observe(ctx, outcome, bids)
     new_states = []
     for i, (g, action) in enumerate(zip(pop.groups, actions, strict=True)):
         s = g.seats
         feedback = Feedback(allocation=outcome.allocation[:, s], paid=(outcome.payments - outcome.receipts)[:, s],
-                            penalty=penalties[:, s], utility=utility[:, s], active=enter[:, s])
+                            penalty=fines[:, s], utility=utility[:, s], active=enter[:, s])
         draws = Draws(episode.seed, ("update", i, t), episode.start, b)
         new_states.append(g.agent.update(replace(ctx, seats=s), g.params, state.agents[i], values[:, s], action,
                                          observation, feedback, draws))
-    record = RoundRecord(t, values, bids, joint.times, priority, enter, colluding, exited, audited, penalties,
+    record = RoundRecord(t, values, bids, joint.times, priority, enter, colluding, exited, audited, fines,
                          outcome, utility, welfare, observation, digest(observation))
     return LoopState(t + 1, tuple(new_states), enter), record
 
