@@ -2,11 +2,13 @@
 
 import json
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import Progress
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from mecharena import agents, mechanisms
@@ -24,17 +26,17 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="print one JSON object in
 
 def fail(exc: Exception) -> typer.Exit:
     """Print the error without a traceback and exit with status 2."""
-    err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True, soft_wrap=True)
     return typer.Exit(2)
 
 
-def parse_settings(items: list[str]) -> dict[str, Any]:
+def parse_settings(items: list[str], option: str = "--set") -> dict[str, Any]:
     """``["reserve_price=0.5", "pricing=lowest_winning"]`` -> a dict; values are JSON when they parse."""
     settings: dict[str, Any] = {}
     for item in items:
         key, eq, raw = item.partition("=")
         if not eq or not key.strip():
-            raise ConfigError(f"--set expects key=value, got {item!r}")
+            raise ConfigError(f"{option} expects key=value, got {item!r}")
         try:
             settings[key.strip()] = json.loads(raw)
         except json.JSONDecodeError:
@@ -71,28 +73,42 @@ def list_mechanisms(as_json: JsonFlag = False) -> None:
 
 
 def run_simulation(mechanism_name: str, settings: dict[str, Any], population: str, markets: int, rounds: int,
-                   seed: int, values: str, progress: bool) -> dict[str, Any]:
+                   seed: int, values: str, progress: bool, information: dict[str, Any] | None = None,
+                   enforcement: dict[str, Any] | None = None, ledger: Path | None = None,
+                   ledger_mode: str = "full") -> dict[str, Any]:
     from mecharena.metrics import summarize
-    from mecharena.sim import simulate
+    from mecharena.sim import Enforcement, InformationPolicy, make_episode, trace
 
     mechanism = mechanisms.get(mechanism_name)
     config = mechanism.config(settings)
-    pop = agents.population(population)
+    pop = agents.population(population, seed)
     dist = agents.parse_distribution(values)
+    info = InformationPolicy.build(**(information or {}))
+    rules = Enforcement.build(**(enforcement or {}))
+    episode = make_episode(mechanism, config, pop, markets=markets, seed=seed, values=dist, information=info,
+                           enforcement=rules)
     with Progress(console=err, transient=True, disable=not progress) as bar:
         task = bar.add_task(f"{mechanism.name} x {pop.spec}", total=rounds)
-        trace = simulate(mechanism, config, pop, markets=markets, rounds=rounds, seed=seed, values=dist,
-                         on_round=lambda _t: bar.advance(task))
+        if ledger is None:
+            result = trace(episode, rounds, on_round=lambda _t: bar.advance(task))
+        else:
+            from mecharena.ledger import Ledger, describe
+
+            with Ledger(ledger, ledger_mode, describe(episode, rounds)) as book:
+                result = trace(episode, rounds, on_round=lambda _t: bar.advance(task), on_record=book.record)
     return {
         "mechanism": mechanism.name,
         "config": config.model_dump(),
         "population": pop.spec,
         "values": dist.model_dump(),
+        "information": info.model_dump(),
+        "enforcement": rules.model_dump(),
         "markets": markets,
         "rounds": rounds,
         "seed": seed,
         "versions": {"mechanism": {mechanism.name: mechanism.version}, "agents": pop.versions},
-        "metrics": summarize(trace),
+        "ledger": None if ledger is None else str(ledger),
+        "metrics": summarize(result),
     }
 
 
@@ -137,12 +153,21 @@ def simulate(
     values: Annotated[str, typer.Option(help="value distribution: uniform | power:shape=2 | exponential:shape=3")] = (
         "uniform"
     ),
+    info: Annotated[list[str] | None, typer.Option(
+        "--info", help="information policy flag key=value, e.g. winner_identity=true (see `mecharena rules`)")] = None,
+    enforce: Annotated[list[str] | None, typer.Option(
+        "--enforce", help="enforcement key=value, e.g. audit_probability=0.2 (see `mecharena rules`)")] = None,
+    ledger: Annotated[Path | None, typer.Option(help="record the run's events in this directory")] = None,
+    ledger_mode: Annotated[str, typer.Option(help="full (every event, replayable) or aggregate")] = "full",
     as_json: JsonFlag = False,
 ) -> None:
     """Simulate repeated markets of one mechanism and report metrics with 95% intervals."""
     try:
         result = run_simulation(mechanism, parse_settings(settings or []), population, markets, rounds, seed,
-                                values, progress=not as_json and sys.stderr.isatty())
+                                values, progress=not as_json and sys.stderr.isatty(),
+                                information=parse_settings(info or [], "--info"),
+                                enforcement=parse_settings(enforce or [], "--enforce"), ledger=ledger,
+                                ledger_mode=ledger_mode)
     except MechArenaError as exc:
         raise fail(exc) from None
     if as_json:
@@ -191,6 +216,210 @@ def demo(
         print(json.dumps(rows, indent=2))
         return
     out.print(runs_table(f"Every mechanism, B={markets}, T={rounds}, seed={seed} (mean, ±95% CI)", rows))
+
+
+def run_progress(as_json: bool) -> tuple[Progress, Any]:
+    """A display for :func:`mecharena.runner.run_plan`: a bar with ETA on a terminal, one line
+    per finished cell otherwise, nothing with --json. Returns the bar (a context manager) and
+    the callback."""
+    live = not as_json and err.is_terminal
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   TextColumn("ETA"), TimeRemainingColumn(), console=err, transient=True, disable=not live)
+    task = bar.add_task("cells", total=None)
+
+    def on_progress(event) -> None:  # a mecharena.runner.RunProgress
+        if event.cell is None:
+            bar.update(task, total=event.total, completed=event.done)
+            if not as_json and not live:
+                err.print(f"{event.total} cells, {event.done} already stored", highlight=False)
+            return
+        bar.update(task, completed=event.done)
+        if as_json or (live and not event.error):  # on a terminal the bar shows progress; failures get a line
+            return
+        cell = event.cell
+        name = f"{cell.mechanism} x {cell.population} x {cell.information} x {cell.enforcement}, seed {cell.seed}"
+        status = f"[red]failed: {escape(event.error)}[/]" if event.error else f"{event.seconds:.2f} s"
+        err.print(f"\\[{event.done:>{len(str(event.total))}}/{event.total}] {escape(name)}: {status}",
+                  highlight=False, soft_wrap=True)
+
+    return bar, on_progress
+
+
+@app.command("run")
+def run_experiment(
+    spec: Annotated[Path, typer.Argument(help="experiment spec (YAML); see examples/flagship.yaml",
+                                         show_default=False)],
+    out_dir: Annotated[Path | None, typer.Option(
+        "--out", help="run directory (default: runs/NAME, NAME from the spec)")] = None,
+    backend: Annotated[str, typer.Option(help="local (process pool) or ray")] = "local",
+    workers: Annotated[int | None, typer.Option(
+        help="parallel workers (default: CPU count; ray: the cluster's CPUs); 1 runs in this process")] = None,
+    address: Annotated[str | None, typer.Option(
+        help="Ray cluster address for --backend ray (default: start a local Ray)")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Run every cell of an experiment spec into DIR/results.duckdb (resumable: stored cells are skipped)."""
+    from mecharena import runner
+
+    try:
+        plan = runner.load_spec(spec)
+        runner.check_backend(backend, workers, address)
+    except MechArenaError as exc:
+        raise fail(exc) from None
+    out_path = out_dir if out_dir is not None else Path("runs") / plan.spec.name
+    bar, on_progress = run_progress(as_json)
+    try:
+        with bar:
+            summary = runner.run_plan(plan, out_path, backend=backend, workers=workers, address=address,
+                                      on_progress=on_progress)
+    except MechArenaError as exc:
+        raise fail(exc) from None
+    except KeyboardInterrupt:
+        err.print(f"[bold yellow]interrupted:[/] every finished cell is stored in "
+                  f"{escape(str(out_path / runner.DATABASE))}; run the same command again to resume",
+                  highlight=False, soft_wrap=True)
+        raise typer.Exit(130) from None
+    if as_json:
+        print(json.dumps(summary.to_json(), indent=2))
+    else:
+        out.print(f"{summary.name}: {summary.cells} cells ({summary.distinct} distinct): {summary.computed} computed, "
+                  f"{summary.skipped} already stored, {len(summary.failed)} failed, in {summary.seconds:.1f} s "
+                  f"({summary.backend}, {summary.workers or 'default'} workers)", highlight=False, soft_wrap=True,
+                  markup=False)
+        out.print(f"results: {summary.database}\nreport:  mecharena report {summary.out}", highlight=False,
+                  soft_wrap=True, markup=False)
+        if summary.failed:
+            table = Table(title="failed cells (not stored; a rerun tries them again)")
+            for column in ("mechanism", "population", "information", "enforcement", "seed", "error"):
+                table.add_column(column)
+            for f in summary.failed:
+                table.add_row(*(escape(str(f[k])) for k in ("mechanism", "population", "information", "enforcement",
+                                                            "seed", "error")))
+            err.print(table)
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+@app.command("report")
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="run directory written by `mecharena run` (--out)",
+                                            show_default=False)],
+    as_json: JsonFlag = False,
+) -> None:
+    """Write DIR/report.html (self-contained) and PNG figures from DIR/results.duckdb."""
+    from mecharena.report import build_report
+
+    try:
+        result = build_report(run_dir)
+    except MechArenaError as exc:
+        raise fail(exc) from None
+    if as_json:
+        print(json.dumps({"report": str(result.html), "figures": [str(f) for f in result.figures],
+                          "cells": result.cells, "planned": result.planned}, indent=2))
+        return
+    out.print(f"report: {result.html} ({len(result.figures)} figures, {result.cells} of {result.planned} cells)",
+              highlight=False, soft_wrap=True, markup=False)
+
+
+def params_fields(model) -> list[dict[str, Any]]:
+    return [{"name": name, "default": info.default, "allowed": model.allowed(name),
+             "description": info.description or ""} for name, info in model.model_fields.items()]
+
+
+@app.command("agents")
+def list_agents(as_json: JsonFlag = False) -> None:
+    """Every agent type with its rule, parameters and version (use as TYPE(name=value):COUNT)."""
+    import inspect
+
+    rows = [{"name": name, "version": a.version, "summary": a.summary, "adaptive": a.adaptive,
+             "description": (inspect.getmodule(a.act).__doc__ or "").strip(), "params": params_fields(a.params_model)}
+            for name, a in agents.REGISTRY.items()]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(title="Agent types", show_lines=True)
+    for column in ("name", "v", "rule", "parameters (default: allowed)"):
+        table.add_column(column)
+    for row in rows:
+        params = "\n".join(f"{f['name']}={f['default']!r}: {f['allowed']}" for f in row["params"]) or "-"
+        table.add_row(row["name"], str(row["version"]), row["summary"] + (" (adaptive)" if row["adaptive"] else ""),
+                      params)
+    out.print(table)
+
+
+@app.command("rules")
+def list_rules(as_json: JsonFlag = False) -> None:
+    """The information policy and enforcement fields (for --info / --enforce and specs)."""
+    from mecharena.sim import Enforcement, InformationPolicy
+
+    rows = {"information": params_fields(InformationPolicy), "enforcement": params_fields(Enforcement)}
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    for title, fields in rows.items():
+        table = Table(title=title)
+        for column in ("field", "default", "allowed", "meaning"):
+            table.add_column(column)
+        for f in fields:
+            table.add_row(f["name"], repr(f["default"]), f["allowed"], f["description"])
+        out.print(table)
+
+
+@app.command("replay")
+def replay(
+    ledger_dir: Annotated[Path, typer.Argument(help="ledger directory (simulate --ledger DIR)", show_default=False)],
+    as_json: JsonFlag = False,
+) -> None:
+    """Rebuild every recorded outcome of a full-mode ledger from its events and compare, bit for bit."""
+    from mecharena.ledger.commands import replay_command
+
+    try:
+        code = replay_command(str(ledger_dir), as_json, console=out)
+    except MechArenaError as exc:
+        raise fail(exc) from None
+    raise typer.Exit(code)
+
+
+def print_bench(result: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    table = Table(title=f"benchmark: {result.get('benchmark', '')}")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for key, value in result.items():
+        if isinstance(value, float):
+            value = f"{value:,.3f}" if abs(value) < 1000 else f"{value:,.0f}"
+        table.add_row(key, escape(str(value)))
+    out.print(table)
+
+
+@bench_app.command("loop")
+def bench_loop(
+    markets: Annotated[int, typer.Option(help="markets B")] = 4096,
+    rounds: Annotated[int, typer.Option(help="rounds timed")] = 30,
+    as_json: JsonFlag = False,
+) -> None:
+    """Round-loop market-rounds per second, 10 seats with adaptive agents, B=4,096."""
+    from mecharena.benchmarks.loop import run
+
+    if markets < 1 or rounds < 1:
+        raise fail(ConfigError(f"markets and rounds must be >= 1, got markets={markets}, rounds={rounds}"))
+    print_bench(run(markets=markets, rounds=rounds), as_json)
+
+
+@bench_app.command("ledger")
+def bench_ledger(
+    markets: Annotated[int, typer.Option(help="markets B")] = 4096,
+    rounds: Annotated[int, typer.Option(help="rounds recorded")] = 50,
+    as_json: JsonFlag = False,
+) -> None:
+    """Ledger overhead: no ledger vs aggregate vs full trace (targets 1.2x and 3x)."""
+    from mecharena.benchmarks.ledger import run
+
+    if markets < 1 or rounds < 1:
+        raise fail(ConfigError(f"markets and rounds must be >= 1, got markets={markets}, rounds={rounds}"))
+    print_bench(run(markets=markets, rounds=rounds), as_json)
 
 
 @bench_app.command("engine")

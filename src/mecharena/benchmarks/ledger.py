@@ -28,13 +28,14 @@ from pathlib import Path
 
 from mecharena import agents, mechanisms
 from mecharena.ledger import record_episode, replay
+from mecharena.benchmarks.loop import POPULATION
 from mecharena.sim.loop import make_episode, play
 
 TARGETS = {"aggregate_over_none": 1.2, "full_over_none": 3.0}
 PATHS = ("none", "aggregate", "full", "full_jsonl")
 
 
-def run(markets: int = 4096, rounds: int = 50, population: str = "bne:5,truthful:5", mechanism: str = "first_price",
+def run(markets: int = 4096, rounds: int = 50, population: str = POPULATION, mechanism: str = "first_price",
         config: dict | None = None, repeats: int = 5, seed: int = 0) -> dict[str, object]:
     """Measure the four paths on one seeded episode and return rates, ratios and targets."""
     config = {"reserve_price": 0.1} if config is None else config

@@ -11,7 +11,8 @@ identities merged into their owner):
 * ``revenue``: payments minus receipts plus fines collected.
 * ``efficiency``: total realized welfare / total maximum feasible welfare (ratio of sums).
 * ``welfare``: realized welfare; ``bidder_surplus``: sum of agents' utilities net of fines.
-* ``participation``: share of seats that took part (entered with an eligible action).
+* ``participation``: share of seats that took part (entered with an eligible action, e.g. a bid
+  at or above the reserve); ``entry``: share of agents in the market at all (not dropped out).
 * ``negative_payoff_rate`` (individual rationality): share of active agents with utility < 0.
 * ``ic_regret`` (incentive compatibility): for one sampled seat per market, the best gain over
   a fixed set of unilateral deviations (its bid scaled by 0, 0.5, 0.8, 0.9, 1.1, 1.25, or its
@@ -126,7 +127,7 @@ def evaluate(cell: Cell, on_round=None) -> dict[str, Any]:
     is_owner = owner == np.arange(n)
     picks = np.random.default_rng(cell.seed).integers(0, n, size=(cell.rounds, b))  # seat checked for regret
     rows: dict[str, list[FloatArray]] = {k: [] for k in (
-        "revenue", "welfare", "max_welfare", "surplus", "participation", "negative", "regret",
+        "revenue", "welfare", "max_welfare", "surplus", "participation", "entry", "negative", "regret",
         "deficit", "collusion_gain", "price_elevation", "sybil_gain", "price")}
     cumulative = np.zeros((b, n))
     for record in play(episode, cell.rounds):
@@ -136,6 +137,7 @@ def evaluate(cell: Cell, on_round=None) -> dict[str, Any]:
         rows["max_welfare"].append(out.max_welfare)
         rows["surplus"].append(record.utility.sum(axis=1))
         rows["participation"].append(out.participated.mean(axis=1))
+        rows["entry"].append(record.active[:, is_owner].mean(axis=1))
         active = record.active & is_owner
         rows["negative"].append(((record.utility < -1e-12) & active).sum(axis=1) / np.maximum(active.sum(axis=1), 1))
         rows["regret"].append(_ic_regret(episode, record, picks[record.round]))
@@ -176,6 +178,7 @@ def evaluate(cell: Cell, on_round=None) -> dict[str, Any]:
         "welfare": mean_ci(data["welfare"]),
         "bidder_surplus": mean_ci(data["surplus"]),
         "participation": mean_ci(data["participation"]),
+        "entry": mean_ci(data["entry"]),
         "negative_payoff_rate": mean_ci(data["negative"]),
         "ic_regret": mean_ci(data["regret"]),
         "deficit_rate": mean_ci(data["deficit"]),
@@ -192,6 +195,7 @@ def evaluate(cell: Cell, on_round=None) -> dict[str, Any]:
         "revenue": data["revenue"].mean(axis=1),
         "efficiency": data["welfare"].sum(axis=1) / np.maximum(data["max_welfare"].sum(axis=1), 1e-300),
         "participation": participation_curve,
+        "entry": data["entry"].mean(axis=1),
         "price": price_curve,
         "bidder_surplus": data["surplus"].mean(axis=1),
         "collusion_gain": data["collusion_gain"].mean(axis=1),

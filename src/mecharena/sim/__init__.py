@@ -2,7 +2,7 @@
 
 from mecharena.mechanisms.policy import Enforcement, InformationPolicy
 from mecharena.sim.loop import Episode, LoopState, RoundRecord, initial_state, make_episode, play, play_round
-from mecharena.sim.simulate import Trace, simulate
+from mecharena.sim.simulate import Trace, simulate, trace
 
 __all__ = ["Enforcement", "Episode", "InformationPolicy", "LoopState", "RoundRecord", "Trace", "initial_state",
-           "make_episode", "play", "play_round", "simulate"]
+           "make_episode", "play", "play_round", "simulate", "trace"]

@@ -16,7 +16,7 @@ from mecharena.agents.values import ValueDistribution
 from mecharena.core.types import FloatArray
 from mecharena.mechanisms.base import Mechanism
 from mecharena.mechanisms.policy import Enforcement, InformationPolicy
-from mecharena.sim.loop import make_episode, play
+from mecharena.sim.loop import Episode, RoundRecord, make_episode, play
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,8 +68,16 @@ def simulate(
     """
     episode = make_episode(mechanism, config, population, markets=markets, seed=seed, values=values,
                            information=information, enforcement=enforcement, start=start)
+    return trace(episode, rounds, on_round=on_round)
+
+
+def trace(episode: Episode, rounds: int, *, on_round: Callable[[int], None] | None = None,
+          on_record: Callable[[RoundRecord], None] | None = None) -> Trace:
+    """Play ``episode`` for ``rounds`` rounds, handing each record to ``on_record`` (e.g. a ledger)."""
     records: dict[str, list[FloatArray]] = {name: [] for name in Trace.__slots__}
     for record in play(episode, rounds):
+        if on_record is not None:
+            on_record(record)
         out = record.outcome
         records["revenue"].append(out.revenue + record.penalties.sum(axis=1))
         records["welfare"].append(record.welfare)

@@ -1,0 +1,155 @@
+"""Write ``DIR/report.html`` (self-contained: figures embedded) and the figures as PNGs in ``DIR``."""
+
+import base64
+import html
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+from mecharena.report import figures, tables
+from mecharena.report.data import Results, load_results
+from mecharena.runner.store import ResultsError
+
+HEATMAPS = ("efficiency", "revenue", "bidder_surplus", "ic_regret", "negative_payoff_rate", "participation")
+LEARNING = (("revenue", "Revenue per round"), ("price", "Clearing price per round"),
+            ("efficiency", "Efficiency per round"))
+CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1400px; color: #222; padding: 0 1em; }
+h1 { margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: 0.2em; margin-top: 2em; }
+table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.85em; }
+th, td { border: 1px solid #ddd; padding: 0.25em 0.6em; text-align: right; }
+th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
+td.best { background: #d9f2d9; } td.worst { background: #f8d7d7; } td.bad { background: #f8d7d7; font-weight: bold; }
+td.key { font-family: monospace; font-size: 0.9em; color: #555; }
+figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption { font-size: 0.85em; color: #555; } .note { font-size: 0.85em; color: #555; }
+.warn { background: #fff4d6; padding: 0.5em 1em; border-left: 4px solid #e0a800; }
+pre { background: #f7f7f7; padding: 1em; overflow-x: auto; font-size: 0.85em; }
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """What :func:`build_report` wrote."""
+
+    html: Path
+    figures: tuple[Path, ...]
+    cells: int  # finished cells in the report
+    planned: int  # cells in the plan
+
+
+def _table(table: tables.Table) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in table.header)
+    body = "".join("<tr>" + "".join(f'<td class="{c}">{html.escape(t)}</td>' if c else f"<td>{html.escape(t)}</td>"
+                                    for t, c in row) + "</tr>" for row in table.rows)
+    note = f'<p class="note">{html.escape(table.note)}</p>' if table.note else ""
+    rows = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>" if table.rows else ""
+    return f"<h3>{html.escape(table.title)}</h3>{rows}{note}"
+
+
+def _figure(path: Path, caption: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return (f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(caption)}">'
+            f'<figcaption>{html.escape(caption)} (<a href="{html.escape(path.name)}">{html.escape(path.name)}</a>)'
+            f"</figcaption></figure>")
+
+
+def _overview(results: Results) -> str:
+    versions = "; ".join(f"{part}: " + ", ".join(f"{k} v{v}" for k, v in sorted(entries.items()))
+                         for part, entries in results.versions.items() if entries)
+    items = [("spec", results.name), ("cells", f"{len(results.rows)} finished of {results.planned} planned"),
+             ("mechanisms", ", ".join(results.mechanisms)), ("populations", ", ".join(results.populations)),
+             ("information policies", ", ".join(results.information)),
+             ("enforcement", ", ".join(results.enforcement)), ("seeds", ", ".join(map(str, results.seeds))),
+             ("versions", versions)]
+    rows = "".join(f"<tr><th>{html.escape(k)}</th><td style='text-align:left'>{html.escape(v)}</td></tr>"
+                   for k, v in items)
+    text = f"<table>{rows}</table>"
+    if len(results.rows) < results.planned:
+        text += (f'<p class="warn">Only {len(results.rows)} of {results.planned} planned cells are finished; '
+                 f"rerun <code>mecharena run</code> with the same spec and --out to complete them.</p>")
+    warned = [r for r in results.rows if r.warnings]
+    if warned:
+        text += (f'<p class="warn">{len(warned)} cells raised warnings while computing, e.g. '
+                 f"{html.escape(warned[0].label)}: {html.escape(warned[0].warnings[0])}</p>")
+    return text
+
+
+def build_report(directory: str | Path) -> Report:
+    """Read ``directory/results.duckdb`` and write ``report.html`` and PNG figures beside it.
+
+    Args:
+        directory: a run directory written by ``mecharena run``.
+
+    Returns:
+        The paths written.
+
+    Raises:
+        ResultsError: missing or unreadable run directory or database, no finished cells, or
+            the directory is not writable.
+    """
+    directory = Path(directory)
+    results = load_results(directory)
+    written: list[Path] = []
+    sections: list[str] = []
+
+    def draw(figure: Figure, name: str, caption: str) -> str:
+        path = directory / name
+        try:
+            figures.save(figure, path)
+        except OSError as exc:
+            raise ResultsError(f"cannot write {path}: {exc}") from None
+        written.append(path)
+        return _figure(path, caption)
+
+    metrics = results.headline()
+    sections.append("<h2>Overview</h2>" + _overview(results) + _table(tables.summary(results)))
+    sections.append("<h2>Metrics by mechanism and population</h2>" + "".join(
+        draw(figures.metric_bars(results, m), f"metric_{m}.png", f"{m}: mean over seeds with 95% CI")
+        for m in metrics))
+    sections.append("<h2>Heatmaps</h2>" + "".join(
+        draw(figures.heatmap(results, m), f"heatmap_{m}.png", f"{m}: mechanism x population")
+        for m in HEATMAPS if m in results.metric_names))
+    sections.append("<h2>Learning curves</h2>" + "".join(
+        draw(figures.curves(results, c, title), f"curve_{c}.png", title)
+        for c, title in LEARNING if c in results.curve_names))
+    dynamics = []
+    if "collusion_gain" in results.curve_names:
+        dynamics.append(draw(figures.curves(results, "collusion_gain", "Collusion gain per round"),
+                             "collusion.png", "Collusion: colluders' gain over truthful bidding, per round"))
+    if "participation" in results.curve_names:
+        dynamics.append(draw(figures.curves(results, "entry" if "entry" in results.curve_names else "participation",
+                                            "Agents in the market per round"),
+                             "dropout.png", "Dropout: share of agents still in the market, per round"))
+    sweeps = figures.reserve_sweeps(results)
+    dynamics.extend(draw(figure, f"reserve_{name}.png",
+                         f"{name}: entry (agents still in the market), participation, revenue and "
+                         "efficiency against the reserve price")
+                    for name, figure in sweeps.items())
+    sections.append("<h2>Collusion and dropout dynamics</h2>" + "".join(dynamics))
+    if metrics:
+        sections.append("<h2>Robustness</h2>" + draw(figures.robustness(results), "robustness.png",
+                                                     "Spread of each headline metric across seeds and populations")
+                        + _table(tables.robustness(results)))
+    sections.append("<h2>Worst failures</h2>" + "".join(_table(t) for t in tables.failures(results)))
+    comparison = tables.information(results)
+    sections.append("<h2>Information policies</h2>" + ("".join(_table(t) for t in comparison) if comparison else
+                                                       '<p class="note">The spec has one information policy.</p>'))
+    if results.spec_yaml:
+        sections.append(f"<h2>Spec</h2><details><summary>YAML</summary><pre>{html.escape(results.spec_yaml)}"
+                        f"</pre></details>")
+    title = f"mecharena report: {results.name}"
+    description = f"<p>{html.escape(results.description)}</p>" if results.description else ""
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>{description}"
+            f"<p class='note'>Generated {stamp} from {html.escape(str(directory / 'results.duckdb'))}</p>"
+            + "".join(sections) + "</body></html>")
+    target = directory / "report.html"
+    try:
+        target.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise ResultsError(f"cannot write {target}: {exc}") from None
+    return Report(target, tuple(written), len(results.rows), results.planned)

@@ -1,0 +1,122 @@
+"""Reports: HTML and PNGs from a small run, pooling across seeds, and clear errors on bad input."""
+
+import json
+import math
+
+import duckdb
+import pytest
+from typer.testing import CliRunner
+
+from mecharena.cli import app
+from mecharena.report import build_report, load_results
+from mecharena.report.data import pool
+from mecharena.runner import ResultsError, load_spec, parse_spec, run_plan
+from mecharena.runner.store import ResultStore
+from tests.runner.specs import SMALL, SMALL_CELLS, write
+
+runner = CliRunner()
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    base = tmp_path_factory.mktemp("report")
+    run_plan(load_spec(write(base)), base / "run", workers=1)
+    return base / "run"
+
+
+def invoke(*args):
+    result = runner.invoke(app, [str(a) for a in args])
+    assert "Traceback" not in result.output
+    return result
+
+
+@pytest.fixture(scope="module")
+def built(run_dir):
+    """The report of the small run (built once: drawing is the slow part)."""
+    result = invoke("report", run_dir, "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_report_writes_self_contained_html_and_pngs(run_dir, built):
+    assert built["report"] == str(run_dir / "report.html")
+    assert (built["cells"], built["planned"]) == (SMALL_CELLS, SMALL_CELLS)
+    assert sorted(built["figures"]) == sorted(str(p) for p in run_dir.glob("*.png"))
+    page = (run_dir / "report.html").read_text()
+    for name in ("metric_efficiency.png", "heatmap_revenue.png", "curve_revenue.png", "curve_price.png",
+                 "curve_efficiency.png", "collusion.png", "dropout.png", "robustness.png"):
+        assert (run_dir / name).read_bytes().startswith(PNG), name
+        assert f'href="{name}"' in page
+    assert page.count('src="data:image/png;base64,') == len(built["figures"])
+    for heading in ("Overview", "Heatmaps", "Learning curves", "Collusion and dropout dynamics", "Robustness",
+                    "Worst failures", "Information policies"):
+        assert f"<h2>{heading}</h2>" in page
+    assert "revenue under each information policy" in page and "transparency paradox" in page
+    assert "lowest efficiency (efficiency)" in page and "<td>mcafee</td>" in page
+    assert f"{SMALL_CELLS} finished of {SMALL_CELLS} planned" in page
+
+
+def test_load_results_labels_and_pooling(run_dir):
+    results = load_results(run_dir)
+    assert len(results.rows) == SMALL_CELLS
+    assert results.mechanisms == ("sp", "fp", "mcafee")
+    assert results.populations == ("truthful", "bne")
+    assert results.rules == ("sealed", "open") and results.seeds == (0, 1)
+    assert results.versions["mechanism"] == {"second_price": 1, "first_price": 1, "mcafee": 1}
+    row = results.rows[0]
+    assert row.curves["revenue"].shape == (4,)
+    assert math.isfinite(row.metric("efficiency"))
+
+
+def test_pool_means_seeds_and_combines_intervals():
+    estimate = pool([(1.0, 0.0, 2.0), (3.0, 2.0, 4.0), (math.nan, math.nan, math.nan)])
+    assert estimate.mean == 2.0
+    assert estimate.half == pytest.approx(math.sqrt(2) / 2)
+
+
+def test_partial_run_is_reported_with_a_warning(tmp_path):
+    plan = parse_spec(SMALL)
+    with ResultStore.create(tmp_path) as store:
+        store.set_plan(plan)
+    run_plan(parse_spec(SMALL.replace("seeds: [0, 1]", "seeds: [0]")), tmp_path, workers=1)
+    with ResultStore.create(tmp_path) as store:
+        store.set_plan(plan)  # the full plan again, half of it computed
+    result = invoke("report", tmp_path)
+    assert result.exit_code == 0, result.output
+    assert f"report: {tmp_path / 'report.html'} (20 figures, 10 of 20 cells)" in result.stdout
+    assert "Only 10 of 20 planned cells are finished" in (tmp_path / "report.html").read_text()
+
+
+@pytest.mark.parametrize("case", ["missing dir", "no database", "corrupt", "not ours", "no cells", "a file"])
+def test_bad_inputs_give_clear_errors(tmp_path, case):
+    target = tmp_path / "run"
+    if case != "missing dir":
+        target.mkdir()
+    if case == "corrupt":
+        (target / "results.duckdb").write_bytes(b"not a database at all" * 500)
+    elif case == "not ours":
+        con = duckdb.connect(str(target / "results.duckdb"))
+        con.execute("CREATE TABLE t (x INTEGER)")
+        con.close()
+    elif case == "no cells":
+        with ResultStore.create(target) as store:
+            store.set_plan(parse_spec(SMALL))
+    elif case == "a file":
+        target.rmdir()
+        target.write_text("x")
+    expected = {
+        "missing dir": f"run directory {target} does not exist",
+        "no database": f"{target} has no results.duckdb; run `mecharena run SPEC.yaml --out {target}` first",
+        "corrupt": f"{target / 'results.duckdb'} is not a readable DuckDB database",
+        "not ours": f"{target / 'results.duckdb'} is not a mecharena results database (missing tables: meta, cells, "
+                    "metrics, plan)",
+        "no cells": f"{target / 'results.duckdb'} has no finished cells yet (20 planned)",
+        "a file": f"{target} is not a directory",
+    }[case]
+    with pytest.raises(ResultsError) as info:
+        build_report(target)
+    assert str(info.value).startswith(expected)
+    result = invoke("report", target)
+    assert result.exit_code == 2
+    assert expected in result.output.replace("\n", "")
