@@ -14,13 +14,16 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: setup
-	$(BIN)/mecharena demo
+	$(BIN)/mecharena run examples/flagship.yaml --out runs/flagship
+	$(BIN)/mecharena report runs/flagship
 
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto
 
 bench: setup
 	$(BIN)/mecharena bench engine --json
+	$(BIN)/mecharena bench loop --json
+	$(BIN)/mecharena bench ledger --json
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .hypothesis runs

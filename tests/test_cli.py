@@ -105,3 +105,57 @@ def test_demo_json_covers_every_mechanism():
     result = invoke("demo", "--markets", "200", "--rounds", "1", "--json")
     assert result.exit_code == 0, result.output
     assert {row["mechanism"] for row in json.loads(result.stdout)} == set(mechanisms.REGISTRY)
+
+
+def test_agents_and_rules_json():
+    rows = json.loads(invoke("agents", "--json").stdout)
+    names = {r["name"] for r in rows}
+    assert {"truthful", "bne", "adaptive", "hedge", "exp3", "cartel", "dropout", "sybil", "audit_evader", "zic",
+            "sniper", "free_rider", "conditional", "crra", "budget", "myopic"} <= names
+    cartel = next(r for r in rows if r["name"] == "cartel")
+    assert cartel["adaptive"] and {p["name"] for p in cartel["params"]} == {"threshold", "temptation", "punish_rounds"}
+    rules = json.loads(invoke("rules", "--json").stdout)
+    assert {f["name"] for f in rules["information"]} == {"reserve", "clearing_price", "winner_identity",
+                                                          "competing_bids", "bid_distribution"}
+    assert "cartel" in invoke("agents").stdout
+
+
+def test_simulate_with_rules_and_a_ledger_that_replays(tmp_path):
+    ledger = tmp_path / "ledger"
+    result = invoke("simulate", "--mechanism", "second_price", "--population", "cartel:3,truthful:2", "--info",
+                    "winner_identity=true", "--enforce", "audit_probability=0.3", "--enforce", "collusion_penalty=1",
+                    "--markets", "100", "--rounds", "4", "--ledger", str(ledger), "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["information"]["winner_identity"] is True and data["enforcement"]["collusion_penalty"] == 1.0
+    replayed = invoke("replay", str(ledger), "--json")
+    assert replayed.exit_code == 0, replayed.output
+    assert json.loads(replayed.stdout)["mismatch_count"] == 0
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--info", "winner=true"], "unknown field 'winner' for InformationPolicy"),
+    (["--enforce", "audit_probability=2"], "audit_probability must be a finite float in [0, 1], got 2"),
+    (["--info", "nonsense"], "--info expects key=value, got 'nonsense'"),
+    (["--ledger-mode", "partial", "--ledger", "LEDGER"], "mode must be one of 'full', 'aggregate', got 'partial'"),
+])
+def test_simulate_rule_and_ledger_errors(args, message, tmp_path):
+    args = [str(tmp_path / "x") if a == "LEDGER" else a for a in args]
+    result = invoke("simulate", "--mechanism", "second_price", "--population", "truthful:3", "--markets", "5",
+                    "--rounds", "1", *args)
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.output.split()) and "Traceback" not in result.output
+
+
+def test_replay_of_a_missing_directory_is_a_clear_error(tmp_path):
+    result = invoke("replay", str(tmp_path / "nowhere"))
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "nowhere" in result.output
+
+
+def test_bench_loop_and_ledger_json():
+    loop = json.loads(invoke("bench", "loop", "--markets", "64", "--rounds", "2", "--json").stdout)
+    assert loop["market_rounds_per_s"] > 0 and loop["markets"] == 64
+    ledger = invoke("bench", "ledger", "--markets", "64", "--rounds", "2", "--json")
+    assert ledger.exit_code == 0, ledger.output
+    assert json.loads(ledger.stdout)["benchmark"] == "ledger"
