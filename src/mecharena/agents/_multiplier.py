@@ -5,7 +5,7 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import Field
 
-from mecharena.agents.base import Action, Draws, MarketContext
+from mecharena.agents.base import Action, Draws, MarketContext, require_mechanism
 from mecharena.core.config import StrictModel
 from mecharena.core.errors import ConfigError
 from mecharena.core.types import FloatArray, IntArray
@@ -33,8 +33,7 @@ class Draw:
 
 
 def check(context: MarketContext, name: str, supported: tuple[str, ...] = SUPPORTED) -> None:
-    if context.mechanism.name not in supported or context.spec.units_per_agent:
-        raise ConfigError(f"{name} supports {', '.join(supported)} (unit demand), got {context.mechanism.name}")
+    require_mechanism(context, name, supported, unit_demand=True)
 
 
 def multipliers(params: MultiplierParams) -> FloatArray:

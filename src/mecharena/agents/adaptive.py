@@ -26,9 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import Field
 
-from mecharena.agents.base import Action, AgentType, Draws, Feedback, MarketContext, Observation
+from mecharena.agents.base import Action, AgentType, Draws, Feedback, MarketContext, Observation, require_mechanism
 from mecharena.core.config import StrictModel
-from mecharena.core.errors import ConfigError
 from mecharena.core.types import FloatArray
 
 VERSION = 1
@@ -56,9 +55,7 @@ def _rank(context: MarketContext) -> int:
 
 
 def _check(context: MarketContext) -> None:
-    name = context.mechanism.name
-    if name not in SUPPORTED or context.spec.units_per_agent:
-        raise ConfigError(f"adaptive supports {', '.join(SUPPORTED)} (unit demand), got {name}")
+    require_mechanism(context, "adaptive", SUPPORTED, unit_demand=True)
 
 
 def init(context: MarketContext, params: AdaptiveParams, seats: int, draws: Draws) -> AdaptiveState:

@@ -16,6 +16,7 @@ import numpy as np
 
 from mecharena.agents.values import ValueDistribution
 from mecharena.core.config import StrictModel
+from mecharena.core.errors import ConfigError
 from mecharena.core.seeding import Key, market_uniforms
 from mecharena.core.types import BoolArray, FloatArray
 from mecharena.mechanisms.base import MarketSpec, Mechanism
@@ -129,6 +130,19 @@ class AgentType:
     @property
     def adaptive(self) -> bool:
         return self.update is not _keep_state
+
+
+def require_mechanism(context: MarketContext, agent: str, supported: tuple[str, ...], *, unit_demand: bool = False,
+                      reason: str = "") -> None:
+    """Raise :class:`ConfigError` unless the market's mechanism is one the agent can play.
+
+    The message reads ``AGENT [REASON; it ]supports A, B[ (unit demand)], got NAME``.
+    """
+    name = context.mechanism.name
+    if name in supported and not (unit_demand and context.spec.units_per_agent):
+        return
+    lead = f"{agent} {reason}; it supports" if reason else f"{agent} supports"
+    raise ConfigError(f"{lead} {', '.join(supported)}{' (unit demand)' if unit_demand else ''}, got {name}")
 
 
 def as_action(result: Action | FloatArray) -> Action:

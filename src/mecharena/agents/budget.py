@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from pydantic import Field
 
-from mecharena.agents.base import Action, AgentType, Draws, Feedback, MarketContext, Observation
+from mecharena.agents.base import Action, AgentType, Draws, Feedback, MarketContext, Observation, require_mechanism
 from mecharena.agents.bne import shaded_bids
 from mecharena.core.config import StrictModel
 from mecharena.core.errors import ConfigError
@@ -57,9 +57,7 @@ class BudgetState:
 def _check(context: MarketContext) -> bool:
     """True where others set the price, False where a winner pays its bid."""
     name, config = context.mechanism.name, context.config
-    if name not in PRICE_TAKING + PAY_AS_BID:
-        raise ConfigError(f"budget bids in one-sided auctions; it supports {', '.join(PRICE_TAKING + PAY_AS_BID)}, "
-                          f"got {name}")
+    require_mechanism(context, "budget", PRICE_TAKING + PAY_AS_BID, reason="bids in one-sided auctions")
     if getattr(config, "demand", 1) != 1:
         raise ConfigError(f"budget needs unit demand (demand=1) in {name}, got demand={config.demand}")
     if getattr(config, "pricing", "highest_losing") != "highest_losing":

@@ -22,9 +22,8 @@ import numpy as np
 from pydantic import Field
 
 from mecharena.agents._competitive import competitive_bids
-from mecharena.agents.base import Action, AgentType, Draws, MarketContext
+from mecharena.agents.base import Action, AgentType, Draws, MarketContext, require_mechanism
 from mecharena.core.config import StrictModel
-from mecharena.core.errors import ConfigError
 from mecharena.core.types import IntArray
 
 VERSION = 1
@@ -48,8 +47,7 @@ def can_detect(context: MarketContext) -> bool:
 
 
 def init(context: MarketContext, params: CartelParams, seats: int, draws: Draws) -> CartelState:
-    if context.mechanism.name not in SUPPORTED or context.spec.units_per_agent:
-        raise ConfigError(f"cartel supports {', '.join(SUPPORTED)} (unit demand), got {context.mechanism.name}")
+    require_mechanism(context, "cartel", SUPPORTED, unit_demand=True)
     zeros = np.zeros(draws.markets, dtype=np.int64)
     return CartelState(zeros, zeros.copy())
 

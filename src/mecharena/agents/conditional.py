@@ -33,9 +33,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 from pydantic import Field
 
-from mecharena.agents.base import Action, AgentType, Draws, Feedback, MarketContext, Observation
+from mecharena.agents.base import Action, AgentType, Draws, Feedback, MarketContext, Observation, require_mechanism
 from mecharena.core.config import StrictModel
-from mecharena.core.errors import ConfigError
 from mecharena.core.types import FloatArray
 
 VERSION = 1
@@ -54,9 +53,7 @@ class ConditionalState:
 
 
 def _check(context: MarketContext) -> None:
-    if context.mechanism.name not in SUPPORTED:
-        raise ConfigError(f"conditional plays public-goods games; it supports {', '.join(SUPPORTED)}, "
-                          f"got {context.mechanism.name}")
+    require_mechanism(context, "conditional", SUPPORTED, reason="plays public-goods games")
 
 
 def init(context: MarketContext, params: ConditionalParams, seats: int, draws: Draws) -> ConditionalState:

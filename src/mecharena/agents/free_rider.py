@@ -22,9 +22,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 from pydantic import Field
 
-from mecharena.agents.base import Action, AgentType, Draws, Feedback, MarketContext, Observation
+from mecharena.agents.base import Action, AgentType, Draws, Feedback, MarketContext, Observation, require_mechanism
 from mecharena.core.config import StrictModel
-from mecharena.core.errors import ConfigError
 from mecharena.core.types import FloatArray
 
 VERSION = 1
@@ -42,9 +41,7 @@ class FreeRiderState:
 
 
 def _check(context: MarketContext) -> None:
-    if context.mechanism.name not in SUPPORTED:
-        raise ConfigError(f"free_rider plays public-goods games; it supports {', '.join(SUPPORTED)}, "
-                          f"got {context.mechanism.name}")
+    require_mechanism(context, "free_rider", SUPPORTED, reason="plays public-goods games")
 
 
 def init(context: MarketContext, params: FreeRiderParams, seats: int, draws: Draws) -> FreeRiderState:

@@ -34,9 +34,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 from pydantic import Field
 
-from mecharena.agents.base import Action, AgentType, Draws, Feedback, MarketContext, Observation
+from mecharena.agents.base import Action, AgentType, Draws, Feedback, MarketContext, Observation, require_mechanism
 from mecharena.core.config import StrictModel
-from mecharena.core.errors import ConfigError
 from mecharena.core.types import FloatArray
 
 VERSION = 1
@@ -53,9 +52,7 @@ class SniperState:
 
 
 def _check(context: MarketContext) -> None:
-    if context.mechanism.name != "cda":
-        raise ConfigError(f"sniper needs a mechanism that processes orders in time order; it supports cda, "
-                          f"got {context.mechanism.name}")
+    require_mechanism(context, "sniper", ("cda",), reason="needs a mechanism that processes orders in time order")
 
 
 def init(context: MarketContext, params: SniperParams, seats: int, draws: Draws) -> SniperState:

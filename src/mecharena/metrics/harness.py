@@ -53,6 +53,7 @@ from mecharena.sim.loop import (
     merge_identities,
     play,
 )
+from mecharena.sim.simulate import aggregates
 
 DEVIATIONS = (0.0, 0.5, 0.8, 0.9, 1.1, 1.25)
 
@@ -132,11 +133,8 @@ def evaluate(cell: Cell, on_round=None) -> dict[str, Any]:
     cumulative = np.zeros((b, n))
     for record in play(episode, cell.rounds):
         out = record.outcome
-        rows["revenue"].append(out.revenue + record.penalties.sum(axis=1))
-        rows["welfare"].append(record.welfare)
-        rows["max_welfare"].append(out.max_welfare)
-        rows["surplus"].append(record.utility.sum(axis=1))
-        rows["participation"].append(out.participated.mean(axis=1))
+        for name, value in aggregates(record).items():
+            rows.setdefault(name, []).append(value)
         rows["entry"].append(record.active[:, is_owner].mean(axis=1))
         active = record.active & is_owner
         rows["negative"].append(((record.utility < -1e-12) & active).sum(axis=1) / np.maximum(active.sum(axis=1), 1))

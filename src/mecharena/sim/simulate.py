@@ -71,6 +71,19 @@ def simulate(
     return trace(episode, rounds, on_round=on_round)
 
 
+def aggregates(record: RoundRecord) -> dict[str, FloatArray]:
+    """The per-market (B,) aggregates of one round that a :class:`Trace` keeps."""
+    out = record.outcome
+    return {
+        "revenue": out.revenue + record.penalties.sum(axis=1),  # fines are the mechanism's income too
+        "welfare": record.welfare,
+        "max_welfare": out.max_welfare,
+        "surplus": record.utility.sum(axis=1),
+        "participation": out.participated.mean(axis=1),
+        "invalid": 1.0 - out.valid.mean(axis=1),
+    }
+
+
 def trace(episode: Episode, rounds: int, *, on_round: Callable[[int], None] | None = None,
           on_record: Callable[[RoundRecord], None] | None = None) -> Trace:
     """Play ``episode`` for ``rounds`` rounds, handing each record to ``on_record`` (e.g. a ledger)."""
@@ -78,13 +91,8 @@ def trace(episode: Episode, rounds: int, *, on_round: Callable[[int], None] | No
     for record in play(episode, rounds):
         if on_record is not None:
             on_record(record)
-        out = record.outcome
-        records["revenue"].append(out.revenue + record.penalties.sum(axis=1))
-        records["welfare"].append(record.welfare)
-        records["max_welfare"].append(out.max_welfare)
-        records["surplus"].append(record.utility.sum(axis=1))
-        records["participation"].append(out.participated.mean(axis=1))
-        records["invalid"].append(1.0 - out.valid.mean(axis=1))
+        for name, value in aggregates(record).items():
+            records[name].append(value)
         if on_round is not None:
             on_round(record.round)
     return Trace(**{name: np.stack(rows) for name, rows in records.items()})
