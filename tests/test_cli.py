@@ -113,7 +113,7 @@ def test_agents_and_rules_json():
     assert {"truthful", "bne", "adaptive", "hedge", "exp3", "cartel", "dropout", "sybil", "audit_evader", "zic",
             "sniper", "free_rider", "conditional", "crra", "budget", "myopic"} <= names
     cartel = next(r for r in rows if r["name"] == "cartel")
-    assert cartel["adaptive"] and {p["name"] for p in cartel["params"]} == {"threshold", "temptation", "punish_rounds"}
+    assert cartel["adaptive"] and {p["name"] for p in cartel["params"]} == {"threshold", "temptation", "punish_rounds", "knockout"}
     rules = json.loads(invoke("rules", "--json").stdout)
     assert {f["name"] for f in rules["information"]} == {"reserve", "clearing_price", "winner_identity",
                                                           "competing_bids", "bid_distribution"}

@@ -1,7 +1,9 @@
 """Bid-rotation cartel: the group's k seats form one ring per market.
 
 Rule (one-sided auctions with unit demand: first and second price, uniform price, pay-as-bid,
-VCG, posted price): rounds rotate a designated member (round mod k); the designated member bids
+VCG, posted price): rounds rotate a designated member (round mod k) or, with ``knockout``, the ring
+holds a pre-auction knockout and designates its highest-valued member (Graham and Marshall 1987:
+the ring then profits in a second-price auction); the designated member bids
 as if the ring's other members did not exist (truthful where that is dominant; the Bayes-Nash
 shade for n - k + 1 bidders in first price and pay-as-bid) and the others abstain, all marked as
 colluding. A non-designated member whose value exceeds ``threshold`` is tempted to
@@ -34,6 +36,7 @@ class CartelParams(StrictModel):
     threshold: float = Field(0.5, ge=0, le=1000, description="value above which a non-designated member is tempted")
     temptation: float = Field(0.05, ge=0, le=1, description="chance a tempted member defects when it can be caught")
     punish_rounds: int = Field(5, ge=0, le=1000, description="rounds of competitive bidding after a detected defection")
+    knockout: bool = Field(False, description="designate the highest-valued member instead of rotating")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +57,8 @@ def init(context: MarketContext, params: CartelParams, seats: int, draws: Draws)
 
 def act(context: MarketContext, params: CartelParams, state: CartelState, values, draws: Draws) -> Action:
     k = values.shape[1]
-    designated = (np.arange(k)[None, :] == (state.round % k)[:, None])
+    turn = np.argmax(values, axis=1) if params.knockout else state.round % k
+    designated = np.arange(k)[None, :] == turn[:, None]
     punishing = (state.punishing > 0)[:, None]
     tempted = ~designated & (values > params.threshold)
     if can_detect(context):
