@@ -1,0 +1,138 @@
+"""Scoring a deviation with common random numbers.
+
+A deviation replaces the first K agents of the target population with a family's agent type. Its
+gain is the deviators' average utility per agent and round with the deviation minus the same
+agents' average without it, market by market, on the *same* seed: the same values (for the seats
+the deviation leaves in place), priorities, audits and draws of everyone else, so the paired
+difference has far less variance than two independent runs. Markets are the independent units of
+the 95% interval (mean +- 1.96 s / sqrt(B)).
+"""
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mecharena import agents
+from mecharena.core.errors import ConfigError
+from mecharena.core.types import FloatArray
+from mecharena.fuzz.families import FAMILIES
+from mecharena.metrics.harness import Cell
+from mecharena.metrics.summary import Z95
+from mecharena.sim.loop import play
+
+
+@dataclass(frozen=True, slots=True)
+class Deviation:
+    """A family, its parameters and how many agents deviate together."""
+
+    family: str
+    params: tuple[tuple[str, Any], ...]  # sorted (name, value) pairs
+    deviators: int = 1
+
+    @property
+    def agent_spec(self) -> str:
+        return FAMILIES.get(self.family).agent_spec(dict(self.params))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"family": self.family, "params": dict(self.params), "deviators": self.deviators,
+                "agent": self.agent_spec}
+
+
+@dataclass(frozen=True, slots=True)
+class Gain:
+    """The deviators' gain per agent and round, with its 95% interval over markets."""
+
+    mean: float
+    lo: float
+    hi: float
+    frequency: float  # share of markets where the deviators gained
+    baseline: float  # their utility per agent and round without the deviation
+    welfare: float  # welfare per agent and round without the deviation (for severity)
+    markets: int
+    rounds: int
+    seed: int
+
+    @property
+    def half(self) -> float:
+        return (self.hi - self.lo) / 2
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"mean": self.mean, "ci95": [self.lo, self.hi], "frequency": self.frequency,
+                "baseline": self.baseline, "markets": self.markets, "rounds": self.rounds, "seed": self.seed}
+
+
+def deviated_population(spec: str, seed: int, deviators: int, agent_spec: str) -> str:
+    """The population spec with its first ``deviators`` agents replaced by ``agent_spec``.
+
+    Raises:
+        ConfigError: fewer agents than deviators, or fewer than one deviator.
+    """
+    population = agents.population(spec, seed)
+    total = sum(g.count for g in population.groups)
+    if not 1 <= deviators <= total:
+        raise ConfigError(f"deviators must be in [1, {total}] (the agents of {population.spec!r}), got {deviators}")
+    parts, skip = [f"{agent_spec}:{deviators}"], deviators
+    for g in population.groups:
+        taken = min(skip, g.count)
+        skip -= taken
+        if g.count > taken:
+            parts.append(f"{g.label}:{g.count - taken}")
+    return ",".join(parts)
+
+
+def agent_seats(owner: np.ndarray, count: int) -> np.ndarray:
+    """The own seats of the first ``count`` economic agents."""
+    return np.flatnonzero(owner == np.arange(owner.size))[:count]
+
+
+def _per_agent_utility(cell: Cell, count: int) -> tuple[FloatArray, FloatArray]:
+    """(B,) the first ``count`` agents' utility per agent and round, and (B,) welfare per agent and round."""
+    episode = cell.episode()
+    seats = agent_seats(episode.owner, count)
+    agents_n = int((episode.owner == np.arange(episode.owner.size)).sum())
+    total = np.zeros(cell.markets)
+    welfare = np.zeros(cell.markets)
+    for record in play(episode, cell.rounds):
+        total += record.utility[:, seats].sum(axis=1)
+        welfare += record.welfare
+    return total / (count * cell.rounds), welfare / (agents_n * cell.rounds)
+
+
+class Scorer:
+    """Scores deviations against one target, remembering the baseline runs it has played."""
+
+    def __init__(self, target: Cell) -> None:
+        self.target = target
+        self._baselines: dict[tuple[int, int, int, int], tuple[FloatArray, FloatArray]] = {}
+
+    def baseline(self, seed: int, markets: int, rounds: int, count: int) -> tuple[FloatArray, FloatArray]:
+        key = (seed, markets, rounds, count)
+        if key not in self._baselines:
+            self._baselines[key] = _per_agent_utility(
+                replace_cell(self.target, seed=seed, markets=markets, rounds=rounds), count)
+        return self._baselines[key]
+
+    def score(self, deviation: Deviation, *, seed: int, markets: int, rounds: int) -> Gain:
+        """The deviation's gain against the target population's own policy, on common random numbers.
+
+        Raises:
+            ConfigError / UnknownIdError: the deviation cannot be played in this market.
+        """
+        spec = deviated_population(self.target.population, seed, deviation.deviators, deviation.agent_spec)
+        deviated = replace_cell(self.target, seed=seed, markets=markets, rounds=rounds, population=spec)
+        base, welfare = self.baseline(seed, markets, rounds, deviation.deviators)
+        dev, _ = _per_agent_utility(deviated, deviation.deviators)
+        diff = dev - base
+        mean = float(diff.mean())
+        half = Z95 * float(diff.std(ddof=1)) / math.sqrt(diff.size) if diff.size > 1 else 0.0
+        return Gain(mean, mean - half, mean + half, float((diff > 1e-12).mean()), float(base.mean()),
+                    float(welfare.mean()), markets, rounds, seed)
+
+
+def replace_cell(cell: Cell, **fields: Any) -> Cell:
+    """A copy of ``cell`` with ``fields`` changed (validated)."""
+    return Cell.model_validate({**cell.model_dump(), **fields})
+
+

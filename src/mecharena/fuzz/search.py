@@ -1,0 +1,195 @@
+"""Searching deviation families for the most profitable deviation, and the exploitability estimate.
+
+For each applicable family an Optuna study (TPE or CMA-ES) proposes parameters; every proposal is
+scored on the *same* search seed (common random numbers across proposals, so their comparison is
+not drowned in value noise). A family stops early when, after ``min_trials`` proposals, no
+proposal's upper 95% bound on the gain reaches ``threshold``; the budget (in evaluations) is
+split over families and ``restarts`` (independent studies with other sampler seeds).
+
+The search's best score is biased upward (it is the maximum of noisy estimates). The
+exploitability of (mechanism, population) is therefore the gain of the best deviation found,
+re-evaluated on a fresh, independent seed with more markets: ``max(0, gain)`` with its 95% interval.
+"""
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from mecharena.core.errors import ConfigError, MechArenaError
+from mecharena.core.seeding import generator
+from mecharena.fuzz.families import FAMILIES, Family, Param
+from mecharena.fuzz.score import Deviation, Gain, Scorer
+from mecharena.metrics.harness import Cell
+
+Sampler = Literal["tpe", "cmaes"]
+
+
+@dataclass(frozen=True, slots=True)
+class Trial:
+    deviation: Deviation
+    gain: Gain  # on the search seed
+
+
+@dataclass(frozen=True)
+class FuzzResult:
+    """Everything a fuzzing run found."""
+
+    target: Cell
+    deviators: int
+    families: tuple[str, ...]  # searched (applicable)
+    skipped: dict[str, str]  # family -> why it does not apply
+    trials: tuple[Trial, ...]
+    best: Trial | None
+    fresh: Gain | None  # the best deviation re-evaluated on an independent seed
+    evaluations: int
+    stopped_early: tuple[str, ...]  # families that stopped before their budget
+    search: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def exploitability(self) -> dict[str, Any]:
+        """max(0, fresh gain) with its 95% interval (0 when nothing was found)."""
+        if self.fresh is None:
+            return {"mean": 0.0, "ci95": [0.0, 0.0]}
+        return {"mean": max(0.0, self.fresh.mean), "ci95": [max(0.0, self.fresh.lo), max(0.0, self.fresh.hi)]}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target.model_dump(mode="json"),
+            "deviators": self.deviators,
+            "families": list(self.families),
+            "skipped": self.skipped,
+            "evaluations": self.evaluations,
+            "stopped_early": list(self.stopped_early),
+            "exploitability": self.exploitability,
+            "best": None if self.best is None else {**self.best.deviation.as_dict(),
+                                                     "search_gain": self.best.gain.as_dict()},
+            "fresh_gain": None if self.fresh is None else self.fresh.as_dict(),
+            "search": self.search,
+        }
+
+
+def applicable(scorer: Scorer, family: Family, deviators: int) -> str | None:
+    """None if the family can be played here, else the reason it cannot."""
+    if family.coalition and deviators < 2:
+        return "a coalition family needs --deviators >= 2"
+    two_sided = scorer.target.episode().context.spec.sellers is not None
+    if family.sides != "any" and two_sided != (family.sides == "two"):
+        return f"{family.name} applies to {'two' if family.sides == 'two' else 'one'}-sided markets"
+    defaults = {p.name: _default(p) for p in family.params}
+    try:
+        scorer.score(Deviation(family.name, tuple(sorted(defaults.items())), deviators), seed=0, markets=2, rounds=2)
+    except MechArenaError as exc:
+        return str(exc)
+    return None
+
+
+def _default(p: Param) -> Any:
+    if p.kind == "bool":
+        return False
+    mid = (p.low + p.high) / 2
+    return int(round(mid)) if p.kind == "int" else mid
+
+
+def _suggest(trial, p: Param) -> Any:
+    if p.kind == "bool":
+        return trial.suggest_categorical(p.name, [False, True])
+    if p.kind == "int":
+        return trial.suggest_int(p.name, int(p.low), int(p.high))
+    return trial.suggest_float(p.name, p.low, p.high)
+
+
+def fuzz(
+    target: Cell,
+    *,
+    families: list[str] | None = None,
+    deviators: int = 1,
+    budget: int = 60,
+    seed: int = 0,
+    sampler: Sampler = "tpe",
+    restarts: int = 1,
+    markets: int = 400,
+    rounds: int = 10,
+    eval_markets: int = 2000,
+    threshold: float = 1e-3,
+    min_trials: int = 8,
+    on_trial: Callable[[Trial, int], None] | None = None,
+) -> FuzzResult:
+    """Search for the most profitable deviation from ``target``'s population.
+
+    Args:
+        target: the mechanism, population and rules (its seed, markets and rounds are ignored).
+        families: family ids to search (default: every family that applies).
+        deviators: K, agents that deviate together (a coalition when K > 1).
+        budget: evaluations in the search (the fresh evaluation comes on top).
+        seed: root seed; the search and the fresh evaluation use independent streams.
+        sampler: ``tpe`` or ``cmaes`` (Optuna samplers).
+        restarts: independent studies per family, splitting its budget.
+        markets, rounds: size of each search evaluation.
+        eval_markets: markets of the fresh evaluation.
+        threshold: a family stops early once no upper 95% bound reaches it.
+        min_trials: proposals per study before early stopping is considered.
+        on_trial: called with each scored trial and the evaluation count (progress bars).
+
+    Raises:
+        ConfigError: no families, a budget below 1, bad sizes, or no family applies.
+        UnknownIdError: an unknown family.
+    """
+    import optuna  # imported here: a second of import time that only fuzzing needs
+
+    if families is not None and not families:
+        raise ConfigError("families must name at least one deviation family (see `mecharena fuzz --help`)")
+    if budget < 1:
+        raise ConfigError(f"budget must be >= 1 evaluation, got {budget}")
+    if restarts < 1 or markets < 2 or rounds < 1 or eval_markets < 2:
+        raise ConfigError(f"restarts >= 1, markets >= 2, rounds >= 1 and eval_markets >= 2 are required, got "
+                          f"restarts={restarts}, markets={markets}, rounds={rounds}, eval_markets={eval_markets}")
+    if sampler not in ("tpe", "cmaes"):
+        raise ConfigError(f"sampler must be one of 'tpe', 'cmaes', got {sampler!r}")
+    chosen = [FAMILIES.get(name) for name in (families or list(FAMILIES))]
+    scorer = Scorer(target)
+    target.episode()  # validates the target before any search
+    skipped = {f.name: why for f in chosen if (why := applicable(scorer, f, deviators)) is not None}
+    usable = [f for f in chosen if f.name not in skipped]
+    if not usable:
+        reasons = "; ".join(f"{k}: {v}" for k, v in skipped.items())
+        raise ConfigError(f"no deviation family applies to {target.mechanism} with {deviators} deviator(s): {reasons}")
+    streams = generator(seed, ("fuzz",))
+    search_seed, fresh_seed = (int(x) for x in streams.integers(0, 2**31 - 1, size=2))
+    trials: list[Trial] = []
+    stopped: list[str] = []
+    per_family = max(1, budget // len(usable))
+    level = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(logging.WARNING)
+    try:
+        for f_index, family in enumerate(usable):
+            per_study = max(1, per_family // restarts)
+            for restart in range(restarts):
+                sampler_seed = int(generator(seed, ("sampler", f_index, restart)).integers(2**31 - 1))
+                sampler_obj = (optuna.samplers.CmaEsSampler(seed=sampler_seed, warn_independent_sampling=False)
+                               if sampler == "cmaes" else optuna.samplers.TPESampler(seed=sampler_seed))
+                study = optuna.create_study(direction="maximize", sampler=sampler_obj)
+                best_upper = float("-inf")
+                for t in range(per_study):
+                    trial = study.ask()
+                    params = {p.name: _suggest(trial, p) for p in family.params}
+                    deviation = Deviation(family.name, tuple(sorted(params.items())), deviators)
+                    gain = scorer.score(deviation, seed=search_seed, markets=markets, rounds=rounds)
+                    study.tell(trial, gain.mean)
+                    scored = Trial(deviation, gain)
+                    trials.append(scored)
+                    best_upper = max(best_upper, gain.hi)
+                    if on_trial is not None:
+                        on_trial(scored, len(trials))
+                    if t + 1 >= min_trials and best_upper < threshold:
+                        stopped.append(family.name)
+                        break
+    finally:
+        optuna.logging.set_verbosity(level)
+    best = max(trials, key=lambda tr: tr.gain.mean)
+    fresh = scorer.score(best.deviation, seed=fresh_seed, markets=eval_markets, rounds=rounds)
+    return FuzzResult(target, deviators, tuple(f.name for f in usable), skipped, tuple(trials), best, fresh,
+                      len(trials), tuple(dict.fromkeys(stopped)),
+                      {"sampler": sampler, "budget": budget, "restarts": restarts, "markets": markets,
+                       "rounds": rounds, "eval_markets": eval_markets, "threshold": threshold, "seed": seed,
+                       "search_seed": search_seed, "fresh_seed": fresh_seed})
