@@ -380,6 +380,79 @@ def replay(
     raise typer.Exit(code)
 
 
+@app.command("fuzz")
+def fuzz_command(
+    mechanism: Annotated[str, typer.Option(help="mechanism id (see `mecharena mechanisms`)")],
+    population: Annotated[str, typer.Option(help="the population whose own policy deviations are scored against")],
+    settings: Annotated[list[str] | None, typer.Option("--set", help="config field key=value (repeatable)")] = None,
+    deviators: Annotated[int, typer.Option(help="K agents deviating together (K > 1: a coalition)")] = 1,
+    families: Annotated[str | None, typer.Option(
+        help="comma-separated deviation families (default: every family that applies)")] = None,
+    budget: Annotated[int, typer.Option(help="evaluations in the search")] = 60,
+    seed: Annotated[int, typer.Option(help="root seed")] = 0,
+    info: Annotated[list[str] | None, typer.Option("--info", help="information policy key=value")] = None,
+    enforce: Annotated[list[str] | None, typer.Option("--enforce", help="enforcement key=value")] = None,
+    values: Annotated[str, typer.Option(help="value distribution")] = "uniform",
+    sampler: Annotated[str, typer.Option(help="tpe or cmaes")] = "tpe",
+    restarts: Annotated[int, typer.Option(help="independent studies per family")] = 1,
+    markets: Annotated[int, typer.Option(help="markets per search evaluation")] = 400,
+    rounds: Annotated[int, typer.Option(help="rounds per evaluation")] = 10,
+    eval_markets: Annotated[int, typer.Option(help="markets of the fresh evaluation of the best deviation")] = 2000,
+    threshold: Annotated[float, typer.Option(help="gain below which a deviation does not count as an exploit")] = 1e-3,
+    library: Annotated[Path, typer.Option(help="exploit library directory for failure reports")] = Path("exploits"),
+    report: Annotated[bool, typer.Option(help="write a failure report when an exploit is found")] = True,
+    as_json: JsonFlag = False,
+) -> None:
+    """Search for profitable deviations: exploitability with a 95% CI from a fresh evaluation."""
+    from mecharena.fuzz import FAMILIES, fuzz
+    from mecharena.metrics.harness import Cell
+
+    try:
+        names = None if families is None else [f.strip() for f in families.split(",") if f.strip()]
+        target = Cell(mechanism=mechanism, config=parse_settings(settings or []), population=population,
+                      information=parse_settings(info or [], "--info"),
+                      enforcement=parse_settings(enforce or [], "--enforce"), values=values, seed=seed)
+        with Progress(console=err, transient=True, disable=as_json or not err.is_terminal) as bar:
+            task = bar.add_task("fuzzing", total=budget)
+            result = fuzz(target, families=names, deviators=deviators, budget=budget, seed=seed,
+                          sampler=sampler, restarts=restarts, markets=markets, rounds=rounds,
+                          eval_markets=eval_markets, threshold=threshold,
+                          on_trial=lambda _trial, done: bar.update(task, completed=done))
+        data = result.as_dict()
+        data["exploit"] = result.fresh is not None and result.fresh.lo > threshold
+        data["report"] = None
+        if data["exploit"] and report:
+            from mecharena.fuzz.library import Library
+            from mecharena.fuzz.report import build_report
+
+            failure = build_report(result, library)
+            Library(library).add(failure)
+            data["report"] = {"id": failure.id, "library": str(library)}
+    except (MechArenaError, ValueError) as exc:
+        raise fail(exc) from None
+    if as_json:
+        print(json.dumps(data, indent=2))
+        return
+    e = data["exploitability"]
+    table = Table(title=f"fuzz {mechanism} x {population} (K={deviators}, {result.evaluations} evaluations)")
+    table.add_column("measure")
+    table.add_column("value")
+    table.add_row("exploitability", f"{e['mean']:.5f}  95% CI [{e['ci95'][0]:.5f}, {e['ci95'][1]:.5f}]")
+    if result.best is not None:
+        best = result.best.deviation
+        verdict = "" if data["exploit"] else " (not profitable: no exploit found)"
+        table.add_row("best deviation", escape(f"{best.family}: {FAMILIES.get(best.family).summary}{verdict}"))
+        table.add_row("parameters", escape(", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                                     for k, v in best.params)))
+        table.add_row("fresh gain", f"{result.fresh.mean:.5f} [{result.fresh.lo:.5f}, {result.fresh.hi:.5f}], "
+                                    f"frequency {result.fresh.frequency:.2f}")
+    table.add_row("families searched", ", ".join(result.families))
+    if result.skipped:
+        table.add_row("not applicable", escape("; ".join(f"{k}: {v}" for k, v in result.skipped.items())))
+    table.add_row("failure report", escape(f"{data['report']['id']} in {library}") if data["report"] else "-")
+    out.print(table)
+
+
 def print_bench(result: dict[str, Any], as_json: bool) -> None:
     if as_json:
         print(json.dumps(result, indent=2))

@@ -36,6 +36,7 @@ class Family:
     coalition: bool = False  # needs at least two deviators
     sides: Literal["any", "one", "two"] = "any"  # one-sided markets only, two-sided only, or both
     fixed: dict[str, Any] = field(default_factory=dict)
+    starts: tuple[dict[str, Any], ...] = ()  # points every study evaluates first (e.g. mild shading)
 
     def agent_spec(self, params: dict[str, Any]) -> str:
         """``agent(name=value,...)`` for a population spec."""
@@ -53,11 +54,13 @@ def _text(value: Any) -> str:
 
 
 CURVE = (Param("scale", 0.0, 1.5), Param("power", 0.5, 2.0), Param("offset", -0.3, 0.3))
+# Mild, moderate and heavy linear shading: profitable regions of a curve family are often narrow.
+CURVE_STARTS = tuple({"scale": s, "power": 1.0, "offset": 0.0} for s in (0.9, 0.75, 0.5))
 
 FAMILIES: Registry[Family] = Registry("deviation family", {f.name: f for f in (
     Family("shading", "curve", CURVE, "bid-shading curve b = scale * v^power + offset",
            "a truthful payment rule (second price, VCG, uniform (k+1)-th price) leaves shading nothing to gain",
-           sides="one"),
+           sides="one", starts=CURVE_STARTS),
     Family("reserve_sniping", "reserve_snipe", (Param("margin", 0.0, 0.5),),
            "bid just above the announced reserve",
            "hide the reserve, or charge the second-highest bid so a lone bid pays the reserve anyway"),
@@ -75,7 +78,7 @@ FAMILIES: Registry[Family] = Registry("deviation family", {f.name: f for f in (
            "overbidding up to a budget where others set the price",
            "cap bids at values (first price), or make payments depend on own bids"),
     Family("misreport", "curve", CURVE, "misreported bids or asks in two-sided markets",
-           "a dominant-strategy double auction (McAfee trade reduction)", sides="two"),
+           "a dominant-strategy double auction (McAfee trade reduction)", sides="two", starts=CURVE_STARTS),
     Family("free_riding", "conditional", (Param("slope", 0.0, 1.0), Param("initial", 0.0, 1.0)),
            "contribute less than others (slope 0: pure free riding)",
            "a provision point with refund, or matching that makes contributing dominant"),

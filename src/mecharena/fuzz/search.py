@@ -4,7 +4,8 @@ For each applicable family an Optuna study (TPE or CMA-ES) proposes parameters; 
 scored on the *same* search seed (common random numbers across proposals, so their comparison is
 not drowned in value noise). A family stops early when, after ``min_trials`` proposals, no
 proposal's upper 95% bound on the gain reaches ``threshold``; the budget (in evaluations) is
-split over families and ``restarts`` (independent studies with other sampler seeds).
+split over families and ``restarts`` (independent studies with other sampler seeds). A family's
+``starts`` (e.g. mild linear shading) are evaluated first in its first study.
 
 The search's best score is biased upward (it is the maximum of noisy estimates). The
 exploitability of (mechanism, population) is therefore the gain of the best deviation found,
@@ -19,7 +20,7 @@ from typing import Any, Literal
 from mecharena.core.errors import ConfigError, MechArenaError
 from mecharena.core.seeding import generator
 from mecharena.fuzz.families import FAMILIES, Family, Param
-from mecharena.fuzz.score import Deviation, Gain, Scorer
+from mecharena.fuzz.score import Deviation, Gain, Scorer, deviated_population
 from mecharena.metrics.harness import Cell
 
 Sampler = Literal["tpe", "cmaes"]
@@ -149,6 +150,7 @@ def fuzz(
     chosen = [FAMILIES.get(name) for name in (families or list(FAMILIES))]
     scorer = Scorer(target)
     target.episode()  # validates the target before any search
+    deviated_population(target.population, target.seed, deviators, "truthful")  # someone must deviate
     skipped = {f.name: why for f in chosen if (why := applicable(scorer, f, deviators)) is not None}
     usable = [f for f in chosen if f.name not in skipped]
     if not usable:
@@ -169,6 +171,8 @@ def fuzz(
                 sampler_obj = (optuna.samplers.CmaEsSampler(seed=sampler_seed, warn_independent_sampling=False)
                                if sampler == "cmaes" else optuna.samplers.TPESampler(seed=sampler_seed))
                 study = optuna.create_study(direction="maximize", sampler=sampler_obj)
+                for start in family.starts if restart == 0 else ():
+                    study.enqueue_trial(start)
                 best_upper = float("-inf")
                 for t in range(per_study):
                     trial = study.ask()
