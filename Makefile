@@ -24,6 +24,7 @@ bench: setup
 	$(BIN)/mecharena bench engine --json
 	$(BIN)/mecharena bench loop --json
 	$(BIN)/mecharena bench ledger --json
+	$(BIN)/mecharena bench fuzz --json
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .hypothesis runs

@@ -426,7 +426,7 @@ def fuzz_command(
             from mecharena.fuzz.report import build_report
 
             failure = build_report(result, library)
-            Library(library).add(failure)
+            Library(library, create=True).add(failure)
             data["report"] = {"id": failure.id, "library": str(library)}
     except (MechArenaError, ValueError) as exc:
         raise fail(exc) from None
@@ -451,6 +451,130 @@ def fuzz_command(
         table.add_row("not applicable", escape("; ".join(f"{k}: {v}" for k, v in result.skipped.items())))
     table.add_row("failure report", escape(f"{data['report']['id']} in {library}") if data["report"] else "-")
     out.print(table)
+
+
+exploits_app = typer.Typer(no_args_is_help=True, help="The exploit library: failure reports found by `fuzz`.")
+app.add_typer(exploits_app, name="exploits")
+LibraryOption = Annotated[Path, typer.Option("--library", help="exploit library directory")]
+
+
+def _exit_with(command, *args: Any) -> None:
+    try:
+        code = command(*args, console=out)
+    except MechArenaError as exc:
+        raise fail(exc) from None
+    raise typer.Exit(code)
+
+
+@exploits_app.command("list")
+def exploits_list(library: LibraryOption = Path("exploits"), as_json: JsonFlag = False) -> None:
+    """Every failure report in the library."""
+    from mecharena.fuzz import commands
+
+    _exit_with(commands.exploits_list, str(library), as_json)
+
+
+@exploits_app.command("show")
+def exploits_show(exploit: Annotated[str, typer.Argument(help="report id (or a unique prefix)")],
+                  library: LibraryOption = Path("exploits"), as_json: JsonFlag = False) -> None:
+    """One failure report in full."""
+    from mecharena.fuzz import commands
+
+    _exit_with(commands.exploits_show, str(library), exploit, as_json)
+
+
+@exploits_app.command("replay")
+def exploits_replay(exploit: Annotated[str, typer.Argument(help="report id (or a unique prefix)")],
+                    library: LibraryOption = Path("exploits"), as_json: JsonFlag = False) -> None:
+    """Replay a report's ledgers and recompute its recorded gain exactly (exit 1 if it differs)."""
+    from mecharena.fuzz import commands
+
+    _exit_with(commands.exploits_replay, str(library), exploit, as_json)
+
+
+@app.command("regress")
+def regress(
+    mechanism: Annotated[str, typer.Option(help="the mechanism variant to check")],
+    settings: Annotated[list[str] | None, typer.Option("--set", help="config field key=value (repeatable)")] = None,
+    library: LibraryOption = Path("exploits"),
+    seed: Annotated[int, typer.Option(help="root seed of the re-evaluations")] = 0,
+    markets: Annotated[int, typer.Option(help="markets per re-evaluation")] = 2000,
+    rounds: Annotated[int | None, typer.Option(help="rounds (default: each report's own)")] = None,
+    threshold: Annotated[float | None, typer.Option(help="gain that counts as paying (default: each report's)")] = None,
+    only: Annotated[str | None, typer.Option(help="only exploits found on this mechanism id")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Re-run every library exploit against a mechanism variant; exit 1 if any still pays (for CI)."""
+    from mecharena.fuzz import commands
+
+    try:
+        code = commands.regress_command(str(library), mechanism, parse_settings(settings or []), seed, markets,
+                                        rounds, threshold, as_json, console=out, only=only)
+    except MechArenaError as exc:
+        raise fail(exc) from None
+    raise typer.Exit(code)
+
+
+@app.command("repair")
+def repair(
+    mechanism: Annotated[str, typer.Option(help="the mechanism to repair")],
+    population: Annotated[str, typer.Option(help="the population it must hold up against")],
+    settings: Annotated[list[str] | None, typer.Option("--set", help="config field key=value (repeatable)")] = None,
+    info: Annotated[list[str] | None, typer.Option("--info", help="information policy key=value")] = None,
+    enforce: Annotated[list[str] | None, typer.Option("--enforce", help="enforcement key=value")] = None,
+    families: Annotated[str | None, typer.Option(help="comma-separated deviation families")] = None,
+    deviators: Annotated[int, typer.Option(help="K deviators")] = 1,
+    budget: Annotated[int, typer.Option(help="designs tried")] = 30,
+    inner_budget: Annotated[int, typer.Option(help="fuzz evaluations per design")] = 16,
+    welfare_floor: Annotated[float, typer.Option(help="least welfare, as a share of the original's")] = 0.9,
+    revenue_floor: Annotated[float, typer.Option(help="least revenue, as a share of the original's")] = 0.9,
+    seed: Annotated[int, typer.Option(help="root seed")] = 0,
+    as_json: JsonFlag = False,
+) -> None:
+    """Search the mechanism's design space for lower exploitability within welfare and revenue floors."""
+    from mecharena.fuzz.tools import repair_command
+
+    try:
+        names = None if families is None else [f.strip() for f in families.split(",") if f.strip()]
+        code = repair_command(mechanism, parse_settings(settings or []), population,
+                              information=parse_settings(info or [], "--info"),
+                              enforcement=parse_settings(enforce or [], "--enforce"), families=names,
+                              deviators=deviators, budget=budget, inner_budget=inner_budget,
+                              welfare_floor=welfare_floor, revenue_floor=revenue_floor, seed=seed,
+                              as_json=as_json, console=out)
+    except MechArenaError as exc:
+        raise fail(exc) from None
+    raise typer.Exit(code)
+
+
+@app.command("rank")
+def rank(
+    mechanisms: Annotated[list[str], typer.Argument(help="two or more mechanism specs id[:key=value;...]")],
+    population: Annotated[str, typer.Option(help="the population every mechanism faces")],
+    metric: Annotated[str, typer.Option(help="metric to rank on (higher is better unless --ascending)")] = "revenue",
+    seeds: Annotated[int, typer.Option(help="paired seeds (common random numbers)")] = 5,
+    markets: Annotated[int, typer.Option(help="markets per evaluation")] = 1000,
+    rounds: Annotated[int, typer.Option(help="rounds per evaluation")] = 20,
+    ascending: Annotated[bool, typer.Option(help="lower is better")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Rank mechanisms under noisy outcomes: paired 95% intervals and the seeds needed to separate them."""
+    from mecharena.fuzz.tools import rank_command
+
+    try:
+        code = rank_command(list(mechanisms), population, metric, seeds, markets=markets, rounds=rounds,
+                            descending=not ascending, as_json=as_json, console=out)
+    except MechArenaError as exc:
+        raise fail(exc) from None
+    raise typer.Exit(code)
+
+
+@bench_app.command("fuzz")
+def bench_fuzz(as_json: JsonFlag = False) -> None:
+    """Fuzzing: evaluations per second, found gain vs budget, a default run's wall time."""
+    from mecharena.benchmarks.fuzz import run
+
+    print_bench(run(), as_json)
 
 
 def print_bench(result: dict[str, Any], as_json: bool) -> None:

@@ -27,8 +27,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mecharena import agents, mechanisms
-from mecharena.ledger import record_episode, replay
 from mecharena.benchmarks.loop import POPULATION
+from mecharena.ledger import record_episode, replay
 from mecharena.sim.loop import make_episode, play
 
 TARGETS = {"aggregate_over_none": 1.2, "full_over_none": 3.0}

@@ -114,6 +114,7 @@ def fuzz(
     eval_markets: int = 2000,
     threshold: float = 1e-3,
     min_trials: int = 8,
+    starts: bool = True,
     on_trial: Callable[[Trial, int], None] | None = None,
 ) -> FuzzResult:
     """Search for the most profitable deviation from ``target``'s population.
@@ -130,6 +131,8 @@ def fuzz(
         eval_markets: markets of the fresh evaluation.
         threshold: a family stops early once no upper 95% bound reaches it.
         min_trials: proposals per study before early stopping is considered.
+        starts: evaluate each family's start points first (off: the sampler alone, e.g. to
+            measure how the search's gain grows with budget).
         on_trial: called with each scored trial and the evaluation count (progress bars).
 
     Raises:
@@ -171,7 +174,7 @@ def fuzz(
                 sampler_obj = (optuna.samplers.CmaEsSampler(seed=sampler_seed, warn_independent_sampling=False)
                                if sampler == "cmaes" else optuna.samplers.TPESampler(seed=sampler_seed))
                 study = optuna.create_study(direction="maximize", sampler=sampler_obj)
-                for start in family.starts if restart == 0 else ():
+                for start in family.starts if restart == 0 and starts else ():
                     study.enqueue_trial(start)
                 best_upper = float("-inf")
                 for t in range(per_study):

@@ -1,0 +1,169 @@
+"""Plain functions behind ``mecharena exploits ...`` and ``mecharena regress``: print, return an exit code.
+
+They raise :class:`~mecharena.core.errors.MechArenaError` on bad input (missing library,
+unknown or ambiguous id, bad mechanism config) and leave turning it into a message and exit
+status 2 to the CLI shell.
+"""
+
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from mecharena.fuzz.library import Library
+from mecharena.fuzz.regress import DEFAULT_MARKETS, regress
+
+
+def _interval(mean: float, ci95: Any) -> str:
+    return f"{mean:+.4f} [{ci95[0]:+.4f}, {ci95[1]:+.4f}]"
+
+
+def _print_json(data: Any, console: Console | None) -> None:
+    text = json.dumps(data, indent=2)
+    if console is None:
+        print(text)
+    else:
+        console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def exploits_list(library_dir: str, as_json: bool, console: Console | None = None) -> int:
+    """List the library's exploits.
+
+    Args:
+        library_dir: the exploit library directory.
+        as_json: print a JSON list of full reports instead of a table.
+        console: where output goes (default: stdout).
+
+    Returns:
+        0.
+
+    Raises:
+        LibraryError: the library is missing or holds a corrupt report.
+    """
+    reports = Library(library_dir).list()
+    if as_json:
+        _print_json([r.model_dump(mode="json") for r in reports], console)
+        return 0
+    console = console or Console()
+    table = Table(title=escape(f"Exploits in {library_dir} ({len(reports)})"))
+    for column in ("id", "mechanism", "family", "deviators", "gain [95% CI]", "frequency", "severity"):
+        table.add_column(column, justify="right" if column in ("deviators", "frequency") else "left")
+    for r in reports:
+        table.add_row(r.id, f"{r.mechanism} v{r.mechanism_version}", r.strategy.family, str(r.agents_involved.deviators),
+                      _interval(r.gain.mean, r.gain.ci95), f"{r.frequency:.1%}", r.severity.label)
+    console.print(table)
+    return 0
+
+
+def exploits_show(library_dir: str, id: str, as_json: bool, console: Console | None = None) -> int:
+    """Print one failure report (``id`` may be a unique prefix).
+
+    Returns:
+        0.
+
+    Raises:
+        LibraryError: missing library, ambiguous prefix or corrupt report.
+        UnknownIdError: no such exploit.
+    """
+    report = Library(library_dir).get(id)
+    if as_json:
+        _print_json(report.model_dump(mode="json"), console)
+        return 0
+    console = console or Console()
+    table = Table(title=f"Exploit {report.id}", show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    settings = ", ".join(f"{k}={v}" for k, v in report.config.items()) or "defaults"
+    severity = report.severity
+    relative = "n/a" if severity.relative is None else f"{severity.relative:.1%} of welfare per agent and round"
+    rows = [
+        ("mechanism", f"{report.mechanism} v{report.mechanism_version} ({settings})"),
+        ("population", report.population),
+        ("information", report.information.model_dump_json()),
+        ("enforcement", report.enforcement.model_dump_json()),
+        ("values", report.values),
+        ("affected rule", report.affected_rule),
+        ("agents involved", (f"{report.agents_involved.deviators} deviator(s) at seats {report.agents_involved.seats} "
+                             f"playing {report.agents_involved.agent}")),
+        ("strategy", f"{report.strategy.family}: {report.strategy.summary}\n"
+                     + ", ".join(f"{k}={v}" for k, v in report.strategy.params.items())),
+        ("gain", (f"{_interval(report.gain.mean, report.gain.ci95)} per agent and round "
+                  f"({report.gain.markets} markets x {report.gain.rounds} rounds, seed {report.gain.seed})")),
+        ("frequency", f"{report.frequency:.1%} of markets"),
+        ("severity", f"{severity.label} ({relative})\n{severity.rule}"),
+        ("trace", (f"{report.trace.baseline}\n{report.trace.deviated}\nrecorded gain {report.trace.recorded_gain!r} "
+                   f"({report.trace.markets} markets x {report.trace.rounds} rounds, seed {report.trace.seed})")),
+        ("mitigation", report.mitigation),
+        ("regression", f"{report.regression.command}\n{report.regression.rule}"),
+    ]
+    for field, value in rows:
+        table.add_row(field, escape(value))
+    console.print(table, highlight=False)
+    return 0
+
+
+def exploits_replay(library_dir: str, id: str, as_json: bool, console: Console | None = None) -> int:
+    """Replay an exploit's trace ledgers and recompute its gain from their events.
+
+    Returns:
+        0 when both ledgers replay exactly and the recomputed gain equals the recorded one bit
+        for bit, else 1.
+
+    Raises:
+        LibraryError / UnknownIdError: see :func:`exploits_show`.
+        LedgerError: a trace ledger is missing or corrupt beyond replaying.
+    """
+    result = Library(library_dir).replay(id)
+    if as_json:
+        _print_json(result, console)
+        return 0 if result["ok"] else 1
+    console = console or Console()
+    table = Table(title=f"Replay of exploit {result['id']}")
+    for column in ("ledger", "rounds", "events", "mismatches", "reproduced"):
+        table.add_column(column, justify="left" if column == "ledger" else "right")
+    for name in ("baseline", "deviated"):
+        r = result[name]
+        table.add_row(escape(f"{name} ({r['directory']})"), str(r["rounds"]), str(r["events"]), str(r["mismatch_count"]),
+                      "yes" if r["ok"] else "[red]no[/]")
+    console.print(table)
+    console.print(f"recorded gain {result['recorded_gain']!r}, replayed gain {result['replayed_gain']!r}: "
+                  + ("[bold green]identical[/]" if result["exact"] else "[bold red]different[/]"), highlight=False)
+    console.print("[bold green]exploit reproduced exactly[/]" if result["ok"] else
+                  "[bold red]exploit NOT reproduced[/]")
+    return 0 if result["ok"] else 1
+
+
+def regress_command(library_dir: str, mechanism: str, settings: dict[str, Any], seed: int = 0,
+                    markets: int = DEFAULT_MARKETS, rounds: int | None = None, threshold: float | None = None,
+                    as_json: bool = False, console: Console | None = None, only: str | None = None) -> int:
+    """Re-check every library exploit against ``mechanism`` with ``settings`` (see :func:`~mecharena.fuzz.regress.regress`).
+
+    Returns:
+        1 when any exploit still pays (its gain's lower 95% bound exceeds the threshold), else 0,
+        so a CI job fails while a known exploit is open.
+
+    Raises:
+        LibraryError: missing library.
+        UnknownIdError / ConfigError: unknown mechanism, invalid settings or sizes.
+    """
+    rows = regress(Library(library_dir), mechanism, settings, seed=seed, markets=markets, rounds=rounds,
+                   threshold=threshold, only=only)
+    paying = sum(r["still_pays"] for r in rows)
+    if as_json:
+        _print_json({"mechanism": mechanism, "config": settings, "exploits": rows, "still_pay": paying}, console)
+        return 1 if paying else 0
+    console = console or Console()
+    settings_text = ", ".join(f"{k}={v}" for k, v in settings.items()) or "defaults"
+    table = Table(title=escape(f"Regression of {library_dir} against {mechanism} ({settings_text})"))
+    for column in ("id", "family", "gain [95% CI]", "threshold", "status"):
+        table.add_column(column)
+    colors = {"still_pays": "bold red", "closed": "green", "inconclusive": "yellow", "skipped": "dim"}
+    for r in rows:
+        gain = _interval(r["gain"]["mean"], r["gain"]["ci95"]) if "gain" in r else escape(r["reason"])
+        table.add_row(r["id"], r["family"], gain, f"{r['threshold']:g}", f"[{colors[r['status']]}]{r['status']}[/]")
+    console.print(table)
+    console.print(f"[bold red]{paying} exploit(s) still pay[/]" if paying else
+                  "[bold green]no exploit still pays[/]")
+    return 1 if paying else 0

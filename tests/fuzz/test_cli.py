@@ -1,0 +1,52 @@
+"""The fuzzing commands end to end: fuzz -> failure report -> exploits list/show/replay -> regress."""
+
+import json
+
+from typer.testing import CliRunner
+
+from mecharena.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_fuzz_writes_a_report_that_replays_and_regresses(tmp_path):
+    library = tmp_path / "lib"
+    found = invoke("fuzz", "--mechanism", "first_price", "--population", "truthful:4", "--families", "shading",
+                   "--budget", "12", "--markets", "200", "--rounds", "3", "--eval-markets", "400",
+                   "--library", library, "--json")
+    assert found.exit_code == 0, found.output
+    data = json.loads(found.stdout)
+    assert data["exploit"] and data["exploitability"]["ci95"][0] > 0
+    report_id = data["report"]["id"]
+    listed = json.loads(invoke("exploits", "list", "--library", library, "--json").stdout)
+    assert [r["id"] for r in listed] == [report_id]
+    shown = json.loads(invoke("exploits", "show", report_id[:6], "--library", library, "--json").stdout)
+    assert shown["strategy"]["family"] == "shading" and shown["mitigation"]
+    replayed = invoke("exploits", "replay", report_id, "--library", library, "--json")
+    assert replayed.exit_code == 0, replayed.output
+    assert invoke("regress", "--mechanism", "first_price", "--library", library, "--markets", "600").exit_code == 1
+    assert invoke("regress", "--mechanism", "second_price", "--library", library, "--markets", "600").exit_code == 0
+
+
+def test_fuzz_without_an_exploit_writes_no_report(tmp_path):
+    result = invoke("fuzz", "--mechanism", "second_price", "--population", "truthful:4", "--budget", "12",
+                    "--markets", "200", "--rounds", "3", "--library", tmp_path / "lib", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert not data["exploit"] and data["report"] is None and not (tmp_path / "lib").exists()
+
+
+def test_fuzz_bad_input_is_a_clear_error(tmp_path):
+    for args, message in ((["--budget", "0"], "budget must be >= 1 evaluation, got 0"),
+                          (["--families", ""], "families must name at least one deviation family"),
+                          (["--deviators", "9"], "deviators must be in [1, 4]"),
+                          (["--families", "shadow"], "unknown deviation family 'shadow'")):
+        result = invoke("fuzz", "--mechanism", "first_price", "--population", "truthful:4", *args)
+        assert result.exit_code == 2 and message in " ".join(result.output.split()), (args, result.output)
+        assert "Traceback" not in result.output
+    missing = invoke("exploits", "list", "--library", tmp_path / "nowhere")
+    assert missing.exit_code == 2 and "Traceback" not in missing.output
