@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from mecharena import agents, mechanisms
+from mecharena.core.config import parse_assignments
 from mecharena.core.errors import ConfigError, MechArenaError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -32,16 +33,7 @@ def fail(exc: Exception) -> typer.Exit:
 
 def parse_settings(items: list[str], option: str = "--set") -> dict[str, Any]:
     """``["reserve_price=0.5", "pricing=lowest_winning"]`` -> a dict; values are JSON when they parse."""
-    settings: dict[str, Any] = {}
-    for item in items:
-        key, eq, raw = item.partition("=")
-        if not eq or not key.strip():
-            raise ConfigError(f"{option} expects key=value, got {item!r}")
-        try:
-            settings[key.strip()] = json.loads(raw)
-        except json.JSONDecodeError:
-            settings[key.strip()] = raw
-    return settings
+    return parse_assignments(items, lambda item: f"{option} expects key=value, got {item!r}")
 
 
 def config_fields(mechanism: mechanisms.Mechanism) -> list[dict[str, Any]]:

@@ -10,7 +10,6 @@ from a symmetric Dirichlet(alpha) for each episode (from the episode's seed) and
 agents by largest remainder; types that get no agent are left out.
 """
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +18,7 @@ import numpy as np
 from pydantic import Field
 
 from mecharena.agents.base import AgentType
-from mecharena.core.config import StrictModel
+from mecharena.core.config import StrictModel, parse_assignments
 from mecharena.core.errors import ConfigError
 from mecharena.core.types import IntArray
 
@@ -104,16 +103,8 @@ def _split_groups(spec: str) -> list[str]:
 
 def _fields(text: str | None, part: str, usage: str) -> dict[str, Any]:
     """``name=value,...`` with JSON values where they parse (numbers, booleans), else strings."""
-    fields: dict[str, Any] = {}
-    for item in filter(None, (p.strip() for p in (text or "").split(","))):
-        name, eq, raw = item.partition("=")
-        if not eq:
-            raise ConfigError(f"{usage} must look like name=value, got {item!r} in {part!r}")
-        try:
-            fields[name.strip()] = json.loads(raw)
-        except json.JSONDecodeError:
-            fields[name.strip()] = raw.strip()
-    return fields
+    return parse_assignments((text or "").split(","),
+                             lambda item: f"{usage} must look like name=value, got {item!r} in {part!r}")
 
 
 def _parse_params(agent: AgentType, text: str | None, part: str) -> StrictModel:

@@ -1,5 +1,7 @@
 """Pydantic base for every user-facing config, with errors that name field, value and range."""
 
+import json
+from collections.abc import Callable, Iterable
 from typing import Any, Literal, get_args, get_origin
 
 import annotated_types as at
@@ -63,3 +65,28 @@ def explain(model: type[StrictModel], exc: ValidationError) -> str:
         else:
             lines.append(f"{model.__name__}: {err['msg']}")
     return "; ".join(lines)
+
+
+def parse_assignments(items: Iterable[str], error: Callable[[str], str]) -> dict[str, Any]:
+    """``["a=1", "b=x"]`` -> ``{"a": 1, "b": "x"}``: values are JSON where they parse, else strings.
+
+    Args:
+        items: ``key=value`` strings (blank items are skipped).
+        error: builds the message for a malformed item.
+
+    Raises:
+        ConfigError: an item without ``=`` or with an empty key.
+
+    >>> parse_assignments(["units=3", "pricing=lowest_winning", "refund=false"], str)
+    {'units': 3, 'pricing': 'lowest_winning', 'refund': False}
+    """
+    fields: dict[str, Any] = {}
+    for item in filter(None, (i.strip() for i in items)):
+        key, eq, raw = item.partition("=")
+        if not eq or not key.strip():
+            raise ConfigError(error(item))
+        try:
+            fields[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            fields[key.strip()] = raw.strip()
+    return fields

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from mecharena.core.config import parse_assignments
 from mecharena.core.errors import ConfigError
 from mecharena.fuzz.rank import METRICS, rank
 from mecharena.fuzz.repair import Candidate, RepairResult, repair
@@ -36,15 +37,8 @@ def parse_mechanism(spec: str) -> tuple[str, dict[str, Any]]:
     name = name.strip()
     if not name:
         raise ConfigError(f"mechanism spec must be 'id[:key=value;...]', got {spec!r}")
-    config: dict[str, Any] = {}
-    for piece in filter(None, (p.strip() for p in rest.split(";"))):
-        key, eq, raw = piece.partition("=")
-        if not eq or not key.strip():
-            raise ConfigError(f"mechanism spec {spec!r}: expected key=value, got {piece!r}")
-        try:
-            config[key.strip()] = json.loads(raw)
-        except json.JSONDecodeError:
-            config[key.strip()] = raw.strip()
+    config = parse_assignments(rest.split(";"),
+                               lambda piece: f"mechanism spec {spec!r}: expected key=value, got {piece!r}")
     get_mechanism(name).config(config)  # unknown id or invalid field: fail before any run
     return name, config
 
