@@ -18,7 +18,7 @@ demo: setup
 	$(BIN)/mecharena report runs/flagship
 
 test: setup
-	$(BIN)/python -m pytest -n auto
+	$(BIN)/python -m pytest
 
 bench: setup
 	$(BIN)/mecharena bench engine --json
