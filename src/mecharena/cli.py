@@ -583,6 +583,13 @@ def print_bench(result: dict[str, Any], as_json: bool) -> None:
     out.print(table)
 
 
+def sizes(markets: int, rounds: int) -> dict[str, int]:
+    """Benchmark sizes, checked: both at least 1."""
+    if markets < 1 or rounds < 1:
+        raise fail(ConfigError(f"markets and rounds must be >= 1, got markets={markets}, rounds={rounds}"))
+    return {"markets": markets, "rounds": rounds}
+
+
 @bench_app.command("loop")
 def bench_loop(
     markets: Annotated[int, typer.Option(help="markets B")] = 4096,
@@ -592,9 +599,7 @@ def bench_loop(
     """Round-loop market-rounds per second, 10 seats with adaptive agents, B=4,096."""
     from mecharena.benchmarks.loop import run
 
-    if markets < 1 or rounds < 1:
-        raise fail(ConfigError(f"markets and rounds must be >= 1, got markets={markets}, rounds={rounds}"))
-    print_bench(run(markets=markets, rounds=rounds), as_json)
+    print_bench(run(**sizes(markets, rounds)), as_json)
 
 
 @bench_app.command("ledger")
@@ -606,9 +611,7 @@ def bench_ledger(
     """Ledger overhead: no ledger vs aggregate vs full trace (targets 1.2x and 3x)."""
     from mecharena.benchmarks.ledger import run
 
-    if markets < 1 or rounds < 1:
-        raise fail(ConfigError(f"markets and rounds must be >= 1, got markets={markets}, rounds={rounds}"))
-    print_bench(run(markets=markets, rounds=rounds), as_json)
+    print_bench(run(**sizes(markets, rounds)), as_json)
 
 
 @bench_app.command("engine")
