@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from mecharena import agents, mechanisms
+from mecharena.agents._competitive import others_threshold
 from mecharena.agents.base import MarketContext
-from mecharena.agents.myopic import QUANTILES, best_grid_bid, others_threshold, quantile_cdf
+from mecharena.agents.myopic import QUANTILES, best_grid_bid, quantile_cdf
 from mecharena.agents.values import ValueDistribution
 from mecharena.core.errors import ConfigError
 from mecharena.sim import InformationPolicy, make_episode, play

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import Field
 
+from mecharena.agents._competitive import others_threshold
 from mecharena.agents.base import Action, AgentType, Draws, Feedback, MarketContext, Observation, require_mechanism
 from mecharena.core.config import StrictModel
 from mecharena.core.types import FloatArray
@@ -75,17 +76,6 @@ def act(context: MarketContext, params: AdaptiveParams, state: AdaptiveState, va
     return Action(bids=np.where(values >= reserve, np.minimum(best, values), values))
 
 
-def _competing(context: MarketContext, bids: FloatArray) -> FloatArray:
-    """(B, S) the k-th highest bid among the other seats, for each of the group's seats."""
-    k = _rank(context)
-    seats = range(*context.seats.indices(context.n_agents))
-    out = np.empty((bids.shape[0], len(seats)))
-    for j, s in enumerate(seats):
-        others = np.delete(bids, s, axis=1)
-        out[:, j] = -np.sort(-others, axis=1)[:, k - 1] if others.shape[1] >= k else 0.0
-    return out
-
-
 def update(context: MarketContext, params: AdaptiveParams, state: AdaptiveState, values: FloatArray,
            action: Action, observation: Observation, feedback: Feedback, draws: Draws) -> AdaptiveState:
     edges = _edges(context, params)
@@ -95,7 +85,7 @@ def update(context: MarketContext, params: AdaptiveParams, state: AdaptiveState,
     lo, hi = np.where(won, 0.0, own), np.where(won, own, top)  # censored: Y in [lo, hi)
     exact = np.full(own.shape, np.nan)
     if observation.bids is not None:
-        exact = _competing(context, observation.bids)
+        exact = others_threshold(observation.bids, observation.bids[:, context.seats], _rank(context))
     elif context.mechanism.name == "first_price":
         revealed = observation.price if observation.bid_quantiles is None else observation.bid_quantiles[:, -1]
         exact = np.where(~won, revealed[:, None], np.nan)  # the winning bid is the competing bid

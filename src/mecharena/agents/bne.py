@@ -31,37 +31,62 @@ _GRID = 4096
 _NODES, _WEIGHTS = np.polynomial.legendre.leggauss(8)
 
 
-def kth_highest_cdf(dist: ValueDistribution, y: FloatArray, rivals: int, k: int) -> FloatArray:
-    """CDF of the k-th highest of ``rivals`` i.i.d. values (1 when k > rivals)."""
-    f = dist.cdf(y)
+def order_statistic_cdf(f: FloatArray, rivals: int, k: int) -> FloatArray:
+    """P(the k-th highest of ``rivals`` i.i.d. draws is below y) given F(y) = ``f``; 1 when k > rivals."""
     return sum(math.comb(rivals, j) * f ** (rivals - j) * (1 - f) ** j for j in range(min(k, rivals + 1)))
 
 
-def shaded_bids(dist: ValueDistribution, values: FloatArray, n: int, k: int, reserve: float) -> FloatArray:
-    """Symmetric BNE bids of the k-unit pay-as-bid auction (first price for k = 1)."""
+def kth_highest_cdf(dist: ValueDistribution, y: FloatArray, rivals: int, k: int) -> FloatArray:
+    """CDF of the k-th highest of ``rivals`` i.i.d. values (1 when k > rivals)."""
+    return order_statistic_cdf(dist.cdf(y), rivals, k)
+
+
+def shaded_bids(dist: ValueDistribution, values: FloatArray, n: int, k: int, reserve: float,
+                power: float = 1.0) -> FloatArray:
+    """Symmetric equilibrium bids of the k-unit pay-as-bid auction (first price for k = 1):
+    ``b(v) = v - integral_r^v H / H(v)`` with ``H = G^power`` (``power = 1/(1 - rho)`` for CRRA
+    bidders, see :mod:`mecharena.agents.crra`; 1 for risk neutrality)."""
     start = max(reserve, dist.low)
     if start >= dist.high:
         return values.copy()
+
+    def h(y: FloatArray) -> FloatArray:
+        g = kth_highest_cdf(dist, y, n - 1, k)
+        return g if power == 1.0 else g**power
+
     grid = np.linspace(start, dist.high, _GRID + 1)
     half = np.diff(grid) / 2
     nodes = (grid[:-1] + half)[:, None] + half[:, None] * _NODES[None, :]
-    pieces = (kth_highest_cdf(dist, nodes, n - 1, k) * _WEIGHTS).sum(axis=1) * half
+    pieces = (h(nodes) * _WEIGHTS).sum(axis=1) * half
     integral = np.concatenate([[0.0], np.cumsum(pieces)])
-    g = kth_highest_cdf(dist, grid, n - 1, k)
+    g = h(grid)
     with np.errstate(divide="ignore", invalid="ignore"):
         curve = np.where(g > 0, grid - integral / g, grid)
     return np.where(values >= start, np.interp(values, grid, curve), values)
 
 
+def auction_bids(context: MarketContext, values: FloatArray, agent: str, power: float = 1.0) -> FloatArray | None:
+    """Equilibrium bids in first price and unit-demand pay-as-bid (None for other mechanisms).
+
+    Raises:
+        ConfigError: an entry fee, or multi-unit demand (no closed form).
+    """
+    name, config = context.mechanism.name, context.config
+    if name not in ("first_price", "pay_as_bid"):
+        return None
+    if getattr(config, "entry_fee", 0.0) > 0:
+        raise ConfigError(f"{agent} has no closed form with entry_fee > 0; set entry_fee=0")
+    if getattr(config, "demand", 1) != 1:
+        raise ConfigError(f"{agent} for pay_as_bid needs unit demand (demand=1)")
+    k = getattr(config, "units", 1)
+    return shaded_bids(context.values, values, context.n_agents, k, context.visible_reserve, power)
+
+
 def act(context: MarketContext, params, state, values: FloatArray, draws) -> FloatArray:
     name, config = context.mechanism.name, context.config
-    if name == "first_price" or name == "pay_as_bid":
-        if getattr(config, "entry_fee", 0.0) > 0:
-            raise ConfigError("bne has no closed form with entry_fee > 0; set entry_fee=0")
-        if getattr(config, "demand", 1) != 1:
-            raise ConfigError("bne for pay_as_bid needs unit demand (demand=1)")
-        k = getattr(config, "units", 1)
-        return shaded_bids(context.values, values, context.n_agents, k, context.visible_reserve)
+    bids = auction_bids(context, values, "bne")
+    if bids is not None:
+        return bids
     if name == "vcm":
         return np.full_like(values, config.endowment if config.mpcr > 1 else 0.0)
     if "truthful" in context.mechanism.properties(config):

@@ -28,19 +28,16 @@ to risk. The integral uses a grid of 4,096 intervals with 8-point Gauss-Legendre
 interpolated linearly, as :mod:`mecharena.agents.bne` does.
 """
 
-import numpy as np
 from pydantic import Field
 
 from mecharena.agents.base import AgentType, MarketContext
-from mecharena.agents.bne import kth_highest_cdf
+from mecharena.agents.bne import auction_bids, shaded_bids
 from mecharena.agents.values import ValueDistribution
 from mecharena.core.config import StrictModel
 from mecharena.core.errors import ConfigError
 from mecharena.core.types import FloatArray
 
 VERSION = 1
-_GRID = 4096
-_NODES, _WEIGHTS = np.polynomial.legendre.leggauss(8)
 
 
 class CRRAParams(StrictModel):
@@ -49,30 +46,14 @@ class CRRAParams(StrictModel):
 
 def crra_bids(dist: ValueDistribution, values: FloatArray, n: int, k: int, reserve: float, rho: float) -> FloatArray:
     """Symmetric equilibrium bids of CRRA bidders in the k-unit pay-as-bid auction (first price: k = 1)."""
-    start = max(reserve, dist.low)
-    if start >= dist.high:
-        return values.copy()
-    power = 1.0 / (1.0 - rho)
-    grid = np.linspace(start, dist.high, _GRID + 1)
-    half = np.diff(grid) / 2
-    nodes = (grid[:-1] + half)[:, None] + half[:, None] * _NODES[None, :]
-    pieces = ((kth_highest_cdf(dist, nodes, n - 1, k) ** power) * _WEIGHTS).sum(axis=1) * half
-    integral = np.concatenate([[0.0], np.cumsum(pieces)])
-    h = kth_highest_cdf(dist, grid, n - 1, k) ** power
-    with np.errstate(divide="ignore", invalid="ignore"):
-        curve = np.where(h > 0, grid - integral / h, grid)
-    return np.where(values >= start, np.interp(values, grid, curve), values)
+    return shaded_bids(dist, values, n, k, reserve, power=1.0 / (1.0 - rho))
 
 
 def act(context: MarketContext, params: CRRAParams, state, values: FloatArray, draws) -> FloatArray:
     name, config = context.mechanism.name, context.config
-    if name in ("first_price", "pay_as_bid"):
-        if getattr(config, "entry_fee", 0.0) > 0:
-            raise ConfigError("crra has no closed form with entry_fee > 0; set entry_fee=0")
-        if getattr(config, "demand", 1) != 1:
-            raise ConfigError("crra for pay_as_bid needs unit demand (demand=1)")
-        k = getattr(config, "units", 1)
-        return crra_bids(context.values, values, context.n_agents, k, context.visible_reserve, params.rho)
+    bids = auction_bids(context, values, "crra", power=1.0 / (1.0 - params.rho))
+    if bids is not None:
+        return bids
     if "truthful" in context.mechanism.properties(config):
         return context.mechanism.truthful(config, values, context.spec)
     raise ConfigError(

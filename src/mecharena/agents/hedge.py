@@ -14,6 +14,7 @@ import dataclasses
 import numpy as np
 
 from mecharena.agents import _multiplier as mult
+from mecharena.agents._competitive import others_threshold
 from mecharena.agents.base import AgentType
 
 VERSION = 1
@@ -30,8 +31,7 @@ def act(context, params, state, values, draws):
 def update(context, params, state, values, action, observation, feedback, draws):
     competing = np.full(values.shape, np.nan)
     if observation.bids is not None:
-        for j, s in enumerate(range(*context.seats.indices(context.n_agents))):
-            competing[:, j] = np.delete(observation.bids, s, axis=1).max(axis=1)
+        competing = others_threshold(observation.bids, observation.bids[:, context.seats], 1)
     elif context.mechanism.name == "first_price":
         competing = np.where(feedback.allocation > 0, np.nan, observation.price[:, None])
     known = np.isfinite(competing) & feedback.active

@@ -26,13 +26,14 @@ price, uniform (k+1)-th price, VCG, posted price) it bids truthfully. An entry f
 demand or any other mechanism raises :class:`~mecharena.core.errors.ConfigError`.
 """
 
-import math
 from dataclasses import dataclass, replace
 
 import numpy as np
 from pydantic import Field
 
+from mecharena.agents._competitive import others_threshold
 from mecharena.agents.base import Action, AgentType, Draws, Feedback, MarketContext, Observation
+from mecharena.agents.bne import order_statistic_cdf
 from mecharena.core.config import StrictModel
 from mecharena.core.errors import ConfigError
 from mecharena.core.types import FloatArray
@@ -90,18 +91,13 @@ def quantile_cdf(quantiles: FloatArray, x: FloatArray) -> FloatArray:
     return cdf
 
 
-def win_probability(cdf: FloatArray, rivals: int, k: int) -> FloatArray:
-    """P(the k-th highest of ``rivals`` i.i.d. bids with CDF value ``cdf`` is below the bid)."""
-    return sum(math.comb(rivals, j) * cdf ** (rivals - j) * (1 - cdf) ** j for j in range(min(k, rivals + 1)))
-
-
 def best_grid_bid(quantiles: FloatArray, values: FloatArray, rivals: int, k: int, reserve: float) -> FloatArray:
     """Grid bid (B, S) maximising (v - b) P(win) against rivals whose bids follow the quantiles (B, S, 5)."""
     best_bid = values.copy()
     best_gain = np.zeros_like(values)
     for j in range(1, GRID + 1):
         b = values * (j / GRID)
-        gain = np.where(b >= reserve, (values - b) * win_probability(quantile_cdf(quantiles, b), rivals, k), -1.0)
+        gain = np.where(b >= reserve, (values - b) * order_statistic_cdf(quantile_cdf(quantiles, b), rivals, k), -1.0)
         better = gain > best_gain
         best_bid = np.where(better, b, best_bid)
         best_gain = np.where(better, gain, best_gain)
@@ -127,15 +123,6 @@ def act(context: MarketContext, params: MyopicParams, state: MyopicState | None,
     beat = np.where(h < values, np.minimum(values, np.maximum(state.threshold + params.increment, r)), values)
     use_threshold = np.isfinite(state.threshold) & ((state.exact > 0) | ~has_quantiles)
     return np.where(use_threshold, beat, bids)
-
-
-def others_threshold(bids: FloatArray, own: FloatArray, k: int) -> FloatArray:
-    """The k-th highest bid among the others (B, S): ``bids`` (B, N) every bid, ``own`` (B, S) the seat's."""
-    n = bids.shape[1]
-    ranked = -np.sort(-bids, axis=1)
-    kth = ranked[:, k - 1, None] if k <= n else np.zeros((bids.shape[0], 1))
-    next_one = ranked[:, k, None] if k < n else np.zeros((bids.shape[0], 1))
-    return np.where(own >= kth, next_one, kth)  # among the top k, its own bid makes way for the (k+1)-th
 
 
 def update(context: MarketContext, params: MyopicParams, state: MyopicState | None, values: FloatArray,

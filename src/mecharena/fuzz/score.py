@@ -104,7 +104,9 @@ class Scorer:
     """Scores deviations against one target, remembering the baseline runs it has played."""
 
     def __init__(self, target: Cell) -> None:
+        """Raises ConfigError / UnknownIdError when ``target`` is not a playable cell."""
         self.target = target
+        self.two_sided = target.episode().context.spec.sellers is not None  # validates the target
         self._baselines: dict[tuple[int, int, int, int], tuple[FloatArray, FloatArray]] = {}
 
     def baseline(self, seed: int, markets: int, rounds: int, count: int) -> tuple[FloatArray, FloatArray]:

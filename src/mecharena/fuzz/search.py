@@ -74,8 +74,7 @@ def applicable(scorer: Scorer, family: Family, deviators: int) -> str | None:
     """None if the family can be played here, else the reason it cannot."""
     if family.coalition and deviators < 2:
         return "a coalition family needs --deviators >= 2"
-    two_sided = scorer.target.episode().context.spec.sellers is not None
-    if family.sides != "any" and two_sided != (family.sides == "two"):
+    if family.sides != "any" and scorer.two_sided != (family.sides == "two"):
         return f"{family.name} applies to {'two' if family.sides == 'two' else 'one'}-sided markets"
     defaults = {p.name: _default(p) for p in family.params}
     try:
@@ -151,8 +150,7 @@ def fuzz(
     if sampler not in ("tpe", "cmaes"):
         raise ConfigError(f"sampler must be one of 'tpe', 'cmaes', got {sampler!r}")
     chosen = [FAMILIES.get(name) for name in (families or list(FAMILIES))]
-    scorer = Scorer(target)
-    target.episode()  # validates the target before any search
+    scorer = Scorer(target)  # validates the target before any search
     deviated_population(target.population, target.seed, deviators, "truthful")  # someone must deviate
     skipped = {f.name: why for f in chosen if (why := applicable(scorer, f, deviators)) is not None}
     usable = [f for f in chosen if f.name not in skipped]
