@@ -450,9 +450,9 @@ app.add_typer(exploits_app, name="exploits")
 LibraryOption = Annotated[Path, typer.Option("--library", help="exploit library directory")]
 
 
-def _exit_with(command, *args: Any) -> None:
+def _exit_with(command, *args: Any, **kwargs: Any) -> None:
     try:
-        code = command(*args, console=out)
+        code = command(*args, console=out, **kwargs)
     except MechArenaError as exc:
         raise fail(exc) from None
     raise typer.Exit(code)
@@ -643,3 +643,106 @@ def bench_engine(
 
 if __name__ == "__main__":
     app()
+
+
+designer_app = typer.Typer(no_args_is_help=True, help="The referee environment: evaluate, audit and train designers.")
+app.add_typer(designer_app, name="designer")
+StageOption = Annotated[int, typer.Option("--stage", help="curriculum stage 1-5")]
+EpisodesOption = Annotated[int, typer.Option("--episodes", help="episodes per held-out population")]
+SeedOption = Annotated[int, typer.Option("--seed", help="seed of the markets (and of random policies)")]
+
+
+@designer_app.command("eval")
+def designer_eval(
+    policy: Annotated[str, typer.Option("--policy", help="random | greedy | constant:FILE | oracle | learned[:FILE]")],
+    stage: StageOption = 1,
+    episodes: EpisodesOption = 4,
+    seed: SeedOption = 0,
+    as_json: JsonFlag = False,
+) -> None:
+    """Score a designer policy on the stage's held-out benchmark (20 populations never used in training)."""
+    from mecharena.designer import commands
+
+    _exit_with(commands.designer_eval, policy, stage, episodes, seed, as_json)
+
+
+@designer_app.command("audit")
+def designer_audit(
+    stage: StageOption = 1,
+    episodes: EpisodesOption = 4,
+    seed: SeedOption = 0,
+    out: Annotated[Path | None, typer.Option("--out", help="write the best constant mechanism here (JSON)")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Best constant mechanism (searched on training populations), the oracle, and their paired gap."""
+    from mecharena.designer import commands
+
+    _exit_with(commands.designer_audit, stage, episodes, seed, out, as_json)
+
+
+@designer_app.command("train")
+def designer_train(
+    stage: StageOption = 1,
+    out: Annotated[Path, typer.Option("--out", help="model file (.npz)")] = Path("designer-learned.npz"),
+    populations: Annotated[int, typer.Option("--populations", help="training populations per round")] = 256,
+    seed: SeedOption = 0,
+    as_json: JsonFlag = False,
+) -> None:
+    """Fit the learned designer (a contextual bandit over observation features) for one stage."""
+    from mecharena.designer import commands
+
+    if populations < 8:
+        raise fail(ConfigError(f"populations must be >= 8, got {populations}"))
+    _exit_with(commands.designer_train, stage, populations, seed, out, as_json)
+
+
+@designer_app.command("benchmark")
+def designer_benchmark(
+    stages: Annotated[str, typer.Option("--stages", help="comma-separated stages")] = "1,2,3,4,5",
+    episodes: EpisodesOption = 4,
+    seed: SeedOption = 0,
+    out: Annotated[Path, typer.Option("--out", help="results directory (resumes finished stages)")] = Path(
+        "runs/designer"),
+    as_json: JsonFlag = False,
+) -> None:
+    """The results table: random, greedy, best constant, learned and oracle on each stage's held-out benchmark."""
+    from mecharena.designer import commands
+
+    try:
+        chosen = [int(s) for s in stages.split(",") if s.strip()]
+    except ValueError:
+        raise fail(ConfigError(f"--stages must be comma-separated integers, got {stages!r}")) from None
+    with Progress(TextColumn("stages"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err,
+                  transient=True, disable=as_json or not err.is_terminal) as bar:
+        task = bar.add_task("stages", total=len(chosen))
+        _exit_with(commands.designer_benchmark, chosen, episodes, seed, out, as_json,
+                   progress=lambda _: bar.advance(task))
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option("--host", help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="TCP port")] = 8000,
+    idle_timeout: Annotated[float, typer.Option("--idle-timeout", help="seconds before an idle session ends")] = 600.0,
+    max_sessions: Annotated[int, typer.Option("--max-sessions", help="concurrent sessions at most")] = 64,
+) -> None:
+    """Serve the referee environment: OpenEnv (WebSocket /ws, /reset, /step), session HTTP API, /api/design."""
+    from mecharena.designer.server import run_server
+
+    if not 0 < port < 65536 or idle_timeout <= 0 or max_sessions < 1:
+        raise fail(ConfigError(f"port must be in 1..65535, idle-timeout > 0 and max-sessions >= 1, got port={port}, "
+                               f"idle-timeout={idle_timeout}, max-sessions={max_sessions}"))
+    run_server(host, port, idle_timeout, max_sessions)
+
+
+@bench_app.command("designer")
+def bench_designer(
+    episodes: Annotated[int, typer.Option("--episodes", help="vectorized env size E")] = 1024,
+    as_json: JsonFlag = False,
+) -> None:
+    """Referee env steps per second: vectorized at E=1,024 on stage 4, single env (JSON and Gymnasium)."""
+    from mecharena.benchmarks.designer import run
+
+    if episodes < 1:
+        raise fail(ConfigError(f"episodes must be >= 1, got {episodes}"))
+    print_bench(run(episodes=episodes), as_json)

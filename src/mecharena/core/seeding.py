@@ -15,6 +15,7 @@ True
 import math
 import zlib
 
+import numba
 import numpy as np
 
 from mecharena.core.types import FloatArray
@@ -53,3 +54,18 @@ def market_uniforms(seed: int, key: Key, start: int, shape: tuple[int, ...]) -> 
     per_market = math.prod(shape[1:])
     bit_generator.advance(start * per_market)  # one 64-bit output per double
     return np.random.Generator(bit_generator).random(shape)
+
+
+@numba.njit(cache=True, inline="always")
+def hash_uniform(key: np.uint64, a: int, b: int, c: int) -> float:
+    """A uniform in [0, 1) from a splitmix64 hash of (key, a, b, c), for compiled kernels.
+
+    Counter-based: the draw for (a, b, c) does not depend on which other draws were made, so a
+    kernel's episodes are the same however they are batched, with no generator state to carry.
+    """
+    x = key ^ (np.uint64(a) * np.uint64(0x9E3779B97F4A7C15)) ^ (np.uint64(b) * np.uint64(0xC2B2AE3D27D4EB4F)) \
+        ^ (np.uint64(c) * np.uint64(0x165667B19E3779F9))
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    x = x ^ (x >> np.uint64(31))
+    return float(x >> np.uint64(11)) * (1.0 / 9007199254740992.0)

@@ -1,0 +1,1 @@
+"""The referee environment: a designer picks mechanism rules against hidden, adapting populations."""

@@ -1,0 +1,111 @@
+"""The held-out benchmark: policies scored on 20 fixed populations per stage that training never sees.
+
+A policy's score on a population is its mean per-step reward over ``episodes`` independent
+episodes (fresh markets, same population); the stage score is the mean over the 20 populations
+with a 95% interval over populations. Policies are compared *paired*: the interval of the
+per-population difference (same populations, same markets) says whether one beats the other.
+"""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mecharena.core.errors import ConfigError
+from mecharena.core.types import FloatArray
+from mecharena.designer import core
+from mecharena.designer.action import MechanismAction
+from mecharena.designer.policies import (ConstantPolicy, LearnedPolicy, OraclePolicy, Policy, rollout,
+                                         search_constant, train_learned)
+from mecharena.designer.population import Params, check_stage, held_out_seeds, sample
+from mecharena.metrics.summary import mean_ci
+
+MAX_EPISODES = 1000
+
+
+def benchmark_params(stage: int, episodes: int, seed: int = 0) -> Params:
+    """The held-out populations of ``stage``, each ``episodes`` times on independent markets."""
+    stage = check_stage(stage)
+    if not isinstance(episodes, int) or not 1 <= episodes <= MAX_EPISODES:
+        raise ConfigError(f"episodes must be an integer in [1, {MAX_EPISODES}], got {episodes!r}")
+    seeds = held_out_seeds()
+    return sample(stage, [s for s in seeds for _ in range(episodes)],
+                  [seed * MAX_EPISODES + e for _ in seeds for e in range(episodes)])
+
+
+def scores(policy: Policy, stage: int, episodes: int = 4, seed: int = 0) -> tuple[FloatArray, FloatArray]:
+    """(P,) per-population mean reward and (P, 4) mean components on the held-out benchmark."""
+    params = benchmark_params(stage, episodes, seed)
+    reward, components = rollout(policy, params)
+    populations = len(held_out_seeds())
+    return reward.reshape(populations, episodes).mean(axis=1), components.reshape(populations, episodes, -1).mean(1)
+
+
+def summary(name: str, reward: FloatArray, components: FloatArray) -> dict[str, Any]:
+    return {"policy": name, "reward": mean_ci(reward[None, :]),
+            "components": {c: float(components[:, i].mean()) for i, c in enumerate(core.COMPONENTS)},
+            "per_population": [round(float(r), 6) for r in reward]}
+
+
+def paired(a: FloatArray, b: FloatArray) -> dict[str, Any]:
+    """Mean of a - b over populations with its 95% interval."""
+    return mean_ci((a - b)[None, :])
+
+
+def evaluate(policy: Policy, stage: int, episodes: int = 4, seed: int = 0) -> dict[str, Any]:
+    reward, components = scores(policy, stage, episodes, seed)
+    return {"stage": stage, "episodes": episodes, "seed": seed} | summary(policy.name, reward, components)
+
+
+def audit(stage: int, *, episodes: int = 4, seed: int = 0, populations: int = 512) -> dict[str, Any]:
+    """Best constant (searched on training populations), the oracle, and the oracle's paired gap.
+
+    ``bandit`` is True when the gap's interval reaches 0: one mechanism is as good as knowing the
+    population, so context does not matter at this stage.
+    """
+    best = search_constant(stage, populations=populations, seed=seed)
+    constant = ConstantPolicy(MechanismAction(**best["action"]), f"constant ({best['name']})")
+    c_reward, c_components = scores(constant, stage, episodes, seed)
+    o_reward, o_components = scores(OraclePolicy(), stage, episodes, seed)
+    gap = paired(o_reward, c_reward)
+    return {"stage": stage, "best_constant": best, "constant": summary(constant.name, c_reward, c_components),
+            "oracle": summary("oracle", o_reward, o_components), "gap": gap, "bandit": gap["ci95"][0] <= 0.0}
+
+
+def benchmark(stage: int, policies: dict[str, Policy], *, episodes: int = 4, seed: int = 0,
+              populations: int = 512) -> dict[str, Any]:
+    """The results table of one stage: each policy, the best constant, the learned designer and the
+    oracle, with the learned designer's paired margin over the constant and share of the oracle."""
+    found = audit(stage, episodes=episodes, seed=seed, populations=populations)
+    rows = {name: evaluate(p, stage, episodes, seed) for name, p in policies.items()}
+    learned = LearnedPolicy(train_learned(stage, seed=seed))
+    l_reward, l_components = scores(learned, stage, episodes, seed)
+    rows["constant"] = found["constant"]
+    rows["learned"] = summary("learned", l_reward, l_components)
+    rows["oracle"] = found["oracle"]
+    c = np.array(found["constant"]["per_population"])
+    o = np.array(found["oracle"]["per_population"])
+    return {"stage": stage, "episodes": episodes, "seed": seed, "best_constant": found["best_constant"],
+            "rows": rows, "oracle_minus_constant": found["gap"], "learned_minus_constant": paired(l_reward, c),
+            "learned_share_of_oracle": float(l_reward.mean() / o.mean()) if o.mean() > 0 else float("nan")}
+
+
+def run_benchmark(stages: list[int], policies: dict[str, Policy], out: Path, *, episodes: int = 4,
+                  seed: int = 0, progress: Any = None) -> list[dict[str, Any]]:
+    """:func:`benchmark` for each stage, each written to ``out/stage-S.json`` as it finishes; a stage
+    already there (same episodes and seed) is read back, so an interrupted run resumes."""
+    out.mkdir(parents=True, exist_ok=True)
+    results = []
+    for stage in stages:
+        path = out / f"stage-{stage}.json"
+        done = json.loads(path.read_text()) if path.exists() else None
+        if not (done and done.get("episodes") == episodes and done.get("seed") == seed):
+            done = benchmark(stage, policies, episodes=episodes, seed=seed)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(done, indent=1))
+            tmp.replace(path)
+        results.append(done)
+        if progress is not None:
+            progress(stage)
+    return results
