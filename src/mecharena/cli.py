@@ -684,7 +684,7 @@ def designer_audit(
 def designer_train(
     stage: StageOption = 1,
     out: Annotated[Path, typer.Option("--out", help="model file (.npz)")] = Path("designer-learned.npz"),
-    populations: Annotated[int, typer.Option("--populations", help="training populations per round")] = 256,
+    populations: Annotated[int, typer.Option("--populations", help="training populations per round")] = 1024,
     seed: SeedOption = 0,
     as_json: JsonFlag = False,
 ) -> None:

@@ -39,14 +39,17 @@ class StrictModel(BaseModel):
                 upper = f"{meta.le}]"
             elif isinstance(meta, at.Lt):
                 upper = f"{meta.lt})"
-        kind = getattr(info.annotation, "__name__", str(info.annotation))
+        options = [a for a in get_args(info.annotation) if a is not type(None)]
+        optional = len(options) < len(get_args(info.annotation))  # ``X | None``
+        kind = getattr(options[0] if optional else info.annotation, "__name__", str(info.annotation))
+        or_null = " (or null)" if optional else ""
         if lower and upper:
-            return f"a finite {kind} in {lower}, {upper}"
+            return f"a finite {kind} in {lower}, {upper}{or_null}"
         if lower:
-            return f"a finite {kind} {'>=' if lower[0] == '[' else '>'} {lower[1:]}"
+            return f"a finite {kind} {'>=' if lower[0] == '[' else '>'} {lower[1:]}{or_null}"
         if upper:
-            return f"a finite {kind} {'<=' if upper[-1] == ']' else '<'} {upper[:-1]}"
-        return f"a {kind}"
+            return f"a finite {kind} {'<=' if upper[-1] == ']' else '<'} {upper[:-1]}{or_null}"
+        return f"a {kind}{or_null}"
 
 
 def explain(model: type[StrictModel], exc: ValidationError) -> str:

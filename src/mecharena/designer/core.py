@@ -42,6 +42,9 @@ HORIZON = 25  # steps per episode
 AUDIT = 0.25
 FINE_UNIT = 0.1
 SCREENED = 0.15  # chance that screening under a coalition restriction bars a bidder from a round
+TOKEN = 0.001  # a ring member's phony bid / its value
+PHONY = 0.01  # a bid under this share of the top bid counts as near-zero; two of them fire the collusion signal
+AIMED = 0.5  # how well a shill must see bids to bid at all
 POLICED = 0.5  # how well a ring must see defections to hold in a first-price format
 DISTORTION = 2.0  # fairness lost per unit of price distortion (relative to the maximum welfare)
 FEAR = 0.08  # shading per unit of shill penalty, in formats where the price setter is audited
@@ -194,7 +197,7 @@ def _play(units, kind, outside, budget, ring_gain, shill_gain, seed,  # noqa: PL
         sell = 1 if (rule == FP or rule == SP) else k
         reveal_reserve, bids_shown, identity, price_shown, quantiles = (
             flags[e, 0], flags[e, 1], flags[e, 2], flags[e, 3], flags[e, 4])
-        learn = max(1.0 * bids_shown, 0.6 * quantiles, 0.5 * price_shown, 0.2 * identity)
+        learn = max(1.0 * bids_shown, 0.6 * quantiles, 0.2 * price_shown, 0.1 * identity)
         police = max(1.0 * identity, 1.0 * bids_shown, 0.3 * price_shown, 0.5 * quantiles)
         aim = max(1.0 * bids_shown, 0.8 * quantiles, 0.2 * price_shown)
         rate = 0.03 + 0.3 * learn
@@ -209,7 +212,9 @@ def _play(units, kind, outside, budget, ring_gain, shill_gain, seed,  # noqa: PL
             ring_fine = AUDIT * FINE_UNIT * p_collude
         # a ring holds where cheating is self-defeating (second-price formats) or can be policed
         ring_target = 1.0 if ring_gain[e] > ring_fine and (not first_like or police >= POLICED) else 0.0
-        shill_on = (rule == SP or rule == VCG or rule == UP) and shill_gain[e] > AUDIT * FINE_UNIT * p_shill
+        # a shill needs to see bids to aim (blind, it would buy its own units) and must expect to gain
+        shill_on = (rule == SP or rule == VCG or rule == UP) and aim >= AIMED \
+            and shill_gain[e] > AUDIT * FINE_UNIT * p_shill
         seats = 0
         for i in range(SEATS):
             seats = i + 1 if kind[e, i] != EMPTY else seats
@@ -275,7 +280,7 @@ def _play(units, kind, outside, budget, ring_gain, shill_gain, seed,  # noqa: PL
                         if cover:  # near-zero bids are fined: abstain instead of a phony bid
                             entered[i] = False
                             continue
-                        bid[i] = 0.01 * v
+                        bid[i] = TOKEN * v
                     else:
                         bid[i] = mult[e, i] * v * jitter
                     colluding[designated] = True
@@ -320,12 +325,12 @@ def _play(units, kind, outside, budget, ring_gain, shill_gain, seed,  # noqa: PL
             top_bid = bid[order[0]] if n_bids > 0 else 0.0
             phony = 0
             for i in range(seats):
-                phony += entered[i] and bid[i] < 0.05 * top_bid
+                phony += entered[i] and bid[i] < PHONY * top_bid
             signal = 1.0 if phony >= 2 else 0.0
             if audited and setter >= 0:
                 fine[setter] += FINE_UNIT * p_shill * (1.0 if kind[e, setter] == SHILL else 0.5)
             for i in range(seats):
-                if coalition == SUSPECTED and signal > 0 and entered[i] and bid[i] < 0.05 * top_bid:
+                if coalition == SUSPECTED and signal > 0 and entered[i] and bid[i] < PHONY * top_bid:
                     fine[i] += FINE_UNIT * p_collude
                 if (coalition == CONFIRMED or coalition == RESTRICT) and audited and colluding[i]:
                     fine[i] += FINE_UNIT * p_collude
@@ -363,7 +368,7 @@ def _play(units, kind, outside, budget, ring_gain, shill_gain, seed,  # noqa: PL
                         active[e, i] = True
                         mood[e, i] = outside[e, i] + 0.05
                 n_active += active[e, i]
-            ratio_w = welfare / best if best > 0 else 0.0
+            ratio_w = min(1.0, welfare / best) if best > 0 else 0.0  # rounding can pass 1 by an ulp
             fair = 0.0 if welfare <= 0 or best <= 0 else \
                 min(1.0, max(0.0, 1.0 - DISTORTION * abs(revenue - competitive) / best))
             share = n_active / n_real if n_real > 0 else 0.0
@@ -402,7 +407,7 @@ def _play(units, kind, outside, budget, ring_gain, shill_gain, seed,  # noqa: PL
             row[9] = mean_bid
             row[10] = spread
             row[11] = gap
-            row[12] = n_entered / max(n_real, 1)
+            row[12] = n_entered / seats  # the operator counts registered seats, shills included
             for i in range(seats):
                 winners[e, head[e], i] = won[i]
             head[e] = (head[e] + 1) % WINDOW
@@ -571,7 +576,7 @@ def _observe(mechanism, window, winners, head, filled, step, stage, units, out):
         out[e, at + 0] = sums[BID_MEAN] / count
         out[e, at + 1] = sums[BID_SPREAD] / count
         out[e, at + 2] = sums[TOP_GAP] / count
-        out[e, at + 3] = entropy / np.log(seats) if seats > 1 else 0.0
+        out[e, at + 3] = min(1.0, entropy / np.log(seats)) if seats > 1 else 0.0
         out[e, at + 4] = sums[DROPOUTS] / count
         out[e, at + 5] = gone / repeat if repeat else 0.0
         out[e, at + 6] = slope * WINDOW

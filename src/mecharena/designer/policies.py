@@ -344,7 +344,7 @@ def _visit(params: Params, behaviour: Policy, explore: float, rng: np.random.Gen
     return states, vectors
 
 
-def train_learned(stage: int, *, populations: int = 256, states: int = 3, seed: int = 0,
+def train_learned(stage: int, *, populations: int = 1024, states: int = 3, seed: int = 0,
                   rounds: int = 2) -> Bandit:
     """Fit the contextual bandit for ``stage`` on training populations (see the module docstring).
 

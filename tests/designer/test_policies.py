@@ -1,0 +1,183 @@
+"""Designers on the held-out benchmark, the reward-hacking audit, the curriculum and the CLI."""
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from mecharena.cli import app
+from mecharena.core.errors import ConfigError, UnknownIdError
+from mecharena.designer import core, evaluate, policies
+from mecharena.designer.action import MechanismAction
+from mecharena.designer.curriculum import Curriculum
+from mecharena.designer.env import DesignerEnv, VectorDesignerEnv
+from mecharena.designer.policies import ConstantPolicy, LearnedPolicy, OraclePolicy, make_policy, train_learned
+
+runner = CliRunner()
+
+DEGENERATE = {
+    "first price, reserve 0": MechanismAction(rule="first_price", reserve=0.0),
+    "every penalty at its maximum": MechanismAction(shill_penalty=3, withdrawal_penalty=3, collusion_penalty=3,
+                                                    coalition="penalize_suspected"),
+    "every penalty at its maximum, confirmed": MechanismAction(shill_penalty=3, withdrawal_penalty=3,
+                                                               collusion_penalty=3, coalition="penalize_confirmed"),
+    "everything hidden": MechanismAction(reveal_reserve=False, clearing_price=False),
+    "reserve at the bound": MechanismAction(reserve=1.0),
+}
+
+
+@pytest.fixture(scope="module")
+def learned() -> dict[int, LearnedPolicy]:
+    """A small-budget learned designer per adversarial stage (a few seconds each)."""
+    return {stage: LearnedPolicy(train_learned(stage, populations=128)) for stage in (2, 3, 4, 5)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", [2, 3, 4, 5])
+def test_no_degenerate_policy_reaches_the_learned_designer(learned, stage):
+    """Reward-hacking audit: constant degenerate mechanisms stay well below what learning earns.
+
+    Stage 1 (truthful bidders only) is excluded on purpose: there every truthful rule is optimal
+    whatever the penalties or the information, and a constant policy is the right answer.
+    """
+    target = evaluate.scores(learned[stage], stage, episodes=2)[0].mean()
+    for name, action in DEGENERATE.items():
+        score = evaluate.scores(ConstantPolicy(action), stage, episodes=2)[0].mean()
+        assert score < target - 0.1, f"{name} scores {score:.3f} against the learned {target:.3f}"
+
+
+def test_reserve_at_the_bound_earns_nothing():
+    """Nobody trades above every value: welfare and fairness are 0, never a free 1.0."""
+    reward, components = evaluate.scores(ConstantPolicy(DEGENERATE["reserve at the bound"]), 1, episodes=1)
+    assert reward.max() == 0.0
+    assert components[:, core.COMPONENTS.index("fairness")].max() == 0.0
+
+
+def test_oracle_beats_the_best_constant_where_context_matters():
+    """The oracle picks per population; at stage 4 (cartels or not) it must beat one fixed mechanism."""
+    found = evaluate.audit(4, episodes=2, populations=128)
+    assert found["gap"]["ci95"][0] > 0.02 and not found["bandit"]
+    assert found["oracle"]["reward"]["mean"] > found["constant"]["reward"]["mean"]
+
+
+def test_the_oracle_needs_the_hidden_population():
+    with pytest.raises(ConfigError, match="oracle needs the hidden population"):
+        OraclePolicy().decide(np.zeros((1, core.OBSERVATION_WIDTH)))
+
+
+def test_policies_act_on_json_observations():
+    env = DesignerEnv(stage=3)
+    observation = env.reset(seed=4)
+    for spec in ("random", "greedy"):
+        action = make_policy(spec, 3).act(observation)
+        assert isinstance(action, MechanismAction)
+        env.step(action)  # a policy's action is always valid
+    with pytest.raises(ConfigError, match="observation.vector must be"):
+        make_policy("greedy").act({"vector": [0.0, 1.0]})
+
+
+def test_greedy_reacts_to_the_collusion_signal():
+    vector = np.zeros((2, core.OBSERVATION_WIDTH))
+    vector[1, core.PROXY_COLUMN + core.PROXIES.index("collusion_rate")] = 0.8
+    chosen = policies.GreedyPolicy().decide(vector)
+    assert policies.action_of(chosen, 0).rule == "second_price"
+    collusive = policies.action_of(chosen, 1)
+    assert collusive.rule == "pay_as_bid" and not collusive.competing_bids and collusive.collusion_penalty == 3
+
+
+def test_make_policy_errors(tmp_path):
+    with pytest.raises(UnknownIdError, match="unknown policy 'smart'; allowed: random, greedy"):
+        make_policy("smart")
+    with pytest.raises(ConfigError, match="constant policy file"):
+        make_policy(f"constant:{tmp_path / 'missing.json'}")
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"rule": "english"}))
+    with pytest.raises(ConfigError, match="rule must be one of"):
+        make_policy(f"constant:{bad}")
+    with pytest.raises(ConfigError, match="learned model"):
+        make_policy(f"learned:{tmp_path / 'missing.npz'}")
+
+
+def test_learned_model_roundtrip(tmp_path):
+    bandit = train_learned(2, populations=16, rounds=1)
+    path = tmp_path / "model.npz"
+    bandit.save(path)
+    loaded = make_policy(f"learned:{path}")
+    vectors = evaluate.benchmark_params(2, 1)
+    observations = core.observation_vectors(core.reset(vectors), vectors)
+    assert np.array_equal(loaded.decide(observations).rule, LearnedPolicy(bandit).decide(observations).rule)
+    with np.load(path) as data:
+        np.savez(path, **{k: data[k] for k in data.files if k != "menu"}, menu=np.array(["another"]))
+    with pytest.raises(ConfigError, match="trained on another menu"):
+        make_policy(f"learned:{path}")
+
+
+def test_curriculum_promotes_on_the_rolling_mean_of_a_full_window():
+    curriculum = Curriculum(window=3, thresholds={1: 0.9})
+    assert not curriculum.record([1.0, 1.0])  # window not full yet
+    assert not curriculum.record([0.5])  # 1, 1, 0.5: mean 0.83 < 0.9
+    assert not curriculum.record([1.0])  # 1, 0.5, 1: still 0.83
+    assert curriculum.stage == 1 and curriculum.rolling == pytest.approx(2.5 / 3)
+    assert not curriculum.record([1.0])  # 0.5, 1, 1
+    assert curriculum.record([1.0])  # 0.5 has left the window: 1, 1, 1
+    assert curriculum.stage == 2 and curriculum.history == [{"stage": 1, "rolling": 1.0, "bar": 0.9}]
+    assert not curriculum.record([1.0] * 10)  # no bar for stage 2 here: it stays
+    with pytest.raises(ConfigError, match="threshold for stage 7"):
+        Curriculum(thresholds={7: 0.5})
+    with pytest.raises(ConfigError, match="stage must be one of"):
+        Curriculum(stage=6)
+
+
+def test_vector_env_follows_the_curriculum():
+    """Stage 1 under second price earns 1.0 per step: the curriculum promotes to stage 2 populations."""
+    env = VectorDesignerEnv(8, curriculum=Curriculum(window=8))
+    env.reset(seed=1)
+    good = policies.stack([MechanismAction()] * 8)
+    promoted = False
+    for _ in range(core.HORIZON):
+        _, _, done, info = env.step(good)
+        promoted |= bool(info.get("promoted", False))
+    assert promoted and env.stage == 2 and (env.params.stage == 2).all()
+    stuck = VectorDesignerEnv(8, curriculum=Curriculum(window=8))
+    stuck.reset(seed=1)
+    bad = policies.stack([MechanismAction(reserve=1.0)] * 8)
+    for _ in range(core.HORIZON):
+        stuck.step(bad)
+    assert stuck.stage == 1
+
+
+def test_run_benchmark_resumes(tmp_path, monkeypatch):
+    calls = []
+
+    def fake(stage, policies, episodes, seed, populations=512):
+        calls.append(stage)
+        return {"stage": stage, "episodes": episodes, "seed": seed}
+
+    monkeypatch.setattr(evaluate, "benchmark", fake)
+    evaluate.run_benchmark([1, 2], {}, tmp_path, episodes=2)
+    evaluate.run_benchmark([1, 2, 3], {}, tmp_path, episodes=2)
+    assert calls == [1, 2, 3]
+    evaluate.run_benchmark([1], {}, tmp_path, episodes=3)  # other settings: recomputed
+    assert calls == [1, 2, 3, 1]
+
+
+def test_cli_eval_and_audit(tmp_path):
+    result = runner.invoke(app, ["designer", "eval", "--policy", "greedy", "--stage", "2", "--episodes", "1",
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["policy"] == "greedy" and len(data["per_population"]) == 20
+    assert data["reward"]["ci95"][0] <= data["reward"]["mean"] <= data["reward"]["ci95"][1]
+    constant = tmp_path / "constant.json"
+    result = runner.invoke(app, ["designer", "audit", "--stage", "2", "--episodes", "1", "--out", str(constant)])
+    assert result.exit_code == 0, result.output
+    assert "oracle - constant (paired)" in result.output
+    result = runner.invoke(app, ["designer", "eval", "--policy", f"constant:{constant}", "--stage", "2",
+                                 "--episodes", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    for args, message in ((["--policy", "greedy", "--stage", "9"], "stage must be one of 1, 2, 3, 4, 5, got 9"),
+                          (["--policy", "genius"], "unknown policy 'genius'"),
+                          (["--policy", "greedy", "--episodes", "0"], "episodes must be an integer in")):
+        result = runner.invoke(app, ["designer", "eval", *args])
+        assert result.exit_code == 2 and message in result.output, result.output
