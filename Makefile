@@ -25,6 +25,8 @@ bench: setup
 	$(BIN)/mecharena bench loop --json
 	$(BIN)/mecharena bench ledger --json
 	$(BIN)/mecharena bench fuzz --json
+	$(BIN)/mecharena bench designer --json
+	$(BIN)/mecharena bench serve --json
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .hypothesis runs

@@ -746,3 +746,17 @@ def bench_designer(
     if episodes < 1:
         raise fail(ConfigError(f"episodes must be >= 1, got {episodes}"))
     print_bench(run(episodes=episodes), as_json)
+
+
+@bench_app.command("serve")
+def bench_serve(
+    steps: Annotated[int, typer.Option("--steps", help="steps timed over one WebSocket session")] = 3000,
+    sessions: Annotated[int, typer.Option("--sessions", help="concurrent WebSocket sessions")] = 16,
+    as_json: JsonFlag = False,
+) -> None:
+    """Referee env steps per second over the OpenEnv WebSocket on loopback: one session and many (target 1,500)."""
+    from mecharena.benchmarks.serve import run
+
+    if steps < 1 or sessions < 1:
+        raise fail(ConfigError(f"steps and sessions must be >= 1, got steps={steps}, sessions={sessions}"))
+    print_bench(run(steps=steps, sessions=sessions), as_json)
