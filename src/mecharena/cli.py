@@ -723,16 +723,17 @@ def designer_benchmark(
 def serve(
     host: Annotated[str, typer.Option("--host", help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="TCP port")] = 8000,
-    idle_timeout: Annotated[float, typer.Option("--idle-timeout", help="seconds before an idle session ends")] = 600.0,
+    idle_timeout: Annotated[float, typer.Option("--idle-timeout", help="seconds before an idle session ends")] = 300.0,
     max_sessions: Annotated[int, typer.Option("--max-sessions", help="concurrent sessions at most")] = 64,
+    stage: Annotated[int, typer.Option("--stage", help="stage of sessions that name none")] = 1,
 ) -> None:
-    """Serve the referee environment: OpenEnv (WebSocket /ws, /reset, /step), session HTTP API, /api/design."""
+    """Serve the referee environment: OpenEnv (WebSocket /ws), session HTTP API (/api/sessions), /api/design."""
     from mecharena.designer.server import run_server
 
-    if not 0 < port < 65536 or idle_timeout <= 0 or max_sessions < 1:
-        raise fail(ConfigError(f"port must be in 1..65535, idle-timeout > 0 and max-sessions >= 1, got port={port}, "
-                               f"idle-timeout={idle_timeout}, max-sessions={max_sessions}"))
-    run_server(host, port, idle_timeout, max_sessions)
+    try:
+        run_server(host, port, idle_timeout, max_sessions, stage=stage)
+    except MechArenaError as exc:
+        raise fail(exc) from None
 
 
 @bench_app.command("designer")

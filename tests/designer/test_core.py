@@ -502,3 +502,27 @@ def test_bad_stage_and_episode_count():
         env.DesignerEnv(stage=9)
     with pytest.raises(ConfigError, match=r"episodes must be an integer in \[1, 1048576\], got 0"):
         env.VectorDesignerEnv(0)
+
+
+# ---- 8. the referee's adversaries are the arena's ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("n", "k"), [(2, 1), (5, 1), (10, 1), (4, 2), (8, 3), (12, 3)])
+def test_shaders_converge_to_the_arenas_bayes_nash_bids(n, k):
+    """At its target an adaptive shader bids the arena's own equilibrium bid (agents.bne.shaded_bids)
+    for uniform values: b(v) = v - integral G / G(v) in k-unit pay-as-bid, (n-1)/n v in first price
+    (Krishna, *Auction Theory*, 2nd ed., prop. 2.2 and ch. 13), and its value where truthful bidding
+    is dominant (second price, VCG under unit demand)."""
+    from mecharena.agents.bne import shaded_bids
+    from mecharena.agents.values import ValueDistribution
+
+    ratios = core.bne_ratios()
+    values = np.array([0.05, 0.2, 0.5, 0.77, 0.9, 1.0])
+    for rule, units in (("pay_as_bid", k), ("first_price", 1)):
+        code = core.RULES.index(rule)
+        expected = shaded_bids(ValueDistribution(), values, n, units, 0.0, 1.0)
+        bids = [core._target(code, n, k, 0.0, ratios) * core._shape(code, n, k, v, ratios) * v for v in values]
+        np.testing.assert_allclose(bids, expected, rtol=2e-3)
+    for rule in ("second_price", "vcg"):
+        code = core.RULES.index(rule)
+        assert core._target(code, n, k, 0.0, ratios) * core._shape(code, n, k, 0.5, ratios) == 1.0

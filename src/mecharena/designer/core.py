@@ -24,11 +24,14 @@ process: the same seed gives a bit-identical episode. Penalties are fines of ``F
 penalty in value units. Audits happen with probability ``AUDIT``.
 """
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from functools import cache
 
 import numba
 import numpy as np
 
+from mecharena.agents.bne import shaded_bids
+from mecharena.agents.values import ValueDistribution
 from mecharena.core.seeding import hash_uniform
 from mecharena.core.types import BoolArray, FloatArray, IntArray
 from mecharena.designer.action import COALITIONS, FLAGS, MAX_RESERVE, MECHANISM_WIDTH, RULES, MechanismAction
@@ -56,6 +59,7 @@ COMPONENTS = ("welfare", "fairness", "participation", "stability")
 FP, SP, VCG, UP, PAB = range(5)
 ALLOW, RESTRICT, SUSPECTED, CONFIRMED = range(4)
 RESERVE_COLUMN = len(RULES)  # of the mechanism vector
+PENALTY_COLUMN = RESERVE_COLUMN + 1 + len(FLAGS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +87,14 @@ class Mechanism:
     def vectors(self) -> FloatArray:
         """(E, MECHANISM_WIDTH) the mechanism as fixed-length vectors in [0, 1]."""
         e = self.rule.size
-        return np.concatenate([np.eye(len(RULES))[self.rule], self.reserve[:, None], self.flags.astype(float),
-                               self.penalties / 3.0, np.eye(len(COALITIONS))[self.coalition]], axis=1).reshape(e, -1)
+        out = np.zeros((e, MECHANISM_WIDTH))
+        rows = np.arange(e)
+        out[rows, self.rule] = 1.0
+        out[:, RESERVE_COLUMN] = self.reserve
+        out[:, RESERVE_COLUMN + 1: RESERVE_COLUMN + 1 + len(FLAGS)] = self.flags
+        out[:, PENALTY_COLUMN: PENALTY_COLUMN + 3] = self.penalties / 3.0
+        out[rows, PENALTY_COLUMN + 3 + self.coalition] = 1.0
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,43 +146,74 @@ def step(params: Params, state: State, mechanism: Mechanism) -> tuple[State, Ste
 
     Episodes already at ``HORIZON`` are left as they are (reward 0, done).
     """
-    new = replace(state, step=state.step.copy(), round=state.round.copy(), multiplier=state.multiplier.copy(),
-                  active=state.active.copy(), mood=state.mood.copy(), spent=state.spent.copy(),
-                  ratio=state.ratio.copy(), cohesion=state.cohesion.copy(), window=state.window.copy(),
-                  winners=state.winners.copy(), head=state.head.copy(), filled=state.filled.copy())
+    new = State(*(getattr(state, f).copy() for f in State.__slots__))
+    return new, advance(params, new, mechanism)
+
+
+def advance(params: Params, state: State, mechanism: Mechanism) -> StepResult:
+    """:func:`step` in place: ``state``'s arrays are updated (for shells that own their state)."""
     live = state.step < HORIZON
     components = np.zeros((state.step.size, len(COMPONENTS)))
     reserve = np.clip(mechanism.reserve, 0.0, MAX_RESERVE)
     _play(params.units, params.kind, params.outside, params.budget, params.ring_gain, params.shill_gain,
-          params.seed, mechanism.rule, reserve, mechanism.flags, mechanism.penalties, mechanism.coalition, live,
-          new.round, new.multiplier, new.active, new.mood, new.spent, new.ratio, new.cohesion, new.window,
-          new.winners, new.head, new.filled, components)
+          params.seed, bne_ratios(), mechanism.rule, reserve, mechanism.flags, mechanism.penalties,
+          mechanism.coalition, live, state.round, state.multiplier, state.active, state.mood, state.spent,
+          state.ratio, state.cohesion, state.window, state.winners, state.head, state.filled, components)
+    state.step[live] += 1
     vectors = mechanism.vectors()
     vectors[:, RESERVE_COLUMN] = reserve
-    new = replace(new, step=np.where(live, state.step + 1, state.step),
-                  mechanism=np.where(live[:, None], vectors, state.mechanism))
+    state.mechanism[live] = vectors[live]
     reward = np.where(live, components.prod(axis=1), 0.0)
-    return new, StepResult(reward, components, new.step >= HORIZON)
+    return StepResult(reward, components, state.step >= HORIZON)
+
+
+GRID = 65  # values at which the equilibrium bid curves are tabulated
+
+
+@cache
+def bne_ratios() -> FloatArray:
+    """(SEATS + 1, 4, GRID) equilibrium bid / value of the k-unit pay-as-bid auction (first price
+    for k = 1) among n bidders with uniform values, on ``linspace(0, 1, GRID)``: the arena's own
+    ``agents.bne.shaded_bids`` (b(v) = v - integral G / G(v), G the CDF of the k-th highest rival
+    value). With k >= n every bidder wins: the table uses n = k + 1."""
+    values = np.linspace(0.0, 1.0, GRID)
+    values[0] = 1e-9
+    out = np.ones((SEATS + 1, 4, GRID))
+    for n in range(2, SEATS + 1):
+        for k in range(1, 4):
+            out[n, k] = shaded_bids(ValueDistribution(), values, max(n, k + 1), k, 0.0) / values
+    return out
 
 
 @numba.njit(cache=True)
-def _target(rule: int, n: int, k: int, fear: float) -> float:
+def _target(rule: int, n: int, k: int, fear: float, ratios) -> float:
     """Bid / value an adaptive bidder moves toward among ``n`` with ``k`` units for sale.
 
-    The format's equilibrium, less ``fear`` where a losing or lowest winning bid sets the price:
-    there audits for shill bids fine honest price setters too, so bidders keep away from it.
+    The format's equilibrium at the top value (its shape over values is :func:`_shape`), less
+    ``fear`` where a losing or lowest winning bid sets the price: there audits for shill bids
+    fine honest price setters too, so bidders keep away from it.
     """
     if rule == SP or rule == VCG:
         return 1.0 - fear
-    sold = 1 if rule == FP else k
-    rivals = max(n - sold, 1)
-    if rule == UP:
-        return 1.0 - 0.5 / (rivals + 1) - fear
-    return rivals / (rivals + 1.0)
+    n = min(n, SEATS)
+    if rule == UP:  # no closed form: shade by half the pay-as-bid margin
+        return 1.0 - 0.5 * (1.0 - ratios[n, k, GRID - 1]) - fear
+    return ratios[n, 1 if rule == FP else k, GRID - 1]
+
+
+@numba.njit(cache=True)
+def _shape(rule: int, n: int, k: int, value: float, ratios) -> float:
+    """The equilibrium bid / value at ``value`` relative to the top value's (1 but in pay-your-bid formats)."""
+    if rule != FP and rule != PAB:
+        return 1.0
+    curve = ratios[min(n, SEATS), 1 if rule == FP else k]
+    x = value * (GRID - 1)
+    j = min(int(x), GRID - 2)
+    return (curve[j] + (x - j) * (curve[j + 1] - curve[j])) / curve[GRID - 1]
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _play(units, kind, outside, budget, ring_gain, shill_gain, seed,  # noqa: PLR0913, PLR0915, C901
+def _play(units, kind, outside, budget, ring_gain, shill_gain, seed, ratios,  # noqa: PLR0913, PLR0915, C901
           rule_of, reserve_of, flags, penalties, coalition_of, live,
           round_of, mult, active, mood, spent, ratio, cohesion, window, winners, head, filled, components):
     e_count = units.size
@@ -254,8 +295,10 @@ def _play(units, kind, outside, budget, ring_gain, shill_gain, seed,  # noqa: PL
                 for i in range(seats):
                     if kind[e, i] == CARTEL and active[e, i] and i != designated and partner < 0:
                         partner = i
-            target = _target(rule, max(n_present, 2), k, fear)
-            ring_target_bid = _target(rule, max(n_present - _ring_size(kind, active, e, seats) + 1, 2), k, 0.0)
+            n_bidding = max(n_present, 2)
+            n_ring = max(n_present - _ring_size(kind, active, e, seats) + 1, 2)  # the ring bids as one
+            target = _target(rule, n_bidding, k, fear, ratios)
+            ring_target_bid = _target(rule, n_ring, k, 0.0, ratios)
             for i in range(seats):
                 kd = kind[e, i]
                 if kd == EMPTY or kd == SHILL or not active[e, i]:
@@ -274,7 +317,7 @@ def _play(units, kind, outside, budget, ring_gain, shill_gain, seed,  # noqa: PL
                 elif kd == CARTEL and colludes and designated >= 0:
                     in_ring = coalition != RESTRICT or i == designated or i == partner
                     if i == designated:
-                        bid[i] = v * (ring_target_bid if first_like else 1.0)
+                        bid[i] = v * (ring_target_bid * _shape(rule, n_ring, k, v, ratios) if first_like else 1.0)
                     elif in_ring:
                         colluding[i] = True
                         if cover:  # near-zero bids are fined: abstain instead of a phony bid
@@ -282,10 +325,10 @@ def _play(units, kind, outside, budget, ring_gain, shill_gain, seed,  # noqa: PL
                             continue
                         bid[i] = TOKEN * v
                     else:
-                        bid[i] = mult[e, i] * v * jitter
+                        bid[i] = mult[e, i] * v * jitter * _shape(rule, n_bidding, k, v, ratios)
                     colluding[designated] = True
                 else:
-                    bid[i] = mult[e, i] * v * jitter
+                    bid[i] = mult[e, i] * v * jitter * _shape(rule, n_bidding, k, v, ratios)
                 if reveal_reserve and first_like:
                     bid[i] = max(bid[i], rho)
                 bid[i] = min(bid[i], budget[e, i] - spent[e, i])

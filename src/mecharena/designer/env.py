@@ -45,7 +45,7 @@ def observation_dict(params: Params, state: core.State, mechanism: MechanismActi
         "mechanism": mechanism.model_dump(),
         "window": {"features": list(core.FEATURES), "rounds": rounds.round(6).tolist()},
         "proxies": dict(zip(core.PROXIES, proxies.round(6).tolist(), strict=True)),
-        "vector": vector.tolist(),
+        "vector": vector.round(6).tolist(),  # JSON: six decimals are plenty and halve the payload
     }
 
 
@@ -162,7 +162,7 @@ class VectorDesignerEnv:
             [parse_action(a) for a in actions], self.state.mechanism[:, core.RESERVE_COLUMN])
         if mechanism.rule.shape != (self.episodes,):
             raise ConfigError(f"expected {self.episodes} actions, got {mechanism.rule.shape[0]}")
-        self.state, result = core.step(self.params, self.state, mechanism)
+        result = core.advance(self.params, self.state, mechanism)  # the env owns its state
         self.returns += result.reward
         info = {"components": result.components}
         done = result.done

@@ -6,9 +6,10 @@ adversaries, in the compact form the referee kernel runs):
 
 ========  =====================================================================================
 truthful  naive: bids its value in every format (pays it in first-price formats)
-shader    adaptive: bids m * value; m moves toward the format's equilibrium shading, faster the
-          more the market reveals (Bayes-Nash targets for uniform values: (n-1)/n in first price,
-          (n-k)/(n-k+1) in pay-as-bid; Krishna, *Auction Theory*, 2nd ed., ch. 2 and 13)
+shader    adaptive: its bid / value moves toward the format's Bayes-Nash bid, faster the more the
+          market reveals (for uniform values, the arena's ``agents.bne`` curve: (n-1)/n of the value
+          in first price, v - integral G / G(v) in k-unit pay-as-bid; the value where truthful
+          bidding is dominant; Krishna, *Auction Theory*, 2nd ed., ch. 2 and 13)
 cartel    bid-rotation ring: the member with the highest value bids, the others submit phony bids
           (or cover bids when near-zero bids are fined); in first-price formats the ring holds only
           while it can police defection (winner identities or bids revealed); in second-price
