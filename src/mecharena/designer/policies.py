@@ -198,7 +198,7 @@ def _arm_values(params: Params, state: core.State | None, steps: int, chunk: int
             *(np.repeat(getattr(state, f)[rows], a, axis=0) for f in core.State.__slots__))
         every = take(arms, np.tile(np.arange(a), rows.size))
         for _ in range(steps):
-            now, result = core.step(wide, now, every)
+            result = core.advance(wide, now, every)  # ``now`` is this function's own copy
             out[rows] += result.reward.reshape(rows.size, a) / steps
     return out
 
