@@ -181,3 +181,17 @@ def test_cli_eval_and_audit(tmp_path):
                           (["--policy", "greedy", "--episodes", "0"], "episodes must be an integer in")):
         result = runner.invoke(app, ["designer", "eval", *args])
         assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_policies_explain_their_choice():
+    env = DesignerEnv(stage=4)
+    observation = env.reset(seed=2)
+    for _ in range(5):
+        observation, *_ = env.step({"rule": "second_price"})
+    greedy = make_policy("greedy").explain(observation)
+    assert len(greedy) == 4 and greedy[0].startswith("collusion signal in")
+    learned = LearnedPolicy(train_learned(4, populations=16, rounds=1)).explain(observation)
+    assert learned[0].startswith("predicted mean reward over the next 3 steps:")
+    assert ConstantPolicy(MechanismAction()).explain(observation) == ["One mechanism whatever the market shows."]
+    with pytest.raises(ConfigError, match="observation.vector must be"):
+        make_policy("random").explain({})

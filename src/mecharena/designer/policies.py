@@ -86,11 +86,20 @@ class Policy:
 
     def act(self, observation: dict[str, Any]) -> MechanismAction:
         """The mechanism for one JSON observation (``observation["vector"]``)."""
-        vector = np.asarray(observation.get("vector", ()), dtype=float)
-        if vector.shape != (core.OBSERVATION_WIDTH,) or not np.isfinite(vector).all():
-            raise ConfigError(f"observation.vector must be {core.OBSERVATION_WIDTH} finite numbers, "
-                              f"got {vector.size}")
-        return action_of(self.decide(vector[None, :]), 0)
+        return action_of(self.decide(_vector(observation)), 0)
+
+    def explain(self, observation: dict[str, Any]) -> list[str]:
+        """Why this policy picks what :meth:`act` picks for ``observation``, in a few lines."""
+        _vector(observation)
+        return [self.__doc__.strip().splitlines()[0] if self.__doc__ else self.name]
+
+
+def _vector(observation: dict[str, Any]) -> FloatArray:
+    """(1, OBSERVATION_WIDTH) from a JSON observation, or :class:`ConfigError`."""
+    vector = np.asarray(observation.get("vector", ()), dtype=float)
+    if vector.shape != (core.OBSERVATION_WIDTH,) or not np.isfinite(vector).all():
+        raise ConfigError(f"observation.vector must be {core.OBSERVATION_WIDTH} finite numbers, got {vector.size}")
+    return vector[None, :]
 
 
 def _column(name: str) -> int:
@@ -102,6 +111,8 @@ PROGRESS = core.PROXY_COLUMN + len(core.PROXIES) + core.CONTEXT.index("progress"
 
 
 class RandomPolicy(Policy):
+    """Every field drawn uniformly over its range, whatever the market shows."""
+
     name = "random"
 
     def __init__(self, seed: int = 0) -> None:
@@ -119,12 +130,18 @@ class GreedyPolicy(Policy):
 
     name = "greedy"
 
+    @staticmethod
+    def signals(vectors: FloatArray) -> dict[str, np.ndarray]:
+        """The proxies' verdicts the rule acts on, each (E,) bool."""
+        return {"collusion": vectors[:, _column("collusion_rate")] > 0.1,
+                "shill": (vectors[:, _column("top_gap")] < 0.06) & (vectors[:, PROGRESS] > 0),
+                "exits": vectors[:, _column("dropout_rate")] > 0.01,
+                "multi": vectors[:, SUPPLY] > 0.5}
+
     def decide(self, vectors: FloatArray) -> core.Mechanism:
         e = vectors.shape[0]
-        collusion = vectors[:, _column("collusion_rate")] > 0.1
-        shill = (vectors[:, _column("top_gap")] < 0.06) & (vectors[:, PROGRESS] > 0)
-        exits = vectors[:, _column("dropout_rate")] > 0.01
-        multi = vectors[:, SUPPLY] > 0.5
+        s = self.signals(vectors)
+        collusion, shill, exits, multi = s["collusion"], s["shill"], s["exits"], s["multi"]
         rule = np.where(collusion, RULES.index("pay_as_bid"), np.where(multi, RULES.index("vcg"),
                                                                        RULES.index("second_price")))
         current = vectors[:, core.RESERVE_COLUMN]
@@ -140,8 +157,26 @@ class GreedyPolicy(Policy):
         coalition = np.where(collusion, COALITIONS.index("penalize_suspected"), COALITIONS.index("allow"))
         return core.Mechanism(rule, reserve, flags, penalties, coalition)
 
+    def explain(self, observation: dict[str, Any]) -> list[str]:
+        vector = _vector(observation)
+        fired = {name: bool(v[0]) for name, v in self.signals(vector).items()}
+        p = dict(zip(core.PROXIES, vector[0, core.PROXY_COLUMN: core.PROXY_COLUMN + len(core.PROXIES)], strict=True))
+        return [
+            f"collusion signal in {p['collusion_rate']:.0%} of recent rounds (> 10%: {fired['collusion']}): "
+            + ("pay-as-bid, identities and bids hidden, suspected collusion fined" if fired["collusion"]
+               else "a truthful rule"),
+            f"gap between the last winning and first losing bid {p['top_gap']:.3f} (< 0.06: {fired['shill']}): "
+            + ("shill fine, bids hidden" if fired["shill"] else "bids revealed so learners converge"),
+            f"exits per round {p['dropout_rate']:.3f} (> 0.01: {fired['exits']}): "
+            + ("reserve down 0.05" if fired["exits"] else "reserve up 0.05 against the ring" if fired["collusion"]
+               else "reserve kept"),
+            "several units for sale: VCG" if fired["multi"] else "one unit for sale: second price",
+        ]
+
 
 class ConstantPolicy(Policy):
+    """One mechanism whatever the market shows."""
+
     def __init__(self, action: MechanismAction, name: str = "constant") -> None:
         self.action, self.name = action, name
         self.one = stack([action])
@@ -323,6 +358,13 @@ class LearnedPolicy(Policy):
         current = same.argmax(axis=1)
         keep = same.any(axis=1) & (q[np.arange(q.shape[0]), current] >= q.max(axis=1) - self.margin)
         return take(self.arms, np.where(keep, current, best))
+
+    def explain(self, observation: dict[str, Any], top: int = 3) -> list[str]:
+        q = self.bandit.values(_vector(observation))[0]
+        names = [menu()[i][0] for i in self.bandit.arms]
+        best = np.argsort(-q)[:top]
+        return [f"predicted mean reward over the next {LOOKAHEAD} steps: " + "; ".join(
+            f"{names[i]} {q[i]:.3f}" for i in best)]
 
 
 def _visit(params: Params, behaviour: Policy, explore: float, rng: np.random.Generator) -> tuple[list, list]:
