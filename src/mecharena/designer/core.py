@@ -35,8 +35,7 @@ from mecharena.agents.values import ValueDistribution
 from mecharena.core.seeding import hash_uniform
 from mecharena.core.types import BoolArray, FloatArray, IntArray
 from mecharena.designer.action import COALITIONS, FLAGS, MAX_RESERVE, MECHANISM_WIDTH, RULES, MechanismAction
-from mecharena.designer.population import (BUDGET, CARTEL, DROPOUT, EMPTY, SEATS, SHADER, SHILL, TRUTHFUL,
-                                           Params)
+from mecharena.designer.population import BUDGET, CARTEL, DROPOUT, EMPTY, SEATS, SHADER, SHILL, TRUTHFUL, Params
 
 ROUNDS = 4
 SCORED = 2
@@ -213,7 +212,7 @@ def _shape(rule: int, n: int, k: int, value: float, ratios) -> float:
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _play(units, kind, outside, budget, ring_gain, shill_gain, seed, ratios,  # noqa: PLR0913, PLR0915, C901
+def _play(units, kind, outside, budget, ring_gain, shill_gain, seed, ratios,
           rule_of, reserve_of, flags, penalties, coalition_of, live,
           round_of, mult, active, mood, spent, ratio, cohesion, window, winners, head, filled, components):
     e_count = units.size
@@ -288,9 +287,8 @@ def _play(units, kind, outside, budget, ring_gain, shill_gain, seed, ratios,  # 
             designated = -1
             partner = -1
             for i in range(seats):
-                if kind[e, i] == CARTEL and active[e, i]:
-                    if designated < 0 or value[i] > value[designated]:
-                        designated = i
+                if kind[e, i] == CARTEL and active[e, i] and (designated < 0 or value[i] > value[designated]):
+                    designated = i
             if coalition == RESTRICT:
                 for i in range(seats):
                     if kind[e, i] == CARTEL and active[e, i] and i != designated and partner < 0:
@@ -566,7 +564,7 @@ OBSERVATION_WIDTH = PROXY_COLUMN + len(PROXIES) + len(CONTEXT)
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _observe(mechanism, window, winners, head, filled, step, stage, units, out):  # noqa: PLR0913
+def _observe(mechanism, window, winners, head, filled, step, stage, units, out):
     n_features = window.shape[2]
     wins = np.zeros(SEATS)
     sums = np.zeros(n_features)

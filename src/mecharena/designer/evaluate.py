@@ -16,8 +16,15 @@ from mecharena.core.errors import ConfigError
 from mecharena.core.types import FloatArray
 from mecharena.designer import core
 from mecharena.designer.action import MechanismAction
-from mecharena.designer.policies import (ConstantPolicy, LearnedPolicy, OraclePolicy, Policy, rollout,
-                                         search_constant, train_learned)
+from mecharena.designer.policies import (
+    ConstantPolicy,
+    LearnedPolicy,
+    OraclePolicy,
+    Policy,
+    rollout,
+    search_constant,
+    train_learned,
+)
 from mecharena.designer.population import Params, check_stage, held_out_seeds, sample
 from mecharena.metrics.summary import mean_ci
 

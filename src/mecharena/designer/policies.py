@@ -78,7 +78,7 @@ class Policy:
 
     name = "policy"
 
-    def begin(self, params: Params) -> None:  # noqa: B027 - most policies need nothing
+    def begin(self, params: Params) -> None:  # most policies need nothing
         """Episodes (re)start with these populations."""
 
     def decide(self, vectors: FloatArray) -> core.Mechanism:

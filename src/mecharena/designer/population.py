@@ -84,53 +84,53 @@ def held_out_seeds() -> list[int]:
     return [HELD_OUT_BASE + i for i in range(HELD_OUT_SIZE)]
 
 
+@numba.njit(cache=True, inline="always")
+def _draw(key, stage, j):
+    return hash_uniform(key, stage, j, 17)
+
+
 @numba.njit(cache=True)
-def _populate(stage, seeds, units, kind, shading, outside, budget, ring_gain, shill_gain):  # noqa: PLR0913, C901
+def _populate(stage, seeds, units, kind, shading, outside, budget, ring_gain, shill_gain):
     """Fill row e of the outputs with the population of ``seeds[e]``: draws are hashes of (seed, stage, j)."""
     for e in range(seeds.size):
         key = np.uint64(seeds[e])
-        j = 0
-
-        def draw(j):
-            return hash_uniform(key, stage, j, 17)
-
         n = 0
         ring = 0
         if stage == 1:
-            n = 3 + int(draw(0) * 6)
+            n = 3 + int(_draw(key, stage, 0) * 6)
             units[e] = 1
             for i in range(n):
                 kind[e, i] = TRUTHFUL
         elif stage == 2 or stage == 4:
-            n = (4 + int(draw(0) * 7)) if stage == 2 else (5 + int(draw(0) * 6))
-            units[e] = 1 + int(draw(1) * (3 if stage == 2 else 2))
-            if stage == 4 and draw(2) < 0.6:
-                ring = 2 + int(draw(3) * 3)
+            n = (4 + int(_draw(key, stage, 0) * 7)) if stage == 2 else (5 + int(_draw(key, stage, 0) * 6))
+            units[e] = 1 + int(_draw(key, stage, 1) * (3 if stage == 2 else 2))
+            if stage == 4 and _draw(key, stage, 2) < 0.6:
+                ring = 2 + int(_draw(key, stage, 3) * 3)
             # naive share: arcsine (Beta(1/2, 1/2)) at stage 2, Beta(1, 2) at stage 4
-            share = (1.0 - np.cos(np.pi * draw(4))) / 2.0 if stage == 2 else 1.0 - np.sqrt(1.0 - draw(4))
+            share = (1.0 - np.cos(np.pi * _draw(key, stage, 4))) / 2.0 if stage == 2 else 1.0 - np.sqrt(1.0 - _draw(key, stage, 4))
             for i in range(n):
-                kind[e, i] = CARTEL if i < ring else (TRUTHFUL if draw(10 + i) < share else SHADER)
-            if stage == 2 and draw(5) < 0.5:
+                kind[e, i] = CARTEL if i < ring else (TRUTHFUL if _draw(key, stage, 10 + i) < share else SHADER)
+            if stage == 2 and _draw(key, stage, 5) < 0.5:
                 kind[e, n] = SHILL
                 n += 1
         elif stage == 3:
-            n = 3 + int(draw(0) * 5)
-            units[e] = 1 + int(draw(1) * 2)
-            if draw(2) < 0.6:
-                ring = 2 + int(draw(3) * 2)
+            n = 3 + int(_draw(key, stage, 0) * 5)
+            units[e] = 1 + int(_draw(key, stage, 1) * 2)
+            if _draw(key, stage, 2) < 0.6:
+                ring = 2 + int(_draw(key, stage, 3) * 2)
             n = max(n, ring + 1)
             for i in range(n):
-                kind[e, i] = CARTEL if i < ring else (DROPOUT if draw(10 + i) < 0.7 else TRUTHFUL)
+                kind[e, i] = CARTEL if i < ring else (DROPOUT if _draw(key, stage, 10 + i) < 0.7 else TRUTHFUL)
         else:
-            n = 5 + int(draw(0) * (SEATS - 5))
-            units[e] = 1 + int(draw(1) * 3)
+            n = 5 + int(_draw(key, stage, 0) * (SEATS - 5))
+            units[e] = 1 + int(_draw(key, stage, 1) * 3)
             weights = np.zeros(5)  # Dirichlet(1, ..., 1) shares: normalised exponentials
             for t in range(5):
-                weights[t] = -np.log(1.0 - draw(2 + t))
+                weights[t] = -np.log(1.0 - _draw(key, stage, 2 + t))
             weights /= weights.sum()
             rings = 0
             for i in range(n):
-                u = draw(10 + i)
+                u = _draw(key, stage, 10 + i)
                 t = 0
                 acc = weights[0]
                 while u >= acc and t < 4:
@@ -142,16 +142,16 @@ def _populate(stage, seeds, units, kind, shading, outside, budget, ring_gain, sh
                 for i in range(n):
                     if kind[e, i] == CARTEL:
                         kind[e, i] = SHADER
-            if draw(7) < 0.3 and n < SEATS:
+            if _draw(key, stage, 7) < 0.3 and n < SEATS:
                 kind[e, n] = SHILL
                 n += 1
         for i in range(n):
-            shading[e, i] = 0.5 + 0.4 * draw(30 + i)
-            outside[e, i] = 0.06 * draw(50 + i)
+            shading[e, i] = 0.5 + 0.4 * _draw(key, stage, 30 + i)
+            outside[e, i] = 0.06 * _draw(key, stage, 50 + i)
             if kind[e, i] == BUDGET:
-                budget[e, i] = 0.5 + 1.5 * draw(70 + i)
-        ring_gain[e] = 0.01 + 0.29 * draw(8)
-        shill_gain[e] = 0.02 + 0.13 * draw(9)
+                budget[e, i] = 0.5 + 1.5 * _draw(key, stage, 70 + i)
+        ring_gain[e] = 0.01 + 0.29 * _draw(key, stage, 8)
+        shill_gain[e] = 0.02 + 0.13 * _draw(key, stage, 9)
 
 
 def sample(stage: int, seeds: list[int] | IntArray, episodes: list[int] | IntArray | None = None) -> Params:
