@@ -36,22 +36,10 @@ def parse_settings(items: list[str], option: str = "--set") -> dict[str, Any]:
     return parse_assignments(items, lambda item: f"{option} expects key=value, got {item!r}")
 
 
-def config_fields(mechanism: mechanisms.Mechanism) -> list[dict[str, Any]]:
-    model = mechanism.config_model
-    return [
-        {"name": name, "default": info.default, "allowed": model.allowed(name), "description": info.description or ""}
-        for name, info in model.model_fields.items()
-    ]
-
-
 @app.command("mechanisms")
 def list_mechanisms(as_json: JsonFlag = False) -> None:
     """Every mechanism with its description, config fields and version."""
-    rows = [
-        {"name": name, "version": m.version, "summary": m.summary, "description": (m.doc or "").strip(),
-         "properties": sorted(m.properties(m.config())), "config": config_fields(m)}
-        for name, m in mechanisms.REGISTRY.items()
-    ]
+    rows = [mechanisms.describe(m) for _, m in mechanisms.REGISTRY.items()]
     if as_json:
         print(json.dumps(rows, indent=2))
         return
@@ -68,40 +56,12 @@ def run_simulation(mechanism_name: str, settings: dict[str, Any], population: st
                    seed: int, values: str, progress: bool, information: dict[str, Any] | None = None,
                    enforcement: dict[str, Any] | None = None, ledger: Path | None = None,
                    ledger_mode: str = "full") -> dict[str, Any]:
-    from mecharena.metrics import summarize
-    from mecharena.sim import Enforcement, InformationPolicy, make_episode, trace
+    from mecharena.metrics.run import simulate_summary
 
-    mechanism = mechanisms.get(mechanism_name)
-    config = mechanism.config(settings)
-    pop = agents.population(population, seed)
-    dist = agents.parse_distribution(values)
-    info = InformationPolicy.build(**(information or {}))
-    rules = Enforcement.build(**(enforcement or {}))
-    episode = make_episode(mechanism, config, pop, markets=markets, seed=seed, values=dist, information=info,
-                           enforcement=rules)
     with Progress(console=err, transient=True, disable=not progress) as bar:
-        task = bar.add_task(f"{mechanism.name} x {pop.spec}", total=rounds)
-        if ledger is None:
-            result = trace(episode, rounds, on_round=lambda _t: bar.advance(task))
-        else:
-            from mecharena.ledger import Ledger, describe
-
-            with Ledger(ledger, ledger_mode, describe(episode, rounds)) as book:
-                result = trace(episode, rounds, on_round=lambda _t: bar.advance(task), on_record=book.record)
-    return {
-        "mechanism": mechanism.name,
-        "config": config.model_dump(),
-        "population": pop.spec,
-        "values": dist.model_dump(),
-        "information": info.model_dump(),
-        "enforcement": rules.model_dump(),
-        "markets": markets,
-        "rounds": rounds,
-        "seed": seed,
-        "versions": {"mechanism": {mechanism.name: mechanism.version}, "agents": pop.versions},
-        "ledger": None if ledger is None else str(ledger),
-        "metrics": summarize(result),
-    }
+        task = bar.add_task(f"{mechanism_name} x {population}", total=rounds)
+        return simulate_summary(mechanism_name, settings, population, markets, rounds, seed, values, information,
+                                enforcement, ledger, ledger_mode, on_round=lambda _t: bar.advance(task))
 
 
 SHORT = {"revenue": "revenue", "efficiency": "effic.", "welfare": "welfare", "bidder_surplus": "surplus",
@@ -396,30 +356,19 @@ def fuzz_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Search for profitable deviations: exploitability with a 95% CI from a fresh evaluation."""
-    from mecharena.fuzz import FAMILIES, fuzz
-    from mecharena.metrics.harness import Cell
+    from mecharena.fuzz import FAMILIES
+    from mecharena.fuzz.commands import fuzz_cell
 
     try:
         names = None if families is None else [f.strip() for f in families.split(",") if f.strip()]
-        target = Cell(mechanism=mechanism, config=parse_settings(settings or []), population=population,
-                      information=parse_settings(info or [], "--info"),
-                      enforcement=parse_settings(enforce or [], "--enforce"), values=values, seed=seed)
         with Progress(console=err, transient=True, disable=as_json or not err.is_terminal) as bar:
             task = bar.add_task("fuzzing", total=budget)
-            result = fuzz(target, families=names, deviators=deviators, budget=budget, seed=seed,
-                          sampler=sampler, restarts=restarts, markets=markets, rounds=rounds,
-                          eval_markets=eval_markets, threshold=threshold,
-                          on_trial=lambda _trial, done: bar.update(task, completed=done))
-        data = result.as_dict()
-        data["exploit"] = result.fresh is not None and result.fresh.lo > threshold
-        data["report"] = None
-        if data["exploit"] and report:
-            from mecharena.fuzz.library import Library
-            from mecharena.fuzz.report import build_report
-
-            failure = build_report(result, library)
-            Library(library, create=True).add(failure)
-            data["report"] = {"id": failure.id, "library": str(library)}
+            result, data = fuzz_cell(mechanism, parse_settings(settings or []), population,
+                                     parse_settings(info or [], "--info"), parse_settings(enforce or [], "--enforce"),
+                                     values, seed, threshold=threshold, library=library if report else None,
+                                     families=names, deviators=deviators, budget=budget, sampler=sampler,
+                                     restarts=restarts, markets=markets, rounds=rounds, eval_markets=eval_markets,
+                                     on_trial=lambda _trial, done: bar.update(task, completed=done))
     except (MechArenaError, ValueError) as exc:
         raise fail(exc) from None
     if as_json:
@@ -761,3 +710,41 @@ def bench_serve(
     if steps < 1 or sessions < 1:
         raise fail(ConfigError(f"steps and sessions must be >= 1, got steps={steps}, sessions={sessions}"))
     print_bench(run(steps=steps, sessions=sessions), as_json)
+
+
+@app.command("ui")
+def ui(
+    runs: Annotated[Path, typer.Option("--runs", help="directory of run directories (each with results.duckdb)")] = Path(
+        "runs"),
+    exploits: Annotated[Path, typer.Option("--exploits", help="exploit library directory")] = Path("exploits"),
+    host: Annotated[str, typer.Option("--host", help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="TCP port")] = 8050,
+) -> None:
+    """The web dashboard: runs and their progress, comparisons, the exploit library, a live referee episode."""
+    from mecharena.server.ui import run
+
+    if not 0 < port < 65536:
+        raise fail(ConfigError(f"port must be in 1..65535, got {port}"))
+    try:
+        run(runs, exploits, host, port)
+    except MechArenaError as exc:
+        raise fail(exc) from None
+
+
+@app.command("mcp")
+def mcp(
+    transport: Annotated[str, typer.Option("--transport", help="stdio or http (streamable HTTP)")] = "stdio",
+    host: Annotated[str, typer.Option("--host", help="address to listen on (http)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="TCP port (http)")] = 8765,
+    library: Annotated[Path, typer.Option("--library", help="exploit library the tools read and write")] = Path(
+        "exploits"),
+) -> None:
+    """An MCP server: list_mechanisms, simulate, fuzz, evaluate_designer and exploits as tools."""
+    from mecharena.server.mcp import run
+
+    if transport not in ("stdio", "http") or not 0 < port < 65536:
+        raise fail(ConfigError(f"--transport must be stdio or http and port in 1..65535, got {transport!r}, {port}"))
+    try:
+        run(transport, host, port, library=library)
+    except MechArenaError as exc:
+        raise fail(exc) from None

@@ -1,5 +1,7 @@
 """Mechanisms: one module each, a registry, and the validated engine entry point :func:`clear`."""
 
+from typing import Any
+
 from mecharena.core.registry import Registry
 from mecharena.mechanisms import (
     cda,
@@ -31,4 +33,14 @@ def get(name: str) -> Mechanism:
     return REGISTRY.get(name)
 
 
-__all__ = ["PROPERTIES", "REGISTRY", "MarketSpec", "Mechanism", "Outcome", "clear", "get"]
+def describe(mechanism: Mechanism) -> dict[str, Any]:
+    """A mechanism as JSON: name, version, summary, description, promised properties, config fields."""
+    model = mechanism.config_model
+    fields = [{"name": name, "default": info.default, "allowed": model.allowed(name),
+               "description": info.description or ""} for name, info in model.model_fields.items()]
+    return {"name": mechanism.name, "version": mechanism.version, "summary": mechanism.summary,
+            "description": (mechanism.doc or "").strip(), "properties": sorted(mechanism.properties(mechanism.config())),
+            "config": fields}
+
+
+__all__ = ["PROPERTIES", "REGISTRY", "MarketSpec", "Mechanism", "Outcome", "clear", "describe", "get"]

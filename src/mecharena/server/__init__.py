@@ -1,0 +1,1 @@
+"""The network shells: dashboard and MCP server."""
