@@ -4,7 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench clean
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: setup demo test bench clean chromium
 
 setup: $(STAMP)
 
@@ -17,7 +19,15 @@ demo: setup
 	$(BIN)/mecharena run examples/flagship.yaml --out runs/flagship
 	$(BIN)/mecharena report runs/flagship
 
-test: setup
+# The dashboard's browser tests drive the system Chromium (Playwright downloads no browser).
+chromium:
+	@test -x $(CHROMIUM) || { \
+	  echo "$(CHROMIUM) is missing: installing Debian's chromium for the browser tests"; \
+	  SUDO=$$(test "$$(id -u)" -eq 0 || echo sudo); \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+
+test: setup chromium
 	$(BIN)/python -m pytest
 
 bench: setup

@@ -590,9 +590,6 @@ def bench_engine(
               f"peak memory {result['engine_peak_bytes'] / 2**20:.1f} MiB")
 
 
-if __name__ == "__main__":
-    app()
-
 
 designer_app = typer.Typer(no_args_is_help=True, help="The referee environment: evaluate, audit and train designers.")
 app.add_typer(designer_app, name="designer")
@@ -748,3 +745,7 @@ def mcp(
         run(transport, host, port, library=library)
     except MechArenaError as exc:
         raise fail(exc) from None
+
+
+if __name__ == "__main__":
+    app()
