@@ -747,5 +747,33 @@ def mcp(
         raise fail(exc) from None
 
 
+llm_app = typer.Typer(no_args_is_help=True, help="LLM providers: serve a local model over an OpenAI-compatible API.")
+app.add_typer(llm_app, name="llm")
+
+
+@llm_app.command("serve")
+def llm_serve(
+    model: Annotated[Path, typer.Option("--model", help="folder of a transformers model (or of a GGUF file)")],
+    gguf: Annotated[str | None, typer.Option("--gguf", help="GGUF file name inside --model")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="model id clients ask for (default: folder or file)")] = None,
+    host: Annotated[str, typer.Option("--host", help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="TCP port")] = 8001,
+) -> None:
+    """Serve a local model at /v1/chat/completions (the openai client, vLLM-style tools and agents can use it)."""
+    if not 0 < port < 65536:
+        raise fail(ConfigError(f"port must be in 1..65535, got {port}"))
+    try:
+        import uvicorn
+
+        from mecharena.llm.providers import TransformersProvider
+        from mecharena.server.openai_api import build_app
+
+        provider = TransformersProvider(model, gguf, name=name)
+        err.print(f"serving {provider.model} at http://{host}:{port}/v1")
+        uvicorn.run(build_app(provider), host=host, port=port, log_level="warning")
+    except MechArenaError as exc:
+        raise fail(exc) from None
+
+
 if __name__ == "__main__":
     app()

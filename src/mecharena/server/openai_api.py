@@ -1,0 +1,92 @@
+"""An OpenAI-compatible chat-completions endpoint over any provider (``mecharena llm serve``).
+
+``POST /v1/chat/completions`` and ``GET /v1/models``, enough of OpenAI's API for the ``openai``
+client and for tools that speak it: ``model``, ``messages``, ``temperature``, ``max_tokens`` (or
+``max_completion_tokens``), ``top_p``, ``seed``; ``n`` must be 1 and ``stream`` false. Errors use
+OpenAI's shape, ``{"error": {"message", "type", "param", "code"}}``, with the status code: 400 for
+a request the server cannot honour, 404 for another model, 413 for an oversized body, 422 for a
+field out of range (the message names it), 502 when the model fails.
+"""
+
+import time
+import uuid
+from typing import Any
+
+from pydantic import Field, ValidationError
+
+from mecharena.core.config import StrictModel, explain
+from mecharena.core.errors import MechArenaError
+from mecharena.llm.providers import GenerationParams, Provider
+
+MAX_BODY_BYTES = 1 << 20
+
+
+class ChatRequest(StrictModel):
+    """The supported subset of a chat-completions request."""
+
+    model: str = Field(min_length=1)
+    messages: list[dict[str, Any]] = Field(min_length=1)
+    temperature: float = Field(1.0, ge=0, le=2)
+    max_tokens: int | None = Field(None, ge=1, le=8192)
+    max_completion_tokens: int | None = Field(None, ge=1, le=8192)
+    top_p: float = Field(1.0, gt=0, le=1)
+    seed: int = Field(0, ge=0)
+    n: int = Field(1, ge=1, le=1, description="one completion per request")
+    stream: bool = Field(False, description="streaming is not supported")
+
+
+def _error(status: int, message: str, kind: str = "invalid_request_error", param: str | None = None) -> Any:
+    from fastapi.responses import JSONResponse
+
+    return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": None}}, status)
+
+
+def build_app(provider: Provider, *, max_body_bytes: int = MAX_BODY_BYTES) -> Any:
+    """The FastAPI app serving ``provider`` as model ``provider.model``."""
+    from fastapi import FastAPI, Request
+    from starlette.concurrency import run_in_threadpool
+
+    from mecharena.designer.server import BodyLimit
+
+    app = FastAPI(title="mecharena LLM", version="1.0.0")
+    app.add_middleware(BodyLimit, limit=max_body_bytes)
+
+    @app.get("/v1/models")
+    async def models() -> dict[str, Any]:
+        return {"object": "list", "data": [{"id": provider.model, "object": "model", "owned_by": "mecharena"}]}
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request) -> Any:
+        try:
+            body = await request.json()
+        except ValueError:
+            return _error(400, "the body must be a JSON object")
+        if not isinstance(body, dict):
+            return _error(400, f"the body must be a JSON object, got {type(body).__name__}")
+        try:
+            req = ChatRequest(**body)
+        except ValidationError as exc:
+            return _error(422, explain(ChatRequest, exc), param=str(exc.errors()[0]["loc"][0]))
+        if req.stream:
+            return _error(400, "stream must be false: streaming is not supported", param="stream")
+        if req.model != provider.model:
+            return _error(404, f"model {req.model!r} is not served here; available: {provider.model!r}",
+                          "not_found_error", "model")
+        params = GenerationParams.build(temperature=req.temperature, top_p=req.top_p, seed=req.seed,
+                                        max_tokens=req.max_completion_tokens or req.max_tokens or 256)
+        try:
+            completion = await run_in_threadpool(provider.complete, req.messages, params)
+        except MechArenaError as exc:
+            status = 422 if "messages" in str(exc) else 502
+            return _error(status, str(exc), "invalid_request_error" if status == 422 else "api_error")
+        finish = "length" if completion.completion_tokens >= params.max_tokens else "stop"
+        return {
+            "id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
+            "model": provider.model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": completion.text},
+                         "finish_reason": finish}],
+            "usage": {"prompt_tokens": completion.prompt_tokens, "completion_tokens": completion.completion_tokens,
+                      "total_tokens": completion.prompt_tokens + completion.completion_tokens},
+        }
+
+    return app
