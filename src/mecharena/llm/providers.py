@@ -46,6 +46,7 @@ class GenerationParams(StrictModel):
     max_tokens: int = Field(256, ge=1, le=8192, description="completion length at most")
     top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling mass")
     seed: int = Field(0, ge=0, description="sampling seed (servers that support it)")
+    json_schema: dict[str, Any] | None = Field(None, description="constrain the answer to this JSON schema")
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,9 +126,11 @@ class OpenAICompatibleProvider:
         messages = check_messages(messages)
         start = time.perf_counter()
         try:
+            schema = {} if params.json_schema is None else {"response_format": {
+                "type": "json_schema", "json_schema": {"name": "answer", "schema": params.json_schema}}}
             reply = self.client.chat.completions.create(
                 model=self.model, messages=messages, temperature=params.temperature, max_tokens=params.max_tokens,
-                top_p=params.top_p, seed=params.seed)
+                top_p=params.top_p, seed=params.seed, **schema)
         except openai.APIStatusError as exc:
             raise ProviderError(f"{self.model}: the server answered {exc.status_code}: {exc.message}") from None
         except openai.APIError as exc:  # connection errors and timeouts, after the client's retries
@@ -225,12 +228,18 @@ class CachedProvider:
         return completion
 
 
+def bounded_map(function: Callable[[Any], Any], items: Sequence[Any], concurrency: int) -> list[Any]:
+    """``[function(x) for x in items]`` with at most ``concurrency`` calls in flight, results in order."""
+    if not 1 <= concurrency <= MAX_CONCURRENCY:
+        raise ConfigError(f"concurrency must be in [1, {MAX_CONCURRENCY}], got {concurrency}")
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        return list(pool.map(function, items))
+
+
 def complete_many(provider: Provider, requests: Sequence[tuple[Sequence[Message], GenerationParams]], *,
                   concurrency: int = 4, meter: Meter | None = None,
                   on_done: Callable[[int], None] | None = None) -> list[Completion]:
     """Every request through ``provider`` with at most ``concurrency`` in flight, answers in order."""
-    if not 1 <= concurrency <= MAX_CONCURRENCY:
-        raise ConfigError(f"concurrency must be in [1, {MAX_CONCURRENCY}], got {concurrency}")
     meter = meter or Meter()
 
     def one(index: int) -> Completion:
@@ -240,5 +249,4 @@ def complete_many(provider: Provider, requests: Sequence[tuple[Sequence[Message]
             on_done(index)
         return completion
 
-    with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        return list(pool.map(one, range(len(requests))))
+    return bounded_map(one, range(len(requests)), concurrency)

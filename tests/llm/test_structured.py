@@ -1,0 +1,77 @@
+"""Structured output: parse, one repair with the validation error, a counted fallback."""
+
+import pytest
+
+from mecharena.designer.action import RULES, MechanismAction
+from mecharena.llm.providers import Completion, GenerationParams
+from mecharena.llm.structured import Tally, ask, first_json_object, parse
+
+DEFAULT = MechanismAction()
+
+
+class Scripted:
+    """Answers from a list, recording what it was asked (the repair loop under test, not a model)."""
+
+    model = "scripted"
+
+    def __init__(self, *answers: str) -> None:
+        self.answers, self.asked = list(answers), []
+
+    def complete(self, messages, params):
+        self.asked.append((messages, params))
+        return Completion(self.answers.pop(0), self.model, 1, 1, 0.0)
+
+
+def test_first_json_object_skips_prose_and_broken_braces():
+    assert first_json_object('Sure! ```json\n{"rule": "vcg"}\n``` done') == '{"rule": "vcg"}'
+    assert first_json_object('{oops {"a": {"b": 1}} tail') == '{"a": {"b": 1}}'
+    assert first_json_object("no json here") is None
+
+
+def test_parse_names_the_invalid_field():
+    value, error = parse(MechanismAction, '{"rule": "vcg", "reserve": 0.2}')
+    assert value == MechanismAction(rule="vcg", reserve=0.2) and error is None
+    value, error = parse(MechanismAction, '{"rule": "english"}')
+    assert value is None and error.startswith("rule must be one of 'first_price'")
+
+
+def test_valid_repaired_and_fallback_are_counted():
+    tally = Tally()
+    valid = ask(Scripted('{"rule": "vcg"}'), [{"role": "user", "content": "pick"}], MechanismAction,
+                GenerationParams(), fallback=DEFAULT, tally=tally)
+    assert valid.outcome == "valid" and valid.value.rule == "vcg"
+    provider = Scripted('{"rule": "english"}', 'Fixed: {"rule": "pay_as_bid"}')
+    repaired = ask(provider, [{"role": "user", "content": "pick"}], MechanismAction, GenerationParams(),
+                   fallback=DEFAULT, tally=tally)
+    assert repaired.outcome == "repaired" and repaired.value.rule == "pay_as_bid"
+    repair_messages, params = provider.asked[1]
+    assert "That answer is invalid: rule must be one of" in repair_messages[-1]["content"]
+    assert repair_messages[-2] == {"role": "assistant", "content": '{"rule": "english"}'}
+    assert params.json_schema == MechanismAction.model_json_schema()  # constrained decoding is requested
+    failed = ask(Scripted("nothing", '{"reserve": 9}'), [{"role": "user", "content": "pick"}], MechanismAction,
+                 GenerationParams(), fallback=DEFAULT, tally=tally)
+    assert failed.outcome == "fallback" and failed.value is DEFAULT and "reserve must be" in failed.error
+    assert tally.as_dict() == {"requests": 3, "valid": 1, "repaired": 1, "fallback": 1,
+                               "invalid_rate": pytest.approx(2 / 3)}
+
+
+def test_llm_designer_reads_the_observation_and_falls_back_to_the_mechanism_in_force():
+    import numpy as np
+
+    from mecharena.designer.env import DesignerEnv
+    from mecharena.llm.designer import LLMDesignerPolicy, mechanism_of, prompt
+
+    env = DesignerEnv(stage=4)
+    env.reset(seed=3)
+    env.step({"rule": "pay_as_bid", "reserve": 0.15, "winner_identity": True, "collusion_penalty": 1.5,
+              "coalition": "penalize_confirmed"})
+    vector = env.vector()
+    assert mechanism_of(vector) == env.mechanism  # the vector round-trips the mechanism in force
+    messages = prompt(vector)
+    assert "Stage 4, step 1 of 25" in messages[1]["content"] and '"rule":"pay_as_bid"' in messages[1]["content"]
+    policy = LLMDesignerPolicy(Scripted('{"rule": "vcg", "competing_bids": true}', "junk", "still junk",
+                                        "junk", "junk"), concurrency=1)
+    chosen = policy.decide(np.stack([vector, vector]))
+    assert [RULES[r] for r in chosen.rule] == ["vcg", "pay_as_bid"]  # the second answer fell back
+    assert policy.tally.as_dict()["fallback"] == 1 and policy.tally.valid == 1
+    assert policy.act(env.observation()).rule == env.mechanism.rule  # the script is spent: "junk" falls back
