@@ -598,9 +598,17 @@ EpisodesOption = Annotated[int, typer.Option("--episodes", help="episodes per he
 SeedOption = Annotated[int, typer.Option("--seed", help="seed of the markets (and of random policies)")]
 
 
+def mecharena_policies():
+    """Every designer policy spec, ``llm:CONFIG`` included (the llm layer knows the designer's)."""
+    from mecharena.llm.designer import make_designer_policy
+
+    return make_designer_policy
+
+
 @designer_app.command("eval")
 def designer_eval(
-    policy: Annotated[str, typer.Option("--policy", help="random | greedy | constant:FILE | oracle | learned[:FILE]")],
+    policy: Annotated[str, typer.Option(
+        "--policy", help="random | greedy | constant:FILE | oracle | learned[:FILE] | llm:CONFIG")],
     stage: StageOption = 1,
     episodes: EpisodesOption = 4,
     seed: SeedOption = 0,
@@ -609,7 +617,8 @@ def designer_eval(
     """Score a designer policy on the stage's held-out benchmark (20 populations never used in training)."""
     from mecharena.designer import commands
 
-    _exit_with(commands.designer_eval, policy, stage, episodes, seed, as_json)
+    factory = mecharena_policies()
+    _exit_with(commands.designer_eval, policy, stage, episodes, seed, as_json, factory=factory)
 
 
 @designer_app.command("audit")

@@ -153,3 +153,38 @@ def test_bad_messages_and_settings_are_config_errors(local):
         OpenAICompatibleProvider(model="", base_url="")
     with pytest.raises(ConfigError, match="model folder /nonexistent does not exist"):
         TransformersProvider("/nonexistent")
+
+
+def test_constrained_decoding_makes_even_a_random_model_answer_in_the_schema(local):
+    """With a JSON schema, outlines' logits processor keeps every token inside the schema: a model with
+    random weights (which never writes JSON on its own) answers valid JSON of that shape."""
+    import json
+
+    schema = {"type": "object", "properties": {"rule": {"enum": ["vcg", "pay_as_bid"]},
+                                               "reveal": {"type": "boolean"}},
+              "required": ["rule", "reveal"], "additionalProperties": False}
+    free = local.complete(MESSAGES, GenerationParams(max_tokens=40))
+    assert not free.text.lstrip().startswith("{")
+    for seed in range(4):
+        answer = local.complete(MESSAGES, GenerationParams(temperature=1.0, max_tokens=40, seed=seed,
+                                                           json_schema=schema))
+        value = json.loads(answer.text)
+        assert value["rule"] in ("vcg", "pay_as_bid") and isinstance(value["reveal"], bool), answer.text
+
+
+def test_schema_constrained_answers_through_the_openai_client(server):
+    """response_format json_schema reaches the local model's constrained decoding over HTTP."""
+    import json
+
+    from mecharena.designer.action import RULES
+
+    schema = {"type": "object", "properties": {"rule": {"enum": list(RULES)}}, "required": ["rule"],
+              "additionalProperties": False}
+    remote = OpenAICompatibleProvider(model="tiny", base_url=server, retries=0)
+    answer = remote.complete(MESSAGES, GenerationParams(max_tokens=30, json_schema=schema))
+    assert json.loads(answer.text)["rule"] in RULES
+    import openai
+
+    with pytest.raises(openai.BadRequestError, match="response_format must be"):
+        remote.client.chat.completions.create(model="tiny", messages=MESSAGES,
+                                              response_format={"type": "json_schema", "json_schema": {}})

@@ -5,6 +5,7 @@ exit status to the CLI shell.
 """
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +29,14 @@ def _emit(data: Any, as_json: bool, console: Console) -> bool:
     return as_json
 
 
-def designer_eval(policy: str, stage: int, episodes: int, seed: int, as_json: bool, console: Console) -> int:
-    """Score one policy on the held-out benchmark of ``stage``."""
+def designer_eval(policy: str, stage: int, episodes: int, seed: int, as_json: bool, console: Console,
+                  factory: Callable[..., Any] = make_policy) -> int:
+    """Score one policy (built by ``factory`` from its spec) on the held-out benchmark of ``stage``."""
     stage = check_stage(stage)
-    result = evaluate(make_policy(policy, stage, seed=seed), stage, episodes, seed)
+    chosen = factory(policy, stage, seed=seed)
+    result = evaluate(chosen, stage, episodes, seed)
+    if hasattr(chosen, "tally"):  # structured-output outcomes of an LLM designer
+        result["structured_output"] = chosen.tally.as_dict()
     if _emit(result, as_json, console):
         return 0
     table = Table(title=escape(f"designer {result['policy']} on the stage-{stage} held-out benchmark "

@@ -81,4 +81,16 @@ class LLMDesignerPolicy(Policy):
                  f"rounds and the market signals; invalid answers so far: {self.tally.invalid_rate:.0%}")]
 
 
-__all__ = ["LLMDesignerPolicy", "mechanism_of", "prompt"]
+def make_designer_policy(spec: str, stage: int = 1, *, seed: int = 0) -> Policy:
+    """:func:`mecharena.designer.policies.make_policy`, plus ``llm:CONFIG`` (a provider config file)."""
+    from mecharena.designer.policies import make_policy
+
+    if not spec.startswith("llm:"):
+        return make_policy(spec, stage, seed=seed)
+    from mecharena.llm.config import build_provider, load_config
+
+    config = load_config(spec.removeprefix("llm:"))
+    return LLMDesignerPolicy(build_provider(config), config.params(), concurrency=config.concurrency)
+
+
+__all__ = ["LLMDesignerPolicy", "make_designer_policy", "mechanism_of", "prompt"]

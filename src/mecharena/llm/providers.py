@@ -168,8 +168,12 @@ class TransformersProvider:
         self.model_.eval()
         self.model = name or Path(gguf_file or path).name
         self.lock = threading.Lock()
+        self.generators: dict[str, Any] = {}  # outlines generators by JSON schema
 
     def complete(self, messages: Sequence[Message], params: GenerationParams) -> Completion:
+        """Generate; with ``params.json_schema`` the tokens are constrained to the schema (outlines'
+        logits processor: the answer is always JSON of that shape, though numeric bounds and
+        cross-field rules are left to validation)."""
         import torch
 
         messages = check_messages(messages)
@@ -178,6 +182,8 @@ class TransformersProvider:
                                                  return_dict=True)
         sampling = {"do_sample": True, "temperature": params.temperature, "top_p": params.top_p} \
             if params.temperature > 0 else {"do_sample": False}
+        if params.json_schema is not None:
+            sampling["logits_processor"] = [self._constraint(params.json_schema)]
         with self.lock, torch.no_grad():
             torch.manual_seed(params.seed)
             out = self.model_.generate(**ids, max_new_tokens=params.max_tokens,
@@ -187,6 +193,19 @@ class TransformersProvider:
         new = out[0, prompt:]
         return Completion(self.tokenizer.decode(new, skip_special_tokens=True), self.model, int(prompt),
                           int(new.shape[0]), time.perf_counter() - start)
+
+    def _constraint(self, schema: dict[str, Any]) -> Any:
+        """A fresh outlines logits processor for ``schema`` (its compiled index is cached per schema)."""
+        import outlines
+        from outlines.types import JsonSchema
+
+        key = json.dumps(schema, sort_keys=True)
+        if key not in self.generators:
+            model = outlines.from_transformers(self.model_, self.tokenizer)
+            self.generators[key] = outlines.Generator(model, JsonSchema(schema))
+        processor = self.generators[key].logits_processor
+        processor.reset()  # the processor tracks each sequence's place in the schema
+        return processor
 
 
 class CachedProvider:

@@ -2,7 +2,8 @@
 
 ``POST /v1/chat/completions`` and ``GET /v1/models``, enough of OpenAI's API for the ``openai``
 client and for tools that speak it: ``model``, ``messages``, ``temperature``, ``max_tokens`` (or
-``max_completion_tokens``), ``top_p``, ``seed``; ``n`` must be 1 and ``stream`` false. Errors use
+``max_completion_tokens``), ``top_p``, ``seed``, ``response_format`` (text, json_object, or
+json_schema: decoding is constrained to the schema); ``n`` must be 1 and ``stream`` false. Errors use
 OpenAI's shape, ``{"error": {"message", "type", "param", "code"}}``, with the status code: 400 for
 a request the server cannot honour, 404 for another model, 413 for an oversized body, 422 for a
 field out of range (the message names it), 502 when the model fails.
@@ -33,6 +34,24 @@ class ChatRequest(StrictModel):
     seed: int = Field(0, ge=0)
     n: int = Field(1, ge=1, le=1, description="one completion per request")
     stream: bool = Field(False, description="streaming is not supported")
+    response_format: dict[str, Any] | None = Field(None, description="text, json_object or json_schema")
+
+    def json_schema(self) -> dict[str, Any] | None:
+        """The schema the answer must follow, from ``response_format``.
+
+        Raises:
+            ValueError: an unknown response format type or a json_schema without a schema.
+        """
+        kind = (self.response_format or {}).get("type", "text")
+        if kind == "text":
+            return None
+        if kind == "json_object":
+            return {"type": "object"}
+        schema = (self.response_format.get("json_schema") or {}).get("schema") if kind == "json_schema" else None
+        if not isinstance(schema, dict):
+            raise ValueError("response_format must be {'type': 'text'}, {'type': 'json_object'} or "  # noqa: TRY004
+                             "{'type': 'json_schema', 'json_schema': {'schema': {...}}}")
+        return schema
 
 
 def _error(status: int, message: str, kind: str = "invalid_request_error", param: str | None = None) -> Any:
@@ -72,8 +91,13 @@ def build_app(provider: Provider, *, max_body_bytes: int = MAX_BODY_BYTES) -> An
         if req.model != provider.model:
             return _error(404, f"model {req.model!r} is not served here; available: {provider.model!r}",
                           "not_found_error", "model")
+        try:
+            schema = req.json_schema()
+        except ValueError as exc:
+            return _error(400, str(exc), param="response_format")
         params = GenerationParams.build(temperature=req.temperature, top_p=req.top_p, seed=req.seed,
-                                        max_tokens=req.max_completion_tokens or req.max_tokens or 256)
+                                        max_tokens=req.max_completion_tokens or req.max_tokens or 256,
+                                        json_schema=schema)
         try:
             completion = await run_in_threadpool(provider.complete, req.messages, params)
         except MechArenaError as exc:
