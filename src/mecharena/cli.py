@@ -784,5 +784,34 @@ def llm_serve(
         raise fail(exc) from None
 
 
+train_app = typer.Typer(no_args_is_help=True, help="Training data and training runs for the LLM designer.")
+app.add_typer(train_app, name="train")
+
+
+@train_app.command("sft-data")
+def train_sft_data(
+    out: Annotated[Path, typer.Option("--out", help="JSONL file of chat records")],
+    stage: StageOption = 2,
+    episodes: Annotated[int, typer.Option("--episodes", help="training episodes")] = 20,
+    seed: SeedOption = 0,
+    teacher: Annotated[str, typer.Option("--teacher", help="greedy | learned[:FILE] | constant:FILE")] = "learned",
+    as_json: JsonFlag = False,
+) -> None:
+    """Chat-format SFT data from a strong non-LLM designer's decisions (training populations only)."""
+    from mecharena.designer.policies import make_policy
+    from mecharena.llm.sft import sft_records, write_jsonl
+
+    try:
+        records = sft_records(make_policy(teacher, stage, seed=seed), stage, episodes, seed)
+        path = write_jsonl(records, out)
+    except MechArenaError as exc:
+        raise fail(exc) from None
+    summary = {"records": len(records), "stage": stage, "episodes": episodes, "teacher": teacher, "out": str(path)}
+    if as_json:
+        print(json.dumps(summary, indent=2))
+    else:
+        out.print(escape(f"{len(records)} decisions of {teacher} at stage {stage} written to {path}"))
+
+
 if __name__ == "__main__":
     app()
