@@ -813,5 +813,41 @@ def train_sft_data(
         out.print(escape(f"{len(records)} decisions of {teacher} at stage {stage} written to {path}"))
 
 
+@train_app.command("grpo")
+def train_grpo(
+    model: Annotated[Path, typer.Option("--model", help="folder of the base model (transformers format)")],
+    out: Annotated[Path, typer.Option("--out", help="output directory: history.json, curves.png, adapter/")],
+    stage: StageOption = 2,
+    prompts: Annotated[int, typer.Option("--prompts", help="dataset rows (environment states)")] = 8,
+    steps: Annotated[int, typer.Option("--steps", help="optimizer steps")] = 3,
+    generations: Annotated[int, typer.Option("--generations", help="completions per prompt (GRPO group)")] = 4,
+    max_completion_length: Annotated[int, typer.Option("--max-completion-length")] = 64,
+    learning_rate: Annotated[float, typer.Option("--learning-rate")] = 5e-5,
+    lora_r: Annotated[int, typer.Option("--lora-r", help="LoRA rank")] = 8,
+    beta: Annotated[float, typer.Option("--beta", help="KL coefficient")] = 0.04,
+    seed: SeedOption = 0,
+    use_vllm: Annotated[bool, typer.Option("--vllm", help="generate with vLLM (GPU machines)")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """GRPO (TRL) with LoRA: every completion is scored on the environment state its prompt describes."""
+    from mecharena.llm.train import train_grpo as run
+
+    try:
+        summary = run(model, out, stage=stage, prompts=prompts, steps=steps, num_generations=generations,
+                      max_completion_length=max_completion_length, learning_rate=learning_rate, lora_r=lora_r,
+                      beta=beta, seed=seed, use_vllm=use_vllm)
+    except MechArenaError as exc:
+        raise fail(exc) from None
+    if as_json:
+        print(json.dumps(summary, indent=2, default=str))
+        return
+    table = Table(title="GRPO run")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for key, value in summary.items():
+        table.add_row(key, escape(f"{value:.4f}" if isinstance(value, float) else str(value)))
+    out.print(table)
+
+
 if __name__ == "__main__":
     app()
