@@ -188,3 +188,17 @@ def test_schema_constrained_answers_through_the_openai_client(server):
     with pytest.raises(openai.BadRequestError, match="response_format must be"):
         remote.client.chat.completions.create(model="tiny", messages=MESSAGES,
                                               response_format={"type": "json_schema", "json_schema": {}})
+
+
+def test_constrained_requests_in_parallel_stay_valid(local):
+    """Concurrent constrained requests share one compiled constraint: each generation gets it reset
+    under the model's lock (a reset during another's generation corrupts its state)."""
+    import json
+
+    from mecharena.llm.providers import bounded_map
+
+    schema = {"type": "object", "properties": {"rule": {"enum": ["vcg", "pay_as_bid"]}}, "required": ["rule"],
+              "additionalProperties": False}
+    answers = bounded_map(lambda seed: local.complete(MESSAGES, GenerationParams(
+        temperature=1.0, max_tokens=40, seed=seed, json_schema=schema)), range(8), concurrency=4)
+    assert all(json.loads(a.text)["rule"] in ("vcg", "pay_as_bid") for a in answers)

@@ -182,9 +182,9 @@ class TransformersProvider:
                                                  return_dict=True)
         sampling = {"do_sample": True, "temperature": params.temperature, "top_p": params.top_p} \
             if params.temperature > 0 else {"do_sample": False}
-        if params.json_schema is not None:
-            sampling["logits_processor"] = [self._constraint(params.json_schema)]
-        with self.lock, torch.no_grad():
+        with self.lock, torch.no_grad():  # the constraint's processor is shared per schema: reset it under the lock
+            if params.json_schema is not None:
+                sampling["logits_processor"] = [self._constraint(params.json_schema)]
             torch.manual_seed(params.seed)
             out = self.model_.generate(**ids, max_new_tokens=params.max_tokens,
                                        pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
