@@ -14,11 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from mecharena.designer import core
 from mecharena.designer.action import MechanismAction
 from mecharena.designer.env import DesignerEnv, VectorDesignerEnv
 from mecharena.designer.gym import DesignerGymEnv, from_action
-from mecharena.designer.policies import stack
+from mecharena.designer.policies import stack, take
 
 STAGE = 4
 REPEATS = 5
@@ -37,8 +36,7 @@ def run(episodes: int = 1024, steps: int = 50, single_steps: int = 2000) -> dict
     action = MechanismAction(rule="vcg", reserve=0.1, competing_bids=True)
     vector = VectorDesignerEnv(episodes, STAGE, seed=0)
     vector.reset()
-    mechanism = core.Mechanism(*(np.repeat(getattr(stack([action]), f), episodes, axis=0)
-                                 for f in core.Mechanism.__slots__))
+    mechanism = take(stack([action]), np.zeros(episodes, np.int64))
     vector.step(mechanism)  # compile outside the timing
 
     def vectorized() -> None:

@@ -77,10 +77,8 @@ def grpo_dataset(stage: int, prompts: int, seed: int = 0):
     from datasets import Dataset
 
     check_stage(stage)
-    if not isinstance(prompts, int) or prompts < 1:
-        raise ConfigError(f"prompts must be an integer >= 1, got {prompts!r}")
-    if not isinstance(seed, int) or seed < 0:
-        raise ConfigError(f"seed must be an integer >= 0, got {seed!r}")
+    _check("prompts", prompts, 1)
+    _check("seed", seed, 0)
     options = [action for _, action in menu()]
     rng = np.random.default_rng([seed, 13])
     rows = []
