@@ -1,6 +1,10 @@
 """A tiny random-weight causal LM with a tokenizer built here (no model hub is needed)."""
 
+import socket
 import string
+import threading
+import time
+from contextlib import contextmanager
 
 import pytest
 
@@ -28,9 +32,31 @@ def tiny_model_dir(tmp_path_factory):
     fast.chat_template = CHAT_TEMPLATE
     torch.manual_seed(0)
     config = LlamaConfig(vocab_size=len(fast), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
                          pad_token_id=fast.pad_token_id, eos_token_id=fast.eos_token_id)
     folder = tmp_path_factory.mktemp("tiny-llm")
     LlamaForCausalLM(config).save_pretrained(folder)
     fast.save_pretrained(folder)
     return folder
+
+
+@contextmanager
+def serving(app):
+    """``app`` under uvicorn on a free loopback port; yields the ``/v1`` base URL."""
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    running = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=running.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not running.started:
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        running.should_exit = True
+        thread.join(10)

@@ -17,6 +17,7 @@ from mecharena.llm.providers import (
     TransformersProvider,
     complete_many,
 )
+from tests.llm.conftest import serving
 
 MESSAGES = [{"role": "system", "content": "You design markets."}, {"role": "user", "content": "Pick a rule."}]
 GREEDY = GenerationParams(max_tokens=12)
@@ -29,25 +30,11 @@ def local(tiny_model_dir):
 
 @pytest.fixture(scope="module")
 def server(local):
-    """``build_app(local)`` under uvicorn on a free loopback port; yields the base URL."""
-    import uvicorn
-
+    """``build_app(local)`` on loopback; yields the base URL."""
     from mecharena.server.openai_api import build_app
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = uvicorn.Config(build_app(local), host="127.0.0.1", port=port, log_level="warning")
-    running = uvicorn.Server(config)
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not running.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/v1"
-    running.should_exit = True
-    thread.join(10)
+    with serving(build_app(local)) as url:
+        yield url
 
 
 def test_local_generation_is_seeded(local):

@@ -1,9 +1,12 @@
 """Structured output: parse, one repair with the validation error, a counted fallback."""
 
+import json
+import logging
+
 import pytest
 
 from mecharena.designer.action import RULES, MechanismAction
-from mecharena.llm.providers import Completion, GenerationParams
+from mecharena.llm.providers import Completion, GenerationParams, ProviderError
 from mecharena.llm.structured import Tally, ask, first_json_object, parse
 
 DEFAULT = MechanismAction()
@@ -51,15 +54,32 @@ def test_valid_repaired_and_fallback_are_counted():
     failed = ask(Scripted("nothing", '{"reserve": 9}'), [{"role": "user", "content": "pick"}], MechanismAction,
                  GenerationParams(), fallback=DEFAULT, tally=tally)
     assert failed.outcome == "fallback" and failed.value is DEFAULT and "reserve must be" in failed.error
-    assert tally.as_dict() == {"requests": 3, "valid": 1, "repaired": 1, "fallback": 1,
-                               "invalid_rate": pytest.approx(2 / 3)}
+    assert tally.as_dict() == {"requests": 3, "valid": 1, "repaired": 1, "fallback": 1, "error": 0,
+                               "invalid_rate": pytest.approx(2 / 3), "error_rate": 0.0}
+
+
+class Failing:
+    model = "failing"
+
+    def complete(self, messages, params):
+        raise ProviderError("failing: the server answered 500: boom")
+
+
+def test_a_model_that_fails_falls_back_at_once_counted_and_logged(caplog):
+    tally = Tally()
+    with caplog.at_level(logging.WARNING, logger="mecharena.llm"):
+        answer = ask(Failing(), [{"role": "user", "content": "pick"}], MechanismAction, GenerationParams(),
+                     fallback=DEFAULT, tally=tally)
+    assert answer.outcome == "error" and answer.value is DEFAULT and answer.completions == ()
+    assert "answered 500" in answer.error and "unavailable (the model failed)" in caplog.text
+    assert tally.as_dict()["error"] == 1 and tally.error_rate == 1.0 and tally.invalid_rate == 0.0
 
 
 def test_llm_designer_reads_the_observation_and_falls_back_to_the_mechanism_in_force():
     import numpy as np
 
     from mecharena.designer.env import DesignerEnv
-    from mecharena.llm.designer import LLMDesignerPolicy, mechanism_of, prompt
+    from mecharena.llm.designer import DesignerChoice, LLMDesignerPolicy, mechanism_of, prompt
 
     env = DesignerEnv(stage=4)
     env.reset(seed=3)
@@ -69,9 +89,23 @@ def test_llm_designer_reads_the_observation_and_falls_back_to_the_mechanism_in_f
     assert mechanism_of(vector) == env.mechanism  # the vector round-trips the mechanism in force
     messages = prompt(vector)
     assert "Stage 4, step 1 of 25" in messages[1]["content"] and '"rule":"pay_as_bid"' in messages[1]["content"]
-    policy = LLMDesignerPolicy(Scripted('{"rule": "vcg", "competing_bids": true}', "junk", "still junk",
-                                        "junk", "junk"), concurrency=1)
+    vcg = DesignerChoice.of(MechanismAction(rule="vcg", competing_bids=True)).model_dump_json()
+    assert '"reserve":0.0' in vcg and '"collusion_penalty":0.0' in vcg  # every field, on the grids
+    policy = LLMDesignerPolicy(Scripted(vcg, '{"rule": "vcg"}', "still junk", "junk", "junk"), concurrency=1)
     chosen = policy.decide(np.stack([vector, vector]))
     assert [RULES[r] for r in chosen.rule] == ["vcg", "pay_as_bid"]  # the second answer fell back
     assert policy.tally.as_dict()["fallback"] == 1 and policy.tally.valid == 1
     assert policy.act(env.observation()).rule == env.mechanism.rule  # the script is spent: "junk" falls back
+
+
+def test_designer_choice_snaps_to_its_grids_and_rejects_values_off_them():
+    from mecharena.llm.designer import DesignerChoice, parse_choice
+
+    choice = DesignerChoice.of(MechanismAction(rule="pay_as_bid", reserve_change=0.12, shill_penalty=1.3), 0.5)
+    assert (choice.reserve, choice.shill_penalty) == (0.6, 1.5)  # 0.5 + 0.12 -> 0.6; 1.3 -> 1.5
+    assert parse_choice(choice.model_dump_json()) == (choice.action(), None)
+    off = choice.model_dump() | {"reserve": 0.13}
+    action, error = parse_choice(json.dumps(off))
+    assert action is None and error.startswith("reserve must be one of 0.0, 0.05")
+    action, error = parse_choice('{"rule": "vcg"}')  # the choice requires every field
+    assert action is None and "reserve" in error

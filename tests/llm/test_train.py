@@ -11,13 +11,15 @@ pytest.importorskip("datasets")
 import torch
 
 from mecharena.core.errors import ConfigError
+from mecharena.designer.action import MechanismAction
+from mecharena.llm.designer import DesignerChoice
 from mecharena.llm.train import REWARD_NAMES, grpo_dataset, rewards, state_row, train_grpo
 
 torch.set_num_threads(1)
 
-VCG = json.dumps({"rule": "vcg"})
-PAY_AS_BID = json.dumps({"rule": "pay_as_bid", "clearing_price": False, "collusion_penalty": 3.0,
-                         "coalition": "penalize_suspected"})
+VCG = DesignerChoice.of(MechanismAction(rule="vcg")).model_dump_json()
+PAY_AS_BID = DesignerChoice.of(MechanismAction(rule="pay_as_bid", clearing_price=False, collusion_penalty=3.0,
+                                               coalition="penalize_suspected")).model_dump_json()
 
 
 def columns(rows: list[dict]) -> dict[str, list]:

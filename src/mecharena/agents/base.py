@@ -74,6 +74,10 @@ class Action:
     times: FloatArray | None = None  # (B, S)  order times in [0, 1] (sequential mechanisms)
     colluding: BoolArray | None = None  # (B, S)  bidding under a collusive agreement (found by audits)
     memo: Any = None  # private to the group: handed back to its ``update`` (e.g. the arm it drew)
+    # How the group decided, for the ledger's ``traces``: JSON-ready dicts, each with the group's
+    # own ``market`` (0..B-1) and ``seat`` (0..S-1) indices plus ``kind`` and ``text``
+    # (e.g. a prompt, a model's answer, a tool call, the parsed action).
+    notes: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,9 @@ Layout::
     markets/part-000000000.parquet full mode: one row per (round, market)
     rounds/part-000000000.parquet  both modes: one row per round
     rounds.jsonl                   one line per round, appended as each round is recorded
+    traces.jsonl                   agents' decision notes (LLM prompts, answers, tool calls,
+                                   parsed actions), appended as each round is recorded; absent
+                                   when no agent wrote any
     events.jsonl, markets.jsonl    one JSON object per row, exported at close
     ledger.duckdb                  views events / markets / rounds over the Parquet parts
 
@@ -38,6 +41,8 @@ from mecharena.ledger.tables import EVENTS, MARKETS, ROUNDS, ROUNDS_SCHEMA, TABL
 
 DUCKDB_FILE = "ledger.duckdb"
 ROUNDS_LOG = "rounds.jsonl"
+TRACES = "traces"
+TRACES_LOG = "traces.jsonl"
 _PART = re.compile(r"^part-(\d{9})\.parquet$")
 
 #: Parquet writer options, chosen by timing the events table (measured on a 2-core machine:
@@ -129,7 +134,8 @@ def _file_list(paths: list[Path]) -> str:
 
 def connect(directory: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with views ``events``, ``markets``, ``rounds`` (those the
-    mode has) over the committed Parquet parts of the ledger in ``directory``.
+    mode has) over the committed Parquet parts of the ledger in ``directory``, and ``traces``
+    over ``traces.jsonl`` when agents wrote notes.
 
     Unlike ``ledger.duckdb``, whose views name absolute paths, this works wherever the
     directory has moved. Tables with no committed part yet are absent.
@@ -154,7 +160,16 @@ def connect(directory: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
         files = part_files(path, meta, table)
         if files:
             con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet({_file_list(files)})")
+    _traces_view(con, path)
     return con
+
+
+def _traces_view(con: duckdb.DuckDBPyConnection, directory: Path) -> None:
+    """The ``traces`` view over ``traces.jsonl``, when it has lines."""
+    log = directory / TRACES_LOG
+    if log.exists() and log.stat().st_size:
+        con.execute(f"CREATE OR REPLACE VIEW {TRACES} AS SELECT * FROM read_json({_sql_string(str(log.resolve()))}, "
+                    f"format = 'newline_delimited')")
 
 
 def export_jsonl(directory: str | os.PathLike[str]) -> list[Path]:
@@ -222,6 +237,7 @@ def write_duckdb(directory: Path, meta: LedgerMeta) -> None:
             for table in TABLES[meta.mode]:
                 glob = _sql_string(str((directory / table).resolve() / "part-*.parquet"))
                 con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet({glob})")
+            _traces_view(con, directory)
         finally:
             con.close()
         os.replace(tmp, path)

@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from mecharena.core.errors import ConfigError
 from mecharena.ledger.meta import MODES, LedgerError, LedgerMeta, describe, read_meta, write_meta
-from mecharena.ledger.store import ROUNDS_LOG, export_tables, jsonl_line, write_duckdb, write_table
+from mecharena.ledger.store import ROUNDS_LOG, TRACES_LOG, export_tables, jsonl_line, write_duckdb, write_table
 from mecharena.ledger.tables import (
     EVENTS,
     MARKETS,
@@ -118,9 +118,10 @@ class Ledger:
             for table in TABLES[mode]:
                 (path / table).mkdir(parents=True, exist_ok=True)
             write_meta(path, self._meta)
-            self._log: IO[str] = (path / ROUNDS_LOG).open("a")
         except OSError as exc:
             raise LedgerError(f"cannot create the ledger in {str(path)!r}: {exc.strerror}") from None
+        self._log: IO[str] = self._open(ROUNDS_LOG)
+        self._traces: IO[str] | None = None  # opened at the first round with notes
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="mecharena-ledger") if background else None
 
     @property
@@ -148,16 +149,30 @@ class Ledger:
         first = self._next_round is None
         self._next_round = record.round + 1
         totals = record_totals(record)
-        try:
-            self._log.write(jsonl_line(totals))
-            self._log.flush()
-        except OSError as exc:
-            raise LedgerError(f"could not append to {str(self._dir / ROUNDS_LOG)!r}: {exc.strerror}") from None
+        self._append(self._log, ROUNDS_LOG, [totals])
+        if record.notes:
+            if self._traces is None:
+                self._traces = self._open(TRACES_LOG)
+            self._append(self._traces, TRACES_LOG, record.notes)
         self._totals.append(totals)
         if self._full:  # aggregate mode keeps no arrays (holding them costs fresh memory pages)
             self._records.append(record)
         self._submit(events=first or len(self._records) >= self._events_every,
                      totals=first or len(self._totals) >= self._totals_every)
+
+    def _open(self, name: str) -> IO[str]:
+        try:
+            return (self._dir / name).open("a")
+        except OSError as exc:
+            raise LedgerError(f"cannot create the ledger in {str(self._dir)!r}: {exc.strerror}") from None
+
+    def _append(self, log: IO[str], name: str, rows) -> None:
+        """Append JSON lines and hand them to the operating system (the crash logs)."""
+        try:
+            log.write("".join(jsonl_line(row) for row in rows))
+            log.flush()
+        except OSError as exc:
+            raise LedgerError(f"could not append to {str(self._dir / name)!r}: {exc.strerror}") from None
 
     def flush(self) -> None:
         """Write every recorded round to Parquet and wait until it is there."""
@@ -178,11 +193,13 @@ class Ledger:
         finally:
             self._closed = True
             self._log.close()
+            if self._traces is not None:
+                self._traces.close()
             if self._pool is not None:
                 self._pool.shutdown(wait=True)
         if self._jsonl and self._full:
             export_tables(self._dir, self._meta, (EVENTS, MARKETS))
-        if self._written and not self._has_duckdb:
+        if self._written and (not self._has_duckdb or self._traces is not None):  # the traces view, too
             write_duckdb(self._dir, self._meta)
         self._meta = self._meta.model_copy(update={"status": status, "rounds_recorded": self._written})
         write_meta(self._dir, self._meta)

@@ -37,6 +37,8 @@ class ProviderConfig(StrictModel):
     base_url: str | None = Field(None, description="OpenAI-compatible server, e.g. http://127.0.0.1:8001/v1")
     path: str | None = Field(None, description="local model folder (transformers)")
     gguf_file: str | None = Field(None, description="GGUF file inside path (transformers)")
+    context: int | None = Field(None, ge=16, description="context window in tokens (transformers; default: the "
+                                                         "model's own); a longer prompt is a ContextLengthError")
     temperature: float = Field(0.0, ge=0, le=2)
     max_tokens: int = Field(192, ge=1, le=8192)
     seed: int = Field(0, ge=0)
@@ -75,5 +77,5 @@ def build_provider(config: ProviderConfig) -> Provider:
     else:
         if config.path is None:
             raise ConfigError("the transformers backend needs path (a local model folder)")
-        provider = TransformersProvider(config.path, config.gguf_file, name=config.model)
+        provider = TransformersProvider(config.path, config.gguf_file, name=config.model, context=config.context)
     return CachedProvider(provider, config.cache) if config.cache else provider

@@ -3,21 +3,29 @@
 The prompt is built from the flat observation vector alone (so the same policy serves batched
 evaluation, ``/api/design`` and a single JSON episode): the stage and supply, the mechanism in
 force, the last rounds' outcomes and the operator's proxies. Every answer goes through
-:func:`mecharena.llm.structured.ask`; an answer that stays invalid after one repair keeps the
-mechanism in force (counted in :attr:`LLMDesignerPolicy.tally`).
+:func:`mecharena.llm.structured.ask`; an answer that stays invalid after one repair, or a model
+that fails (timeout, server error, context overflow), keeps the mechanism in force (counted in
+:attr:`LLMDesignerPolicy.tally`).
+
+The model answers a :class:`DesignerChoice`, the LLM-facing form of
+:class:`~mecharena.designer.action.MechanismAction`: every field required, the reserve on a grid
+of 0.05 and the fines on a grid of 0.5, so a constrained decoder's schema has no optional fields
+and no free-form numbers (with SmolLM2-135M, the full action schema gave fewer valid answers).
 """
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field
 
+from mecharena.core.config import StrictModel
 from mecharena.core.types import FloatArray
 from mecharena.designer import core
-from mecharena.designer.action import COALITIONS, FLAGS, MECHANISM_WIDTH, PENALTIES, RULES, MechanismAction
+from mecharena.designer.action import COALITIONS, FLAGS, MAX_PENALTY, MECHANISM_WIDTH, PENALTIES, RULES, MechanismAction
 from mecharena.designer.policies import Policy, stack
 from mecharena.llm.providers import GenerationParams, Provider, bounded_map
-from mecharena.llm.structured import Tally, ask, schema_prompt
+from mecharena.llm.structured import Tally, ask, parse, schema_prompt
 
 SYSTEM = ("You are the designer of a repeated auction market. Each step you choose the rules: the clearing rule, "
           "the reserve price, what bidders are told, fines and the coalition policy. Hidden strategic bidders "
@@ -26,6 +34,48 @@ SYSTEM = ("You are the designer of a repeated auction market. Each step you choo
           "(cartels push them down, shills and high reserves push them up), keep bidders in the market, and "
           "keep strategies settled.")
 RECENT = 4  # rounds of the window shown in the prompt
+RESERVES = tuple(round(0.05 * i, 2) for i in range(21))  # the reserve grid, 0..1
+FINES = tuple(0.5 * i for i in range(int(MAX_PENALTY * 2) + 1))  # the fine grid, 0..3
+
+
+class DesignerChoice(StrictModel):
+    """The designer's answer as the model writes it (see the module docstring).
+
+    >>> DesignerChoice(rule="vcg", reserve=0.1, reveal_reserve=True, competing_bids=False, winner_identity=False,
+    ...                clearing_price=True, bid_distribution=False, shill_penalty=0.0, withdrawal_penalty=0.5,
+    ...                collusion_penalty=3.0, coalition="allow").action().withdrawal_penalty
+    0.5
+    """
+
+    rule: Literal[RULES] = Field(description="clearing rule")
+    reserve: Literal[RESERVES] = Field(description="reserve price")
+    reveal_reserve: bool
+    competing_bids: bool
+    winner_identity: bool
+    clearing_price: bool
+    bid_distribution: bool
+    shill_penalty: Literal[FINES]
+    withdrawal_penalty: Literal[FINES]
+    collusion_penalty: Literal[FINES]
+    coalition: Literal[COALITIONS]
+
+    def action(self) -> MechanismAction:
+        return MechanismAction(**self.model_dump())
+
+    @classmethod
+    def of(cls, action: MechanismAction, current_reserve: float = 0.0) -> "DesignerChoice":
+        """``action`` on the grids (the nearest grid points; a reserve change is resolved first)."""
+        fields = action.model_dump(exclude={"reserve", "reserve_change"})
+        fields["reserve"] = min(RESERVES, key=lambda r: abs(r - action.resolved_reserve(current_reserve)))
+        for p in PENALTIES:
+            fields[p] = min(FINES, key=lambda f: abs(f - fields[p]))
+        return cls(**fields)
+
+
+def parse_choice(text: str) -> tuple[MechanismAction | None, str | None]:
+    """The action in a model's answer: (action, None), or (None, why it is not a :class:`DesignerChoice`)."""
+    choice, error = parse(DesignerChoice, text)
+    return (None, error) if choice is None else (choice.action(), None)
 
 
 def mechanism_of(vector: FloatArray) -> MechanismAction:
@@ -53,7 +103,7 @@ def prompt(vector: FloatArray) -> list[dict[str, str]]:
             f"Mechanism in force: {mechanism_of(vector).model_dump_json(exclude_none=True)}\n"
             f"Last rounds (oldest first): {json.dumps(rounds) if rounds else 'none yet'}\n"
             f"Market signals: {json.dumps({k: round(float(v), 3) for k, v in proxies.items()})}\n"
-            f"Choose the mechanism for the next step. {schema_prompt(MechanismAction)}")
+            f"Choose the mechanism for the next step. {schema_prompt(DesignerChoice)}")
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
 
@@ -70,11 +120,11 @@ class LLMDesignerPolicy(Policy):
 
     def decide(self, vectors: FloatArray) -> core.Mechanism:
         def one(row: int) -> Any:
-            return ask(self.provider, prompt(vectors[row]), MechanismAction, self.params,
+            return ask(self.provider, prompt(vectors[row]), DesignerChoice, self.params,
                        fallback=mechanism_of(vectors[row]), tally=self.tally)
 
         self.answers = bounded_map(one, range(vectors.shape[0]), self.concurrency)
-        return stack([a.value for a in self.answers])
+        return stack([a.value.action() if isinstance(a.value, DesignerChoice) else a.value for a in self.answers])
 
     def explain(self, observation: dict[str, Any]) -> list[str]:
         return [(f"asks {self.provider.model}: the prompt describes the mechanism in force, the last {RECENT} "
@@ -93,4 +143,4 @@ def make_designer_policy(spec: str, stage: int = 1, *, seed: int = 0) -> Policy:
     return LLMDesignerPolicy(build_provider(config), config.params(), concurrency=config.concurrency)
 
 
-__all__ = ["LLMDesignerPolicy", "make_designer_policy", "mechanism_of", "prompt"]
+__all__ = ["DesignerChoice", "LLMDesignerPolicy", "make_designer_policy", "mechanism_of", "parse_choice", "prompt"]

@@ -39,6 +39,10 @@ class ProviderError(MechArenaError):
     """The model could not answer (unreachable server, timeout after retries, bad response)."""
 
 
+class ContextLengthError(ProviderError):
+    """The prompt does not fit the model's context window."""
+
+
 class GenerationParams(StrictModel):
     """How to sample one completion; part of the cache key."""
 
@@ -132,7 +136,9 @@ class OpenAICompatibleProvider:
                 model=self.model, messages=messages, temperature=params.temperature, max_tokens=params.max_tokens,
                 top_p=params.top_p, seed=params.seed, **schema)
         except openai.APIStatusError as exc:
-            raise ProviderError(f"{self.model}: the server answered {exc.status_code}: {exc.message}") from None
+            overflow = "context_length_exceeded" in str(exc.body or "") or "context" in exc.message.lower()
+            raise (ContextLengthError if overflow and exc.status_code == 400 else ProviderError)(
+                f"{self.model}: the server answered {exc.status_code}: {exc.message}") from None
         except openai.APIError as exc:  # connection errors and timeouts, after the client's retries
             raise ProviderError(f"{self.model}: {type(exc).__name__}: {exc}") from None
         usage = reply.usage
@@ -149,7 +155,8 @@ class TransformersProvider:
     """
 
     def __init__(self, path: str | Path, gguf_file: str | None = None, *, model: Any = None,
-                 tokenizer: Any = None, name: str | None = None, threads: int | None = None) -> None:
+                 tokenizer: Any = None, name: str | None = None, threads: int | None = None,
+                 context: int | None = None) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -167,6 +174,7 @@ class TransformersProvider:
             raise ConfigError(f"cannot load a model from {path}{f' ({gguf_file})' if gguf_file else ''}: {exc}") from None
         self.model_.eval()
         self.model = name or Path(gguf_file or path).name
+        self.context = context or int(getattr(self.model_.config, "max_position_embeddings", None) or 1 << 30)
         self.lock = threading.Lock()
         self.generators: dict[str, Any] = {}  # outlines generators by JSON schema
 
@@ -180,16 +188,21 @@ class TransformersProvider:
         start = time.perf_counter()
         ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
                                                  return_dict=True)
+        prompt = ids["input_ids"].shape[1]
+        room = self.context - prompt
+        if room < 1:
+            raise ContextLengthError(f"{self.model}: the prompt has {prompt} tokens; the context holds {self.context} "
+                                     f"(prompt plus answer)")
         sampling = {"do_sample": True, "temperature": params.temperature, "top_p": params.top_p} \
             if params.temperature > 0 else {"do_sample": False}
         with self.lock, torch.no_grad():  # the constraint's processor is shared per schema: reset it under the lock
             if params.json_schema is not None:
                 sampling["logits_processor"] = [self._constraint(params.json_schema)]
             torch.manual_seed(params.seed)
-            out = self.model_.generate(**ids, max_new_tokens=params.max_tokens,
+            out = self.model_.generate(**ids, max_new_tokens=min(params.max_tokens, room),  # an answer cut at the
+                                       # context's end is truncated, like a server's finish_reason "length"
                                        pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
                                        **sampling)
-        prompt = ids["input_ids"].shape[1]
         new = out[0, prompt:]
         return Completion(self.tokenizer.decode(new, skip_special_tokens=True), self.model, int(prompt),
                           int(new.shape[0]), time.perf_counter() - start)

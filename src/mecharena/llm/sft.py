@@ -1,7 +1,8 @@
 """Supervised fine-tuning data: chat transcripts of a strong non-LLM designer's decisions.
 
 Each record is one decision: the LLM designer's prompt for the observation (:func:`prompt`) and,
-as the assistant's answer, the teacher's :class:`MechanismAction` as JSON, with the episode's
+as the assistant's answer, the teacher's action as a :class:`~mecharena.llm.designer.DesignerChoice` in JSON
+(on the choice's grids), with the episode's
 stage, seed and step. Episodes use training populations only (never the held-out benchmark).
 """
 
@@ -13,7 +14,7 @@ from mecharena.core.errors import ConfigError
 from mecharena.designer import core
 from mecharena.designer.env import DesignerEnv
 from mecharena.designer.policies import Policy
-from mecharena.llm.designer import prompt
+from mecharena.llm.designer import DesignerChoice, mechanism_of, prompt
 
 MAX_EPISODES = 100_000
 
@@ -28,7 +29,7 @@ def sft_records(teacher: Policy, stage: int, episodes: int, seed: int = 0) -> li
         observation = env.reset(seed=episode)
         for step in range(core.HORIZON):
             action = teacher.act(observation)
-            answer = action.model_dump_json(exclude_none=True)
+            answer = DesignerChoice.of(action, mechanism_of(env.vector()).reserve).model_dump_json()
             records.append({"messages": [*prompt(env.vector()), {"role": "assistant", "content": answer}],
                             "stage": stage, "seed": episode, "step": step, "teacher": teacher.name})
             observation, *_ = env.step(action)

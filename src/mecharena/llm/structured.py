@@ -3,10 +3,14 @@
 :func:`ask` sends the request with the model's JSON schema (constrained decoding where the
 provider supports it), takes the first JSON object in the answer, validates it, asks once more
 with the validation error when it fails (one repair), and falls back to a given default when the
-repair fails too. :class:`Tally` counts each outcome: the invalid-output rate is a metric.
+repair fails too. A model that cannot answer at all (:class:`~mecharena.llm.providers.ProviderError`:
+a timeout or server error after the provider's retries, a context-length overflow) falls back
+at once. :class:`Tally` counts each outcome: the invalid-output and error rates are metrics; each
+fallback is also logged (logger ``mecharena.llm``, level WARNING) with the reason.
 """
 
 import json
+import logging
 import threading
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -14,9 +18,10 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from mecharena.core.config import explain
-from mecharena.llm.providers import Completion, GenerationParams, Message, Provider
+from mecharena.llm.providers import Completion, GenerationParams, Message, Provider, ProviderError
 
 Model = TypeVar("Model", bound=BaseModel)
+LOG = logging.getLogger("mecharena.llm")
 
 
 @dataclass
@@ -26,6 +31,7 @@ class Tally:
     valid: int = 0  # valid at the first answer
     repaired: int = 0  # valid after one repair
     fallback: int = 0  # invalid twice: the default was used
+    error: int = 0  # the model failed (ProviderError): the default was used
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def count(self, outcome: str) -> None:
@@ -34,26 +40,33 @@ class Tally:
 
     @property
     def requests(self) -> int:
-        return self.valid + self.repaired + self.fallback
+        return self.valid + self.repaired + self.fallback + self.error
 
     @property
     def invalid_rate(self) -> float:
-        """Share of first answers that did not validate."""
-        return (self.repaired + self.fallback) / self.requests if self.requests else 0.0
+        """Share of the model's first answers that did not validate (model failures left out)."""
+        answered = self.valid + self.repaired + self.fallback
+        return (self.repaired + self.fallback) / answered if answered else 0.0
+
+    @property
+    def error_rate(self) -> float:
+        """Share of requests the model failed to answer."""
+        return self.error / self.requests if self.requests else 0.0
 
     def as_dict(self) -> dict[str, float]:
         return {"requests": self.requests, "valid": self.valid, "repaired": self.repaired,
-                "fallback": self.fallback, "invalid_rate": self.invalid_rate}
+                "fallback": self.fallback, "error": self.error, "invalid_rate": self.invalid_rate,
+                "error_rate": self.error_rate}
 
 
 @dataclass(frozen=True, slots=True)
 class Answer:
     """A structured answer and how it was obtained."""
 
-    value: Any  # the validated model instance (the fallback when ``outcome`` is "fallback")
-    outcome: str  # valid | repaired | fallback
+    value: Any  # the validated model instance (the fallback when ``outcome`` is "fallback" or "error")
+    outcome: str  # valid | repaired | fallback | error
     completions: tuple[Completion, ...]
-    error: str | None = None  # the last validation error
+    error: str | None = None  # the last validation error, or the provider's error
 
 
 def first_json_object(text: str) -> str | None:
@@ -90,17 +103,25 @@ def ask(provider: Provider, messages: list[Message], model: type[Model], params:
     """One structured request with one repair and a counted fallback (see the module docstring)."""
     tally = tally or Tally()
     constrained = params.model_copy(update={"json_schema": model.model_json_schema()})
-    first = provider.complete(messages, constrained)
-    value, error = parse(model, first.text)
-    if value is not None:
-        tally.count("valid")
-        return Answer(value, "valid", (first,))
-    repair = [*messages, {"role": "assistant", "content": first.text},
-              {"role": "user", "content": f"That answer is invalid: {error}. {schema_prompt(model)}"}]
-    second = provider.complete(repair, constrained)
-    value, error = parse(model, second.text)
-    if value is not None:
-        tally.count("repaired")
-        return Answer(value, "repaired", (first, second))
-    tally.count("fallback")
-    return Answer(fallback, "fallback", (first, second), error)
+    completions: list[Completion] = []
+    error = None
+    for attempt in ("valid", "repaired"):
+        if completions:  # the repair: the invalid answer and why, then the schema again
+            messages = [*messages, {"role": "assistant", "content": completions[-1].text},
+                        {"role": "user", "content": f"That answer is invalid: {error}. {schema_prompt(model)}"}]
+        try:
+            completions.append(provider.complete(messages, constrained))
+        except ProviderError as exc:
+            return _fall_back(tally, fallback, "error", completions, str(exc))
+        value, error = parse(model, completions[-1].text)
+        if value is not None:
+            tally.count(attempt)
+            return Answer(value, attempt, tuple(completions))
+    return _fall_back(tally, fallback, "fallback", completions, error)
+
+
+def _fall_back(tally: Tally, fallback: Any, outcome: str, completions: list[Completion], error: str | None) -> Answer:
+    tally.count(outcome)
+    LOG.warning("structured output %s, using the fallback: %s", "invalid after one repair" if outcome == "fallback"
+                else "unavailable (the model failed)", error)
+    return Answer(fallback, outcome, tuple(completions), error)

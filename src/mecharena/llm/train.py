@@ -10,7 +10,7 @@ and the env's reward is the completion's reward.
 
 Rewards (one callable each, logged by TRL as ``rewards/<name>/mean``):
 
-* ``format``: 1 for a valid :class:`~mecharena.designer.action.MechanismAction`, 0.5 for a JSON
+* ``format``: 1 for a valid :class:`~mecharena.llm.designer.DesignerChoice`, 0.5 for a JSON
   object that is not one, 0 for no JSON object;
 * ``welfare``, ``fairness``, ``participation``, ``stability``: the step's components;
 * ``composite``: the step's reward (their product); 0 for an unparsable completion.
@@ -35,8 +35,8 @@ from mecharena.designer.core import COMPONENTS
 from mecharena.designer.env import DesignerEnv, population_seeds
 from mecharena.designer.policies import menu
 from mecharena.designer.population import check_stage
-from mecharena.llm.designer import prompt
-from mecharena.llm.structured import first_json_object, parse
+from mecharena.llm.designer import DesignerChoice, parse_choice, prompt
+from mecharena.llm.structured import first_json_object
 
 MAX_HISTORY = 3  # replayed steps before a row's state: 0..3
 REWARD_NAMES = ("format", *COMPONENTS, "composite")
@@ -99,7 +99,7 @@ def completion_text(completion: Any) -> str:
 
 def score(env: DesignerEnv, text: str) -> dict[str, float]:
     """Format, components and composite of ``text`` stepped from ``env``'s state (``env`` is not changed)."""
-    action, _ = parse(MechanismAction, text)
+    action, _ = parse_choice(text)
     if action is None:
         fmt = 0.5 if first_json_object(text) is not None else 0.0
         return {"format": fmt, "composite": 0.0} | {c: 0.0 for c in COMPONENTS}
@@ -161,7 +161,7 @@ def _warmup(model: Any, tokenizer: Any, dataset: Any, steps: int, learning_rate:
     import torch
 
     rng = np.random.default_rng([seed, 17])
-    targets = [a.model_dump_json(exclude_none=True) for _, a in menu()]
+    targets = [DesignerChoice.of(a).model_dump_json() for _, a in menu()]
     texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in dataset["prompt"]]
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=learning_rate)
     model.train()

@@ -5,7 +5,8 @@ client and for tools that speak it: ``model``, ``messages``, ``temperature``, ``
 ``max_completion_tokens``), ``top_p``, ``seed``, ``response_format`` (text, json_object, or
 json_schema: decoding is constrained to the schema); ``n`` must be 1 and ``stream`` false. Errors use
 OpenAI's shape, ``{"error": {"message", "type", "param", "code"}}``, with the status code: 400 for
-a request the server cannot honour, 404 for another model, 413 for an oversized body, 422 for a
+a request the server cannot honour (code ``context_length_exceeded`` for a prompt longer than the
+model's context, as OpenAI answers), 404 for another model, 413 for an oversized body, 422 for a
 field out of range (the message names it), 502 when the model fails.
 """
 
@@ -17,7 +18,7 @@ from pydantic import Field, ValidationError
 
 from mecharena.core.config import StrictModel, explain
 from mecharena.core.errors import MechArenaError
-from mecharena.llm.providers import GenerationParams, Provider
+from mecharena.llm.providers import ContextLengthError, GenerationParams, Provider
 
 MAX_BODY_BYTES = 1 << 20
 
@@ -54,10 +55,11 @@ class ChatRequest(StrictModel):
         return schema
 
 
-def _error(status: int, message: str, kind: str = "invalid_request_error", param: str | None = None) -> Any:
+def _error(status: int, message: str, kind: str = "invalid_request_error", param: str | None = None,
+           code: str | None = None) -> Any:
     from fastapi.responses import JSONResponse
 
-    return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": None}}, status)
+    return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": code}}, status)
 
 
 def build_app(provider: Provider, *, max_body_bytes: int = MAX_BODY_BYTES) -> Any:
@@ -100,6 +102,8 @@ def build_app(provider: Provider, *, max_body_bytes: int = MAX_BODY_BYTES) -> An
                                         json_schema=schema)
         try:
             completion = await run_in_threadpool(provider.complete, req.messages, params)
+        except ContextLengthError as exc:  # OpenAI's answer to an over-long prompt
+            return _error(400, str(exc), param="messages", code="context_length_exceeded")
         except MechArenaError as exc:
             status = 422 if "messages" in str(exc) else 502
             return _error(status, str(exc), "invalid_request_error" if status == 422 else "api_error")

@@ -80,6 +80,7 @@ class RoundRecord:
     welfare: FloatArray  # (B,)  realized, identities merged
     observation: Observation
     digest: IntArray  # (B,) uint64 digest of what each market revealed
+    notes: tuple[dict[str, Any], ...] = ()  # agents' decision traces (see Action.notes), seats and markets global
 
 
 def make_episode(
@@ -232,6 +233,13 @@ def penalties(rules: Enforcement, owner: IntArray, audited: BoolArray, colluding
             + audited[:, None] * (rules.collusion_penalty * colluding + rules.shill_penalty * shill_counts))
 
 
+def _notes(episode: Episode, t: int, actions: list[Action]) -> tuple[dict[str, Any], ...]:
+    """Every group's decision notes with the round, the agent type, and global market and seat."""
+    return tuple({**note, "round": t, "agent": g.agent.name, "market": episode.start + note["market"],
+                  "seat": g.start + note["seat"]}
+                 for g, action in zip(episode.population.groups, actions, strict=True) for note in action.notes)
+
+
 def play_round(episode: Episode, state: LoopState) -> tuple[LoopState, RoundRecord]:
     """One round of every market. Pure: returns the next state and the round's record."""
     ctx, pop, t = episode.context, episode.population, state.round
@@ -260,7 +268,7 @@ def play_round(episode: Episode, state: LoopState) -> tuple[LoopState, RoundReco
         new_states.append(g.agent.update(replace(ctx, seats=s), g.params, state.agents[i], values[:, s], action,
                                          observation, feedback, draws))
     record = RoundRecord(t, values, bids, joint.times, priority, enter, colluding, exited, audited, fines,
-                         outcome, utility, welfare, observation, digest(observation))
+                         outcome, utility, welfare, observation, digest(observation), _notes(episode, t, actions))
     return LoopState(t + 1, tuple(new_states), enter), record
 
 

@@ -1,0 +1,305 @@
+"""LLM bidders: an agent type whose every decision is a language model's structured answer.
+
+``llm(config=FILE[,objective=...,memory=...,tools=...,budget=...,fallback=...]):COUNT`` in a
+population spec seats COUNT such bidders (``FILE`` is a provider config, see
+:mod:`mecharena.llm.config`). Each round, for every market and seat, the agent:
+
+1. **observes**: the prompt states the rules (mechanism, announced reserve, what is revealed after
+   each round, fines), its private state (this round's value; remaining budget when it has one;
+   its objective) and its memory: the last ``memory`` rounds of its own bids, wins, payments and
+   what the market announced;
+2. **reasons**: it answers a :class:`BidDecision`, a short thought plus either a tool call or a
+   final action; up to ``tools`` tool calls per decision, each answered in the conversation:
+
+   * ``payoff``: the expected utility of bidding ``tool_bid`` (see *scenarios* below);
+   * ``history``: statistics and rows of every remembered round;
+   * ``best_response``: the bid on a grid of its value (0, 1/16, ..., 2) with the highest expected
+     utility, and that utility;
+
+3. **acts**: the decision's ``enter`` and ``bid`` (capped at the remaining budget, which falls by what
+   it pays; fines are not budgeted).
+
+Scenarios, for the two simulating tools, are cleared on the arena engine
+(:func:`mecharena.mechanisms.clear`, the market's own mechanism and config): the other seats' bids
+of each remembered round whose bids were announced; otherwise (nothing announced) 64 draws of
+rivals' values from the common prior, bidding truthfully, a stated assumption.
+
+Objectives (``objective``) change the system prompt: ``profit`` (maximise own utility),
+``red_team`` (search for a strategy that beats honest bidding by exploiting the rules, and name
+it), ``truthful`` (bid one's value; a control for the model's compliance).
+
+Structured output goes through :func:`mecharena.llm.structured.ask` (constrained decoding where
+the provider supports it, one repair, counted fallback). A decision whose answers stay invalid, or
+whose model fails (timeout, server error, context overflow), takes the ``fallback`` action:
+``abstain`` (sit out, the default) or ``truthful`` (bid the value). Every prompt, answer, tool call,
+tool result and action is an :attr:`~mecharena.agents.base.Action.notes` entry, which the round loop
+hands to the ledger (``traces.jsonl``, DuckDB view ``traces``): kinds ``prompt``, ``response``,
+``tool_call``, ``tool_result``, ``action``, ``fallback`` and ``error``.
+
+Randomness: each decision's sampling seed is drawn from the group's market-keyed draws, so a seeded
+run asks the same questions with the same seeds (and a provider cache makes a rerun free).
+"""
+
+import json
+import threading
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field
+
+from mecharena.agents.base import (
+    Action,
+    AgentType,
+    Draws,
+    Feedback,
+    MarketContext,
+    Observation,
+    require_mechanism,
+)
+from mecharena.core.config import StrictModel
+from mecharena.core.errors import ConfigError
+from mecharena.core.types import FloatArray
+from mecharena.llm.config import ProviderConfig, build_provider, load_config
+from mecharena.llm.providers import GenerationParams, Provider, bounded_map
+from mecharena.llm.structured import Answer, Tally, ask, schema_prompt
+from mecharena.mechanisms import clear, describe
+
+VERSION = 1
+SUPPORTED = ("first_price", "second_price", "uniform_price", "pay_as_bid", "vcg", "posted_price")
+MAX_DECISIONS = 4096  # markets x seats asked per round: beyond this a model run is not what was meant
+MAX_BID = 10.0
+GRID = np.arange(33) / 16  # best_response's bids, as multiples of the value
+PRIOR_SCENARIOS = 64
+SHOWN = 3  # remembered rounds shown in the prompt (the history tool gives all)
+OBJECTIVES = {
+    "profit": "Your goal is your own profit: your value for what you win, minus what you pay and any fines.",
+    "red_team": ("You are testing these rules for weaknesses. Find a bidding strategy that earns you more than "
+                 "bidding your true value would: shade, overbid, snipe the reserve, sit out, or anything the rules "
+                 "allow. Use the tools to test ideas, and say in your thought which exploit you are trying."),
+    "truthful": "Bid exactly your value for the item, every round.",
+}
+
+
+class LLMParams(StrictModel):
+    config: str = Field(description="provider config file (YAML or JSON, see mecharena.llm.config)")
+    objective: Literal["profit", "red_team", "truthful"] = Field("profit", description="system prompt")
+    memory: int = Field(8, ge=0, le=64, description="rounds remembered")
+    tools: int = Field(1, ge=0, le=4, description="tool calls allowed per decision")
+    budget: float | None = Field(None, gt=0, description="total it may pay over the episode (none: unlimited)")
+    fallback: Literal["abstain", "truthful"] = Field("abstain", description="action when no valid answer comes")
+
+
+class BidDecision(StrictModel):
+    """One answer of the model: a tool call (``tool`` not "none") or the round's action."""
+
+    thought: str = Field(max_length=80, description="why, in a few words")
+    tool: Literal["none", "payoff", "history", "best_response"] = Field(description="a tool to call first, or none")
+    tool_bid: float = Field(ge=0, le=MAX_BID, description="the bid the payoff tool evaluates")
+    enter: bool = Field(description="take part this round")
+    bid: float = Field(ge=0, le=MAX_BID, description="the bid (used when tool is none)")
+
+
+@dataclass(frozen=True, slots=True)
+class Memory:
+    """The last H rounds of each seat, oldest first; NaN before the first rounds."""
+
+    value: FloatArray  # (B, S, H)
+    bid: FloatArray  # (B, S, H)  0 when it sat out
+    entered: FloatArray  # (B, S, H)  1.0 / 0.0
+    won: FloatArray  # (B, S, H)  units allocated
+    paid: FloatArray  # (B, S, H)
+    utility: FloatArray  # (B, S, H)  net of fines
+    price: FloatArray  # (B, S, H)  the announced price; NaN hidden or unsold
+    rivals: FloatArray  # (B, S, H, N)  every bid when announced (NaN hidden); its own seat included
+    spent: FloatArray  # (B, S)  paid so far (the budget's use)
+    seen: int  # rounds remembered so far
+
+
+def _init(context: MarketContext, params: LLMParams, seats: int, draws: Draws) -> Memory:
+    require_mechanism(context, "llm", SUPPORTED, unit_demand=True)
+    if draws.markets * seats > MAX_DECISIONS:
+        raise ConfigError(f"llm agents ask the model once per market and seat per round: markets x seats must be "
+                          f"at most {MAX_DECISIONS}, got {draws.markets} x {seats}")
+    _provider(params.config)  # a bad config fails before the first round
+    shape = (draws.markets, seats, params.memory)
+    nan = np.full(shape, np.nan)
+    return Memory(nan, nan, nan, nan, nan, nan, nan, np.full((*shape, context.n_agents), np.nan),
+                  np.zeros(shape[:2]), 0)
+
+
+_PROVIDERS: dict[str, tuple[ProviderConfig, Provider]] = {}
+_LOCK = threading.Lock()
+
+
+def _provider(path: str) -> tuple[ProviderConfig, Provider]:
+    """The provider of a config file, built once per process (a local model loads once)."""
+    key = str(Path(path).resolve())
+    with _LOCK:
+        if key not in _PROVIDERS:
+            config = load_config(path)
+            _PROVIDERS[key] = (config, build_provider(config))
+        return _PROVIDERS[key]
+
+
+def _rules(context: MarketContext) -> str:
+    info, fines = context.information, context.enforcement
+    shown = [name.replace("_", " ") for name in ("clearing_price", "winner_identity", "competing_bids",
+                                                  "bid_distribution") if getattr(info, name)]
+    reserve = context.visible_reserve
+    text = (f"Market: {context.mechanism.name} ({describe(context.mechanism)['summary']}), {context.n_agents} bidders, "
+            f"one item per bidder at most. Reserve price: {f'{reserve:.3f}' if reserve else 'none announced'}. "
+            f"After each round the market announces: {', '.join(shown) or 'nothing'}.")
+    charged = {k: v for k, v in fines.model_dump().items() if v}
+    return text + (f" Fines and audits: {json.dumps(charged)}." if charged else "")
+
+
+def _window(memory: Memory, b: int, s: int, last: int) -> list[dict[str, Any]]:
+    rows = []
+    width = memory.value.shape[2]
+    for h in range(width - min(last, memory.seen, width), width):
+        price = memory.price[b, s, h]
+        rows.append({"value": round(float(memory.value[b, s, h]), 3), "bid": round(float(memory.bid[b, s, h]), 3),
+                     "won": bool(memory.won[b, s, h] > 0), "paid": round(float(memory.paid[b, s, h]), 3),
+                     "utility": round(float(memory.utility[b, s, h]), 3),
+                     "price": None if np.isnan(price) else round(float(price), 3)})
+    return rows
+
+
+def prompt(context: MarketContext, params: LLMParams, memory: Memory, b: int, s: int, value: float,
+           round_: int) -> list[dict[str, str]]:
+    """The chat messages of one decision (market ``b``, seat ``s`` of the group)."""
+    left = None if params.budget is None else max(params.budget - float(memory.spent[b, s]), 0.0)
+    tools = (f"You may call up to {params.tools} tool(s) before acting (set tool, and tool_bid for payoff): payoff "
+             f"(expected utility of bidding tool_bid), history (all {params.memory} remembered rounds), best_response "
+             f"(the best bid against what you have seen)." if params.tools else "No tools: set tool to none.")
+    user = (f"Round {round_}. Your value for the item this round: {value:.3f}."
+            + (f" Budget left: {left:.3f} (you cannot pay more)." if left is not None else "")
+            + f"\nYour last rounds (oldest first): {json.dumps(_window(memory, b, s, SHOWN)) or 'none yet'}\n"
+            + f"{tools}\nTo act, set tool to none, enter, and bid. {schema_prompt(BidDecision)}")
+    return [{"role": "system", "content": f"{OBJECTIVES[params.objective]} {_rules(context)}"},
+            {"role": "user", "content": user}]
+
+
+# ----------------------------------------------------------------------------- tools
+def scenarios(context: MarketContext, memory: Memory, b: int, seat: int, s: int, rng: np.random.Generator) -> FloatArray:
+    """(M, N) other seats' bids to test against: announced rounds, else rivals from the prior, truthful."""
+    rivals = memory.rivals[b, s][~np.isnan(memory.rivals[b, s]).any(axis=1)]
+    if len(rivals):
+        return rivals
+    return context.values.ppf(rng.random((PRIOR_SCENARIOS, context.n_agents)))
+
+
+def expected_utility(context: MarketContext, memory: Memory, b: int, seat: int, s: int, value: float,
+                     bids: FloatArray, rng: np.random.Generator) -> FloatArray:
+    """Mean utility of each candidate bid (C,) over the scenarios, cleared on the engine."""
+    others = scenarios(context, memory, b, seat, s, rng)
+    m, c = others.shape[0], bids.shape[0]
+    profile = np.repeat(others[None], c, axis=0).reshape(c * m, -1)
+    profile[:, seat] = np.repeat(bids, m)
+    values = profile.copy()
+    values[:, seat] = value
+    outcome = clear(context.mechanism, context.config, values, profile, rng.random(profile.shape), strict=False)
+    return outcome.utility[:, seat].reshape(c, m).mean(axis=1)
+
+
+def run_tool(decision: BidDecision, context: MarketContext, memory: Memory, b: int, seat: int, s: int,
+             value: float, rng: np.random.Generator) -> dict[str, Any]:
+    """The tool's answer (JSON-ready)."""
+    if decision.tool == "history":
+        rows = _window(memory, b, s, memory.seen)
+        won = [r for r in rows if r["won"]]
+        prices = [r["price"] for r in rows if r["price"] is not None]
+        return {"rounds": len(rows), "win_rate": len(won) / len(rows) if rows else None,
+                "mean_utility": float(np.mean([r["utility"] for r in rows])) if rows else None,
+                "price_min": min(prices, default=None), "price_max": max(prices, default=None), "rows": rows}
+    if decision.tool == "payoff":
+        u = expected_utility(context, memory, b, seat, s, value, np.array([decision.tool_bid]), rng)
+        return {"bid": decision.tool_bid, "expected_utility": round(float(u[0]), 4)}
+    utilities = expected_utility(context, memory, b, seat, s, value, GRID * value, rng)
+    best = int(np.argmax(utilities))
+    return {"best_bid": round(float(GRID[best] * value), 4), "expected_utility": round(float(utilities[best]), 4),
+            "truthful_expected_utility": round(float(utilities[16]), 4)}
+
+
+# ----------------------------------------------------------------------------- acting
+def decide(provider: Provider, params: LLMParams, gen: GenerationParams, context: MarketContext, memory: Memory,
+           b: int, s: int, value: float, round_: int, seed: int, tally: Tally) -> tuple[bool, float, list[dict]]:
+    """One observe-reason-act decision: (enter, bid, notes)."""
+    seat = range(*context.seats.indices(context.n_agents))[s]
+    messages = prompt(context, params, memory, b, s, value, round_)
+    notes = [{"step": 0, "kind": "prompt", "text": json.dumps(messages)}]
+    fallback = BidDecision(thought="fallback", tool="none", tool_bid=0.0, enter=params.fallback == "truthful",
+                           bid=value if params.fallback == "truthful" else 0.0)
+    rng = np.random.default_rng(seed)
+    for step in range(params.tools + 1):
+        answer: Answer = ask(provider, messages, BidDecision, gen.model_copy(update={"seed": seed + step}),
+                             fallback=fallback, tally=tally)
+        notes += [{"step": step, "kind": "response", "text": c.text, "tokens": c.completion_tokens,
+                   "latency_s": round(c.latency_s, 4)} for c in answer.completions]
+        if answer.outcome in ("fallback", "error"):
+            notes.append({"step": step, "kind": answer.outcome, "text": answer.error or ""})
+        decision = answer.value
+        if decision.tool == "none" or step == params.tools:
+            break
+        call = {"tool": decision.tool, "tool_bid": decision.tool_bid}
+        result = run_tool(decision, context, memory, b, seat, s, value, rng)
+        notes += [{"step": step, "kind": "tool_call", "text": json.dumps(call)},
+                  {"step": step, "kind": "tool_result", "text": json.dumps(result)}]
+        messages = [*messages, {"role": "assistant", "content": decision.model_dump_json()},
+                    {"role": "user", "content": f"Tool {decision.tool} answered: {json.dumps(result)}. "
+                                                f"Call another tool or act (tool none)."}]
+    left = np.inf if params.budget is None else max(params.budget - float(memory.spent[b, s]), 0.0)
+    enter, bid = decision.enter and left > 0, min(decision.bid, left)  # a spent budget sits out
+    notes.append({"step": step, "kind": "action", "text": json.dumps({"enter": enter, "bid": bid,
+                                                                      "thought": decision.thought})})
+    return enter, bid, notes
+
+
+def _act(context: MarketContext, params: LLMParams, memory: Memory, values: FloatArray, draws: Draws) -> Action:
+    config, provider = _provider(params.config)
+    gen = config.params()
+    b, s = values.shape
+    seeds = (draws.uniform("seed", s) * 2**31).astype(np.int64)
+    round_ = memory.seen  # rounds this group has played
+    tally = Tally()
+
+    def one(index: int) -> tuple[bool, float, list[dict]]:
+        i, j = divmod(index, s)
+        return decide(provider, params, gen, context, memory, i, j, float(values[i, j]), round_,
+                      int(seeds[i, j]), tally)
+
+    results = bounded_map(one, range(b * s), config.concurrency)
+    enter = np.array([r[0] for r in results]).reshape(b, s)
+    bids = np.array([r[1] for r in results], dtype=float).reshape(b, s)
+    notes = tuple({"market": index // s, "seat": index % s, **note}
+                  for index, r in enumerate(results) for note in r[2])
+    return Action(bids=np.where(enter, bids, 0.0), enter=enter, notes=notes)
+
+
+def _shift(old: FloatArray, new: FloatArray) -> FloatArray:
+    if old.shape[2] == 0:
+        return old
+    return np.concatenate([old[:, :, 1:], new[:, :, None]], axis=2)
+
+
+def _update(context: MarketContext, params: LLMParams, memory: Memory, values: FloatArray, action: Action,
+            observation: Observation, feedback: Feedback, draws: Draws) -> Memory:
+    b, s = values.shape
+    rivals = np.full((b, s, context.n_agents), np.nan) if observation.bids is None \
+        else np.repeat(observation.bids[:, None, :], s, axis=1)
+    return replace(
+        memory, value=_shift(memory.value, values), bid=_shift(memory.bid, action.bids),
+        entered=_shift(memory.entered, feedback.active.astype(float)), won=_shift(memory.won, feedback.allocation),
+        paid=_shift(memory.paid, feedback.paid), utility=_shift(memory.utility, feedback.utility),
+        price=_shift(memory.price, np.repeat(observation.price[:, None], s, axis=1)),
+        rivals=memory.rivals if params.memory == 0 else np.concatenate([memory.rivals[:, :, 1:], rivals[:, :, None]],
+                                                                         axis=2),
+        spent=memory.spent + np.maximum(feedback.paid, 0.0), seen=memory.seen + 1)
+
+
+AGENT = AgentType("llm", VERSION, "a language model bidding through structured answers, with memory and tools",
+                  _act, _init, _update, LLMParams)
+
+__all__ = ["AGENT", "BidDecision", "LLMParams", "decide", "expected_utility", "prompt", "run_tool"]

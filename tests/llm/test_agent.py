@@ -1,0 +1,187 @@
+"""LLM bidders: observe-reason-act with tools and memory, traces in the ledger, documented fallbacks."""
+
+import asyncio
+import contextlib
+import json
+import logging
+
+import numpy as np
+import pytest
+
+from mecharena import agents, mechanisms
+from mecharena.agents.population import parse_population
+from mecharena.core.errors import ConfigError
+from mecharena.core.registry import Registry
+from mecharena.ledger import record_episode
+from mecharena.ledger.store import connect
+from mecharena.llm.agent import AGENT, BidDecision, LLMParams, Memory, decide, run_tool
+from mecharena.llm.providers import GenerationParams
+from mecharena.llm.structured import Tally
+from mecharena.sim.loop import make_episode
+from tests.llm.conftest import serving
+from tests.llm.test_structured import Scripted
+
+REGISTRY = Registry("agent", {**dict(agents.REGISTRY.items()), "llm": AGENT})
+
+
+def write_config(tmp_path, name: str, **fields) -> str:
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps({"max_tokens": 96, "concurrency": 2, **fields}))
+    return str(path)
+
+
+def episode(spec: str, mechanism: str = "first_price", markets: int = 1, seed: int = 0, **config):
+    return make_episode(mechanisms.get(mechanism), config, parse_population(spec, REGISTRY), markets=markets,
+                        seed=seed)
+
+
+def memory_with(rivals: list[float], h: int = 1) -> Memory:
+    """One market, one seat, ``h`` remembered rounds whose announced bids were ``rivals``."""
+    row = np.array(rivals, dtype=float)
+    nan = np.full((1, 1, h), np.nan)
+    return Memory(nan, nan, nan, nan, nan, nan, nan, np.broadcast_to(row, (1, 1, h, row.size)).copy(),
+                  np.zeros((1, 1)), h)
+
+
+def act(tool: str = "none", bid: float = 0.5, tool_bid: float = 0.0, enter: bool = True) -> str:
+    return BidDecision(thought="t", tool=tool, tool_bid=tool_bid, enter=enter, bid=bid).model_dump_json()
+
+
+def test_best_response_and_payoff_tools_clear_on_the_engine():
+    """Against announced rival bids (0.3, 0.52) with value 0.8: in first price the best bid on the grid
+    v * j / 16 is the first above 0.52, 0.55, earning 0.25, and a truthful bid earns 0; in second price
+    truthful bidding is a best response (Vickrey 1961), earning 0.8 - 0.52 = 0.28."""
+    rng = np.random.default_rng(0)
+    first = episode("truthful:3").context
+    mem = memory_with([0.0, 0.3, 0.52])
+    best = run_tool(BidDecision(thought="", tool="best_response", tool_bid=0, enter=True, bid=0), first, mem,
+                    0, 0, 0, 0.8, rng)
+    assert best == {"best_bid": 0.55, "expected_utility": 0.25, "truthful_expected_utility": 0.0}
+    payoff = run_tool(BidDecision(thought="", tool="payoff", tool_bid=0.6, enter=True, bid=0), first, mem,
+                      0, 0, 0, 0.8, rng)
+    assert payoff == {"bid": 0.6, "expected_utility": 0.2}
+    second = episode("truthful:3", "second_price").context
+    best = run_tool(BidDecision(thought="", tool="best_response", tool_bid=0, enter=True, bid=0), second, mem,
+                    0, 0, 0, 0.8, rng)
+    assert best["expected_utility"] == best["truthful_expected_utility"] == 0.28
+
+
+def test_a_decision_calls_a_tool_then_acts_and_every_step_is_noted(tmp_path):
+    context = episode("truthful:3").context
+    provider = Scripted(act("best_response"), act(bid=0.55))
+    params = LLMParams(config="unused", tools=2)
+    enter, bid, notes = decide(provider, params, GenerationParams(), context, memory_with([0.0, 0.3, 0.52]),
+                               0, 0, 0.8, 4, seed=11, tally=Tally())
+    assert (enter, bid) == (True, 0.55)
+    assert [n["kind"] for n in notes] == ["prompt", "response", "tool_call", "tool_result", "response", "action"]
+    assert json.loads(notes[3]["text"])["best_bid"] == 0.55
+    second_prompt, params_used = provider.asked[1]
+    assert second_prompt[-1]["content"].startswith("Tool best_response answered: {\"best_bid\": 0.55")
+    assert params_used.seed == 12  # a fresh, seeded sample per step
+    system, user = json.loads(notes[0]["text"])
+    assert "first_price" in system["content"] and "Round 4. Your value for the item this round: 0.800" in \
+        user["content"]
+
+
+def test_tool_calls_stop_at_the_limit_and_a_spent_budget_sits_out():
+    context = episode("truthful:3").context
+    provider = Scripted(act("history", bid=0.7), act("history", bid=0.7))
+    _, bid, notes = decide(provider, LLMParams(config="unused", tools=1, budget=1.0), GenerationParams(), context,
+                           memory_with([0.0, 0.3, 0.52]), 0, 0, 0.8, 1, seed=0, tally=Tally())
+    assert [n["kind"] for n in notes].count("tool_call") == 1 and notes[-1]["kind"] == "action"
+    assert bid == 0.7  # the second answer still asked for a tool: at the limit its bid is the action
+    spent = memory_with([0.0, 0.3, 0.52])
+    spent = spent.__class__(**{**{f: getattr(spent, f) for f in spent.__slots__}, "spent": np.array([[0.9]])})
+    assert decide(Scripted(act(bid=0.7)), LLMParams(config="unused", tools=0, budget=1.0), GenerationParams(),
+                  context, spent, 0, 0, 0.8, 1, seed=0, tally=Tally())[:2] == (True, pytest.approx(0.1))
+    spent = spent.__class__(**{**{f: getattr(spent, f) for f in spent.__slots__}, "spent": np.array([[1.0]])})
+    assert decide(Scripted(act(bid=0.7)), LLMParams(config="unused", tools=0, budget=1.0), GenerationParams(),
+                  context, spent, 0, 0, 0.8, 1, seed=0, tally=Tally())[0] is False
+
+
+def traces(path):
+    con = connect(path)
+    return con, con.execute("SELECT round, market, seat, step, kind, text FROM traces").fetchall()
+
+
+def test_llm_bidders_play_a_recorded_market_and_the_traces_match_what_was_cleared(tiny_model_dir, tmp_path):
+    """A local model (random weights, constrained decoding) in a 3-round first-price market: every
+    decision's prompt, answers, tool calls and parsed action are in the ledger, and every parsed
+    action is the bid the engine cleared. The same seed gives the same traces."""
+    config = write_config(tmp_path, "tiny", backend="transformers", path=str(tiny_model_dir), model="tiny",
+                          temperature=0.8)
+    spec = f"llm(config={config},tools=1,objective=red_team):2,truthful:1"
+    runs = [record_episode(episode(spec, markets=2, seed=5), tmp_path / f"run{i}", rounds=3) for i in range(2)]
+    con, rows = traces(runs[0])
+    actions = [r for r in rows if r[4] == "action"]
+    assert len(actions) == 3 * 2 * 2  # rounds x markets x LLM seats
+    assert {r[4] for r in rows} >= {"prompt", "response", "action"}
+    cleared = {(r, m, s): (bid, active) for r, m, s, bid, active in
+               con.execute("SELECT round, market, seat, bid, active FROM events WHERE seat < 2").fetchall()}
+    for r, m, s, _, _, text in actions:
+        parsed = json.loads(text)
+        assert cleared[r, m, s] == (parsed["bid"] if parsed["enter"] else 0.0, parsed["enter"])
+    strip = [(r[:5], r[5]) for r in rows]
+    assert strip == [(r[:5], r[5]) for r in traces(runs[1])[1]]  # seeded: identical prompts and answers
+
+
+def fake_openai(behaviour: str):
+    """An OpenAI-compatible server that fails in one way: 500, slow (timeouts) or junk answers."""
+    from fastapi import FastAPI
+    from fastapi.responses import JSONResponse
+
+    app = FastAPI()
+
+    @app.post("/v1/chat/completions")
+    async def chat() -> JSONResponse:
+        if behaviour == "500":
+            return JSONResponse({"error": {"message": "boom", "type": "server_error"}}, 500)
+        if behaviour == "slow":
+            await asyncio.sleep(3)
+        return JSONResponse({"id": "x", "object": "chat.completion", "created": 0, "model": "m",
+                             "choices": [{"index": 0, "finish_reason": "length",
+                                          "message": {"role": "assistant", "content": 'Sure: {"bid": 0.'}}],
+                             "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}})
+
+    return app
+
+
+@pytest.mark.parametrize("behaviour, kind, reason", [
+    ("500", "error", "answered 500"),
+    ("slow", "error", "APITimeoutError"),
+    ("junk", "fallback", "holds no JSON object"),
+    ("overflow", "error", "the context holds 64"),
+])
+def test_failing_models_fall_back_as_documented_and_the_run_goes_on(behaviour, kind, reason, tiny_model_dir, tmp_path,
+                                                                     caplog):
+    """A server error, a timeout, a truncated answer or a context overflow: each decision takes the
+    fallback (abstain for one group, truthful for the other), the episode finishes, and each event is
+    a ledger trace and a logged warning."""
+    spec = "llm(config={a}):1,llm(config={b},fallback=truthful):1"
+    with contextlib.ExitStack() as stack, caplog.at_level(logging.WARNING, logger="mecharena.llm"):
+        if behaviour == "overflow":
+            fields = {"backend": "transformers", "path": str(tiny_model_dir), "context": 64}
+        else:
+            url = stack.enter_context(serving(fake_openai(behaviour)))
+            fields = {"backend": "openai", "model": "m", "base_url": url, "timeout_s": 0.5, "retries": 0}
+        configs = {k: write_config(tmp_path, k, **fields) for k in "ab"}
+        path = record_episode(episode(spec.format(**configs)), tmp_path / "run", rounds=2)
+    assert sum(reason in r.getMessage() for r in caplog.records) == 4  # 2 rounds x 2 seats
+    con, rows = traces(path)
+    events = [r for r in rows if r[4] == kind]
+    assert len(events) == 4 and all(reason in r[5] for r in events)
+    bids = con.execute("SELECT seat, active, bid, value FROM events ORDER BY round, seat").fetchall()
+    assert [(s, a) for s, a, _, _ in bids] == [(0, False), (1, True)] * 2  # abstain, then truthful
+    assert all(bid == value for s, _, bid, value in bids if s == 1)
+
+
+def test_bad_llm_agent_settings_are_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match="LLM config .*missing.yaml"):
+        record_episode(episode(f"llm(config={tmp_path}/missing.yaml):2"), tmp_path / "missing", rounds=1)
+    config = write_config(tmp_path, "c", backend="openai", model="m", base_url="http://127.0.0.1:9/v1")
+    with pytest.raises(ConfigError, match="llm supports first_price, .* \\(unit demand\\), got cda"):
+        record_episode(episode(f"llm(config={config}):2", "cda"), tmp_path / "cda", rounds=1)
+    with pytest.raises(ConfigError, match="markets x seats must be at most 4096, got 2049 x 2"):
+        record_episode(episode(f"llm(config={config}):2", markets=2049), tmp_path / "big", rounds=1)
+    with pytest.raises(ConfigError, match="llm: memory must be a finite int in \\[0, 64\\], got 100"):
+        parse_population(f"llm(config={config},memory=100):1", REGISTRY)
