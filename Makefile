@@ -39,6 +39,7 @@ bench: setup
 	$(BIN)/mecharena bench fuzz --json
 	$(BIN)/mecharena bench designer --json
 	$(BIN)/mecharena bench serve --json
+	$(BIN)/mecharena bench negotiation --json
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .hypothesis runs

@@ -36,6 +36,47 @@ def parse_settings(items: list[str], option: str = "--set") -> dict[str, Any]:
     return parse_assignments(items, lambda item: f"{option} expects key=value, got {item!r}")
 
 
+# --- plug-ins (mecharena.plugins, docs/plugins.md) and `check` ----------------------------------
+@app.callback()
+def load_plugins(plugin: Annotated[list[str] | None, typer.Option(
+        "--plugin", help="load a plug-in before the command: a .py file or a module defining MECHANISM(S) / "
+                         "AGENT(S) / FAMILY(IES) (repeatable; MECHARENA_PLUGINS and installed entry points load "
+                         "too)")] = None) -> None:
+    from mecharena import plugins
+
+    try:
+        plugins.activate(plugin or [])
+    except MechArenaError as exc:
+        raise fail(exc) from None
+
+
+@app.command("check")
+def check(mechanism: Annotated[str, typer.Argument(help="mechanism id (see `mecharena mechanisms`)", show_default=False)],
+          as_json: JsonFlag = False) -> None:
+    """Run check_mechanism over the mechanism's example configs: each check passed or failed (exit 1 on a failure)."""
+    from mecharena.mechanisms.checker import run_checks
+
+    try:
+        report = run_checks(mechanisms.get(mechanism))
+    except MechArenaError as exc:
+        raise fail(exc) from None
+    if as_json:
+        print(json.dumps({"mechanism": mechanism, "source": mechanisms.REGISTRY.source(mechanism), "cases": report.cases,
+                          "passed": report.passed, "checks": report.rows()}, indent=2))
+    else:
+        verdict = "passed" if report.passed else "FAILED"
+        table = Table(title=f"check_mechanism {mechanism}: {verdict} ({report.cases} config x market size cases clean)")
+        for column in ("check", "status", "rule, or the first failure"):
+            table.add_column(column)
+        for row in report.rows():
+            style = {"passed": "green", "failed": "bold red"}.get(row["status"], "dim")
+            table.add_row(row["check"], f"[{style}]{row['status']}[/]", escape(row["detail"] or row["description"]))
+        out.print(table)
+    if not report.passed:
+        raise typer.Exit(1)
+# --- end of plug-ins ------------------------------------------------------------------------------
+
+
 @app.command("mechanisms")
 def list_mechanisms(as_json: JsonFlag = False) -> None:
     """Every mechanism with its description, config fields and version."""
@@ -621,6 +662,42 @@ def designer_eval(
     _exit_with(commands.designer_eval, policy, stage, episodes, seed, as_json, factory=factory)
 
 
+@designer_app.command("play")
+def designer_play(
+    policy: Annotated[str, typer.Option(
+        "--policy", help="random | greedy | constant:FILE | oracle | learned[:FILE] | llm:CONFIG")],
+    directory: Annotated[Path, typer.Option("--out", help="new directory: steps.jsonl and traces.jsonl")],
+    stage: StageOption = 1,
+    seed: SeedOption = 0,
+    as_json: JsonFlag = False,
+) -> None:
+    """Play one training episode with a policy and record it (an LLM designer's prompts and answers too)."""
+    from mecharena.designer import core
+    from mecharena.designer.evaluate import play_episode
+    from mecharena.designer.population import check_stage
+
+    try:
+        chosen = mecharena_policies()(policy, check_stage(stage), seed=seed)
+        with Progress(TextColumn("designer episode"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=err, disable=as_json) as progress:
+            task = progress.add_task("steps", total=core.HORIZON)
+            result = play_episode(chosen, stage, seed, directory, on_step=lambda _: progress.advance(task))
+    except MechArenaError as exc:
+        raise fail(exc) from None
+    if hasattr(chosen, "tally"):
+        result["structured_output"] = chosen.tally.as_dict()
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    table = Table(title=escape(f"designer {chosen.name}, stage {stage}, seed {seed}: {result['steps']} steps"))
+    table.add_column("measure")
+    table.add_column("mean per step", justify="right")
+    for name, value in {"reward": result["reward"], **result["components"]}.items():
+        table.add_row(name, f"{value:.3f}")
+    out.print(table)
+    out.print(f"recorded in {escape(str(result['out']))}")
+
+
 @designer_app.command("audit")
 def designer_audit(
     stage: StageOption = 1,
@@ -681,14 +758,39 @@ def serve(
     idle_timeout: Annotated[float, typer.Option("--idle-timeout", help="seconds before an idle session ends")] = 300.0,
     max_sessions: Annotated[int, typer.Option("--max-sessions", help="concurrent sessions at most")] = 64,
     stage: Annotated[int, typer.Option("--stage", help="stage of sessions that name none")] = 1,
+    policy_files: Annotated[bool, typer.Option(
+        "--policy-files", help="let /api/design read constant:FILE and llm:CONFIG policies from this machine")] = False,
 ) -> None:
     """Serve the referee environment: OpenEnv (WebSocket /ws), session HTTP API (/api/sessions), /api/design."""
     from mecharena.designer.server import run_server
 
     try:
-        run_server(host, port, idle_timeout, max_sessions, stage=stage)
+        run_server(host, port, idle_timeout, max_sessions, stage=stage, policy_files=policy_files)
     except MechArenaError as exc:
         raise fail(exc) from None
+
+
+def _negotiate_app() -> typer.Typer:
+    from mecharena.negotiation.commands import app as negotiate
+
+    return negotiate
+
+
+app.add_typer(_negotiate_app(), name="negotiate",
+              help="The scarce-GPU bargaining economy: baselines, episodes, SFT data (docs/negotiation.md).")
+
+
+@bench_app.command("negotiation")
+def bench_negotiation(
+    episodes: Annotated[int, typer.Option("--episodes", help="episodes per task and path")] = 20,
+    as_json: JsonFlag = False,
+) -> None:
+    """Steps per second of one negotiation env, per task: expert vs archetypes, the pure core, PettingZoo."""
+    from mecharena.benchmarks.negotiation import run
+
+    if episodes < 1:
+        raise fail(ConfigError(f"episodes must be >= 1, got {episodes}"))
+    print_bench(run(episodes=episodes), as_json)
 
 
 @bench_app.command("designer")
@@ -821,7 +923,8 @@ def train_grpo(
     prompts: Annotated[int, typer.Option("--prompts", help="dataset rows (environment states)")] = 8,
     steps: Annotated[int, typer.Option("--steps", help="optimizer steps")] = 3,
     generations: Annotated[int, typer.Option("--generations", help="completions per prompt (GRPO group)")] = 4,
-    max_completion_length: Annotated[int, typer.Option("--max-completion-length")] = 64,
+    max_completion_length: Annotated[int, typer.Option(
+        "--max-completion-length", help="tokens per completion (a DesignerChoice takes about 95 with SmolLM2)")] = 128,
     learning_rate: Annotated[float, typer.Option("--learning-rate")] = 5e-5,
     lora_r: Annotated[int, typer.Option("--lora-r", help="LoRA rank")] = 8,
     beta: Annotated[float, typer.Option("--beta", help="KL coefficient")] = 0.04,

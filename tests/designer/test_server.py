@@ -303,6 +303,7 @@ def test_design_returns_the_policys_mechanism(http):
     ({"policy": "gredy"}, "policy: "),
     ({"stage": 7}, "stage must be a finite int in [1, 5], got 7"),
     ({"policy": "constant:/etc/passwd"}, "reads a file on the server"),
+    ({"policy": "llm:/etc/passwd"}, "reads a file on the server"),
     ({"observation": {"stage": 2}}, "observation: vector is required"),
     ({"observation": {"vector": [0.5] * 3}}, "observation.vector must be"),
     ({"observation": "obs"}, "observation must be a dict"),
@@ -311,6 +312,23 @@ def test_design_rejects_bad_requests(http, patch, message):
     body = {"policy": "greedy", "stage": 2, "observation": DesignerEnv(stage=2).reset(seed=0), **patch}
     response = http.post("/api/design", json=body)
     assert response.status_code == 422 and message in response.json()["detail"]
+
+
+def test_the_negotiation_economy_is_served_under_negotiation(url):
+    """The same server hosts the bargaining economy's OpenEnv sessions, matching a local env."""
+    from websockets.sync.client import connect
+
+    from mecharena.negotiation.env import NegotiationEnv
+
+    local = NegotiationEnv("market_round")
+    first = local.reset(seed=2)
+    with connect(url.replace("http", "ws") + "/negotiation/ws") as ws:
+        ws.send(json.dumps({"type": "reset", "data": {"seed": 2, "task": "market_round"}}))
+        reply = json.loads(ws.recv())
+        assert reply["data"]["observation"]["jobs"] == first["jobs"]
+        ws.send(json.dumps({"type": "step", "data": {"kind": "wait"}}))
+        reply = json.loads(ws.recv())
+        assert reply["data"]["reward"] == local.step({"kind": "wait"})[1]
 
 
 # --- limits and timeouts ------------------------------------------------------------------------

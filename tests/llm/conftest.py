@@ -32,7 +32,7 @@ def tiny_model_dir(tmp_path_factory):
     fast.chat_template = CHAT_TEMPLATE
     torch.manual_seed(0)
     config = LlamaConfig(vocab_size=len(fast), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=16384,
                          pad_token_id=fast.pad_token_id, eos_token_id=fast.eos_token_id)
     folder = tmp_path_factory.mktemp("tiny-llm")
     LlamaForCausalLM(config).save_pretrained(folder)

@@ -185,3 +185,29 @@ def test_bad_llm_agent_settings_are_config_errors(tmp_path):
         record_episode(episode(f"llm(config={config}):2", markets=2049), tmp_path / "big", rounds=1)
     with pytest.raises(ConfigError, match="llm: memory must be a finite int in \\[0, 64\\], got 100"):
         parse_population(f"llm(config={config},memory=100):1", REGISTRY)
+
+
+def test_llm_bidders_and_the_red_team_family_through_the_cli(tiny_model_dir, tmp_path, monkeypatch):
+    """The package registers its ``llm`` agent and ``llm_red_team`` family as a plug-in (entry point):
+    ``simulate`` records an LLM market, and ``fuzz --families llm_red_team`` searches red-team hints
+    with the model named by MECHARENA_LLM_CONFIG."""
+    from typer.testing import CliRunner
+
+    from mecharena.cli import app
+
+    config = write_config(tmp_path, "tiny", backend="transformers", path=str(tiny_model_dir), model="tiny")
+    runner = CliRunner()
+    result = runner.invoke(app, ["simulate", "--mechanism", "first_price", "--population",
+                                 f"llm(config={config},tools=0):2,truthful:1", "--markets", "2", "--rounds", "2",
+                                 "--ledger", str(tmp_path / "ledger"), "--json"])
+    assert result.exit_code == 0, result.output
+    count = connect(tmp_path / "ledger").execute("SELECT count(*) FROM traces WHERE kind = 'action'").fetchone()[0]
+    assert count == 2 * 2 * 2
+    monkeypatch.setenv("MECHARENA_LLM_CONFIG", config)
+    result = runner.invoke(app, ["fuzz", "--mechanism", "first_price", "--population", "truthful:3", "--families",
+                                 "llm_red_team", "--budget", "2", "--markets", "2", "--eval-markets", "2",
+                                 "--rounds", "2", "--no-report", "--json"])
+    assert result.exit_code == 0, result.output
+    found = json.loads(result.output)
+    assert found["families"] == ["llm_red_team"] and found["evaluations"] == 2
+    assert found["best"]["agent"].startswith("llm(objective=red_team,hint=")

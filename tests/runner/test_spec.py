@@ -30,7 +30,7 @@ def test_duplicate_key_names_both_lines():
 def test_unknown_top_level_key():
     text = SMALL.replace("rounds: 4\n", "rounds: 4\nround: 5\n")
     assert error(text) == ("spec.yaml:4: round: unknown key 'round'; allowed keys: name, description, markets, "
-                           "rounds, seeds, values, mechanisms, populations, information, enforcement")
+                           "rounds, seeds, values, plugins, mechanisms, populations, information, enforcement")
 
 
 def test_unknown_key_in_nested_entries():
@@ -95,7 +95,7 @@ def test_bad_enforcement_and_values():
 
 def test_missing_and_empty():
     assert error("") == ("spec.yaml:1: the spec must be a YAML mapping with keys name, description, markets, rounds, "
-                         "seeds, values, mechanisms, populations, information, enforcement, got an empty file")
+                         "seeds, values, plugins, mechanisms, populations, information, enforcement, got an empty file")
     assert error("name: x\n") == (
         "spec.yaml:1: mechanisms: mechanisms is required (a non-empty list of {id, config, label})\n"
         "spec.yaml:1: populations: populations is required (a non-empty list of population specs such as "

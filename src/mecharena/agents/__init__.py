@@ -1,7 +1,7 @@
 """Agent types (batched policies), value distributions and populations.
 
 Every module of this package that defines ``AGENT`` (an :class:`AgentType`) is registered
-under ``AGENT.name``.
+under ``AGENT.name``; plug-ins (:mod:`mecharena.plugins`) register theirs beside them.
 """
 
 import importlib

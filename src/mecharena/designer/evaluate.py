@@ -16,6 +16,7 @@ from mecharena.core.errors import ConfigError
 from mecharena.core.types import FloatArray
 from mecharena.designer import core
 from mecharena.designer.action import MechanismAction
+from mecharena.designer.env import DesignerEnv
 from mecharena.designer.policies import (
     ConstantPolicy,
     LearnedPolicy,
@@ -116,3 +117,40 @@ def run_benchmark(stages: list[int], policies: dict[str, Policy], out: Path, *, 
         if progress is not None:
             progress(stage)
     return results
+
+
+def play_episode(policy: Policy, stage: int, seed: int, out: Path, *, population: int | None = None,
+                 on_step: Any = None) -> dict[str, Any]:
+    """One episode of ``policy``, recorded in ``out`` as it plays (each line flushed, so a crash keeps
+    every finished step): ``steps.jsonl`` (step, mechanism, reward and components) and, when the policy
+    writes notes (an LLM designer), ``traces.jsonl`` (its prompts and answers, with the step).
+
+    Returns:
+        ``{"stage", "seed", "steps", "reward" (mean per step), "components" (means), "out"}``.
+
+    Raises:
+        ConfigError: bad stage, or ``out`` already holds an episode.
+    """
+    env = DesignerEnv(check_stage(stage))
+    observation = env.reset(seed=seed, population=population)
+    out.mkdir(parents=True, exist_ok=True)
+    if (out / "steps.jsonl").exists():
+        raise ConfigError(f"{out} already holds an episode (steps.jsonl); choose a new directory")
+    rewards, components = [], {c: [] for c in core.COMPONENTS}
+    with (out / "steps.jsonl").open("a") as steps, (out / "traces.jsonl").open("a") as traces:
+        while not env.done:
+            action = policy.act(observation)
+            step = len(rewards)
+            traces.writelines(json.dumps({"step": step, **note}) + "\n" for note in policy.notes())
+            observation, reward, _, info = env.step(action)
+            rewards.append(reward)
+            for c in core.COMPONENTS:
+                components[c].append(info[c])
+            steps.write(json.dumps({"step": step, "mechanism": action.model_dump(mode="json", exclude_none=True),
+                                    "reward": reward, **{c: info[c] for c in core.COMPONENTS}}) + "\n")
+            steps.flush()
+            traces.flush()
+            if on_step is not None:
+                on_step(step)
+    return {"stage": stage, "seed": seed, "steps": len(rewards), "reward": float(np.mean(rewards)),
+            "components": {c: float(np.mean(v)) for c, v in components.items()}, "out": str(out)}

@@ -88,6 +88,11 @@ class Policy:
         """The mechanism for one JSON observation (``observation["vector"]``)."""
         return action_of(self.decide(_vector(observation)), 0)
 
+    def notes(self) -> list[dict[str, Any]]:
+        """How the last :meth:`decide` went, for traces: JSON-ready dicts with the batch ``row``,
+        ``kind`` and ``text`` (an LLM designer's prompts and answers; none for the others)."""
+        return []
+
     def explain(self, observation: dict[str, Any]) -> list[str]:
         """Why this policy picks what :meth:`act` picks for ``observation``, in a few lines."""
         _vector(observation)

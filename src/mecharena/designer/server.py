@@ -17,8 +17,12 @@ One FastAPI app (``mecharena serve``) holds three APIs:
       DELETE /api/sessions/{id}                                  -> 204
       GET    /api/sessions                                       -> {"active", "max_sessions", "idle_timeout"}
 
+* The negotiation economy (:mod:`mecharena.negotiation.server`) under ``/negotiation``: its own
+  OpenEnv routes, WebSocket ``/negotiation/ws`` (``{"type": "reset", "data": {"seed": 0, "task":
+  "market_round"}}``, then ``step`` with a negotiation action).
 * ``POST /api/design`` ``{"policy": "greedy", "stage": 2, "observation": {...}}`` -> the
-  policy's :class:`~mecharena.designer.action.MechanismAction` as JSON.
+  policy's :class:`~mecharena.designer.action.MechanismAction` as JSON; any designer policy,
+  ``llm:CONFIG`` included (it and ``constant:FILE`` read server paths: only with ``policy_files``).
 
 Bad input never touches an episode: bodies are validated before the environment is called.
 Answers: 400 (not JSON), 404 (unknown session, expired ones included), 409 (stepping a
@@ -74,7 +78,8 @@ class ServeConfig(StrictModel):
     max_sessions: int = Field(DEFAULT_MAX_SESSIONS, ge=1, description="WebSocket sessions and HTTP sessions, each")
     stage: int = Field(1, ge=1, le=5, description="stage of a session that names none")
     max_body_bytes: int = Field(MAX_BODY_BYTES, ge=1024, description="largest request body or WebSocket message")
-    policy_files: bool = Field(False, description="let /api/design read constant:FILE policies from server paths")
+    policy_files: bool = Field(False, description="let /api/design read constant:FILE and llm:CONFIG policies "
+                                                  "from server paths")
 
 
 class ResetRequest(StrictModel):
@@ -102,7 +107,7 @@ class ObservationIn(StrictModel):
 class DesignRequest(StrictModel):
     """Body of ``POST /api/design``."""
 
-    policy: str = Field(min_length=1, description="random, greedy, constant:FILE, oracle or learned")
+    policy: str = Field(min_length=1, description="random, greedy, constant:FILE, oracle, learned or llm:CONFIG")
     stage: int = Field(1, ge=1, le=5)
     observation: dict[str, Any]
 
@@ -497,7 +502,8 @@ def build_app(idle_timeout: float = DEFAULT_IDLE_TIMEOUT, max_sessions: int = DE
         stage: curriculum stage of a session whose reset names none.
         max_body_bytes: largest HTTP body (413 above) and WebSocket message (closed with 1009 by
             :func:`run_server`).
-        policy_files: allow ``constant:FILE`` in ``/api/design`` (it reads a path on the server).
+        policy_files: allow ``constant:FILE`` and ``llm:CONFIG`` in ``/api/design`` (they read paths on
+            the server).
 
     Raises:
         ConfigError: an argument out of range.
@@ -615,17 +621,18 @@ def build_app(idle_timeout: float = DEFAULT_IDLE_TIMEOUT, max_sessions: int = DE
               description='Body: `{"policy": "greedy", "stage": 2, "observation": {...}}`; answers the '
                           'MechanismAction as JSON.')
     async def design(request: Request) -> dict[str, Any]:
-        from mecharena.designer.policies import make_policy
+        from mecharena.llm.designer import make_designer_policy  # a shell: every designer policy, LLMs included
 
         fields = parse(DesignRequest, await body(request))
         parse(ObservationIn, fields.observation, where="observation")
-        if fields.policy.startswith("constant:") and not config.policy_files:
+        if fields.policy.startswith(("constant:", "llm:")) and not config.policy_files:
             raise ConfigError(f"policy {fields.policy!r} reads a file on the server, which this server does not "
                               f"allow (start it with policy_files=True); allowed: random, greedy, oracle, learned")
         key = (fields.policy, fields.stage)
         if key not in policies:
-            # In a thread: ``learned`` without a model file trains one first (seconds).
-            policies[key] = asyncio.ensure_future(asyncio.to_thread(make_policy, fields.policy, stage=fields.stage))
+            # In a thread: ``learned`` without a model file trains one first (seconds), a local LLM loads.
+            policies[key] = asyncio.ensure_future(asyncio.to_thread(make_designer_policy, fields.policy,
+                                                                    stage=fields.stage))
         try:
             policy = await policies[key]
         except Exception as exc:
@@ -633,15 +640,22 @@ def build_app(idle_timeout: float = DEFAULT_IDLE_TIMEOUT, max_sessions: int = DE
             if isinstance(exc, UnknownIdError):
                 raise ConfigError(f"policy: {exc}") from None
             raise
-        return policy.act(fields.observation).model_dump(mode="json")
+        action = await asyncio.to_thread(policy.act, fields.observation)  # an LLM answers in seconds
+        return action.model_dump(mode="json")
 
+    from mecharena.negotiation.server import build_app as negotiation_app
+
+    # The negotiation economy on the same server: its own OpenEnv routes under /negotiation
+    # (WebSocket /negotiation/ws; reset may name the task).
+    app.mount("/negotiation", negotiation_app("single_trade", max_sessions=config.max_sessions))
     app.add_middleware(IdleWebSocketTimeout, timeout=config.idle_timeout)
     app.add_middleware(BodyLimit, limit=config.max_body_bytes)
     return app
 
 
 def run_server(host: str = "127.0.0.1", port: int = 8000, idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
-               max_sessions: int = DEFAULT_MAX_SESSIONS, *, stage: int = 1, log_level: str = "warning") -> None:
+               max_sessions: int = DEFAULT_MAX_SESSIONS, *, stage: int = 1, policy_files: bool = False,
+               log_level: str = "warning") -> None:
     """Serve :func:`build_app` with uvicorn until interrupted (``mecharena serve``).
 
     Raises:
@@ -650,8 +664,9 @@ def run_server(host: str = "127.0.0.1", port: int = 8000, idle_timeout: float = 
     import uvicorn
 
     config = parse(ServeConfig, {"host": host, "port": port, "idle_timeout": idle_timeout,
-                                 "max_sessions": max_sessions, "stage": stage})
-    app = build_app(config.idle_timeout, config.max_sessions, stage=config.stage, max_body_bytes=config.max_body_bytes)
+                                 "max_sessions": max_sessions, "stage": stage, "policy_files": policy_files})
+    app = build_app(config.idle_timeout, config.max_sessions, stage=config.stage, max_body_bytes=config.max_body_bytes,
+                    policy_files=config.policy_files)
     uvicorn.run(app, host=config.host, port=config.port, log_level=log_level, **uvicorn_options(config.max_body_bytes))
 
 

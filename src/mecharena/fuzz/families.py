@@ -37,6 +37,7 @@ class Family:
     sides: Literal["any", "one", "two"] = "any"  # one-sided markets only, two-sided only, or both
     fixed: dict[str, Any] = field(default_factory=dict)
     starts: tuple[dict[str, Any], ...] = ()  # points every study evaluates first (e.g. mild shading)
+    opt_in: bool = False  # searched only when named (e.g. LLM red-teams: each evaluation asks a model)
 
     def agent_spec(self, params: dict[str, Any]) -> str:
         """``agent(name=value,...)`` for a population spec."""

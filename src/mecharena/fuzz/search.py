@@ -120,7 +120,7 @@ def fuzz(
 
     Args:
         target: the mechanism, population and rules (its seed, markets and rounds are ignored).
-        families: family ids to search (default: every family that applies).
+        families: family ids to search (default: every family that applies, opt-in families aside).
         deviators: K, agents that deviate together (a coalition when K > 1).
         budget: evaluations in the search (the fresh evaluation comes on top).
         seed: root seed; the search and the fresh evaluation use independent streams.
@@ -149,7 +149,7 @@ def fuzz(
                           f"restarts={restarts}, markets={markets}, rounds={rounds}, eval_markets={eval_markets}")
     if sampler not in ("tpe", "cmaes"):
         raise ConfigError(f"sampler must be one of 'tpe', 'cmaes', got {sampler!r}")
-    chosen = [FAMILIES.get(name) for name in (families or list(FAMILIES))]
+    chosen = [FAMILIES.get(name) for name in (families or [n for n, f in FAMILIES.items() if not f.opt_in])]
     scorer = Scorer(target)  # validates the target before any search
     deviated_population(target.population, target.seed, deviators, "truthful")  # someone must deviate
     skipped = {f.name: why for f in chosen if (why := applicable(scorer, f, deviators)) is not None}

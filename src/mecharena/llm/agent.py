@@ -1,8 +1,8 @@
 """LLM bidders: an agent type whose every decision is a language model's structured answer.
 
-``llm(config=FILE[,objective=...,memory=...,tools=...,budget=...,fallback=...]):COUNT`` in a
-population spec seats COUNT such bidders (``FILE`` is a provider config, see
-:mod:`mecharena.llm.config`). Each round, for every market and seat, the agent:
+``llm(config=FILE[,objective=...,hint=...,memory=...,tools=...,budget=...,fallback=...]):COUNT``
+in a population spec seats COUNT such bidders (``FILE`` is a provider config, see
+:mod:`mecharena.llm.config`; without it, the file named by ``MECHARENA_LLM_CONFIG``). Each round, for every market and seat, the agent:
 
 1. **observes**: the prompt states the rules (mechanism, announced reserve, what is revealed after
    each round, fines), its private state (this round's value; remaining budget when it has one;
@@ -26,7 +26,8 @@ rivals' values from the common prior, bidding truthfully, a stated assumption.
 
 Objectives (``objective``) change the system prompt: ``profit`` (maximise own utility),
 ``red_team`` (search for a strategy that beats honest bidding by exploiting the rules, and name
-it), ``truthful`` (bid one's value; a control for the model's compliance).
+it; ``hint`` adds one of :data:`HINTS`, which the ``llm_red_team`` fuzzing family searches over),
+``truthful`` (bid one's value; a control for the model's compliance).
 
 Structured output goes through :func:`mecharena.llm.structured.ask` (constrained decoding where
 the provider supports it, one repair, counted fallback). A decision whose answers stay invalid, or
@@ -41,9 +42,8 @@ run asks the same questions with the same seeds (and a provider cache makes a re
 """
 
 import json
-import threading
+import os
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -61,7 +61,8 @@ from mecharena.agents.base import (
 from mecharena.core.config import StrictModel
 from mecharena.core.errors import ConfigError
 from mecharena.core.types import FloatArray
-from mecharena.llm.config import ProviderConfig, build_provider, load_config
+from mecharena.fuzz.families import Family, Param
+from mecharena.llm.config import shared_provider
 from mecharena.llm.providers import GenerationParams, Provider, bounded_map
 from mecharena.llm.structured import Answer, Tally, ask, schema_prompt
 from mecharena.mechanisms import clear, describe
@@ -82,9 +83,21 @@ OBJECTIVES = {
 }
 
 
+#: Strategy hints a red-team prompt may carry (``hint``): the fuzzing family searches over them.
+HINTS = (
+    "",
+    "Idea to test: bid well below your value and see whether you still win.",
+    "Idea to test: bid just above the announced reserve, or just above last round's price.",
+    "Idea to test: sit out some rounds, so that prices fall or you wait for a high value.",
+    "Idea to test: bid above your value when you expect to pay less than your bid.",
+)
+
+
 class LLMParams(StrictModel):
-    config: str = Field(description="provider config file (YAML or JSON, see mecharena.llm.config)")
+    config: str | None = Field(None, description="provider config file (YAML or JSON, see mecharena.llm.config); "
+                                                 "none: the file named by MECHARENA_LLM_CONFIG")
     objective: Literal["profit", "red_team", "truthful"] = Field("profit", description="system prompt")
+    hint: int = Field(0, ge=0, le=len(HINTS) - 1, description="strategy hint of a red-team prompt (0: none)")
     memory: int = Field(8, ge=0, le=64, description="rounds remembered")
     tools: int = Field(1, ge=0, le=4, description="tool calls allowed per decision")
     budget: float | None = Field(None, gt=0, description="total it may pay over the episode (none: unlimited)")
@@ -122,25 +135,19 @@ def _init(context: MarketContext, params: LLMParams, seats: int, draws: Draws) -
     if draws.markets * seats > MAX_DECISIONS:
         raise ConfigError(f"llm agents ask the model once per market and seat per round: markets x seats must be "
                           f"at most {MAX_DECISIONS}, got {draws.markets} x {seats}")
-    _provider(params.config)  # a bad config fails before the first round
+    shared_provider(config_path(params))  # a bad config fails before the first round
     shape = (draws.markets, seats, params.memory)
     nan = np.full(shape, np.nan)
     return Memory(nan, nan, nan, nan, nan, nan, nan, np.full((*shape, context.n_agents), np.nan),
                   np.zeros(shape[:2]), 0)
 
 
-_PROVIDERS: dict[str, tuple[ProviderConfig, Provider]] = {}
-_LOCK = threading.Lock()
-
-
-def _provider(path: str) -> tuple[ProviderConfig, Provider]:
-    """The provider of a config file, built once per process (a local model loads once)."""
-    key = str(Path(path).resolve())
-    with _LOCK:
-        if key not in _PROVIDERS:
-            config = load_config(path)
-            _PROVIDERS[key] = (config, build_provider(config))
-        return _PROVIDERS[key]
+def config_path(params: LLMParams) -> str:
+    """The provider config file: ``config``, else ``MECHARENA_LLM_CONFIG`` (how a fuzzing family gets one)."""
+    path = params.config or os.environ.get("MECHARENA_LLM_CONFIG")
+    if not path:
+        raise ConfigError("llm: config is required (a provider config file), or set MECHARENA_LLM_CONFIG")
+    return path
 
 
 def _rules(context: MarketContext) -> str:
@@ -178,7 +185,8 @@ def prompt(context: MarketContext, params: LLMParams, memory: Memory, b: int, s:
             + (f" Budget left: {left:.3f} (you cannot pay more)." if left is not None else "")
             + f"\nYour last rounds (oldest first): {json.dumps(_window(memory, b, s, SHOWN)) or 'none yet'}\n"
             + f"{tools}\nTo act, set tool to none, enter, and bid. {schema_prompt(BidDecision)}")
-    return [{"role": "system", "content": f"{OBJECTIVES[params.objective]} {_rules(context)}"},
+    hint = f" {HINTS[params.hint]}" if params.objective == "red_team" and params.hint else ""
+    return [{"role": "system", "content": f"{OBJECTIVES[params.objective]}{hint} {_rules(context)}"},
             {"role": "user", "content": user}]
 
 
@@ -225,7 +233,8 @@ def run_tool(decision: BidDecision, context: MarketContext, memory: Memory, b: i
 
 # ----------------------------------------------------------------------------- acting
 def decide(provider: Provider, params: LLMParams, gen: GenerationParams, context: MarketContext, memory: Memory,
-           b: int, s: int, value: float, round_: int, seed: int, tally: Tally) -> tuple[bool, float, list[dict]]:
+           b: int, s: int, value: float, round_: int, seed: int, tally: Tally | None = None
+           ) -> tuple[bool, float, list[dict]]:
     """One observe-reason-act decision: (enter, bid, notes)."""
     seat = range(*context.seats.indices(context.n_agents))[s]
     messages = prompt(context, params, memory, b, s, value, round_)
@@ -258,17 +267,16 @@ def decide(provider: Provider, params: LLMParams, gen: GenerationParams, context
 
 
 def _act(context: MarketContext, params: LLMParams, memory: Memory, values: FloatArray, draws: Draws) -> Action:
-    config, provider = _provider(params.config)
+    config, provider = shared_provider(config_path(params))
     gen = config.params()
     b, s = values.shape
     seeds = (draws.uniform("seed", s) * 2**31).astype(np.int64)
     round_ = memory.seen  # rounds this group has played
-    tally = Tally()
 
     def one(index: int) -> tuple[bool, float, list[dict]]:
         i, j = divmod(index, s)
         return decide(provider, params, gen, context, memory, i, j, float(values[i, j]), round_,
-                      int(seeds[i, j]), tally)
+                      int(seeds[i, j]))
 
     results = bounded_map(one, range(b * s), config.concurrency)
     enter = np.array([r[0] for r in results]).reshape(b, s)
@@ -302,4 +310,12 @@ def _update(context: MarketContext, params: LLMParams, memory: Memory, values: F
 AGENT = AgentType("llm", VERSION, "a language model bidding through structured answers, with memory and tools",
                   _act, _init, _update, LLMParams)
 
-__all__ = ["AGENT", "BidDecision", "LLMParams", "decide", "expected_utility", "prompt", "run_tool"]
+#: The fuzzing family of LLM red-teams: K deviators prompted to exploit the rules, searched over
+#: :data:`HINTS`. Opt-in (``--families llm_red_team``): every evaluation asks the model once per
+#: market, seat and round, so size it with ``--markets``, ``--eval-markets`` and ``--rounds``.
+FAMILY = Family("llm_red_team", "llm", (Param("hint", 0, len(HINTS) - 1, "int"),),
+                "a language model prompted to find and play an exploit of the rules",
+                "whatever the failure report's exploit calls for; read the traces for the model's stated plan",
+                fixed={"objective": "red_team"}, opt_in=True)
+
+__all__ = ["AGENT", "FAMILY", "HINTS", "BidDecision", "LLMParams", "decide", "expected_utility", "prompt", "run_tool"]

@@ -14,6 +14,7 @@ Unset ``model``, ``base_url`` and the key fall back to ``MECHARENA_LLM_MODEL``,
 model for the ``transformers`` backend.
 """
 
+import threading
 from pathlib import Path
 from typing import Literal
 
@@ -79,3 +80,22 @@ def build_provider(config: ProviderConfig) -> Provider:
             raise ConfigError("the transformers backend needs path (a local model folder)")
         provider = TransformersProvider(config.path, config.gguf_file, name=config.model, context=config.context)
     return CachedProvider(provider, config.cache) if config.cache else provider
+
+
+_SHARED: dict[str, tuple[ProviderConfig, Provider]] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_provider(path: str | Path) -> tuple[ProviderConfig, Provider]:
+    """The config in ``path`` and its provider, built once per process and file (a local model
+    loads once however many agents and designers name it).
+
+    Raises:
+        ConfigError: see :func:`load_config` and :func:`build_provider`.
+    """
+    key = str(Path(path).resolve())
+    with _SHARED_LOCK:
+        if key not in _SHARED:
+            config = load_config(path)
+            _SHARED[key] = (config, build_provider(config))
+        return _SHARED[key]

@@ -116,15 +116,32 @@ class LLMDesignerPolicy(Policy):
         self.provider, self.concurrency = provider, concurrency
         self.params = params or GenerationParams(max_tokens=192)
         self.tally = Tally()
-        self.answers: list[Any] = []  # the last batch's answers (with their completions), for the ledger
+        self.prompts: list[list[dict[str, str]]] = []  # the last batch's prompts
+        self.answers: list[Any] = []  # ... and answers (with their completions), for traces
 
     def decide(self, vectors: FloatArray) -> core.Mechanism:
+        self.prompts = [prompt(v) for v in vectors]
+
         def one(row: int) -> Any:
-            return ask(self.provider, prompt(vectors[row]), DesignerChoice, self.params,
+            return ask(self.provider, self.prompts[row], DesignerChoice, self.params,
                        fallback=mechanism_of(vectors[row]), tally=self.tally)
 
         self.answers = bounded_map(one, range(vectors.shape[0]), self.concurrency)
         return stack([a.value.action() if isinstance(a.value, DesignerChoice) else a.value for a in self.answers])
+
+    def notes(self) -> list[dict[str, Any]]:
+        """The last batch's prompts, answers, fallbacks and chosen mechanisms (kinds as in
+        :mod:`mecharena.llm.agent`: prompt, response, fallback, error, action)."""
+        rows = []
+        for row, (messages, answer) in enumerate(zip(self.prompts, self.answers, strict=True)):
+            rows.append({"row": row, "kind": "prompt", "text": json.dumps(messages)})
+            rows += [{"row": row, "kind": "response", "text": c.text, "tokens": c.completion_tokens,
+                      "latency_s": round(c.latency_s, 4)} for c in answer.completions]
+            if answer.outcome in ("fallback", "error"):
+                rows.append({"row": row, "kind": answer.outcome, "text": answer.error or ""})
+            chosen = answer.value.action() if isinstance(answer.value, DesignerChoice) else answer.value
+            rows.append({"row": row, "kind": "action", "text": chosen.model_dump_json(exclude_none=True)})
+        return rows
 
     def explain(self, observation: dict[str, Any]) -> list[str]:
         return [(f"asks {self.provider.model}: the prompt describes the mechanism in force, the last {RECENT} "
@@ -137,10 +154,10 @@ def make_designer_policy(spec: str, stage: int = 1, *, seed: int = 0) -> Policy:
 
     if not spec.startswith("llm:"):
         return make_policy(spec, stage, seed=seed)
-    from mecharena.llm.config import build_provider, load_config
+    from mecharena.llm.config import shared_provider
 
-    config = load_config(spec.removeprefix("llm:"))
-    return LLMDesignerPolicy(build_provider(config), config.params(), concurrency=config.concurrency)
+    config, provider = shared_provider(spec.removeprefix("llm:"))
+    return LLMDesignerPolicy(provider, config.params(), concurrency=config.concurrency)
 
 
 __all__ = ["DesignerChoice", "LLMDesignerPolicy", "make_designer_policy", "mechanism_of", "parse_choice", "prompt"]

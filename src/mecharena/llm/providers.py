@@ -215,7 +215,9 @@ class TransformersProvider:
         key = json.dumps(schema, sort_keys=True)
         if key not in self.generators:
             model = outlines.from_transformers(self.model_, self.tokenizer)
-            self.generators[key] = outlines.Generator(model, JsonSchema(schema))
+            # No free whitespace: every token of the answer is then content (and small models otherwise
+            # drift into runs of spaces).
+            self.generators[key] = outlines.Generator(model, JsonSchema(schema, whitespace_pattern=""))
         processor = self.generators[key].logits_processor
         processor.reset()  # the processor tracks each sequence's place in the schema
         return processor

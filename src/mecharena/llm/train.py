@@ -207,7 +207,7 @@ def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
 
 
 def train_grpo(model_dir: str | Path, out_dir: str | Path, *, stage: int = 2, prompts: int = 8, steps: int = 3,
-               num_generations: int = 4, max_completion_length: int = 64, learning_rate: float = 5e-5,
+               num_generations: int = 4, max_completion_length: int = 128, learning_rate: float = 5e-5,
                lora_r: int = 8, beta: float = 0.04, seed: int = 0, use_vllm: bool = False,
                warmup_sft_steps: int = 0) -> dict[str, Any]:
     """GRPO with a LoRA adapter on the designer prompts of ``stage``.

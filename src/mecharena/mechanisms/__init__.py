@@ -1,4 +1,10 @@
-"""Mechanisms: one module each, a registry, and the validated engine entry point :func:`clear`."""
+"""Mechanisms: one module each, a registry, and the validated engine entry point :func:`clear`.
+
+The registry holds the built-in mechanisms and those of loaded plug-ins (:mod:`mecharena.plugins`);
+a plug-in builds its :class:`Mechanism` from the same parts the built-in ones use: a
+:class:`MechanismConfig`, a batched kernel returning :func:`finish`, a scalar reference returning
+:func:`scalar_outcome`.
+"""
 
 from typing import Any
 
@@ -16,7 +22,17 @@ from mecharena.mechanisms import (
     vcg,
     vcm,
 )
-from mecharena.mechanisms.base import PROPERTIES, MarketSpec, Mechanism, Outcome, clear
+from mecharena.mechanisms.base import (
+    PROPERTIES,
+    MarketSpec,
+    Mechanism,
+    MechanismConfig,
+    Outcome,
+    clear,
+    finish,
+    is_valid_number,
+    scalar_outcome,
+)
 
 REGISTRY: Registry[Mechanism] = Registry(
     "mechanism",
@@ -43,4 +59,5 @@ def describe(mechanism: Mechanism) -> dict[str, Any]:
             "config": fields}
 
 
-__all__ = ["PROPERTIES", "REGISTRY", "MarketSpec", "Mechanism", "Outcome", "clear", "describe", "get"]
+__all__ = ["PROPERTIES", "REGISTRY", "MarketSpec", "Mechanism", "MechanismConfig", "Outcome", "clear", "describe",
+           "finish", "get", "is_valid_number", "scalar_outcome"]

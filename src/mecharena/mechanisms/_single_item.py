@@ -130,5 +130,5 @@ def mechanism(name: str, version: int, summary: str, second_price: bool,
     return Mechanism(
         name=name, version=version, summary=summary, config_model=SealedBidConfig,
         kernel=partial(kernel, second_price=second_price), reference=partial(reference, second_price=second_price),
-        properties=properties, examples=EXAMPLES, doc=doc or "",
+        properties=properties, examples=EXAMPLES, merges_identities=True, doc=doc or "",
     )

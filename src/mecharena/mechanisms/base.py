@@ -84,6 +84,9 @@ class Mechanism:
         lambda config, values, spec: values.copy()
     )
     uses_times: bool = False
+    # One economic agent may bid under several identities (sybils): the loop merges them, which needs
+    # a one-sided market where each identity wins at most one unit.
+    merges_identities: bool = False
     examples: tuple[dict[str, Any], ...] = ({},)  # configs the checker exercises
     doc: str = field(default="", repr=False)
 

@@ -40,7 +40,7 @@ def reference(config: mu.MultiUnitConfig, values: Any, bids: Any, priority: Any,
 MECHANISM = Mechanism(
     name="pay_as_bid", version=VERSION, summary="k units; each winning unit pays its own bid",
     config_model=mu.MultiUnitConfig, kernel=kernel, reference=reference, properties=properties,
-    market_spec=mu.market_spec,
+    market_spec=mu.market_spec, merges_identities=True,
     examples=({}, {"units": 3}, {"units": 2, "demand": 3, "reserve_price": 0.25}),
     doc=__doc__,
 )

@@ -54,6 +54,7 @@ def reference(config: PostedPriceConfig, values: Any, bids: Any, priority: Any, 
 MECHANISM = Mechanism(
     name="posted_price", version=VERSION, summary="take-it-or-leave-it price; acceptors served in arrival order",
     config_model=PostedPriceConfig, kernel=kernel, reference=reference, properties=properties,
+    merges_identities=True,
     examples=({}, {"price": 0.3, "units": 2}, {"price": 0.8, "units": 3}),
     doc=__doc__,
 )

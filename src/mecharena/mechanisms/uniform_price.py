@@ -63,7 +63,7 @@ def reference(config: UniformPriceConfig, values: Any, bids: Any, priority: Any,
 MECHANISM = Mechanism(
     name="uniform_price", version=VERSION, summary="k units; every winner pays one (k+1)-th or k-th price",
     config_model=UniformPriceConfig, kernel=kernel, reference=reference, properties=properties,
-    market_spec=mu.market_spec,
+    market_spec=mu.market_spec, merges_identities=True,
     examples=({}, {"units": 2}, {"units": 3, "reserve_price": 0.2}, {"units": 2, "pricing": "lowest_winning"},
               {"units": 3, "demand": 3}, {"units": 4, "demand": 2, "reserve_price": 0.3, "pricing": "lowest_winning"}),
     doc=__doc__,

@@ -64,7 +64,7 @@ def reference(config: mu.MultiUnitConfig, values: Any, bids: Any, priority: Any,
 MECHANISM = Mechanism(
     name="vcg", version=VERSION, summary="k units to the highest marginal bids; each pays its externality",
     config_model=mu.MultiUnitConfig, kernel=kernel, reference=reference, properties=properties,
-    market_spec=mu.market_spec,
+    market_spec=mu.market_spec, merges_identities=True,
     examples=({}, {"units": 2}, {"units": 3, "demand": 3}, {"units": 4, "demand": 2, "reserve_price": 0.3}),
     doc=__doc__,
 )

@@ -4,6 +4,10 @@ Each backend takes cells (as JSON-able dicts, so any worker can rebuild them) an
 :class:`~mecharena.runner.store.CellResult` (or a failure) as each cell finishes, in whatever
 order they finish. The results themselves do not depend on the backend: :func:`compute` is a
 pure function of the cell. Only the parent process writes to the database.
+
+Workers are fresh processes (spawned, or Ray's): they know only the built-in mechanisms and
+agents until they load the parent's plug-ins, which every backend passes along with each cell
+(:func:`mecharena.plugins.sources`; a plug-in file must exist at the same path on the workers).
 """
 
 import multiprocessing
@@ -15,10 +19,12 @@ import threading
 import time
 import traceback
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
+from mecharena import plugins as plugin_loader
 from mecharena.core.errors import ConfigError
 from mecharena.metrics.harness import Cell, evaluate
 from mecharena.runner.store import CellResult, finite
@@ -36,16 +42,19 @@ class CellFailure:
     detail: str  # the worker's traceback
 
 
-def compute(payload: dict[str, Any]) -> CellResult | CellFailure:
+def compute(payload: dict[str, Any], plugins: Sequence[str] = ()) -> CellResult | CellFailure:
     """Evaluate one cell given as ``Cell.model_dump(mode="json")``. Runs in workers.
 
-    Warnings are recorded with the result instead of going to whatever filters the worker
-    process has, so that the outcome cannot depend on where the cell ran.
+    ``plugins`` (sources for :func:`mecharena.plugins.load`, already checked by the parent) are
+    loaded first; a process loads each once. Warnings are recorded with the result instead of
+    going to whatever filters the worker process has, so that the outcome cannot depend on where
+    the cell ran.
     """
     cell = Cell.model_validate(payload)
     key = cell.key()
     start = time.perf_counter()
     try:
+        plugin_loader.load_all(plugins, check=False)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             result = evaluate(cell)
@@ -68,7 +77,8 @@ def _init_worker() -> None:
         threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def local(payloads: list[dict[str, Any]], workers: int) -> Iterator[CellResult | CellFailure]:
+def local(payloads: list[dict[str, Any]], workers: int, plugins: Sequence[str] = ()
+          ) -> Iterator[CellResult | CellFailure]:
     """In this process (``workers == 1``) or a pool of ``workers`` fresh (spawned) processes.
 
     Spawned rather than forked: the parent holds a database connection and display threads
@@ -76,12 +86,12 @@ def local(payloads: list[dict[str, Any]], workers: int) -> Iterator[CellResult |
     """
     if workers == 1 or len(payloads) <= 1:
         for payload in payloads:
-            yield compute(payload)
+            yield compute(payload, plugins)
         return
     context = multiprocessing.get_context("spawn")
     pool = context.Pool(processes=min(workers, len(payloads)), initializer=_init_worker)
     try:
-        yield from pool.imap_unordered(compute, payloads, chunksize=1)
+        yield from pool.imap_unordered(partial(compute, plugins=tuple(plugins)), payloads, chunksize=1)
         pool.close()
     finally:
         pool.terminate()
@@ -98,7 +108,7 @@ def import_ray() -> Any:
     return ray
 
 
-def on_ray(payloads: list[dict[str, Any]], workers: int | None, address: str | None
+def on_ray(payloads: list[dict[str, Any]], workers: int | None, address: str | None, plugins: Sequence[str] = ()
            ) -> Iterator[CellResult | CellFailure]:
     """On a Ray cluster at ``address`` (a new local Ray instance when None), at most
     ``workers`` cells in flight (default: the cluster's CPUs). Workers must be able to import
@@ -122,7 +132,7 @@ def on_ray(payloads: list[dict[str, Any]], workers: int | None, address: str | N
 
     def submit() -> None:
         for payload in queue:
-            pending[task.remote(payload)] = Cell.model_validate(payload).key()
+            pending[task.remote(payload, tuple(plugins))] = Cell.model_validate(payload).key()
             return
 
     try:
@@ -143,9 +153,9 @@ def on_ray(payloads: list[dict[str, Any]], workers: int | None, address: str | N
             ray.shutdown()
 
 
-def iterate(payloads: list[dict[str, Any]], backend: str, workers: int | None, address: str | None
-            ) -> Iterator[CellResult | CellFailure]:
-    """Dispatch to the chosen backend (see :func:`local` and :func:`on_ray`)."""
+def iterate(payloads: list[dict[str, Any]], backend: str, workers: int | None, address: str | None,
+            plugins: Sequence[str] = ()) -> Iterator[CellResult | CellFailure]:
+    """Dispatch to the chosen backend (see :func:`local` and :func:`on_ray`); workers load ``plugins`` first."""
     if backend == "local":
-        return local(payloads, workers or os.cpu_count() or 1)
-    return on_ray(payloads, workers, address)
+        return local(payloads, workers or os.cpu_count() or 1, plugins)
+    return on_ray(payloads, workers, address, plugins)

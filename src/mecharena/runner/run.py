@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mecharena import plugins
 from mecharena.core.errors import ConfigError
 from mecharena.runner.backends import BACKENDS, CellFailure, import_ray, iterate
 from mecharena.runner.spec import Plan, PlannedCell
@@ -110,7 +111,7 @@ def run_plan(plan: Plan, out: str | Path, *, backend: str = "local", workers: in
         if on_progress:
             on_progress(RunProgress(len(first), skipped, None))
         payloads = [p.cell.model_dump(mode="json") for p in todo]
-        with contextlib.closing(iterate(payloads, backend, workers, address)) as stream:
+        with contextlib.closing(iterate(payloads, backend, workers, address, plugins.sources())) as stream:
             for outcome in stream:
                 planned = first.get(outcome.key)
                 if planned is None:  # a worker running another mecharena version computed another key

@@ -9,6 +9,7 @@ A spec is one YAML mapping; every combination of its lists becomes one
     rounds: 30                      # T per cell, in [1, 1_000_000] (default 20)
     seeds: [0, 1, 2]                # root seeds, distinct, each >= 0 (default [0])
     values: uniform                 # value distribution (default uniform; power:shape=2, ...)
+    plugins: [rules/all_pay.py]     # plug-ins to load first: files (relative to the spec) or modules
     mechanisms:                     # at least one
       - id: second_price            # a mechanism id (`mecharena mechanisms`)
         config: {reserve_price: 0.2}  # its config fields (default: the mechanism's defaults)
@@ -41,7 +42,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from mecharena import agents, mechanisms
+from mecharena import agents, mechanisms, plugins
 from mecharena.core.config import StrictModel
 from mecharena.core.errors import ConfigError, MechArenaError
 from mecharena.mechanisms.policy import Enforcement, InformationPolicy
@@ -79,6 +80,8 @@ class ExperimentSpec(StrictModel):
     seeds: list[Annotated[int, Field(ge=0)]] = Field(
         default_factory=lambda: [0], min_length=1, description="a non-empty list of distinct integers >= 0")
     values: str = Field("uniform", description="a value distribution such as uniform or power:shape=2")
+    plugins: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list, description="a list of plug-in files (relative to the spec file) or module names")
     mechanisms: list[MechanismEntry] = Field(min_length=1, description="a non-empty list of {id, config, label}")
     populations: dict[Annotated[str, Field(min_length=1, max_length=200)], str] = Field(
         min_length=1, description="a non-empty list of population specs such as 'truthful:6', "
@@ -269,14 +272,16 @@ def _probe(cell: Cell) -> None:
         pass
 
 
-def plan_cells(spec: ExperimentSpec, lines: Lines | None = None, where: str = "<spec>", source: str = "") -> Plan:
-    """Expand ``spec`` into cells and check every one before any work starts.
+def plan_cells(spec: ExperimentSpec, lines: Lines | None = None, where: str = "<spec>", source: str = "",
+               base_dir: str | Path | None = None) -> Plan:
+    """Load the spec's plug-ins, expand ``spec`` into cells and check every one before any work starts.
 
     Args:
         spec: a validated spec.
         lines: field lines from :func:`~mecharena.runner.source.parse_yaml` (for messages).
         where: the spec's file name (for messages).
         source: the YAML text (stored with the results).
+        base_dir: the directory relative plug-in paths start from (default: the working directory).
 
     Returns:
         The :class:`Plan`: cells in the order mechanisms x populations x information x
@@ -291,6 +296,14 @@ def plan_cells(spec: ExperimentSpec, lines: Lines | None = None, where: str = "<
 
     def report(path: tuple, message: str) -> None:
         issues.append((lines.line_of(path), path, message))
+
+    for i, plugin in enumerate(spec.plugins):
+        try:
+            plugins.load(plugin, base=base_dir)
+        except MechArenaError as exc:
+            report(("plugins", i), str(exc))
+    if issues:  # unknown ids would only repeat that a plug-in is missing
+        raise SpecError(where, issues)
 
     try:
         agents.parse_distribution(spec.values)
@@ -374,19 +387,23 @@ def plan_cells(spec: ExperimentSpec, lines: Lines | None = None, where: str = "<
     return Plan(spec, source, where, tuple(cells))
 
 
-def parse_spec(text: str, where: str = "<spec>", default_name: str = "experiment") -> Plan:
-    """YAML text -> a checked :class:`Plan` (see the module docstring for the format).
+def parse_spec(text: str, where: str = "<spec>", default_name: str = "experiment",
+               base_dir: str | Path | None = None) -> Plan:
+    """YAML text -> a checked :class:`Plan` (see the module docstring for the format); relative
+    plug-in paths start from ``base_dir`` (default: the working directory).
 
     Raises:
-        SpecError: malformed YAML, unknown keys or ids, bad values, unplayable combinations.
+        SpecError: malformed YAML, unknown keys or ids, bad values, unplayable combinations, or a
+            plug-in that cannot be loaded.
     """
     data, lines = parse_yaml(text, where)
     spec = build_spec(data, lines, where, default_name)
-    return plan_cells(spec, lines, where, text)
+    return plan_cells(spec, lines, where, text, base_dir)
 
 
 def load_spec(path: str | Path) -> Plan:
-    """Read and check a spec file; the default name is the file's stem.
+    """Read and check a spec file; the default name is the file's stem and plug-in paths are
+    relative to the file.
 
     Raises:
         SpecError: the file is missing or unreadable, or the spec is invalid.
@@ -399,4 +416,4 @@ def load_spec(path: str | Path) -> Plan:
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(str(path), [(0, (), f"cannot read the spec file: {exc}")]) from None
     stem = "".join(c if c.isalnum() or c in "_.-" else "_" for c in path.stem).lstrip("_.-") or "experiment"
-    return parse_spec(text, str(path), stem)
+    return parse_spec(text, str(path), stem, path.parent)
