@@ -40,6 +40,7 @@ bench: setup
 	$(BIN)/mecharena bench designer --json
 	$(BIN)/mecharena bench serve --json
 	$(BIN)/mecharena bench negotiation --json
+	$(BIN)/mecharena bench arena --json
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .hypothesis runs

@@ -96,13 +96,14 @@ def list_mechanisms(as_json: JsonFlag = False) -> None:
 def run_simulation(mechanism_name: str, settings: dict[str, Any], population: str, markets: int, rounds: int,
                    seed: int, values: str, progress: bool, information: dict[str, Any] | None = None,
                    enforcement: dict[str, Any] | None = None, ledger: Path | None = None,
-                   ledger_mode: str = "full") -> dict[str, Any]:
+                   ledger_mode: str = "full", channels: str | None = None) -> dict[str, Any]:
     from mecharena.metrics.run import simulate_summary
 
     with Progress(console=err, transient=True, disable=not progress) as bar:
         task = bar.add_task(f"{mechanism_name} x {population}", total=rounds)
         return simulate_summary(mechanism_name, settings, population, markets, rounds, seed, values, information,
-                                enforcement, ledger, ledger_mode, on_round=lambda _t: bar.advance(task))
+                                enforcement, ledger, ledger_mode, on_round=lambda _t: bar.advance(task),
+                                channels=channels)
 
 
 SHORT = {"revenue": "revenue", "efficiency": "effic.", "welfare": "welfare", "bidder_surplus": "surplus",
@@ -124,8 +125,8 @@ def runs_table(title: str, rows: list[dict[str, Any]]) -> Table:
     """Several runs: a row per run, a column per metric (mean ± 95% half-width)."""
     table = Table(title=title)
     table.add_column("run")
-    for name in SHORT:
-        table.add_column(SHORT[name], justify="right")
+    for short in SHORT.values():
+        table.add_column(short, justify="right")
     for row in rows:
         cells = []
         for name in SHORT:
@@ -152,6 +153,8 @@ def simulate(
         "--enforce", help="enforcement key=value, e.g. audit_probability=0.2 (see `mecharena rules`)")] = None,
     ledger: Annotated[Path | None, typer.Option(help="record the run's events in this directory")] = None,
     ledger_mode: Annotated[str, typer.Option(help="full (every event, replayable) or aggregate")] = "full",
+    channels: Annotated[str | None, typer.Option(
+        help="message channels, e.g. private,monitored,delay=1,side_payment_cap=0.5 (docs/talk.md)")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Simulate repeated markets of one mechanism and report metrics with 95% intervals."""
@@ -160,7 +163,7 @@ def simulate(
                                 values, progress=not as_json and sys.stderr.isatty(),
                                 information=parse_settings(info or [], "--info"),
                                 enforcement=parse_settings(enforce or [], "--enforce"), ledger=ledger,
-                                ledger_mode=ledger_mode)
+                                ledger_mode=ledger_mode, channels=channels)
     except MechArenaError as exc:
         raise fail(exc) from None
     if as_json:
@@ -762,7 +765,7 @@ def serve(
         "--policy-files", help="let /api/design read constant:FILE and llm:CONFIG policies from this machine")] = False,
 ) -> None:
     """Serve the referee environment: OpenEnv (WebSocket /ws), session HTTP API (/api/sessions), /api/design."""
-    from mecharena.designer.server import run_server
+    from mecharena.server.app import run_server
 
     try:
         run_server(host, port, idle_timeout, max_sessions, stage=stage, policy_files=policy_files)
@@ -771,13 +774,23 @@ def serve(
 
 
 def _negotiate_app() -> typer.Typer:
-    from mecharena.negotiation.commands import app as negotiate
+    from mecharena.llm.negotiator import make_negotiation_policy
+    from mecharena.negotiation import commands
 
-    return negotiate
+    commands.policy_factory = make_negotiation_policy  # `negotiate play --policy llm:CONFIG`
+    return commands.app
 
 
 app.add_typer(_negotiate_app(), name="negotiate",
               help="The scarce-GPU bargaining economy: baselines, episodes, SFT data (docs/negotiation.md).")
+
+
+@bench_app.command("arena")
+def bench_arena(as_json: JsonFlag = False) -> None:
+    """Steps per second of the sealed-bid arena's PettingZoo ParallelEnv (plain, and with talk)."""
+    from mecharena.benchmarks.arena_parallel import run
+
+    print_bench(run(), as_json)
 
 
 @bench_app.command("negotiation")

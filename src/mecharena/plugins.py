@@ -100,6 +100,7 @@ class _MechanismFields(_RecordFields):
     truthful: _Callable = Field(description="a function (config, values, spec) -> bids")
     uses_times: bool = Field(strict=True, description="a bool")
     merges_identities: bool = Field(strict=True, description="a bool")
+    additive_values: bool = Field(strict=True, description="a bool")
     examples: tuple[dict[str, Any], ...] = Field(min_length=1, description="a non-empty tuple of config dicts")
     doc: str = Field(strict=True, description="a string")
 

@@ -9,9 +9,9 @@ pytest.importorskip("openenv")
 
 from mecharena.designer.action import MechanismAction
 from mecharena.designer.env import DesignerEnv
-from mecharena.designer.server import build_app
 from mecharena.llm.config import build_provider, load_config
 from mecharena.llm.designer import LLMDesignerPolicy
+from mecharena.server.app import build_app
 from tests.llm.conftest import serving
 
 

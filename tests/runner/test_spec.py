@@ -30,7 +30,7 @@ def test_duplicate_key_names_both_lines():
 def test_unknown_top_level_key():
     text = SMALL.replace("rounds: 4\n", "rounds: 4\nround: 5\n")
     assert error(text) == ("spec.yaml:4: round: unknown key 'round'; allowed keys: name, description, markets, "
-                           "rounds, seeds, values, plugins, mechanisms, populations, information, enforcement")
+                           "rounds, seeds, values, channels, plugins, mechanisms, populations, information, enforcement")
 
 
 def test_unknown_key_in_nested_entries():
@@ -95,7 +95,7 @@ def test_bad_enforcement_and_values():
 
 def test_missing_and_empty():
     assert error("") == ("spec.yaml:1: the spec must be a YAML mapping with keys name, description, markets, rounds, "
-                         "seeds, values, plugins, mechanisms, populations, information, enforcement, got an empty file")
+                         "seeds, values, channels, plugins, mechanisms, populations, information, enforcement, got an empty file")
     assert error("name: x\n") == (
         "spec.yaml:1: mechanisms: mechanisms is required (a non-empty list of {id, config, label})\n"
         "spec.yaml:1: populations: populations is required (a non-empty list of population specs such as "
@@ -172,3 +172,14 @@ def test_cli_spec_error_exits_2_before_any_work(tmp_path):
     assert f"{spec}:7:" in result.output.replace("\n", "")
     assert "Traceback" not in result.output
     assert not out.exists()
+
+
+def test_channels_reach_every_cell_and_bad_ones_name_the_line():
+    plan = parse_spec("name: t\nchannels: private,delay=1\nmechanisms: [{id: second_price}]\n"
+                      "populations: [talking_cartel:3]\n", "spec.yaml")
+    assert all(c.cell.channels.private and c.cell.channels.delay == 1 for c in plan.cells)
+    silent = parse_spec("name: t\nmechanisms: [{id: second_price}]\npopulations: [talking_cartel:3]\n", "spec.yaml")
+    assert plan.cells[0].key != silent.cells[0].key and silent.cells[0].cell.channels is None
+    with pytest.raises(SpecError, match="spec.yaml:2: channels: .*delay"):
+        parse_spec("name: t\nchannels: private,delay=-1\nmechanisms: [{id: second_price}]\n"
+                   "populations: [truthful:3]\n", "spec.yaml")

@@ -44,7 +44,7 @@ def split_gain(state: IdentityState) -> FloatArray:
 
 def act(context: MarketContext, params: IdentityParams, values: FloatArray, draws: Draws,
         prefer_split) -> Action:
-    b, seats = values.shape
+    _, seats = values.shape
     agents = seats // params.m
     explore = draws.uniform("explore", agents) < params.explore
     split = prefer_split ^ explore  # (B, A)

@@ -6,6 +6,10 @@ Python objects. Adaptive types keep a state (any frozen structure of arrays with
 (B, S)) that :func:`AgentType.update` rebuilds from what the market revealed
 (:class:`Observation`, public) and what each seat privately learned (:class:`Feedback`).
 Randomness comes only from :class:`Draws`, keyed by seed, group, round and market.
+
+Where the episode opens message channels (:mod:`mecharena.sim.channels`), a type may also
+``talk`` before acting (an :class:`Outbox` of fixed-width numeric messages) and ``hear`` what the
+channels delivered (an :class:`Inbox`) into its state; by default it says nothing and ignores its mail.
 """
 
 from collections.abc import Callable
@@ -18,7 +22,7 @@ from mecharena.agents.values import ValueDistribution
 from mecharena.core.config import StrictModel
 from mecharena.core.errors import ConfigError
 from mecharena.core.seeding import Key, market_uniforms
-from mecharena.core.types import BoolArray, FloatArray
+from mecharena.core.types import BoolArray, FloatArray, IntArray
 from mecharena.mechanisms.base import MarketSpec, Mechanism
 from mecharena.mechanisms.policy import Enforcement, InformationPolicy
 
@@ -46,9 +50,10 @@ class MarketContext:
     spec: MarketSpec
     n_agents: int
     values: ValueDistribution
-    information: InformationPolicy = InformationPolicy()
-    enforcement: Enforcement = Enforcement()
+    information: InformationPolicy = InformationPolicy()  # noqa: RUF009 (frozen models: safe to share)
+    enforcement: Enforcement = Enforcement()  # noqa: RUF009
     seats: slice = field(default_factory=lambda: slice(None))  # the seats of the group acting or updating
+    channels: Any = None  # the episode's ChannelPolicy (mecharena.sim.channels); None: agents cannot talk
 
     @property
     def selling(self) -> BoolArray:
@@ -101,6 +106,50 @@ class Feedback:
     active: BoolArray  # (B, S)  took part this round
 
 
+@dataclass(frozen=True, slots=True)
+class Outbox:
+    """What a group says in one round: up to M message slots per seat, arrays of leading shape (B, S, M).
+
+    A slot with ``channel`` 0 is empty. Channel codes, message kinds and the rules for a valid
+    message (or why it is dropped) are in :mod:`mecharena.sim.channels`; seats are global indices.
+    """
+
+    channel: IntArray  # (B, S, M)  0 empty, 1 public, 2 private, 3 coalition
+    to: IntArray  # (B, S, M)  the receiving seat of a private message (ignored otherwise)
+    kind: IntArray  # (B, S, M)  message kind code (propose, report, ...)
+    winner: IntArray  # (B, S, M)  a seat the message names (the designated winner), -1: none
+    cap: FloatArray  # (B, S, M)  a proposed bid cap
+    value: FloatArray  # (B, S, M)  a reported number (a value, a bid)
+    payment: FloatArray  # (B, S, M)  side payment to ``to`` (private messages only), settled this round
+    state: Any = None  # the group's state after speaking (None: unchanged)
+
+    @classmethod
+    def empty(cls, markets: int, seats: int, slots: int) -> "Outbox":
+        """M empty slots per seat, to fill in."""
+        ints = np.zeros((markets, seats, slots), dtype=np.int64)
+        floats = np.zeros((markets, seats, slots))
+        return cls(ints, ints - 1, ints.copy(), ints - 1, floats, floats.copy(), floats.copy())
+
+
+@dataclass(frozen=True, slots=True)
+class Inbox:
+    """What each seat of a group can read this round: slot m of sender j's messages as (B, S, N, M)
+    arrays (``channel`` 0: nothing there for this seat). Senders are global seats."""
+
+    channel: IntArray  # (B, S, N, M)
+    kind: IntArray  # (B, S, N, M)
+    winner: IntArray  # (B, S, N, M)
+    cap: FloatArray  # (B, S, N, M)
+    value: FloatArray  # (B, S, N, M)
+    payment: FloatArray  # (B, S, N, M)
+    sent: IntArray  # (B, S, N, M)  the round it was sent (earlier than now on a delayed channel)
+
+    @property
+    def readable(self) -> BoolArray:
+        """(B, S, N, M) True where there is a message for the seat."""
+        return self.channel > 0
+
+
 class NoParams(StrictModel):
     """An agent type without parameters."""
 
@@ -113,13 +162,25 @@ def _keep_state(context, params, state, values, action, observation, feedback, d
     return state
 
 
+def _say_nothing(context, params, state, values, inbox, draws) -> None:
+    return None
+
+
+def _ignore_mail(context, params, state, values, inbox, draws):
+    return state
+
+
 @dataclass(frozen=True, slots=True)
 class AgentType:
     """A registered agent type.
 
     ``act(context, params, state, values, draws) -> Action | bids``;
     ``init(context, params, seats, draws) -> state``;
-    ``update(context, params, state, values, action, observation, feedback, draws) -> state``.
+    ``update(context, params, state, values, action, observation, feedback, draws) -> state``;
+    where channels are open, before acting:
+    ``talk(context, params, state, values, inbox, draws) -> Outbox | None`` (``inbox``: what the
+    group read in the previous round; None: say nothing) and, once this round's mail is delivered,
+    ``hear(context, params, state, values, inbox, draws) -> state``.
     """
 
     name: str
@@ -130,6 +191,12 @@ class AgentType:
     update: Callable[..., Any] = _keep_state
     params_model: type[StrictModel] = NoParams
     identities: Callable[[Any], int] = lambda params: 1  # seats one agent occupies (sybils: m)
+    talk: Callable[..., "Outbox | None"] = _say_nothing
+    hear: Callable[..., Any] = _ignore_mail
+
+    @property
+    def talks(self) -> bool:
+        return self.talk is not _say_nothing or self.hear is not _ignore_mail
 
     @property
     def adaptive(self) -> bool:

@@ -85,7 +85,7 @@ def run(steps: int = 3000, sessions: int = 16, stage: int = 1, repeats: int = 3,
         client_steps: int = 500) -> dict[str, Any]:
     """Time ``steps`` WebSocket steps on one session, and ``steps`` spread over ``sessions`` concurrent
     ones, ``repeats`` times each; report the median (the machine may be shared) and every trial."""
-    from mecharena.designer.server import spawn_server
+    from mecharena.server.app import spawn_server
 
     _local(50, stage)  # compile and warm caches
     local = _local(steps, stage)

@@ -94,8 +94,8 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         e = side["exploitability"]
         return f"{e['mean']:.4f} [{e['ci95'][0]:.4f}, {e['ci95'][1]:.4f}]"
 
-    lines = ["| failure mode | family | vulnerable mechanism | exploitability (95% CI) | closing variant | "
-             "exploitability (95% CI) |", "|---|---|---|---|---|---|"]
+    lines = [("| failure mode | family | vulnerable mechanism | exploitability (95% CI) | closing variant | "
+              "exploitability (95% CI) |"), "|---|---|---|---|---|---|"]
     for row in rows:
         case = row["case"]
         lines.append(f"| {row['mode']} | `{row['family']}` (K={case.deviators}) | {_cell_text(case.vulnerable)} | "

@@ -88,7 +88,7 @@ def _default(p: Param) -> Any:
     if p.kind == "bool":
         return False
     mid = (p.low + p.high) / 2
-    return int(round(mid)) if p.kind == "int" else mid
+    return round(mid) if p.kind == "int" else mid
 
 
 def _suggest(trial, p: Param) -> Any:

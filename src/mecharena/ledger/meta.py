@@ -23,6 +23,7 @@ from mecharena.agents.values import ValueDistribution
 from mecharena.core.config import StrictModel
 from mecharena.core.errors import MechArenaError
 from mecharena.mechanisms.policy import Enforcement, InformationPolicy
+from mecharena.sim.channels import ChannelPolicy
 from mecharena.sim.loop import Episode
 
 FORMAT = "mecharena.ledger"
@@ -70,6 +71,7 @@ class LedgerMeta(StrictModel):
     information: InformationPolicy
     enforcement: Enforcement
     values: ValueDistribution
+    channels: ChannelPolicy | None = Field(None, description="message channels (None: agents could not talk)")
     cell: dict[str, Any] | None = Field(None, description="the experiment cell, when the run came from one")
 
     @model_validator(mode="after")
@@ -111,6 +113,7 @@ def describe(episode: Episode, rounds: int | None = None, cell: dict[str, Any] |
         information=ctx.information,
         enforcement=ctx.enforcement,
         values=ctx.values,
+        channels=episode.channels,
         cell=cell,
     )
 

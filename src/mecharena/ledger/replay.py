@@ -278,6 +278,9 @@ def _replay_part(directory: Path, seq: int, meta: LedgerMeta, context: MarketCon
     recorded = {name: seats(name, np.bool_ if name in ("valid", "participated") else np.float64)
                 for name in SEAT_CHECKS}
     audited = _array(markets, "audited", paths[MARKETS], np.bool_).reshape(r, b)
+    # Ledgers of episodes with message channels record the detector's flags and the side payments;
+    # those recorded before the columns existed have neither (and had no channels).
+    talk = (seats("flagged", np.bool_), seats("transfer")) if meta.channels is not None else None
     recorded_markets = {name: _array(markets, name, paths[MARKETS], np.uint64 if name == "digest" else np.float64)
                         .reshape(r, b) for name in MARKET_CHECKS}
     for k in range(r):
@@ -288,10 +291,14 @@ def _replay_part(directory: Path, seq: int, meta: LedgerMeta, context: MarketCon
         except MechArenaError as exc:
             raise LedgerError(f"ledger part {part_name(seq)}: round {t} cannot be cleared from its recorded "
                               f"inputs: {exc}") from None
-        utility, welfare = merge_identities(owner, values[k], out)
+        utility, welfare = merge_identities(owner, values[k], out, context.mechanism.additive_values)
         fines = penalties(context.enforcement, owner, audited[k], flags["colluding"][k], flags["exited"][k],
                           flags["active"][k], bids[k])
         utility = utility - fines
+        if talk is not None:  # the loop's order: the detector's fines, then side payments
+            flagged, transfer = talk
+            extra = context.enforcement.collusion_penalty * (flagged[k] & ~(audited[k][:, None] & flags["colluding"][k]))
+            fines, utility = fines + extra, utility - extra + transfer[k]
         observation = observe(context, out, bids[k])
         replayed = {"allocation": out.allocation, "payment": out.payments, "receipt": out.receipts,
                     "penalty": fines, "utility": utility, "valid": out.valid, "participated": out.participated}

@@ -20,7 +20,9 @@ allocation     double                          units received (negative: sold)
 payment        double                          paid to the mechanism
 receipt        double                          received from the mechanism
 penalty        double                          fines charged (withdrawal, collusion, shill)
-utility        double                          net of fines, false names merged into owners
+utility        double                          net of fines and side payments, false names merged into owners
+flagged        bool                            fined by the operator's message detector (monitored channels)
+transfer       double                          side payments received minus paid (message channels)
 =============  ==============================  =================================================
 
 ``markets`` (full mode), one row per (round, market): round, market, audited, revenue,
@@ -72,6 +74,7 @@ def events_schema(meta: LedgerMeta) -> pa.Schema:
          ("priority", _F64)]
         + [(name, pa.bool_()) for name in ("active", "colluding", "exited", "valid", "participated")]
         + [(name, _F64) for name in ("allocation", "payment", "receipt", "penalty", "utility")]
+        + [("flagged", pa.bool_()), ("transfer", _F64)]
     )
 
 
@@ -156,6 +159,8 @@ def events_table(layout: Layout, record: RoundRecord) -> pa.Table:
         _bools(out.participated),
         _column(out.allocation, 0), _column(out.payments, 0), _column(out.receipts, 0), _column(record.penalties, 0),
         _column(record.utility, 0),
+        *((_bools(np.zeros(n_rows, dtype=bool)), _column(np.zeros(n_rows), 0)) if record.talk is None
+          else (_bools(record.talk.flagged), _column(record.talk.transfers, 0))),
     ]
     return pa.Table.from_arrays(columns, schema=layout.events_schema)
 

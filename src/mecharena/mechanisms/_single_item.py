@@ -29,7 +29,7 @@ class SealedBidConfig(MechanismConfig):
 
 
 @numba.njit(cache=True, nogil=True)
-def _kernel(  # noqa: PLR0913 - output buffers are passed in to avoid temporaries
+def _kernel(
     values: FloatArray,  # (B, N)
     bids: FloatArray,  # (B, N)
     priority: FloatArray,  # (B, N)

@@ -87,6 +87,9 @@ class Mechanism:
     # One economic agent may bid under several identities (sybils): the loop merges them, which needs
     # a one-sided market where each identity wins at most one unit.
     merges_identities: bool = False
+    # An agent's value gains add up over its identities (divisible goods, linear costs): the loop
+    # merges identities by summing their utilities and keeps the mechanism's welfare.
+    additive_values: bool = False
     examples: tuple[dict[str, Any], ...] = ({},)  # configs the checker exercises
     doc: str = field(default="", repr=False)
 
@@ -247,4 +250,4 @@ def scalar_outcome(
 
 def is_valid_number(x: float, low: float = 0.0, high: float = float("inf")) -> bool:
     """Scalar validity of one action: finite and in [low, high]."""
-    return x == x and low <= x <= high and x != float("inf")
+    return x == x and low <= x <= high and x != float("inf")  # noqa: PLR0124 (x != x only for NaN)

@@ -107,7 +107,7 @@ def reference(config: CDAConfig, values: Any, bids: Any, priority: Any, times: A
         when = [t if isinstance(t, list) else [t] for t in times]
     valid = [all(is_valid_number(x) for x in prices[i]) and all(is_valid_number(t, 0.0, 1.0) for t in when[i])
              for i in range(n)]
-    orders = sorted(((when[i][k], -priority[i], k, i) for i in range(n) for k in range(p)))
+    orders = sorted((when[i][k], -priority[i], k, i) for i in range(n) for k in range(p))
     book: dict[int, tuple[float, int]] = {}  # agent -> (price, step placed)
     prices_paid: dict[int, float] = {}
     for step, (_, _, k, i) in enumerate(orders):

@@ -35,7 +35,7 @@ import json
 from typing import Any
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from mecharena import agents, mechanisms
 from mecharena.core.config import StrictModel
@@ -43,6 +43,7 @@ from mecharena.core.types import FloatArray
 from mecharena.mechanisms.base import Outcome, clear
 from mecharena.mechanisms.policy import Enforcement, InformationPolicy
 from mecharena.metrics.summary import mean_ci, ratio_ci
+from mecharena.sim.channels import ChannelPolicy, parse_channels
 from mecharena.sim.loop import (
     MAX_MARKETS,
     MAX_ROUNDS,
@@ -70,17 +71,24 @@ class Cell(StrictModel):
     markets: int = Field(1000, ge=1, le=MAX_MARKETS)
     rounds: int = Field(20, ge=1, le=MAX_ROUNDS)
     seed: int = Field(0, ge=0)
+    channels: ChannelPolicy | None = Field(None, description="message channels (none: agents cannot talk)")
+
+    @field_validator("channels", mode="before")
+    @classmethod
+    def _channels(cls, value: Any) -> Any:
+        return parse_channels(value)  # text such as "private,monitored,delay=1" too
 
     def key(self) -> str:
-        """A stable id of the cell's contents (the same cell always gets the same key)."""
-        text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        """A stable id of the cell's contents (the same cell always gets the same key; a cell without
+        channels keeps the key it had before channels existed)."""
+        data = self.model_dump(mode="json", exclude={"channels"} if self.channels is None else None)
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
     def episode(self) -> Episode:
         """Validate every part and build the episode. Raises ConfigError / UnknownIdError."""
         return make_episode(mechanisms.get(self.mechanism), self.config, agents.population(self.population, self.seed),
                             markets=self.markets, seed=self.seed, values=agents.parse_distribution(self.values),
-                            information=self.information, enforcement=self.enforcement)
+                            information=self.information, enforcement=self.enforcement, channels=self.channels)
 
 
 def _reclear(episode: Episode, record: RoundRecord, bids: FloatArray) -> Outcome:
@@ -156,7 +164,8 @@ def evaluate(cell: Cell, on_round=None) -> dict[str, Any]:
         false_names = ~is_owner[None, :] & (record.bids.reshape(b, n, -1) > 0).any(axis=2)
         if false_names.any():
             alone = np.where(false_names.reshape(false_names.shape + (1,) * (record.bids.ndim - 2)), 0.0, record.bids)
-            cf_utility, _ = merge_identities(owner, record.values, _reclear(episode, record, alone))
+            cf_utility, _ = merge_identities(owner, record.values, _reclear(episode, record, alone),
+                                             episode.context.mechanism.additive_values)
             has_names = np.zeros((b, n), bool)
             has_names[:, np.unique(owner[~is_owner])] = True
             sybil = ((record.utility + record.penalties - cf_utility) * has_names).sum(axis=1)

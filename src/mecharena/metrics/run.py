@@ -12,7 +12,8 @@ from mecharena.sim import Enforcement, InformationPolicy, make_episode, trace
 def simulate_summary(mechanism_name: str, settings: dict[str, Any], population: str, markets: int, rounds: int,
                      seed: int, values: str = "uniform", information: dict[str, Any] | None = None,
                      enforcement: dict[str, Any] | None = None, ledger: Path | None = None,
-                     ledger_mode: str = "full", on_round: Callable[[int], None] | None = None) -> dict[str, Any]:
+                     ledger_mode: str = "full", on_round: Callable[[int], None] | None = None,
+                     channels: str | dict[str, Any] | None = None) -> dict[str, Any]:
     """Simulate ``markets`` x ``rounds`` and return the settings, versions and metrics (with 95% CIs).
 
     Raises:
@@ -25,7 +26,7 @@ def simulate_summary(mechanism_name: str, settings: dict[str, Any], population: 
     info = InformationPolicy.build(**(information or {}))
     rules = Enforcement.build(**(enforcement or {}))
     episode = make_episode(mechanism, config, pop, markets=markets, seed=seed, values=dist, information=info,
-                           enforcement=rules)
+                           enforcement=rules, channels=channels)
     if ledger is None:
         result = trace(episode, rounds, on_round=on_round)
     else:
@@ -33,7 +34,7 @@ def simulate_summary(mechanism_name: str, settings: dict[str, Any], population: 
 
         with Ledger(ledger, ledger_mode, describe(episode, rounds)) as book:
             result = trace(episode, rounds, on_round=on_round, on_record=book.record)
-    return {
+    summary = {
         "mechanism": mechanism.name,
         "config": config.model_dump(),
         "population": pop.spec,
@@ -47,3 +48,6 @@ def simulate_summary(mechanism_name: str, settings: dict[str, Any], population: 
         "ledger": None if ledger is None else str(ledger),
         "metrics": summarize(result),
     }
+    if episode.channels is not None:  # runs without channels keep their old shape
+        summary["channels"] = episode.channels.model_dump()
+    return summary

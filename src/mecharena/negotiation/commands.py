@@ -5,6 +5,7 @@ A shell: parsing, printing (rich tables, or one JSON object with ``--json``) and
 """
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -56,6 +57,11 @@ def markdown_table(table: dict[str, dict[str, dict[str, Any]]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: Builds the learner's policy from its name (None: the policies of this package). The main CLI
+#: installs the llm layer's factory, which adds ``llm:CONFIG``.
+policy_factory: Callable[[str], Any] | None = None
+
+
 @app.command("baselines")
 def baselines(
     task: TaskOption = "all",
@@ -102,7 +108,7 @@ def baselines(
 @app.command("play")
 def play(
     task: TaskOption = "single_trade",
-    policy: Annotated[str, typer.Option("--policy", help="policy in the learner's seat (baseline, archetype, "
+    policy: Annotated[str, typer.Option("--policy", help="policy in the learner's seat (baseline, archetype, llm:CONFIG, "
                                                          "or degenerate probe)")] = "expert",
     seed: SeedOption = 0,
     transcript: Annotated[Path | None, typer.Option("--transcript", help="write the episode as JSON lines")] = None,
@@ -114,16 +120,22 @@ def play(
     from mecharena.negotiation.scenario import check_task
 
     try:
-        episode = play_episode(check_task(task), policy, seed, judge=judge)
+        chosen = policy if policy_factory is None else policy_factory(policy)
+        episode = play_episode(check_task(task), chosen, seed, judge=judge)
     except MechArenaError as exc:
         raise _fail(exc) from None
+    notes = getattr(chosen, "notes", None)  # a model's prompts and answers
     if transcript is not None:
         transcript.parent.mkdir(parents=True, exist_ok=True)
         transcript.write_text("".join(json.dumps(e, sort_keys=True) + "\n" for e in episode.transcript))
+        if notes:
+            transcript.with_suffix(".traces.jsonl").write_text("".join(json.dumps(n) + "\n" for n in notes))
     summary = {"task": task, "policy": episode.policy, "seed": seed, "reward": episode.reward,
                "values": episode.values, "steps": episode.steps, "invalid": episode.invalid,
                "seats": episode.transcript[0]["seats"], "judge": episode.judge,
                "transcript": None if transcript is None else str(transcript)}
+    if hasattr(chosen, "tally"):
+        summary["structured_output"] = chosen.tally.as_dict()
     if as_json:
         _emit(summary)
         return

@@ -9,6 +9,7 @@ A spec is one YAML mapping; every combination of its lists becomes one
     rounds: 30                      # T per cell, in [1, 1_000_000] (default 20)
     seeds: [0, 1, 2]                # root seeds, distinct, each >= 0 (default [0])
     values: uniform                 # value distribution (default uniform; power:shape=2, ...)
+    channels: private,monitored     # message channels of every cell (default none; docs/talk.md)
     plugins: [rules/all_pay.py]     # plug-ins to load first: files (relative to the spec) or modules
     mechanisms:                     # at least one
       - id: second_price            # a mechanism id (`mecharena mechanisms`)
@@ -48,6 +49,7 @@ from mecharena.core.errors import ConfigError, MechArenaError
 from mecharena.mechanisms.policy import Enforcement, InformationPolicy
 from mecharena.metrics.harness import Cell
 from mecharena.runner.source import Lines, SpecError, parse_yaml
+from mecharena.sim.channels import ChannelPolicy, parse_channels
 from mecharena.sim.loop import MAX_MARKETS, MAX_ROUNDS, play
 
 MAX_CELLS = 100_000
@@ -80,6 +82,8 @@ class ExperimentSpec(StrictModel):
     seeds: list[Annotated[int, Field(ge=0)]] = Field(
         default_factory=lambda: [0], min_length=1, description="a non-empty list of distinct integers >= 0")
     values: str = Field("uniform", description="a value distribution such as uniform or power:shape=2")
+    channels: ChannelPolicy | None = Field(
+        None, description="message channels of every cell: fields, or text such as 'private,monitored,delay=1'")
     plugins: list[Annotated[str, Field(min_length=1)]] = Field(
         default_factory=list, description="a list of plug-in files (relative to the spec file) or module names")
     mechanisms: list[MechanismEntry] = Field(min_length=1, description="a non-empty list of {id, config, label}")
@@ -111,6 +115,11 @@ class ExperimentSpec(StrictModel):
         if isinstance(value, dict):
             return {k: ({} if v is None else v) for k, v in value.items()}
         return value
+
+    @field_validator("channels", mode="before")
+    @classmethod
+    def _channel_text(cls, value: Any) -> Any:
+        return parse_channels(value)
 
     @field_validator("seeds")
     @classmethod
@@ -365,7 +374,7 @@ def plan_cells(spec: ExperimentSpec, lines: Lines | None = None, where: str = "<
                             break
                         cell = Cell(mechanism=entry.id, config=entry.config, population=spec.populations[population],
                                     information=information, enforcement=enforcement, values=spec.values,
-                                    markets=spec.markets, rounds=spec.rounds, seed=seed)
+                                    markets=spec.markets, rounds=spec.rounds, seed=seed, channels=spec.channels)
                         try:
                             episode = cell.episode()
                             if s == 0:

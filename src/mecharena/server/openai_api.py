@@ -67,7 +67,7 @@ def build_app(provider: Provider, *, max_body_bytes: int = MAX_BODY_BYTES) -> An
     from fastapi import FastAPI, Request
     from starlette.concurrency import run_in_threadpool
 
-    from mecharena.designer.server import BodyLimit
+    from mecharena.server.app import BodyLimit
 
     app = FastAPI(title="mecharena LLM", version="1.0.0")
     app.add_middleware(BodyLimit, limit=max_body_bytes)

@@ -62,7 +62,6 @@ from mecharena.designer.action import COALITIONS, FLAGS, PENALTIES, RULES, Mecha
 from mecharena.designer.env import DesignerEnv
 from mecharena.designer.policies import Policy, make_policy
 from mecharena.designer.population import STAGES
-from mecharena.designer.server import BodyLimit, SessionLimitError, SessionStore
 from mecharena.fuzz.library import Library, LibraryError
 from mecharena.fuzz.report import FailureReport
 from mecharena.fuzz.score import agent_seats
@@ -71,6 +70,7 @@ from mecharena.ledger import read_meta
 from mecharena.report.data import Results, group, load_results, pooled
 from mecharena.report.tables import number
 from mecharena.runner.store import DATABASE, ResultsError, ResultStore
+from mecharena.server.app import BodyLimit, SessionLimitError, SessionStore
 
 STATIC = Path(__file__).with_name("static")
 STATUSES = ("complete", "running", "empty", "corrupt")

@@ -14,6 +14,13 @@ Settlement beyond the mechanism's own payments:
 * an agent with several identities is one economic agent: its gain is its value for the units
   all its identities won (unit demand: at most one), its payments are theirs summed, and its
   utility is booked on its own seat.
+
+Where the episode opens message channels (``channels``, see :mod:`mecharena.sim.channels`), a talk
+phase comes first: every group that talks sends its :class:`~mecharena.agents.base.Outbox` (reading
+what it heard last round), the channels deliver what is due (this round's messages, or those sent
+``delay`` rounds ago) and each group hears its inbox before acting. Settlement then also fines the
+seats the operator's detector flags on a monitored channel and moves side payments between seats.
+Without channels none of this runs and a round is what it was before channels existed, bit for bit.
 """
 
 from collections.abc import Iterator
@@ -28,13 +35,15 @@ from mecharena.agents.values import ValueDistribution
 from mecharena.core.errors import ConfigError
 from mecharena.core.seeding import market_uniforms
 from mecharena.core.types import BoolArray, FloatArray, IntArray
+from mecharena.mechanisms import REGISTRY as MECHANISMS
 from mecharena.mechanisms.base import Mechanism, Outcome, clear
 from mecharena.mechanisms.policy import Enforcement, InformationPolicy
+from mecharena.sim import channels as talk
+from mecharena.sim.channels import ChannelPolicy, ChannelState, Talk
 
 MAX_MARKETS = 10_000_000
 MAX_ROUNDS = 1_000_000
 QUANTILES = (0.0, 0.25, 0.5, 0.75, 1.0)
-_MERGEABLE = {"first_price", "second_price", "uniform_price", "pay_as_bid", "vcg", "posted_price"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +55,7 @@ class Episode:
     seed: int
     markets: int  # B
     start: int = 0  # index of the first market, for runs split into blocks
+    channels: ChannelPolicy | None = None  # None: agents cannot talk
 
     @property
     def owner(self) -> IntArray:
@@ -59,6 +69,7 @@ class LoopState:
     round: int
     agents: tuple[Any, ...]  # one state per population group
     active: BoolArray  # (B, N)  took part in the previous round
+    channels: ChannelState | None = None  # messages in flight and means for side payments
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +92,7 @@ class RoundRecord:
     observation: Observation
     digest: IntArray  # (B,) uint64 digest of what each market revealed
     notes: tuple[dict[str, Any], ...] = ()  # agents' decision traces (see Action.notes), seats and markets global
+    talk: Talk | None = None  # messages, detector flags and side payments (episodes with channels)
 
 
 def make_episode(
@@ -94,25 +106,34 @@ def make_episode(
     information: InformationPolicy | None = None,
     enforcement: Enforcement | None = None,
     start: int = 0,
+    channels: ChannelPolicy | dict[str, Any] | str | None = None,
 ) -> Episode:
     """Validate and assemble an :class:`Episode`.
 
+    ``channels`` (a :class:`~mecharena.sim.channels.ChannelPolicy`, its dict or text such as
+    ``"private,delay=1"``) opens message channels; None (the default) opens none.
+
     Raises:
-        ConfigError: markets out of range, or a population that the mechanism cannot host.
+        ConfigError: markets out of range, a population that the mechanism cannot host, or a channel
+            policy out of range.
     """
     if not 1 <= markets <= MAX_MARKETS:
         raise ConfigError(f"markets must be in [1, {MAX_MARKETS}], got {markets}")
     config = mechanism.config(config)
     n = population.size
     spec = mechanism.market_spec(config, n)
-    if (population.owner != np.arange(n)).any() and (mechanism.name not in _MERGEABLE or spec.units_per_agent):
+    if (population.owner != np.arange(n)).any() and (not mechanism.merges_identities or spec.units_per_agent):
+        mergeable = ", ".join(name for name, m in MECHANISMS.items() if m.merges_identities)
         raise ConfigError(
-            f"agents with several identities need a one-sided unit-demand mechanism "
-            f"({', '.join(sorted(_MERGEABLE))}), got {mechanism.name}"
+            f"agents with several identities need a one-sided unit-demand mechanism that declares "
+            f"merges_identities ({mergeable}), got {mechanism.name}"
         )
+    policy = talk.parse_channels(channels)
+    if policy is not None:
+        policy.check(n)
     context = MarketContext(mechanism, config, spec, n, values or ValueDistribution(),
-                            information or InformationPolicy(), enforcement or Enforcement())
-    return Episode(context, population, seed, markets, start)
+                            information or InformationPolicy(), enforcement or Enforcement(), channels=policy)
+    return Episode(context, population, seed, markets, start, policy)
 
 
 def initial_state(episode: Episode) -> LoopState:
@@ -122,7 +143,9 @@ def initial_state(episode: Episode) -> LoopState:
                      Draws(episode.seed, ("init", i), episode.start, episode.markets))
         for i, g in enumerate(episode.population.groups)
     )
-    return LoopState(0, states, np.ones((episode.markets, episode.population.size), dtype=bool))
+    n = episode.population.size
+    channel_state = None if episode.channels is None else talk.initial_state(episode.channels, episode.markets, n)
+    return LoopState(0, states, np.ones((episode.markets, n), dtype=bool), channel_state)
 
 
 def _gather_actions(episode: Episode, state: LoopState, values: FloatArray) -> tuple[list[Action], Action]:
@@ -194,19 +217,27 @@ def digest(observation: Observation) -> IntArray:
     return h
 
 
-def merge_identities(owner: IntArray, values: FloatArray, outcome: Outcome) -> tuple[FloatArray, FloatArray]:
-    """Utility per economic agent (booked on its own seat) and welfare, for unit demand.
+def merge_identities(owner: IntArray, values: FloatArray, outcome: Outcome,
+                     additive: bool = False) -> tuple[FloatArray, FloatArray]:
+    """Utility per economic agent (booked on its own seat) and welfare.
+
+    Unit demand (the default): an agent values at most one unit, whichever identities won them.
+    ``additive`` (a mechanism declaring ``additive_values``: divisible goods, linear costs): its value
+    gains add up over its identities, so its utility is theirs summed and welfare is the mechanism's.
 
     Args:
         owner: (N,) seat -> the seat of the agent owning it.
         values: (B, N) values used for clearing.
         outcome: the mechanism's outcome.
+        additive: merge additive value gains instead of unit demand.
     """
     n = owner.size
     if (owner == np.arange(n)).all():
         return outcome.utility, outcome.welfare
     to_owner = np.zeros((n, n))
     to_owner[np.arange(n), owner] = 1.0  # seat -> owning seat
+    if additive:
+        return outcome.utility @ to_owner, outcome.welfare
     units = outcome.allocation @ to_owner
     paid = (outcome.payments - outcome.receipts) @ to_owner
     is_owner = owner == np.arange(n)
@@ -240,23 +271,96 @@ def _notes(episode: Episode, t: int, actions: list[Action]) -> tuple[dict[str, A
                  for g, action in zip(episode.population.groups, actions, strict=True) for note in action.notes)
 
 
+def round_values(episode: Episode, t: int) -> FloatArray:
+    """(B, N[, K]) the values of round ``t`` (false names carry their owner's)."""
+    ctx, b, n = episode.context, episode.markets, episode.population.size
+    tail = (ctx.spec.units_per_agent,) if ctx.spec.units_per_agent else ()
+    return ctx.values.sample(episode.seed, ("values", t), episode.start, (b, n, *tail))[:, episode.owner]
+
+
+def _talk_phase(episode: Episode, state: LoopState, values: FloatArray) -> tuple[LoopState, talk.Messages,
+                                                                                   talk.Messages, IntArray]:
+    """Groups speak (reading last round's mail), the channels deliver what is due, groups hear it.
+
+    Returns:
+        The state with the groups' states after hearing, the valid messages sent, those delivered,
+        and the (B, N) count of dropped messages.
+    """
+    ctx, pop, t, policy, carried = episode.context, episode.population, state.round, episode.channels, state.channels
+    b, n = episode.markets, pop.size
+    partners = talk.together(policy, [g.seats for g in pop.groups], n)
+    agent_states = list(state.agents)
+    talking = [(i, g) for i, g in enumerate(pop.groups) if g.agent.talks]
+    heard_readable = talk.route(carried.heard, partners) if talking else None
+    outboxes = []
+    for i, g in talking:
+        draws = Draws(episode.seed, ("talk", i, t), episode.start, b)
+        box = g.agent.talk(replace(ctx, seats=g.seats), g.params, agent_states[i], values[:, g.seats],
+                           talk.inbox(carried.heard, heard_readable, g.seats), draws)
+        if box is not None:
+            expected = (b, g.stop - g.start)
+            if box.channel.shape[:2] != expected:
+                raise ConfigError(f"agent {g.agent.name} returned an outbox of shape {box.channel.shape}, "
+                                  f"expected {expected} + (slots,)")
+            if box.state is not None:
+                agent_states[i] = box.state
+        outboxes.append((g.seats, box))
+    sent, dropped = talk.join(policy, outboxes, b, n, t)
+    queue = (*carried.pending, sent)
+    delivered, pending = (queue[0], queue[1:]) if len(queue) > policy.delay else \
+        (talk.Messages.empty(b, n, policy.max_messages, -1), queue)
+    readable = talk.route(delivered, partners)
+    for i, g in talking:
+        draws = Draws(episode.seed, ("hear", i, t), episode.start, b)
+        agent_states[i] = g.agent.hear(replace(ctx, seats=g.seats), g.params, agent_states[i], values[:, g.seats],
+                                       talk.inbox(delivered, readable, g.seats), draws)
+    carried = replace(carried, pending=pending, heard=delivered)
+    return replace(state, agents=tuple(agent_states), channels=carried), sent, delivered, dropped
+
+
+def _settle_talk(episode: Episode, state: LoopState, sent: talk.Messages, delivered: talk.Messages,
+                 dropped: IntArray, utility: FloatArray, fines: FloatArray, caught: BoolArray,
+                 bids: FloatArray) -> tuple[FloatArray, FloatArray, Talk, ChannelState]:
+    """The detector's fines and the side payments of a round with channels."""
+    policy, rules, n = episode.channels, episode.context.enforcement, episode.population.size
+    readable = talk.route(sent, talk.together(policy, [g.seats for g in episode.population.groups], n))
+    if policy.monitored:
+        flagged = talk.flag_agreements(sent, readable, bids)
+        extra = rules.collusion_penalty * (flagged & ~caught)
+        fines, utility = fines + extra, utility - extra
+    else:
+        flagged = np.zeros_like(caught)
+    transfers, refused = talk.settle_payments(policy, sent, state.channels.wealth + utility)
+    utility = utility + transfers
+    record = Talk(sent, delivered, readable, flagged, transfers, dropped, refused)
+    return utility, fines, record, replace(state.channels, wealth=state.channels.wealth + utility)
+
+
 def play_round(episode: Episode, state: LoopState) -> tuple[LoopState, RoundRecord]:
     """One round of every market. Pure: returns the next state and the round's record."""
     ctx, pop, t = episode.context, episode.population, state.round
     b, n = episode.markets, pop.size
-    tail = (ctx.spec.units_per_agent,) if ctx.spec.units_per_agent else ()
-    values = ctx.values.sample(episode.seed, ("values", t), episode.start, (b, n, *tail))[:, episode.owner]
+    values = round_values(episode, t)
+    if episode.channels is not None:
+        state, sent, delivered, dropped = _talk_phase(episode, state, values)
     actions, joint = _gather_actions(episode, state, values)
     enter = joint.enter
     bids = np.where(enter.reshape(enter.shape + (1,) * (joint.bids.ndim - 2)), joint.bids, 0.0)
     priority = market_uniforms(episode.seed, ("priority", t), episode.start, (b, n))
     outcome = clear(ctx.mechanism, ctx.config, values, bids, priority, joint.times, strict=False)
-    utility, welfare = merge_identities(episode.owner, values, outcome)
+    utility, welfare = merge_identities(episode.owner, values, outcome, ctx.mechanism.additive_values)
     audited = market_uniforms(episode.seed, ("audit", t), episode.start, (b,)) < ctx.enforcement.audit_probability
     exited = state.active & ~enter
     colluding = joint.colluding & enter
     fines = penalties(ctx.enforcement, episode.owner, audited, colluding, exited, enter, bids)
     utility = utility - fines
+    talked, channel_state, notes = None, None, _notes(episode, t, actions)
+    if episode.channels is not None:
+        utility, fines, talked, channel_state = _settle_talk(episode, state, sent, delivered, dropped, utility, fines,
+                                                             audited[:, None] & colluding, bids)
+        if episode.channels.trace:
+            names = [g.agent.name for g in pop.groups for _ in range(g.start, g.stop)]
+            notes += talk.messages_notes(sent, names, episode.start, t, episode.channels.delay)
 
     observation = observe(ctx, outcome, bids)
     new_states = []
@@ -268,8 +372,8 @@ def play_round(episode: Episode, state: LoopState) -> tuple[LoopState, RoundReco
         new_states.append(g.agent.update(replace(ctx, seats=s), g.params, state.agents[i], values[:, s], action,
                                          observation, feedback, draws))
     record = RoundRecord(t, values, bids, joint.times, priority, enter, colluding, exited, audited, fines,
-                         outcome, utility, welfare, observation, digest(observation), _notes(episode, t, actions))
-    return LoopState(t + 1, tuple(new_states), enter), record
+                         outcome, utility, welfare, observation, digest(observation), notes, talked)
+    return LoopState(t + 1, tuple(new_states), enter, channel_state), record
 
 
 def play(episode: Episode, rounds: int) -> Iterator[RoundRecord]:

@@ -23,7 +23,7 @@ pytest.importorskip("uvicorn")
 
 from mecharena.designer.action import RULES, MechanismAction
 from mecharena.designer.env import DesignerEnv
-from mecharena.designer.server import MAX_BODY_BYTES, SessionLimitError, SessionStore, build_app, uvicorn_options
+from mecharena.server.app import MAX_BODY_BYTES, SessionLimitError, SessionStore, build_app, uvicorn_options
 
 
 @contextmanager
@@ -178,10 +178,10 @@ def test_websocket_message_over_the_limit_closes_the_socket(url):
     from websockets.exceptions import ConnectionClosed
     from websockets.sync.client import connect
 
-    with connect(url.replace("http", "ws", 1) + "/ws", max_size=None) as ws:
-        with pytest.raises(ConnectionClosed) as closed:  # the server may close while the client still sends
-            ws.send(json.dumps({"type": "step", "data": {"pad": "x" * (3 * MAX_BODY_BYTES)}}))
-            ws.recv(timeout=30)
+    # the server may close while the client still sends
+    with connect(url.replace("http", "ws", 1) + "/ws", max_size=None) as ws, pytest.raises(ConnectionClosed) as closed:
+        ws.send(json.dumps({"type": "step", "data": {"pad": "x" * (3 * MAX_BODY_BYTES)}}))
+        ws.recv(timeout=30)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009, closed.value  # message too big
 
 
@@ -404,6 +404,6 @@ def test_openenv_validate_url_passes(url):
 
 
 def test_importing_the_server_does_not_import_openenv():
-    code = ("import sys, mecharena.designer.server, mecharena.benchmarks.serve; "
+    code = ("import sys, mecharena.server.app, mecharena.benchmarks.serve; "
             "assert not {'openenv', 'gradio', 'fastapi'} & set(sys.modules), sorted(sys.modules)")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

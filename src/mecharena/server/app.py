@@ -174,7 +174,7 @@ class SessionStore:
     >>> store.create(1)
     Traceback (most recent call last):
     ...
-    mecharena.designer.server.SessionLimitError: session limit reached: 1 of 1 sessions in use; \
+    mecharena.server.app.SessionLimitError: session limit reached: 1 of 1 sessions in use; \
 delete one (DELETE /api/sessions/{id}) or wait for idle ones to expire after 60 s
     """
 
@@ -700,7 +700,7 @@ def spawn_server(idle_timeout: float = DEFAULT_IDLE_TIMEOUT, max_sessions: int =
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    code = (f"from mecharena.designer.server import run_server; "
+    code = (f"from mecharena.server.app import run_server; "
             f"run_server('127.0.0.1', {port}, {idle_timeout!r}, {max_sessions!r}, stage={stage!r})")
     url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryFile() as log:
@@ -729,7 +729,7 @@ def spawn_server(idle_timeout: float = DEFAULT_IDLE_TIMEOUT, max_sessions: int =
 
 
 def __getattr__(name: str) -> Any:
-    # ``uvicorn mecharena.designer.server:app`` and the OpenEnv types, built on first access only.
+    # ``uvicorn mecharena.server.app:app`` and the OpenEnv types, built on first access only.
     if name == "app":
         return build_app()
     if name in ("DesignAction", "DesignObservation", "DesignState", "DesignerEnvironment"):
