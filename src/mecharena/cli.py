@@ -31,6 +31,30 @@ def fail(exc: Exception) -> typer.Exit:
     return typer.Exit(2)
 
 
+def parse_search(items: list[str]) -> dict[str, Any]:
+    """``["listing_fee=0:0.5", "weighting=linear,sqrt"]`` -> ``{"listing_fee": (0.0, 0.5), "weighting": [...]}``."""
+    space: dict[str, Any] = {}
+    for item in items:
+        name, eq, text = (part.strip() for part in item.partition("="))
+        low, colon, high = text.partition(":")
+        try:
+            if not (eq and name and text):
+                raise ValueError
+            space[name] = (float(low), float(high)) if colon else [_value(v.strip()) for v in text.split(",")]
+        except ValueError:
+            raise ConfigError(f"--search expects NAME=LOW:HIGH (numbers) or NAME=A,B,C (choices), got {item!r}") \
+                from None
+    return space
+
+
+def _value(text: str) -> Any:
+    """A JSON value (number, boolean) where it parses, else the string."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
 def parse_settings(items: list[str], option: str = "--set") -> dict[str, Any]:
     """``["reserve_price=0.5", "pricing=lowest_winning"]`` -> a dict; values are JSON when they parse."""
     return parse_assignments(items, lambda item: f"{option} expects key=value, got {item!r}")
@@ -514,6 +538,8 @@ def repair(
     welfare_floor: Annotated[float, typer.Option(help="least welfare, as a share of the original's")] = 0.9,
     revenue_floor: Annotated[float, typer.Option(help="least revenue, as a share of the original's")] = 0.9,
     seed: Annotated[int, typer.Option(help="root seed")] = 0,
+    search: Annotated[list[str] | None, typer.Option(
+        "--search", help="also search a config field: NAME=LOW:HIGH or NAME=A,B,C (repeatable)")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Search the mechanism's design space for lower exploitability within welfare and revenue floors."""
@@ -526,7 +552,7 @@ def repair(
                               enforcement=parse_settings(enforce or [], "--enforce"), families=names,
                               deviators=deviators, budget=budget, inner_budget=inner_budget,
                               welfare_floor=welfare_floor, revenue_floor=revenue_floor, seed=seed,
-                              as_json=as_json, console=out)
+                              search=parse_search(search or []), as_json=as_json, console=out)
     except MechArenaError as exc:
         raise fail(exc) from None
     raise typer.Exit(code)

@@ -183,3 +183,21 @@ def test_docs_show_the_table_and_the_command(rep):
     section = doc.split("## Marketplace reputation", 1)[1].split("\n## ", 1)[0]
     assert ".venv/bin/python examples/plugins/reputation.py" in section
     assert "| `milking` (1) |" in section and "| `whitewashing` (1) |" in section
+
+
+def test_repair_searches_the_plugins_own_knobs_and_closes_whitewashing(rep):
+    """``repair(search=...)`` searches a plug-in's config fields: against whitewashing under the
+    Bayesian rule it raises the listing fee until re-entering under a new identity stops paying."""
+    from mecharena.fuzz.repair import repair
+
+    target = Cell(mechanism="reputation_market", config={"prior_strength": 2}, population="honest:5")
+    result = repair(target, families=["whitewashing"], budget=6, inner_budget=6, welfare_floor=0.5,
+                    revenue_floor=0.0, search={"listing_fee": (0.0, 0.5)})
+    assert result.original.exploitability["ci95"][0] > 0.5  # whitewashing pays under the naive rule
+    best = result.recommended
+    assert best.exploitability["mean"] < 0.05 * result.original.exploitability["mean"]
+    assert best.design.config["listing_fee"] > 0.2
+    with pytest.raises(ConfigError, match="search field 'fee' is not a config field of reputation_market"):
+        repair(target, search={"fee": (0.0, 1.0)})
+    with pytest.raises(ConfigError, match="listing_fee must be"):
+        repair(target, search={"listing_fee": (-1.0, 1.0)})

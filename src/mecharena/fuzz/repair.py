@@ -20,6 +20,9 @@ Design space (Optuna, seeded):
   ``second_price`` share one config, so either can stand in for the other); any other target
   keeps its mechanism;
 * ``reserve_price`` in [0, 0.9] where the mechanism's config has one;
+* any other field of the mechanism's own config named in ``search`` (``{"listing_fee": (0, 0.5),
+  "weighting": ["linear", "sqrt"]}``: a range, or a list of choices), so a plug-in's knobs are
+  searched like the built-in ones (study parameter ``config.NAME``);
 * the five :class:`~mecharena.mechanisms.policy.InformationPolicy` flags;
 * the :class:`~mecharena.mechanisms.policy.Enforcement` terms: shill, withdrawal and collusion
   penalties in [0, 3] and the audit probability in [0, 1]. The white paper's "coalition policy"
@@ -214,11 +217,56 @@ def _check(*, budget: int, inner_budget: int, welfare_floor: float, revenue_floo
             raise ConfigError(f"{name} must be an integer >= {least}, got {value!r}")
 
 
-def _suggest(trial: Any, rules: tuple[str, ...], base: Design) -> Design:
+Space = dict[str, tuple[float, float] | list[Any]]  # config field -> (low, high) or choices
+
+
+def check_space(mechanism: str, search: Space | None) -> Space:
+    """``search`` validated against the mechanism's config: known fields, ranges low < high whose ends
+    the config accepts, non-empty choice lists the config accepts.
+
+    Raises:
+        ConfigError: naming the field, the value and what is allowed.
+    """
+    model = mechanisms.get(mechanism).config_model
+    space: Space = {}
+    for name, domain in (search or {}).items():
+        if name not in model.model_fields or name == "reserve_price":
+            allowed = ", ".join(f for f in model.model_fields if f != "reserve_price") or "none"
+            raise ConfigError(f"search field {name!r} is not a config field of {mechanism} (reserve_price is "
+                              f"always searched); allowed: {allowed}")
+        if isinstance(domain, tuple):
+            if len(domain) != 2 or not all(isinstance(x, int | float) for x in domain) or not domain[0] < domain[1]:
+                raise ConfigError(f"search range of {name!r} must be (low, high) numbers with low < high, got {domain}")
+            points = list(domain)
+        elif isinstance(domain, list) and domain:
+            points = domain
+        else:
+            raise ConfigError(f"search of {name!r} must be a (low, high) range or a non-empty list of choices, "
+                              f"got {domain!r}")
+        for value in points:
+            model.build(**{name: value})  # a ConfigError names the field and what is allowed
+        space[name] = domain
+    return space
+
+
+def _suggest_config(trial: Any, space: Space, model: Any) -> dict[str, Any]:
+    config = {}
+    for name, domain in space.items():
+        if isinstance(domain, list):
+            config[name] = trial.suggest_categorical(f"config.{name}", domain)
+        elif model.model_fields[name].annotation is int:
+            config[name] = trial.suggest_int(f"config.{name}", int(domain[0]), int(domain[1]))
+        else:
+            config[name] = trial.suggest_float(f"config.{name}", float(domain[0]), float(domain[1]))
+    return config
+
+
+def _suggest(trial: Any, rules: tuple[str, ...], base: Design, space: Space) -> Design:
     rule = trial.suggest_categorical("mechanism", list(rules))
     config = dict(base.config)  # the compatible rules share one config model
     if "reserve_price" in mechanisms.get(rule).config_model.model_fields:
         config["reserve_price"] = trial.suggest_float("reserve_price", *RESERVE_RANGE)
+    config.update(_suggest_config(trial, space, mechanisms.get(rule).config_model))
     information = {flag: trial.suggest_categorical(flag, [False, True]) for flag in INFORMATION_FLAGS}
     enforcement = {name: trial.suggest_float(name, *PENALTY_RANGE) for name in PENALTIES}
     enforcement["audit_probability"] = trial.suggest_float("audit_probability", 0.0, 1.0)
@@ -226,14 +274,21 @@ def _suggest(trial: Any, rules: tuple[str, ...], base: Design) -> Design:
                   enforcement=Enforcement(**enforcement))
 
 
-def _params(design: Design) -> dict[str, Any] | None:
+def _params(design: Design, space: Space) -> dict[str, Any] | None:
     """``design`` as the study's parameters, or None when it lies outside the searched box."""
     params: dict[str, Any] = {"mechanism": design.mechanism}
-    if "reserve_price" in mechanisms.get(design.mechanism).config_model.model_fields:
-        reserve = float(design.config.get("reserve_price", 0.0))
+    config = mechanisms.get(design.mechanism).config(design.config)  # defaults filled in
+    if "reserve_price" in type(config).model_fields:
+        reserve = float(config.reserve_price)
         if not RESERVE_RANGE[0] <= reserve <= RESERVE_RANGE[1]:
             return None
         params["reserve_price"] = reserve
+    for name, domain in space.items():
+        value = getattr(config, name)
+        inside = value in domain if isinstance(domain, list) else domain[0] <= value <= domain[1]
+        if not inside:
+            return None
+        params[f"config.{name}"] = value
     params.update(design.information.model_dump())
     params.update(design.enforcement.model_dump())
     return params
@@ -252,6 +307,7 @@ def repair(
     markets: int = 300,
     rounds: int = 8,
     eval_markets: int = 1000,
+    search: Space | None = None,
     on_candidate: Callable[[Candidate, int], None] | None = None,
 ) -> RepairResult:
     """Search the design space for a less exploitable mechanism that keeps welfare and revenue.
@@ -267,6 +323,8 @@ def repair(
         seed: root seed of the sampler, the fuzzing and the welfare/revenue evaluation.
         markets, rounds: size of each evaluation (fuzzing search steps and welfare/revenue).
         eval_markets: markets of the fuzzing's fresh re-evaluation of its best deviation.
+        search: config fields of the mechanism to search too: ``name -> (low, high)`` or a list of
+            choices (see the module docstring).
         on_candidate: called with each evaluated candidate and the count so far (progress bars).
 
     Returns:
@@ -282,6 +340,7 @@ def repair(
     _check(budget=budget, inner_budget=inner_budget, welfare_floor=welfare_floor, revenue_floor=revenue_floor,
            markets=markets, rounds=rounds, eval_markets=eval_markets, seed=seed)
     target.episode()  # validates mechanism, config and population before any search
+    space = check_space(target.mechanism, search)
     base = Design.of(target)
     rules = compatible_rules(target.mechanism)
     streams = generator(seed, ("repair",))
@@ -314,16 +373,17 @@ def repair(
     optuna.logging.set_verbosity(logging.WARNING)
     try:
         study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=sampler_seed))
-        if (params := _params(base)) is not None:  # the search learns from the baseline too
-            study.add_trial(optuna.trial.create_trial(params=params, distributions=_distributions(params, rules),
+        if (params := _params(base, space)) is not None:  # the search learns from the baseline too
+            study.add_trial(optuna.trial.create_trial(params=params, distributions=_distributions(params, rules,
+                                                                                                  space, target),
                                                       value=candidates[0].objective))
         for rule in rules[1:]:  # one-change neighbours first
-            neighbour = _params(base.model_copy(update={"mechanism": rule}))
+            neighbour = _params(base.model_copy(update={"mechanism": rule}), space)
             if neighbour is not None:
                 study.enqueue_trial(neighbour)
         for index in range(1, budget + 1):
             trial = study.ask()
-            design = _suggest(trial, rules, base)
+            design = _suggest(trial, rules, base, space)
             try:
                 exploit, metrics, family = measure(design)
             except MechArenaError as exc:
@@ -347,13 +407,16 @@ def repair(
         tuple(feasible[i].index for i in front), recommended,
         {"sampler": "tpe", "objective": f"exploitability + {SHORTFALL_WEIGHT:g} * shortfall", "budget": budget,
          "inner_budget": inner_budget, "families": families, "deviators": deviators, "rules": list(rules),
+         "search": {k: list(v) for k, v in space.items()},
          "markets": markets, "rounds": rounds, "eval_markets": eval_markets, "seed": seed,
          "sampler_seed": sampler_seed, "eval_seed": eval_seed})
 
 
-def _distributions(params: dict[str, Any], rules: tuple[str, ...]) -> dict[str, Any]:
+def _distributions(params: dict[str, Any], rules: tuple[str, ...], space: Space, target: Cell) -> dict[str, Any]:
     """The study's distributions for the parameter names in ``params`` (to tell it a known design)."""
-    from optuna.distributions import CategoricalDistribution, FloatDistribution
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    model = mechanisms.get(target.mechanism).config_model
 
     dists: dict[str, Any] = {"mechanism": CategoricalDistribution(list(rules))}
     for name in params:
@@ -365,4 +428,12 @@ def _distributions(params: dict[str, Any], rules: tuple[str, ...]) -> dict[str, 
             dists[name] = FloatDistribution(0.0, 1.0)
         elif name == "reserve_price":
             dists[name] = FloatDistribution(*RESERVE_RANGE)
+        elif name.startswith("config."):
+            domain = space[name.removeprefix("config.")]
+            if isinstance(domain, list):
+                dists[name] = CategoricalDistribution(domain)
+            elif model.model_fields[name.removeprefix("config.")].annotation is int:
+                dists[name] = IntDistribution(int(domain[0]), int(domain[1]))
+            else:
+                dists[name] = FloatDistribution(float(domain[0]), float(domain[1]))
     return dists

@@ -128,6 +128,7 @@ def repair_command(
     markets: int = 300,
     rounds: int = 8,
     eval_markets: int = 1000,
+    search: dict[str, Any] | None = None,
     as_json: bool = False,
     console: Console | None = None,
 ) -> int:
@@ -139,7 +140,7 @@ def repair_command(
         information, enforcement: fields of the target's information and enforcement policies.
         values: the value distribution spec.
         families, deviators, budget, inner_budget, welfare_floor, revenue_floor, seed, markets, rounds,
-            eval_markets: see :func:`~mecharena.fuzz.repair.repair`.
+            eval_markets, search: see :func:`~mecharena.fuzz.repair.repair`.
         as_json: print one JSON object (``RepairResult.as_dict()``) instead of tables.
         console: where to print (default: stdout).
 
@@ -157,7 +158,7 @@ def repair_command(
     cell = _cell(mechanism, settings, population, information, enforcement, values)
     result = repair(cell, families=families, deviators=deviators, budget=budget, inner_budget=inner_budget,
                     welfare_floor=welfare_floor, revenue_floor=revenue_floor, seed=seed, markets=markets,
-                    rounds=rounds, eval_markets=eval_markets)
+                    rounds=rounds, eval_markets=eval_markets, search=search)
     if as_json:
         _write_json(console, result.as_dict())
         return 0
