@@ -211,3 +211,51 @@ def test_llm_bidders_and_the_red_team_family_through_the_cli(tiny_model_dir, tmp
     found = json.loads(result.output)
     assert found["families"] == ["llm_red_team"] and found["evaluations"] == 2
     assert found["best"]["agent"].startswith("llm(objective=red_team,hint=")
+
+
+def colluding_openai():
+    """An OpenAI-compatible server scripted as two colluding bidders: seat 0 proposes on the private
+    channel that it wins and the others cap their bids at 0.05; a bidder that heard a proposal bids the
+    cap, otherwise 0.9."""
+    from fastapi import FastAPI, Request
+
+    app = FastAPI()
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request) -> dict:
+        asked = (await request.json())["messages"][-1]["content"]
+        if "may send one message" in asked:
+            speaks = "You are seat 0 " in asked
+            answer = {"send": speaks, "channel": "private", "to": 1, "kind": "propose", "winner": 0, "cap": "0.05",
+                      "value": "0", "payment": "0"}
+        else:
+            heard = "Messages you received this round: {" in asked and '"kind": "propose"' in asked
+            answer = {"thought": "t", "tool": "none", "tool_bid": 0, "enter": True, "bid": 0.05 if heard else 0.9}
+        return {"id": "x", "object": "chat.completion", "created": 0, "model": "m",
+                "choices": [{"index": 0, "finish_reason": "stop",
+                             "message": {"role": "assistant", "content": json.dumps(answer)}}],
+                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+
+    return app
+
+
+def test_llm_bidders_talk_on_open_channels_and_act_on_what_they_hear(tmp_path):
+    """With a private channel, seat 0's proposal reaches seat 1 before it bids, and seat 1 bids the
+    proposed cap; the talk requests and the messages are in the ledger. Without channels nobody talks."""
+    with serving(colluding_openai()) as url:
+        config = write_config(tmp_path, "m", backend="openai", model="m", base_url=url, retries=0)
+        spec = f"llm(config={config},tools=0):2,truthful:1"
+        talking = make_episode(mechanisms.get("second_price"), {}, parse_population(spec, REGISTRY), markets=2,
+                               seed=0, channels="private")
+        silent = episode(spec, "second_price", markets=2)
+        con, rows = traces(record_episode(talking, tmp_path / "talk", rounds=2))
+        _, quiet = traces(record_episode(silent, tmp_path / "quiet", rounds=2))
+    bids = {(r, m, s): b for r, m, s, b in con.execute("SELECT round, market, seat, bid FROM events").fetchall()}
+    assert all(bids[r, m, 1] == 0.05 and bids[r, m, 0] == 0.9 for r in range(2) for m in range(2))
+    kinds = [r[4] for r in rows]
+    assert kinds.count("talk_prompt") == kinds.count("talk") == 2 * 2 * 2  # rounds x markets x LLM seats
+    messages = [json.loads(r[5]) if r[5].startswith("{") else r[5] for r in rows if r[4] == "message"]
+    assert len(messages) == 2 * 2  # seat 0's proposal, every round and market
+    prompts = [r[5] for r in rows if r[4] == "prompt" and r[2] == 1]
+    assert all('\\"kind\\": \\"propose\\", \\"winner\\": 0, \\"cap\\": 0.05' in p for p in prompts)
+    assert "talk_prompt" not in {r[4] for r in quiet}

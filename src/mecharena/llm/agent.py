@@ -37,6 +37,13 @@ tool result and action is an :attr:`~mecharena.agents.base.Action.notes` entry, 
 hands to the ledger (``traces.jsonl``, DuckDB view ``traces``): kinds ``prompt``, ``response``,
 ``tool_call``, ``tool_result``, ``action``, ``fallback`` and ``error``.
 
+**Talk.** Where the episode opens message channels (``mecharena.sim.channels``), each round
+before bidding the model may send one message (:class:`MessageChoice`: the channel, the
+receiver, a proposal naming a designated winner and a bid cap, a report, an accusation, a side
+payment); what the channels deliver that round is read into its memory and shown in its bidding
+prompt. The talk request's prompt and answer are traced with the round's decision (kinds
+``talk_prompt``, ``talk_response``, ``talk``), and the loop traces every message sent.
+
 Randomness: each decision's sampling seed is drawn from the group's market-keyed draws, so a seeded
 run asks the same questions with the same seeds (and a provider cache makes a rerun free).
 """
@@ -54,8 +61,10 @@ from mecharena.agents.base import (
     AgentType,
     Draws,
     Feedback,
+    Inbox,
     MarketContext,
     Observation,
+    Outbox,
     require_mechanism,
 )
 from mecharena.core.config import StrictModel
@@ -66,6 +75,7 @@ from mecharena.llm.config import shared_provider
 from mecharena.llm.providers import GenerationParams, Provider, bounded_map
 from mecharena.llm.structured import Answer, Tally, ask, schema_prompt
 from mecharena.mechanisms import clear, describe
+from mecharena.sim.channels import CHANNELS, KINDS
 
 VERSION = 1
 SUPPORTED = ("first_price", "second_price", "uniform_price", "pay_as_bid", "vcg", "posted_price")
@@ -114,6 +124,27 @@ class BidDecision(StrictModel):
     bid: float = Field(ge=0, le=MAX_BID, description="the bid (used when tool is none)")
 
 
+NUMBER = r"^[0-9]{1,2}(\.[0-9]{1,3})?$"  # a decimal string: outlines bounds a pattern, not a number's length
+
+
+class MessageChoice(StrictModel):
+    """One message the model may send before bidding (``send`` false: none). ``to`` is the receiving
+    seat of a private message, ``winner`` a seat a proposal names (-1: none); ``cap``, ``value`` and
+    ``payment`` are decimal strings (a proposed bid cap, a reported number, a side payment to ``to``)."""
+
+    send: bool
+    channel: Literal["public", "private", "coalition"]
+    to: int = Field(ge=-1, le=999, json_schema_extra={"maxDigits": 3})
+    kind: Literal[KINDS[1:]]
+    winner: int = Field(ge=-1, le=999, json_schema_extra={"maxDigits": 3})
+    cap: str = Field(pattern=NUMBER)
+    value: str = Field(pattern=NUMBER)
+    payment: str = Field(pattern=NUMBER)
+
+
+SILENT = MessageChoice(send=False, channel="public", to=-1, kind="chat", winner=-1, cap="0", value="0", payment="0")
+
+
 @dataclass(frozen=True, slots=True)
 class Memory:
     """The last H rounds of each seat, oldest first; NaN before the first rounds."""
@@ -128,6 +159,8 @@ class Memory:
     rivals: FloatArray  # (B, S, H, N)  every bid when announced (NaN hidden); its own seat included
     spent: FloatArray  # (B, S)  paid so far (the budget's use)
     seen: int  # rounds remembered so far
+    heard: Any = None  # (B, S) object: this round's delivered messages as JSON text ("" none); None: no channels
+    talk_notes: tuple[dict[str, Any], ...] = ()  # this round's talk requests, traced with its decisions
 
 
 def _init(context: MarketContext, params: LLMParams, seats: int, draws: Draws) -> Memory:
@@ -184,6 +217,8 @@ def prompt(context: MarketContext, params: LLMParams, memory: Memory, b: int, s:
     user = (f"Round {round_}. Your value for the item this round: {value:.3f}."
             + (f" Budget left: {left:.3f} (you cannot pay more)." if left is not None else "")
             + f"\nYour last rounds (oldest first): {json.dumps(_window(memory, b, s, SHOWN)) or 'none yet'}\n"
+            + (f"Messages you received this round: {memory.heard[b, s] or 'none'}\n" if memory.heard is not None
+               else "")
             + f"{tools}\nTo act, set tool to none, enter, and bid. {schema_prompt(BidDecision)}")
     hint = f" {HINTS[params.hint]}" if params.objective == "red_team" and params.hint else ""
     return [{"role": "system", "content": f"{OBJECTIVES[params.objective]}{hint} {_rules(context)}"},
@@ -281,8 +316,8 @@ def _act(context: MarketContext, params: LLMParams, memory: Memory, values: Floa
     results = bounded_map(one, range(b * s), config.concurrency)
     enter = np.array([r[0] for r in results]).reshape(b, s)
     bids = np.array([r[1] for r in results], dtype=float).reshape(b, s)
-    notes = tuple({"market": index // s, "seat": index % s, **note}
-                  for index, r in enumerate(results) for note in r[2])
+    notes = memory.talk_notes + tuple({"market": index // s, "seat": index % s, **note}
+                                      for index, r in enumerate(results) for note in r[2])
     return Action(bids=np.where(enter, bids, 0.0), enter=enter, notes=notes)
 
 
@@ -304,11 +339,76 @@ def _update(context: MarketContext, params: LLMParams, memory: Memory, values: F
         price=_shift(memory.price, np.repeat(observation.price[:, None], s, axis=1)),
         rivals=memory.rivals if params.memory == 0 else np.concatenate([memory.rivals[:, :, 1:], rivals[:, :, None]],
                                                                          axis=2),
-        spent=memory.spent + np.maximum(feedback.paid, 0.0), seen=memory.seen + 1)
+        spent=memory.spent + np.maximum(feedback.paid, 0.0), seen=memory.seen + 1, talk_notes=())
 
 
-AGENT = AgentType("llm", VERSION, "a language model bidding through structured answers, with memory and tools",
-                  _act, _init, _update, LLMParams)
+# ----------------------------------------------------------------------------- talking
+def _channels_open(context: MarketContext) -> list[str]:
+    policy = context.channels
+    return [] if policy is None else [name for name in ("public", "private", "coalition") if getattr(policy, name)]
+
+
+def _talk(context: MarketContext, params: LLMParams, memory: Memory, values: FloatArray, inbox: Inbox,
+          draws: Draws) -> Outbox | None:
+    """Each seat may send one message (see the module docstring); the requests are traced with the
+    round's decisions."""
+    open_ = _channels_open(context)
+    if not open_:
+        return None
+    config, provider = shared_provider(config_path(params))
+    b, s = values.shape
+    seats = list(range(*context.seats.indices(context.n_agents)))
+    seeds = (draws.uniform("talk_seed", s) * 2**31).astype(np.int64)
+
+    def one(index: int) -> tuple[MessageChoice, list[dict[str, Any]]]:
+        i, j = divmod(index, s)
+        system, user = prompt(context, params, memory, i, j, float(values[i, j]), memory.seen)
+        ask_messages = [system, {"role": "user", "content": (
+            f"{user['content'].split(chr(10))[0]} You are seat {seats[j]} of {context.n_agents}. Before bidding you "
+            f"may send one message on: {', '.join(open_)}. Kinds: propose (a designated winner and a bid cap for "
+            f"the others), accept, report (a number), accuse (a seat), chat. A private message may carry a side "
+            f"payment. Set send to false to stay silent. {schema_prompt(MessageChoice)}")}]
+        answer = ask(provider, ask_messages, MessageChoice, config.params().model_copy(update={"seed": int(seeds[i, j])}),
+                     fallback=SILENT)
+        notes = [{"step": -1, "kind": "talk_prompt", "text": json.dumps(ask_messages)}]
+        notes += [{"step": -1, "kind": "talk_response", "text": c.text} for c in answer.completions]
+        if answer.outcome in ("fallback", "error"):
+            notes.append({"step": -1, "kind": answer.outcome, "text": answer.error or ""})
+        choice = answer.value if answer.value.channel in open_ else SILENT
+        notes.append({"step": -1, "kind": "talk", "text": choice.model_dump_json()})
+        return choice, notes
+
+    results = bounded_map(one, range(b * s), config.concurrency)
+    box = Outbox.empty(b, s, 1)
+    for index, (choice, _) in enumerate(results):
+        i, j = divmod(index, s)
+        if choice.send:
+            box.channel[i, j, 0] = CHANNELS.index(choice.channel)
+            box.to[i, j, 0], box.kind[i, j, 0], box.winner[i, j, 0] = choice.to, KINDS.index(choice.kind), choice.winner
+            box.cap[i, j, 0], box.value[i, j, 0] = float(choice.cap), float(choice.value)
+            box.payment[i, j, 0] = float(choice.payment) if choice.channel == "private" else 0.0
+    notes = tuple({"market": index // s, "seat": index % s, **note}
+                  for index, (_, n) in enumerate(results) for note in n)
+    return replace(box, state=replace(memory, talk_notes=notes))
+
+
+def _hear(context: MarketContext, params: LLMParams, memory: Memory, values: FloatArray, inbox: Inbox,
+          draws: Draws) -> Memory:
+    """This round's delivered messages, as JSON text per seat, for the bidding prompt."""
+    b, s = values.shape
+    heard = np.full((b, s), "", dtype=object)
+    for i, j, sender, slot in zip(*np.nonzero(inbox.readable), strict=True):
+        message = {"from": int(sender), "channel": CHANNELS[inbox.channel[i, j, sender, slot]],
+                   "kind": KINDS[inbox.kind[i, j, sender, slot]], "winner": int(inbox.winner[i, j, sender, slot]),
+                   "cap": round(float(inbox.cap[i, j, sender, slot]), 3),
+                   "value": round(float(inbox.value[i, j, sender, slot]), 3),
+                   "payment": round(float(inbox.payment[i, j, sender, slot]), 3)}
+        heard[i, j] += ("; " if heard[i, j] else "") + json.dumps(message)
+    return replace(memory, heard=heard)
+
+
+AGENT = AgentType("llm", VERSION, "a language model bidding through structured answers, with memory, tools and talk",
+                  _act, _init, _update, LLMParams, talk=_talk, hear=_hear)
 
 #: The fuzzing family of LLM red-teams: K deviators prompted to exploit the rules, searched over
 #: :data:`HINTS`. Opt-in (``--families llm_red_team``): every evaluation asks the model once per
@@ -318,4 +418,4 @@ FAMILY = Family("llm_red_team", "llm", (Param("hint", 0, len(HINTS) - 1, "int"),
                 "whatever the failure report's exploit calls for; read the traces for the model's stated plan",
                 fixed={"objective": "red_team"}, opt_in=True)
 
-__all__ = ["AGENT", "FAMILY", "HINTS", "BidDecision", "LLMParams", "decide", "expected_utility", "prompt", "run_tool"]
+__all__ = ["AGENT", "FAMILY", "HINTS", "BidDecision", "LLMParams", "MessageChoice", "decide", "expected_utility", "prompt", "run_tool"]
