@@ -6,11 +6,10 @@ as the assistant's answer, the teacher's action as a :class:`~mecharena.llm.desi
 stage, seed and step. Episodes use training populations only (never the held-out benchmark).
 """
 
-import json
-from pathlib import Path
 from typing import Any
 
 from mecharena.core.errors import ConfigError
+from mecharena.core.jsonl import write_jsonl
 from mecharena.designer import core
 from mecharena.designer.env import DesignerEnv
 from mecharena.designer.policies import Policy
@@ -36,11 +35,4 @@ def sft_records(teacher: Policy, stage: int, episodes: int, seed: int = 0) -> li
     return records
 
 
-def write_jsonl(records: list[dict[str, Any]], path: str | Path) -> Path:
-    """Write records as JSON lines (atomically: a crash leaves no half file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
-    tmp.replace(path)
-    return path
+__all__ = ["sft_records", "write_jsonl"]

@@ -6,10 +6,10 @@ with the episode's task, seed and step. Opponents are the episode's scripted arc
 """
 
 import json
-from pathlib import Path
 from typing import Any
 
 from mecharena.core.errors import ConfigError
+from mecharena.core.jsonl import write_jsonl
 from mecharena.negotiation.action import KINDS
 from mecharena.negotiation.env import SEAT, NegotiationEnv
 from mecharena.negotiation.policies import Expert
@@ -59,11 +59,4 @@ def sft_records(task: str, episodes: int, seed: int = 0) -> list[dict[str, Any]]
     return records
 
 
-def write_jsonl(records: list[dict[str, Any]], path: str | Path) -> Path:
-    """Write records as JSON lines (atomically: a crash leaves no half file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
-    tmp.replace(path)
-    return path
+__all__ = ["sft_records", "write_jsonl"]
