@@ -38,7 +38,7 @@ def test_an_llm_lab_plays_a_whole_episode(tiny_model_dir, tmp_path):
     through ``negotiate play --policy llm:CONFIG``; its answers and the episode's transcript are written."""
     config = tmp_path / "tiny.json"
     config.write_text(json.dumps({"backend": "transformers", "path": str(tiny_model_dir), "model": "tiny",
-                                  "max_tokens": 160}))
+                                  "max_tokens": 400}))
     result = CliRunner().invoke(app, ["negotiate", "play", "--task", "single_trade", "--policy", f"llm:{config}",
                                       "--seed", "1", "--transcript", str(tmp_path / "ep.jsonl"), "--json"])
     assert result.exit_code == 0, result.output

@@ -134,12 +134,12 @@ class MessageChoice(StrictModel):
 
     send: bool
     channel: Literal["public", "private", "coalition"]
-    to: int = Field(ge=-1, le=999, json_schema_extra={"maxDigits": 3})
+    to: int = Field(ge=-1, le=999, json_schema_extra={"maxDigits": 3}, description="seat, -1: none")
     kind: Literal[KINDS[1:]]
-    winner: int = Field(ge=-1, le=999, json_schema_extra={"maxDigits": 3})
-    cap: str = Field(pattern=NUMBER)
-    value: str = Field(pattern=NUMBER)
-    payment: str = Field(pattern=NUMBER)
+    winner: int = Field(ge=-1, le=999, json_schema_extra={"maxDigits": 3}, description="seat, -1: none")
+    cap: str = Field(pattern=NUMBER, description='in quotes, e.g. "0.25"')
+    value: str = Field(pattern=NUMBER, description='in quotes, e.g. "0.5"')
+    payment: str = Field(pattern=NUMBER, description='in quotes, e.g. "0"')
 
 
 SILENT = MessageChoice(send=False, channel="public", to=-1, kind="chat", winner=-1, cap="0", value="0", payment="0")

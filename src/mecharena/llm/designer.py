@@ -98,11 +98,12 @@ def prompt(vector: FloatArray) -> list[dict[str, str]]:
     step = round(float(context[6]) * core.HORIZON)
     proxies = dict(zip(core.PROXIES, vector[core.PROXY_COLUMN: core.PROXY_COLUMN + len(core.PROXIES)], strict=True))
     recorded = window[-RECENT:] if step else window[:0]
-    rounds = [{f: round(float(x), 3) for f, x in zip(core.FEATURES, row, strict=True)} for row in recorded]
+    rounds = [[round(float(x), 2) for x in row] for row in recorded]  # a table: names once, not per round
     user = (f"Stage {stage}, step {step} of {core.HORIZON}; {supply} unit(s) for sale each round.\n"
             f"Mechanism in force: {mechanism_of(vector).model_dump_json(exclude_none=True)}\n"
-            f"Last rounds (oldest first): {json.dumps(rounds) if rounds else 'none yet'}\n"
-            f"Market signals: {json.dumps({k: round(float(v), 3) for k, v in proxies.items()})}\n"
+            f"Last rounds (oldest first), one row each, columns {', '.join(core.FEATURES)}: "
+            f"{json.dumps(rounds, separators=(',', ':')) if rounds else 'none yet'}\n"
+            f"Market signals: {json.dumps({k: round(float(v), 2) for k, v in proxies.items()}, separators=(',', ':'))}\n"
             f"Choose the mechanism for the next step. {schema_prompt(DesignerChoice)}")
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 

@@ -9,6 +9,7 @@ at once. :class:`Tally` counts each outcome: the invalid-output and error rates 
 fallback is also logged (logger ``mecharena.llm``, level WARNING) with the reason.
 """
 
+import itertools
 import json
 import logging
 import threading
@@ -93,9 +94,58 @@ def parse(model: type[Model], text: str) -> tuple[Model | None, str | None]:
 
 
 def schema_prompt(model: type[BaseModel]) -> str:
-    """The instruction that states the answer's JSON schema."""
-    return ("Answer with one JSON object and nothing else. It must follow this JSON schema:\n"
-            + json.dumps(model.model_json_schema(), separators=(",", ":")))
+    """The instruction that states the answer's keys, in order, and what each allows.
+
+    Compact rather than the raw JSON schema, which would cost a small model more tokens of prompt
+    than the rest of it together (decoding itself is held to the full schema where the provider
+    can).
+
+    >>> from typing import Literal
+    >>> from pydantic import Field
+    >>> class Bid(BaseModel):
+    ...     rule: Literal["a", "b"]
+    ...     bid: float = Field(ge=0, le=2)
+    ...     sit_out: bool
+    >>> schema_prompt(Bid)
+    'Answer with one JSON object and nothing else, with these keys in this order: rule: one of "a", "b"; bid: a number from 0 to 2; sit_out: true or false.'
+    """
+    schema = model.model_json_schema()
+    keys = "; ".join(f"{name}: {_allowed(spec, schema)}" + (f" ({spec['description']})" if "description" in spec else "")
+                     for name, spec in schema["properties"].items())
+    return f"Answer with one JSON object and nothing else, with these keys in this order: {keys}."
+
+
+def _allowed(spec: dict[str, Any], root: dict[str, Any]) -> str:
+    """What one JSON-schema property allows, in a few words."""
+    if "$ref" in spec:
+        spec = root["$defs"][spec["$ref"].rsplit("/", 1)[-1]]
+        return "an object with keys " + ", ".join(spec.get("properties", {}))
+    if "anyOf" in spec:
+        return " or ".join(_allowed(option, root) for option in spec["anyOf"])
+    if "enum" in spec:
+        values = spec["enum"]
+        steps = {round(b - a, 9) for a, b in itertools.pairwise(values)} \
+            if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values) else set()
+        if len(values) > 4 and len(steps) == 1:
+            return f"a number from {values[0]:g} to {values[-1]:g} in steps of {steps.pop():g}"
+        return "one of " + ", ".join(json.dumps(v) for v in values)
+    kind = spec.get("type")
+    if kind == "boolean":
+        return "true or false"
+    if kind == "null":
+        return "null"
+    if kind in ("integer", "number"):
+        low, high = spec.get("minimum", spec.get("exclusiveMinimum")), spec.get("maximum")
+        noun = "an integer" if kind == "integer" else "a number"
+        return noun + (f" from {low:g}" if low is not None else "") + (f" to {high:g}" if high is not None else "")
+    if kind == "string":
+        if "pattern" in spec:
+            return f"a string matching {spec['pattern']}"
+        return f"text of at most {spec['maxLength']} characters" if "maxLength" in spec else "text"
+    if kind == "array":
+        most = f" (at most {spec['maxItems']})" if "maxItems" in spec else ""
+        return f"a list{most} of {_allowed(spec.get('items', {}), root)}"
+    return "a value"
 
 
 def ask(provider: Provider, messages: list[Message], model: type[Model], params: GenerationParams, *,
