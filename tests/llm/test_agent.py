@@ -39,7 +39,7 @@ def memory_with(rivals: list[float], h: int = 1) -> Memory:
     """One market, one seat, ``h`` remembered rounds whose announced bids were ``rivals``."""
     row = np.array(rivals, dtype=float)
     nan = np.full((1, 1, h), np.nan)
-    return Memory(nan, nan, nan, nan, nan, nan, nan, np.broadcast_to(row, (1, 1, h, row.size)).copy(),
+    return Memory(nan, nan, nan, nan, nan, nan, np.broadcast_to(row, (1, 1, h, row.size)).copy(),
                   np.zeros((1, 1)), h)
 
 

@@ -151,7 +151,6 @@ class Memory:
 
     value: FloatArray  # (B, S, H)
     bid: FloatArray  # (B, S, H)  0 when it sat out
-    entered: FloatArray  # (B, S, H)  1.0 / 0.0
     won: FloatArray  # (B, S, H)  units allocated
     paid: FloatArray  # (B, S, H)
     utility: FloatArray  # (B, S, H)  net of fines
@@ -171,7 +170,7 @@ def _init(context: MarketContext, params: LLMParams, seats: int, draws: Draws) -
     shared_provider(config_path(params))  # a bad config fails before the first round
     shape = (draws.markets, seats, params.memory)
     nan = np.full(shape, np.nan)
-    return Memory(nan, nan, nan, nan, nan, nan, nan, np.full((*shape, context.n_agents), np.nan),
+    return Memory(nan, nan, nan, nan, nan, nan, np.full((*shape, context.n_agents), np.nan),
                   np.zeros(shape[:2]), 0)
 
 
@@ -211,12 +210,13 @@ def prompt(context: MarketContext, params: LLMParams, memory: Memory, b: int, s:
            round_: int) -> list[dict[str, str]]:
     """The chat messages of one decision (market ``b``, seat ``s`` of the group)."""
     left = None if params.budget is None else max(params.budget - float(memory.spent[b, s]), 0.0)
+    recent = _window(memory, b, s, SHOWN)
     tools = (f"You may call up to {params.tools} tool(s) before acting (set tool, and tool_bid for payoff): payoff "
              f"(expected utility of bidding tool_bid), history (all {params.memory} remembered rounds), best_response "
              f"(the best bid against what you have seen)." if params.tools else "No tools: set tool to none.")
     user = (f"Round {round_}. Your value for the item this round: {value:.3f}."
             + (f" Budget left: {left:.3f} (you cannot pay more)." if left is not None else "")
-            + f"\nYour last rounds (oldest first): {json.dumps(_window(memory, b, s, SHOWN)) or 'none yet'}\n"
+            + f"\nYour last rounds (oldest first): {json.dumps(recent) if recent else 'none yet'}\n"
             + (f"Messages you received this round: {memory.heard[b, s] or 'none'}\n" if memory.heard is not None
                else "")
             + f"{tools}\nTo act, set tool to none, enter, and bid. {schema_prompt(BidDecision)}")
@@ -226,7 +226,7 @@ def prompt(context: MarketContext, params: LLMParams, memory: Memory, b: int, s:
 
 
 # ----------------------------------------------------------------------------- tools
-def scenarios(context: MarketContext, memory: Memory, b: int, seat: int, s: int, rng: np.random.Generator) -> FloatArray:
+def scenarios(context: MarketContext, memory: Memory, b: int, s: int, rng: np.random.Generator) -> FloatArray:
     """(M, N) other seats' bids to test against: announced rounds, else rivals from the prior, truthful."""
     rivals = memory.rivals[b, s][~np.isnan(memory.rivals[b, s]).any(axis=1)]
     if len(rivals):
@@ -237,7 +237,7 @@ def scenarios(context: MarketContext, memory: Memory, b: int, seat: int, s: int,
 def expected_utility(context: MarketContext, memory: Memory, b: int, seat: int, s: int, value: float,
                      bids: FloatArray, rng: np.random.Generator) -> FloatArray:
     """Mean utility of each candidate bid (C,) over the scenarios, cleared on the engine."""
-    others = scenarios(context, memory, b, seat, s, rng)
+    others = scenarios(context, memory, b, s, rng)
     m, c = others.shape[0], bids.shape[0]
     profile = np.repeat(others[None], c, axis=0).reshape(c * m, -1)
     profile[:, seat] = np.repeat(bids, m)
@@ -280,10 +280,7 @@ def decide(provider: Provider, params: LLMParams, gen: GenerationParams, context
     for step in range(params.tools + 1):
         answer: Answer = ask(provider, messages, BidDecision, gen.model_copy(update={"seed": seed + step}),
                              fallback=fallback, tally=tally)
-        notes += [{"step": step, "kind": "response", "text": c.text, "tokens": c.completion_tokens,
-                   "latency_s": round(c.latency_s, 4)} for c in answer.completions]
-        if answer.outcome in ("fallback", "error"):
-            notes.append({"step": step, "kind": answer.outcome, "text": answer.error or ""})
+        notes += answer.notes(step=step)
         decision = answer.value
         if decision.tool == "none" or step == params.tools:
             break
@@ -334,7 +331,7 @@ def _update(context: MarketContext, params: LLMParams, memory: Memory, values: F
         else np.repeat(observation.bids[:, None, :], s, axis=1)
     return replace(
         memory, value=_shift(memory.value, values), bid=_shift(memory.bid, action.bids),
-        entered=_shift(memory.entered, feedback.active.astype(float)), won=_shift(memory.won, feedback.allocation),
+        won=_shift(memory.won, feedback.allocation),
         paid=_shift(memory.paid, feedback.paid), utility=_shift(memory.utility, feedback.utility),
         price=_shift(memory.price, np.repeat(observation.price[:, None], s, axis=1)),
         rivals=memory.rivals if params.memory == 0 else np.concatenate([memory.rivals[:, :, 1:], rivals[:, :, None]],
@@ -371,9 +368,7 @@ def _talk(context: MarketContext, params: LLMParams, memory: Memory, values: Flo
         answer = ask(provider, ask_messages, MessageChoice, config.params().model_copy(update={"seed": int(seeds[i, j])}),
                      fallback=SILENT)
         notes = [{"step": -1, "kind": "talk_prompt", "text": json.dumps(ask_messages)}]
-        notes += [{"step": -1, "kind": "talk_response", "text": c.text} for c in answer.completions]
-        if answer.outcome in ("fallback", "error"):
-            notes.append({"step": -1, "kind": answer.outcome, "text": answer.error or ""})
+        notes += answer.notes("talk_response", step=-1)
         choice = answer.value if answer.value.channel in open_ else SILENT
         notes.append({"step": -1, "kind": "talk", "text": choice.model_dump_json()})
         return choice, notes

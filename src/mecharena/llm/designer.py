@@ -136,10 +136,7 @@ class LLMDesignerPolicy(Policy):
         rows = []
         for row, (messages, answer) in enumerate(zip(self.prompts, self.answers, strict=True)):
             rows.append({"row": row, "kind": "prompt", "text": json.dumps(messages)})
-            rows += [{"row": row, "kind": "response", "text": c.text, "tokens": c.completion_tokens,
-                      "latency_s": round(c.latency_s, 4)} for c in answer.completions]
-            if answer.outcome in ("fallback", "error"):
-                rows.append({"row": row, "kind": answer.outcome, "text": answer.error or ""})
+            rows += answer.notes(row=row)
             chosen = answer.value.action() if isinstance(answer.value, DesignerChoice) else answer.value
             rows.append({"row": row, "kind": "action", "text": chosen.model_dump_json(exclude_none=True)})
         return rows

@@ -18,6 +18,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from mecharena.core.config import StrictModel
+from mecharena.core.errors import ConfigError
 from mecharena.llm.config import shared_provider
 from mecharena.llm.providers import GenerationParams, Provider
 from mecharena.llm.structured import Tally, ask
@@ -94,20 +95,16 @@ class LLMNegotiator:
                      fallback=WAIT, tally=self.tally)
         step = obs["t"]
         self.notes.append({"step": step, "kind": "prompt", "text": json.dumps(messages)})
-        self.notes += [{"step": step, "kind": "response", "text": c.text} for c in answer.completions]
-        action, error = (answer.value, answer.error) if answer.outcome in ("fallback", "error") \
-            else _convert(answer.value)
-        if error is not None:
-            self.notes.append({"step": step, "kind": "fallback" if answer.outcome != "error" else "error",
-                               "text": error})
+        self.notes += answer.notes(step=step)
+        action, error = (answer.value, None) if answer.outcome in ("fallback", "error") else _convert(answer.value)
+        if error is not None:  # a valid choice whose fields make no action of its kind
+            self.notes.append({"step": step, "kind": "fallback", "text": error})
         self.notes.append({"step": step, "kind": "action", "text": action.model_dump_json()})
         return action
 
 
 def _convert(choice: NegotiationChoice) -> tuple[Action, str | None]:
     """The typed action, or a wait and why (a choice whose fields do not make an action of its kind)."""
-    from mecharena.core.errors import ConfigError
-
     try:
         return choice.action(), None
     except ConfigError as exc:

@@ -69,6 +69,15 @@ class Answer:
     completions: tuple[Completion, ...]
     error: str | None = None  # the last validation error, or the provider's error
 
+    def notes(self, response: str = "response", **where: Any) -> list[dict[str, Any]]:
+        """Trace rows: each completion (kind ``response``, with its tokens and latency) and, when the
+        fallback was used, why (kind ``fallback`` or ``error``); ``where`` (e.g. the step) goes in each."""
+        rows = [{**where, "kind": response, "text": c.text, "tokens": c.completion_tokens,
+                 "latency_s": round(c.latency_s, 4)} for c in self.completions]
+        if self.outcome in ("fallback", "error"):
+            rows.append({**where, "kind": self.outcome, "text": self.error or ""})
+        return rows
+
 
 def first_json_object(text: str) -> str | None:
     """The first balanced ``{...}`` in ``text`` (models often wrap JSON in prose or code fences)."""
