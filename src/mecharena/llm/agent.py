@@ -184,8 +184,8 @@ def config_path(params: LLMParams) -> str:
 
 def _rules(context: MarketContext) -> str:
     info, fines = context.information, context.enforcement
-    shown = [name.replace("_", " ") for name in ("clearing_price", "winner_identity", "competing_bids",
-                                                  "bid_distribution") if getattr(info, name)]
+    # every flag told after the round (the reserve is told before it, below)
+    shown = [name.replace("_", " ") for name in type(info).model_fields if name != "reserve" and getattr(info, name)]
     reserve = context.visible_reserve
     text = (f"Market: {context.mechanism.name} ({describe(context.mechanism)['summary']}), {context.n_agents} bidders, "
             f"one item per bidder at most. Reserve price: {f'{reserve:.3f}' if reserve else 'none announced'}. "
