@@ -2,12 +2,45 @@
 
 import json
 from collections.abc import Callable, Iterable
-from typing import Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import annotated_types as at
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mecharena.core.errors import ConfigError
+
+#: The largest root seed: seeds are signed 64-bit everywhere a seed travels (NumPy, DuckDB, JSON).
+MAX_SEED = 2**63 - 1
+#: The one seed type of every boundary (CLI option, HTTP field, MCP argument, config): a strict
+#: integer in [0, 2^63 - 1] (no bool, no float, no numeric string).
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED, strict=True, description="root seed, an integer in [0, 2^63 - 1]")]
+
+
+def shown_value(value: Any, limit: int = 40) -> str:
+    """``value`` for an error message: huge integers by their size, long text cut (never the whole input).
+
+    >>> shown_value(10**5000)
+    'an integer of 5001 digits'
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**limit:
+        return f"an integer of {value.bit_length() * 30103 // 100000 + 1} digits"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_seed(value: Any, name: str = "seed") -> int:
+    """``value`` as a seed, or :class:`ConfigError` naming ``name``, the value and what is allowed.
+
+    >>> check_seed(7)
+    7
+    >>> check_seed(-1)
+    Traceback (most recent call last):
+    ...
+    mecharena.core.errors.ConfigError: seed must be an integer in [0, 2^63 - 1], got -1
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
+        raise ConfigError(f"{name} must be an integer in [0, 2^63 - 1], got {shown_value(value)}")
+    return value
 
 
 class StrictModel(BaseModel):
