@@ -38,6 +38,7 @@ class Family:
     fixed: dict[str, Any] = field(default_factory=dict)
     starts: tuple[dict[str, Any], ...] = ()  # points every study evaluates first (e.g. mild shading)
     opt_in: bool = False  # searched only when named (e.g. LLM red-teams: each evaluation asks a model)
+    engine: bool = False  # found by the discovery engine's search (mecharena.fuzz.discover), not by a sampler
 
     def agent_spec(self, params: dict[str, Any]) -> str:
         """``agent(name=value,...)`` for a population spec."""
@@ -85,6 +86,9 @@ FAMILIES: Registry[Family] = Registry("deviation family", {f.name: f for f in (
            "a provision point with refund, or matching that makes contributing dominant"),
     Family("audit_evasion", "audit_evader", (Param("m", 2, 6, "int"), Param("explore", 0.0, 0.5)),
            "false-name bids when the expected fine is low", "raise the audit probability or the shill penalty"),
+    Family("best_response", "best_response", (),
+           "type-wise empirical best response: the best bid (or abstaining) for each value, any shape",
+           "remove what the found bid function exploits (see its description and plot)", sides="any", engine=True),
     Family("time_sniping", "sniper", (Param("lateness", 0.0, 1.0), Param("shading", 0.0, 1.0)),
            "late, shaded orders in the continuous double auction",
            "a call market (k-double auction) that clears all orders at once"),

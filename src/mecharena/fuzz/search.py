@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from mecharena.core.errors import ConfigError, MechArenaError
 from mecharena.core.seeding import generator
+from mecharena.fuzz.discover import Found, best_response
 from mecharena.fuzz.families import FAMILIES, Family, Param
 from mecharena.fuzz.score import Deviation, Gain, Scorer, deviated_population
 from mecharena.metrics.harness import Cell
@@ -46,6 +47,7 @@ class FuzzResult:
     evaluations: int
     stopped_early: tuple[str, ...]  # families that stopped before their budget
     search: dict[str, Any] = field(default_factory=dict)
+    response: Found | None = None  # the discovery engine's best response, when it was searched
 
     @property
     def exploitability(self) -> dict[str, Any]:
@@ -67,6 +69,7 @@ class FuzzResult:
                                                      "search_gain": self.best.gain.as_dict()},
             "fresh_gain": None if self.fresh is None else self.fresh.as_dict(),
             "search": self.search,
+            "best_response": None if self.response is None else self.response.as_dict(),
         }
 
 
@@ -76,6 +79,14 @@ def applicable(scorer: Scorer, family: Family, deviators: int) -> str | None:
         return "a coalition family needs --deviators >= 2"
     if family.sides != "any" and scorer.two_sided != (family.sides == "two"):
         return f"{family.name} applies to {'two' if family.sides == 'two' else 'one'}-sided markets"
+    if family.engine:
+        if deviators > 1:
+            return f"{family.name} searches one deviator's response (coalitions: the ring families)"
+        try:
+            best_response(scorer.target, seed=0, samples=2, grid=2, points=3, refine=0)
+        except MechArenaError as exc:
+            return str(exc)
+        return None
     defaults = {p.name: _default(p) for p in family.params}
     try:
         scorer.score(Deviation(family.name, tuple(sorted(defaults.items())), deviators), seed=0, markets=2, rounds=2)
@@ -114,6 +125,7 @@ def fuzz(
     threshold: float = 1e-3,
     min_trials: int = 8,
     starts: bool = True,
+    samples: int = 20_000,
     on_trial: Callable[[Trial, int], None] | None = None,
 ) -> FuzzResult:
     """Search for the most profitable deviation from ``target``'s population.
@@ -121,6 +133,9 @@ def fuzz(
     Args:
         target: the mechanism, population and rules (its seed, markets and rounds are ignored).
         families: family ids to search (default: every family that applies, opt-in families aside).
+            ``best_response`` is the discovery engine (:mod:`mecharena.fuzz.discover`): a type-wise
+            best response searched over any bid function, fitted on ``samples`` market-rounds of
+            the search seed and scored like every other deviation.
         deviators: K, agents that deviate together (a coalition when K > 1).
         budget: evaluations in the search (the fresh evaluation comes on top).
         seed: root seed; the search and the fresh evaluation use independent streams.
@@ -132,6 +147,7 @@ def fuzz(
         min_trials: proposals per study before early stopping is considered.
         starts: evaluate each family's start points first (off: the sampler alone, e.g. to
             measure how the search's gain grows with budget).
+        samples: market-rounds the discovery engine fits its best response on.
         on_trial: called with each scored trial and the evaluation count (progress bars).
 
     Raises:
@@ -161,11 +177,20 @@ def fuzz(
     search_seed, fresh_seed = (int(x) for x in streams.integers(0, 2**31 - 1, size=2))
     trials: list[Trial] = []
     stopped: list[str] = []
-    per_family = max(1, budget // len(usable))
+    sampled = [f for f in usable if not f.engine]
+    per_family = max(1, budget // max(1, len(sampled)))
+    response = None
+    if len(sampled) < len(usable):
+        response = best_response(target, seed=search_seed, samples=samples)
+        deviation = Deviation(response.deviation.family, response.deviation.params, deviators)
+        scored = Trial(deviation, scorer.score(deviation, seed=search_seed, markets=markets, rounds=rounds))
+        trials.append(scored)
+        if on_trial is not None:
+            on_trial(scored, len(trials))
     level = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(logging.WARNING)
     try:
-        for f_index, family in enumerate(usable):
+        for f_index, family in enumerate(sampled):
             per_study = max(1, per_family // restarts)
             for restart in range(restarts):
                 sampler_seed = int(generator(seed, ("sampler", f_index, restart)).integers(2**31 - 1))
@@ -197,4 +222,4 @@ def fuzz(
                       len(trials), tuple(dict.fromkeys(stopped)),
                       {"sampler": sampler, "budget": budget, "restarts": restarts, "markets": markets,
                        "rounds": rounds, "eval_markets": eval_markets, "threshold": threshold, "seed": seed,
-                       "search_seed": search_seed, "fresh_seed": fresh_seed})
+                       "samples": samples, "search_seed": search_seed, "fresh_seed": fresh_seed}, response)
