@@ -36,6 +36,7 @@ from mecharena.core.seeding import hash_uniform
 from mecharena.core.types import BoolArray, FloatArray, IntArray
 from mecharena.designer.action import COALITIONS, FLAGS, MAX_RESERVE, MECHANISM_WIDTH, RULES, MechanismAction
 from mecharena.designer.population import BUDGET, CARTEL, DROPOUT, EMPTY, SEATS, SHADER, SHILL, TRUTHFUL, Params
+from mecharena.mechanisms.base import SMALLEST_BID
 
 ROUNDS = 4
 SCORED = 2
@@ -174,13 +175,16 @@ def bne_ratios() -> FloatArray:
     """(SEATS + 1, 4, GRID) equilibrium bid / value of the k-unit pay-as-bid auction (first price
     for k = 1) among n bidders with uniform values, on ``linspace(0, 1, GRID)``: the arena's own
     ``agents.bne.shaded_bids`` (b(v) = v - integral G / G(v), G the CDF of the k-th highest rival
-    value). With k >= n every bidder wins: the table uses n = k + 1."""
+    value). With k >= n nobody competes for a unit: like the arena's bidders, each bids the smallest
+    bid that enters (the reserve, which :func:`_play` adds where it is announced), ratio 0."""
     values = np.linspace(0.0, 1.0, GRID)
     values[0] = 1e-9
     out = np.ones((SEATS + 1, 4, GRID))
-    for n in range(2, SEATS + 1):
+    for n in range(1, SEATS + 1):
         for k in range(1, 4):
-            out[n, k] = shaded_bids(ValueDistribution(), values, max(n, k + 1), k, 0.0) / values
+            bids = shaded_bids(ValueDistribution(), values, n, k, 0.0)
+            # SMALLEST_BID / value is a subnormal number: call it 0 (mult x value x 0 is then kept > 0 in _play)
+            out[n, k] = np.where(bids > SMALLEST_BID, bids / values, 0.0)
     return out
 
 
@@ -206,6 +210,8 @@ def _shape(rule: int, n: int, k: int, value: float, ratios) -> float:
     if rule != FP and rule != PAB:
         return 1.0
     curve = ratios[min(n, SEATS), 1 if rule == FP else k]
+    if curve[GRID - 1] == 0.0:  # no competition: every value bids the lowest bid that enters
+        return 1.0
     x = value * (GRID - 1)
     j = min(int(x), GRID - 2)
     return (curve[j] + (x - j) * (curve[j + 1] - curve[j])) / curve[GRID - 1]
@@ -293,8 +299,8 @@ def _play(units, kind, outside, budget, ring_gain, shill_gain, seed, ratios,
                 for i in range(seats):
                     if kind[e, i] == CARTEL and active[e, i] and i != designated and partner < 0:
                         partner = i
-            n_bidding = max(n_present, 2)
-            n_ring = max(n_present - _ring_size(kind, active, e, seats) + 1, 2)  # the ring bids as one
+            n_bidding = max(n_present, 1)
+            n_ring = max(n_present - _ring_size(kind, active, e, seats) + 1, 1)  # the ring bids as one
             target = _target(rule, n_bidding, k, fear, ratios)
             ring_target_bid = _target(rule, n_ring, k, 0.0, ratios)
             for i in range(seats):
@@ -327,8 +333,8 @@ def _play(units, kind, outside, budget, ring_gain, shill_gain, seed, ratios,
                     colluding[designated] = True
                 else:
                     bid[i] = mult[e, i] * v * jitter * _shape(rule, n_bidding, k, v, ratios)
-                if reveal_reserve and first_like:
-                    bid[i] = max(bid[i], rho)
+                if first_like:  # at least the lowest bid that enters (a bidder without rivals bids it)
+                    bid[i] = max(bid[i], rho if reveal_reserve else 0.0, SMALLEST_BID)
                 bid[i] = min(bid[i], budget[e, i] - spent[e, i])
             # the shill aims just under the lowest winning real bid
             n_bids = _rank(bid, entered, order, seats)

@@ -29,6 +29,10 @@ PROPERTIES = {
     "efficient": "truthful bidding yields the maximum feasible welfare",
 }
 
+#: The smallest bid that enters an auction: every kernel takes part only bids > 0 (and >= the
+#: reserve), so a bidder who must enter but wants to pay as little as possible bids this.
+SMALLEST_BID = float(np.nextafter(0.0, 1.0))
+
 
 class MechanismConfig(StrictModel):
     """Base of every mechanism config."""
