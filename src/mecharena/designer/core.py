@@ -118,8 +118,8 @@ class State:
 
 @dataclass(frozen=True, slots=True)
 class StepResult:
-    reward: FloatArray  # (E,)
-    components: FloatArray  # (E, 4)  means over the scored rounds, in COMPONENTS order
+    reward: FloatArray  # (E,)  mean over the scored rounds of the four components' product
+    components: FloatArray  # (E, 4)  means over the scored rounds, in COMPONENTS order (reward is not their product)
     done: BoolArray  # (E,)
 
 
@@ -154,16 +154,17 @@ def advance(params: Params, state: State, mechanism: Mechanism) -> StepResult:
     """:func:`step` in place: ``state``'s arrays are updated (for shells that own their state)."""
     live = state.step < HORIZON
     components = np.zeros((state.step.size, len(COMPONENTS)))
+    rewards = np.zeros(state.step.size)
     reserve = np.clip(mechanism.reserve, 0.0, MAX_RESERVE)
     _play(params.units, params.kind, params.outside, params.budget, params.ring_gain, params.shill_gain,
           params.seed, bne_ratios(), mechanism.rule, reserve, mechanism.flags, mechanism.penalties,
           mechanism.coalition, live, state.round, state.multiplier, state.active, state.mood, state.spent,
-          state.ratio, state.cohesion, state.window, state.winners, state.head, state.filled, components)
+          state.ratio, state.cohesion, state.window, state.winners, state.head, state.filled, components, rewards)
     state.step[live] += 1
     vectors = mechanism.vectors()
     vectors[:, RESERVE_COLUMN] = reserve
     state.mechanism[live] = vectors[live]
-    reward = np.where(live, components.prod(axis=1), 0.0)
+    reward = np.where(live, rewards, 0.0)
     return StepResult(reward, components, state.step >= HORIZON)
 
 
@@ -220,7 +221,7 @@ def _shape(rule: int, n: int, k: int, value: float, ratios) -> float:
 @numba.njit(cache=True, error_model="numpy")
 def _play(units, kind, outside, budget, ring_gain, shill_gain, seed, ratios,
           rule_of, reserve_of, flags, penalties, coalition_of, live,
-          round_of, mult, active, mood, spent, ratio, cohesion, window, winners, head, filled, components):
+          round_of, mult, active, mood, spent, ratio, cohesion, window, winners, head, filled, components, rewards):
     e_count = units.size
     value = np.zeros(SEATS)
     bid = np.zeros(SEATS)
@@ -425,6 +426,9 @@ def _play(units, kind, outside, budget, ring_gain, shill_gain, seed, ratios,
                 components[e, 1] += fair / SCORED
                 components[e, 2] += share / SCORED
                 components[e, 3] += steady / SCORED
+                # the mean of each round's product, not the product of the means: a round scores
+                # only what it achieves on all four at once (the means are reported beside it)
+                rewards[e] += ratio_w * fair * share * steady / SCORED
             # record what the operator saw
             mean_bid = 0.0
             n_entered = 0
