@@ -47,6 +47,15 @@ def play(params: Params, actions, steps: int):
     return state, np.array(rewards), np.array(components)
 
 
+def documented_reward(state: core.State) -> np.ndarray:
+    """(E,) the last step's reward by the definition in docs/designer.md and core's docstring: the mean
+    over the last SCORED rounds of welfare ratio x fairness x participation x stability, each round's
+    components read from the operator's recorded window."""
+    rounds = core.ordered_window(state)[:, -core.SCORED:]
+    return (rounds[:, :, WELFARE] * rounds[:, :, FAIRNESS] * rounds[:, :, PARTICIPATION]
+            * rounds[:, :, STABILITY]).mean(axis=1)
+
+
 def values_of(params: Params, row: int, rounds: int) -> np.ndarray:
     """(rounds, SEATS) the values the kernel draws for episode ``row`` (seat i, round t)."""
     key = params.seed[row]
@@ -268,11 +277,33 @@ def test_components_stay_in_the_unit_interval():
             state, result = core.step(params, state, mechanism)
             assert ((result.components >= 0) & (result.components <= 1)).all()
             assert ((result.reward >= 0) & (result.reward <= 1)).all()
-            np.testing.assert_array_equal(result.reward, result.components.prod(axis=1))
+            np.testing.assert_allclose(result.reward, documented_reward(state), rtol=0, atol=1e-15)
             rows = core.ordered_window(state)[:, -core.ROUNDS:]
             assert ((rows[:, :, :4] >= 0) & (rows[:, :, :4] <= 1)).all()
             clipped += ((rows[:, :, FAIRNESS] == 0) & (rows[:, :, WELFARE] > 0)).sum()
     assert clipped > 0
+
+
+def test_reward_is_the_mean_of_each_scored_rounds_product():
+    """The reward of every step of recorded episodes (stage 5: rings, dropouts, shills, budgets; a
+    mechanism that changes each step) equals the documented formula computed from the rounds the
+    operator recorded; and it is not the product of the component means: a round scores only what
+    it achieves on all four at once."""
+    params = population.sample(5, range(32), range(32))
+    state = core.reset(params)
+    rng = np.random.default_rng(2)
+    differs = 0
+    for _ in range(6):
+        actions = [MechanismAction(rule=str(rng.choice(core.RULES)), reserve=float(rng.choice([0.0, 0.3, 0.6])),
+                                   winner_identity=bool(rng.integers(2)), withdrawal_penalty=float(rng.uniform(0, 3)))
+                   for _ in range(32)]
+        mechanism = core.Mechanism.from_actions(actions, state.mechanism[:, core.RESERVE_COLUMN])
+        state, result = core.step(params, state, mechanism)
+        np.testing.assert_allclose(result.reward, documented_reward(state), rtol=0, atol=1e-15)
+        rounds = core.ordered_window(state)[:, -core.SCORED:, :4]
+        np.testing.assert_allclose(result.components, rounds.mean(axis=1), rtol=0, atol=1e-15)
+        differs += (np.abs(result.reward - result.components.prod(axis=1)) > 1e-9).sum()
+    assert differs > 0  # the two definitions part in these episodes, so the check above can tell them apart
 
 
 def test_welfare_ratio_never_exceeds_one():

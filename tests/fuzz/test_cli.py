@@ -50,3 +50,13 @@ def test_fuzz_bad_input_is_a_clear_error(tmp_path):
         assert "Traceback" not in result.output
     missing = invoke("exploits", "list", "--library", tmp_path / "nowhere")
     assert missing.exit_code == 2 and "Traceback" not in missing.output
+
+
+def test_fuzz_json_reports_the_size_and_seed_it_used(tmp_path):
+    result = invoke("fuzz", "--mechanism", "second_price", "--population", "truthful:3", "--budget", "4",
+                    "--markets", "50", "--rounds", "3", "--eval-markets", "60", "--seed", "7",
+                    "--library", tmp_path / "lib", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert (data["target"]["markets"], data["target"]["rounds"], data["target"]["seed"]) == (50, 3, 7)
+    assert (data["search"]["markets"], data["search"]["rounds"], data["search"]["eval_markets"]) == (50, 3, 60)

@@ -98,6 +98,23 @@ def test_replay_reproduces_the_gain_exactly(report, library):
     assert exploits_replay(str(library.directory), report.id, as_json=False, console=Console(file=io.StringIO())) == 0
 
 
+def test_replay_names_which_gain_is_which_and_on_how_many_markets(report, library):
+    """The trace's gain (a smaller sample) and the reported fresh gain differ by sampling: replay says which is
+    which, with each sample's size, in JSON and in text."""
+    out = library.replay(report.id)
+    assert out["trace"] == {"markets": report.trace.markets, "rounds": report.trace.rounds, "seed": report.trace.seed}
+    assert out["reported_gain"] == {"mean": report.gain.mean, "ci95": list(report.gain.ci95),
+                                    "markets": report.gain.markets, "rounds": report.gain.rounds,
+                                    "seed": report.gain.seed}
+    assert out["trace"]["markets"] != out["reported_gain"]["markets"]
+    console = Console(file=io.StringIO(), width=400)
+    exploits_replay(str(library.directory), report.id, as_json=False, console=console)
+    text = " ".join(console.file.getvalue().split())
+    assert f"trace gain ({report.trace.markets} markets x {report.trace.rounds} rounds" in text
+    assert f"reported gain (fuzz, exploits list and show) {report.gain.mean:+.4f}" in text
+    assert f"({report.gain.markets} markets x {report.gain.rounds} rounds, seed {report.gain.seed}, fresh" in text
+
+
 def test_tampered_ledger_fails_replay(report, library, tmp_path):
     copy = tmp_path / "lib"
     shutil.copytree(library.directory, copy)

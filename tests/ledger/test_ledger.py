@@ -175,7 +175,7 @@ def test_metadata_names_versions_seeds_and_policies(tmp_path):
     assert meta.package_version == mecharena.__version__
     assert (meta.mechanism, meta.mechanism_version) == ("first_price", mechanisms.get("first_price").version)
     assert meta.config == {"reserve_price": 0.2, "reserve_visibility": "public", "entry_fee": 0.0}
-    assert meta.population == "bne:3,truthful:2" and meta.agent_versions == {"bne": 1, "truthful": 1}
+    assert meta.population == "bne:3,truthful:2" and meta.agent_versions == {"bne": 2, "truthful": 1}
     assert (meta.seed, meta.start, meta.markets, meta.seats, meta.rounds) == (42, 0, 8, 5, 2)
     assert meta.enforcement == ENFORCED and meta.values.kind == "uniform"
     assert meta.information.clearing_price and meta.owner == [0, 1, 2, 3, 4]

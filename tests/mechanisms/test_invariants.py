@@ -105,7 +105,12 @@ def test_provision_point_never_runs_a_deficit_and_refunds_when_not_provided(m, t
     assert out.revenue[0] >= -1e-12
     provided = c.sum() >= threshold
     assert bool(out.allocation[0, 0]) == provided
+    # budget surplus: contributions - refunds - rebates - the good's cost T when provided
     if provided and rebate == "proportional":
-        assert np.isclose(out.revenue[0], threshold)
+        assert np.isclose(out.revenue[0], 0.0, atol=1e-12)
+    if provided and rebate == "none":
+        assert np.isclose(out.revenue[0], c.sum() - threshold, atol=1e-12)
+    if not provided:
+        assert np.isclose(out.revenue[0], 0.0 if refund else c.sum(), atol=1e-12)
     if not provided and refund:
         assert np.allclose(out.utility, 0.0)

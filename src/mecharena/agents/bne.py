@@ -9,6 +9,12 @@ where Y is the k-th highest of the other n - 1 values and
 ``G(y) = sum_{j<k} C(n-1, j) F(y)^(n-1-j) (1 - F(y))^j`` its CDF (Krishna, *Auction Theory*,
 2nd ed., prop. 2.2 and ch. 13; Riley and Samuelson 1981). With F uniform on [0, 1] and
 k = 1 this is ``v - (v^n - r^n) / (n v^(n-1))``. A value below r bids its value (it cannot win).
+A bid of a value at or above r is never below r (floating error in the integral is clamped away).
+
+With fewer rivals than units (n - 1 < k: G is identically 1) nobody competes for a unit, so
+the price is the reserve: every value at or above r bids r, or the smallest bid that enters
+(``mechanisms.base.SMALLEST_BID``: the kernels take part only bids > 0) when r = 0, and wins.
+The referee's adaptive bidders (``designer.core.bne_ratios``) use the same rule.
 A secret or unannounced reserve is planned as if it were the lowest value. Where truthful bidding is
 dominant the agent bids truthfully; in the linear public-goods game it contributes 0 when
 the MPCR is below 1 (the selfish Nash equilibrium) and everything above 1.
@@ -25,8 +31,9 @@ from mecharena.agents.base import AgentType, MarketContext
 from mecharena.agents.values import ValueDistribution
 from mecharena.core.errors import ConfigError
 from mecharena.core.types import FloatArray
+from mecharena.mechanisms.base import SMALLEST_BID
 
-VERSION = 1
+VERSION = 2
 _GRID = 4096
 _NODES, _WEIGHTS = np.polynomial.legendre.leggauss(8)
 
@@ -45,10 +52,17 @@ def shaded_bids(dist: ValueDistribution, values: FloatArray, n: int, k: int, res
                 power: float = 1.0) -> FloatArray:
     """Symmetric equilibrium bids of the k-unit pay-as-bid auction (first price for k = 1):
     ``b(v) = v - integral_r^v H / H(v)`` with ``H = G^power`` (``power = 1/(1 - rho)`` for CRRA
-    bidders, see :mod:`mecharena.agents.crra`; 1 for risk neutrality)."""
+    bidders, see :mod:`mecharena.agents.crra`; 1 for risk neutrality).
+
+    Values below the reserve bid their value; the others bid at least ``max(reserve, SMALLEST_BID)``,
+    exactly that when ``n - 1 < k`` (no competition for a unit).
+    """
     start = max(reserve, dist.low)
     if start >= dist.high:
         return values.copy()
+    entry = max(reserve, SMALLEST_BID)  # the lowest bid that takes part
+    if n - 1 < k:
+        return np.where(values >= start, entry, values)
 
     def h(y: FloatArray) -> FloatArray:
         g = kth_highest_cdf(dist, y, n - 1, k)
@@ -62,7 +76,7 @@ def shaded_bids(dist: ValueDistribution, values: FloatArray, n: int, k: int, res
     g = h(grid)
     with np.errstate(divide="ignore", invalid="ignore"):
         curve = np.where(g > 0, grid - integral / g, grid)
-    return np.where(values >= start, np.interp(values, grid, curve), values)
+    return np.where(values >= start, np.maximum(np.interp(values, grid, curve), entry), values)
 
 
 def auction_bids(context: MarketContext, values: FloatArray, agent: str, power: float = 1.0) -> FloatArray | None:

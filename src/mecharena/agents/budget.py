@@ -38,7 +38,7 @@ from mecharena.core.config import StrictModel
 from mecharena.core.errors import ConfigError
 from mecharena.core.types import FloatArray
 
-VERSION = 1
+VERSION = 2
 PRICE_TAKING = ("second_price", "uniform_price", "vcg", "posted_price")
 PAY_AS_BID = ("first_price", "pay_as_bid")
 DUST = 1e-9  # a remaining budget below this share of the budget is rounding error: exhausted

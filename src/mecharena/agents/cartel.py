@@ -28,7 +28,7 @@ from mecharena.agents.base import Action, AgentType, Draws, MarketContext, requi
 from mecharena.core.config import StrictModel
 from mecharena.core.types import IntArray
 
-VERSION = 1
+VERSION = 2
 SUPPORTED = ("first_price", "second_price", "uniform_price", "pay_as_bid", "vcg", "posted_price")
 
 

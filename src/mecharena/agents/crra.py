@@ -37,7 +37,7 @@ from mecharena.core.config import StrictModel
 from mecharena.core.errors import ConfigError
 from mecharena.core.types import FloatArray
 
-VERSION = 1
+VERSION = 2
 
 
 class CRRAParams(StrictModel):

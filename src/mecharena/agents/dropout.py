@@ -22,7 +22,7 @@ from mecharena.agents.base import Action, AgentType, Draws, MarketContext
 from mecharena.core.config import StrictModel
 from mecharena.core.types import FloatArray, IntArray
 
-VERSION = 1
+VERSION = 2
 
 
 class DropoutParams(StrictModel):

@@ -41,7 +41,7 @@ from mecharena.agents.cartel import SUPPORTED, can_detect
 from mecharena.core.config import StrictModel
 from mecharena.core.types import BoolArray, FloatArray, IntArray
 
-VERSION = 1
+VERSION = 2
 PUBLIC, PRIVATE, COALITION = 1, 2, 3  # channel codes (mecharena.sim.channels.CHANNELS)
 PROPOSE, ACCUSE = 1, 4  # message kinds (mecharena.sim.channels.KINDS)
 

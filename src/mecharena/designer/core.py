@@ -36,6 +36,7 @@ from mecharena.core.seeding import hash_uniform
 from mecharena.core.types import BoolArray, FloatArray, IntArray
 from mecharena.designer.action import COALITIONS, FLAGS, MAX_RESERVE, MECHANISM_WIDTH, RULES, MechanismAction
 from mecharena.designer.population import BUDGET, CARTEL, DROPOUT, EMPTY, SEATS, SHADER, SHILL, TRUTHFUL, Params
+from mecharena.mechanisms.base import SMALLEST_BID
 
 ROUNDS = 4
 SCORED = 2
@@ -117,8 +118,8 @@ class State:
 
 @dataclass(frozen=True, slots=True)
 class StepResult:
-    reward: FloatArray  # (E,)
-    components: FloatArray  # (E, 4)  means over the scored rounds, in COMPONENTS order
+    reward: FloatArray  # (E,)  mean over the scored rounds of the four components' product
+    components: FloatArray  # (E, 4)  means over the scored rounds, in COMPONENTS order (reward is not their product)
     done: BoolArray  # (E,)
 
 
@@ -153,16 +154,17 @@ def advance(params: Params, state: State, mechanism: Mechanism) -> StepResult:
     """:func:`step` in place: ``state``'s arrays are updated (for shells that own their state)."""
     live = state.step < HORIZON
     components = np.zeros((state.step.size, len(COMPONENTS)))
+    rewards = np.zeros(state.step.size)
     reserve = np.clip(mechanism.reserve, 0.0, MAX_RESERVE)
     _play(params.units, params.kind, params.outside, params.budget, params.ring_gain, params.shill_gain,
           params.seed, bne_ratios(), mechanism.rule, reserve, mechanism.flags, mechanism.penalties,
           mechanism.coalition, live, state.round, state.multiplier, state.active, state.mood, state.spent,
-          state.ratio, state.cohesion, state.window, state.winners, state.head, state.filled, components)
+          state.ratio, state.cohesion, state.window, state.winners, state.head, state.filled, components, rewards)
     state.step[live] += 1
     vectors = mechanism.vectors()
     vectors[:, RESERVE_COLUMN] = reserve
     state.mechanism[live] = vectors[live]
-    reward = np.where(live, components.prod(axis=1), 0.0)
+    reward = np.where(live, rewards, 0.0)
     return StepResult(reward, components, state.step >= HORIZON)
 
 
@@ -174,13 +176,16 @@ def bne_ratios() -> FloatArray:
     """(SEATS + 1, 4, GRID) equilibrium bid / value of the k-unit pay-as-bid auction (first price
     for k = 1) among n bidders with uniform values, on ``linspace(0, 1, GRID)``: the arena's own
     ``agents.bne.shaded_bids`` (b(v) = v - integral G / G(v), G the CDF of the k-th highest rival
-    value). With k >= n every bidder wins: the table uses n = k + 1."""
+    value). With k >= n nobody competes for a unit: like the arena's bidders, each bids the smallest
+    bid that enters (the reserve, which :func:`_play` adds where it is announced), ratio 0."""
     values = np.linspace(0.0, 1.0, GRID)
     values[0] = 1e-9
     out = np.ones((SEATS + 1, 4, GRID))
-    for n in range(2, SEATS + 1):
+    for n in range(1, SEATS + 1):
         for k in range(1, 4):
-            out[n, k] = shaded_bids(ValueDistribution(), values, max(n, k + 1), k, 0.0) / values
+            bids = shaded_bids(ValueDistribution(), values, n, k, 0.0)
+            # SMALLEST_BID / value is a subnormal number: call it 0 (mult x value x 0 is then kept > 0 in _play)
+            out[n, k] = np.where(bids > SMALLEST_BID, bids / values, 0.0)
     return out
 
 
@@ -206,6 +211,8 @@ def _shape(rule: int, n: int, k: int, value: float, ratios) -> float:
     if rule != FP and rule != PAB:
         return 1.0
     curve = ratios[min(n, SEATS), 1 if rule == FP else k]
+    if curve[GRID - 1] == 0.0:  # no competition: every value bids the lowest bid that enters
+        return 1.0
     x = value * (GRID - 1)
     j = min(int(x), GRID - 2)
     return (curve[j] + (x - j) * (curve[j + 1] - curve[j])) / curve[GRID - 1]
@@ -214,7 +221,7 @@ def _shape(rule: int, n: int, k: int, value: float, ratios) -> float:
 @numba.njit(cache=True, error_model="numpy")
 def _play(units, kind, outside, budget, ring_gain, shill_gain, seed, ratios,
           rule_of, reserve_of, flags, penalties, coalition_of, live,
-          round_of, mult, active, mood, spent, ratio, cohesion, window, winners, head, filled, components):
+          round_of, mult, active, mood, spent, ratio, cohesion, window, winners, head, filled, components, rewards):
     e_count = units.size
     value = np.zeros(SEATS)
     bid = np.zeros(SEATS)
@@ -293,8 +300,8 @@ def _play(units, kind, outside, budget, ring_gain, shill_gain, seed, ratios,
                 for i in range(seats):
                     if kind[e, i] == CARTEL and active[e, i] and i != designated and partner < 0:
                         partner = i
-            n_bidding = max(n_present, 2)
-            n_ring = max(n_present - _ring_size(kind, active, e, seats) + 1, 2)  # the ring bids as one
+            n_bidding = max(n_present, 1)
+            n_ring = max(n_present - _ring_size(kind, active, e, seats) + 1, 1)  # the ring bids as one
             target = _target(rule, n_bidding, k, fear, ratios)
             ring_target_bid = _target(rule, n_ring, k, 0.0, ratios)
             for i in range(seats):
@@ -327,8 +334,8 @@ def _play(units, kind, outside, budget, ring_gain, shill_gain, seed, ratios,
                     colluding[designated] = True
                 else:
                     bid[i] = mult[e, i] * v * jitter * _shape(rule, n_bidding, k, v, ratios)
-                if reveal_reserve and first_like:
-                    bid[i] = max(bid[i], rho)
+                if first_like:  # at least the lowest bid that enters (a bidder without rivals bids it)
+                    bid[i] = max(bid[i], rho if reveal_reserve else 0.0, SMALLEST_BID)
                 bid[i] = min(bid[i], budget[e, i] - spent[e, i])
             # the shill aims just under the lowest winning real bid
             n_bids = _rank(bid, entered, order, seats)
@@ -419,6 +426,9 @@ def _play(units, kind, outside, budget, ring_gain, shill_gain, seed, ratios,
                 components[e, 1] += fair / SCORED
                 components[e, 2] += share / SCORED
                 components[e, 3] += steady / SCORED
+                # the mean of each round's product, not the product of the means: a round scores
+                # only what it achieves on all four at once (the means are reported beside it)
+                rewards[e] += ratio_w * fair * share * steady / SCORED
             # record what the operator saw
             mean_bid = 0.0
             n_entered = 0

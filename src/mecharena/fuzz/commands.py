@@ -21,6 +21,12 @@ def _interval(mean: float, ci95: Any) -> str:
     return f"{mean:+.4f} [{ci95[0]:+.4f}, {ci95[1]:+.4f}]"
 
 
+def _size(sample: Any) -> str:
+    """'M markets x T rounds, seed S' of a gain's sample (a mapping or a model with those fields)."""
+    get = sample.get if isinstance(sample, dict) else lambda name: getattr(sample, name)
+    return f"{get('markets')} markets x {get('rounds')} rounds, seed {get('seed')}"
+
+
 def _print_json(data: Any, console: Console | None) -> None:
     text = json.dumps(data, indent=2)
     if console is None:
@@ -49,11 +55,11 @@ def exploits_list(library_dir: str, as_json: bool, console: Console | None = Non
         return 0
     console = console or Console()
     table = Table(title=escape(f"Exploits in {library_dir} ({len(reports)})"))
-    for column in ("id", "mechanism", "family", "deviators", "gain [95% CI]", "frequency", "severity"):
-        table.add_column(column, justify="right" if column in ("deviators", "frequency") else "left")
+    for column in ("id", "mechanism", "family", "deviators", "gain [95% CI]", "markets", "frequency", "severity"):
+        table.add_column(column, justify="right" if column in ("deviators", "markets", "frequency") else "left")
     for r in reports:
         table.add_row(r.id, f"{r.mechanism} v{r.mechanism_version}", r.strategy.family, str(r.agents_involved.deviators),
-                      _interval(r.gain.mean, r.gain.ci95), f"{r.frequency:.1%}", r.severity.label)
+                      _interval(r.gain.mean, r.gain.ci95), str(r.gain.markets), f"{r.frequency:.1%}", r.severity.label)
     console.print(table)
     return 0
 
@@ -91,11 +97,11 @@ def exploits_show(library_dir: str, id: str, as_json: bool, console: Console | N
         ("strategy", f"{report.strategy.family}: {report.strategy.summary}\n"
                      + ", ".join(f"{k}={v}" for k, v in report.strategy.params.items())),
         ("gain", (f"{_interval(report.gain.mean, report.gain.ci95)} per agent and round "
-                  f"({report.gain.markets} markets x {report.gain.rounds} rounds, seed {report.gain.seed})")),
+                  f"({_size(report.gain)}, fresh evaluation)")),
         ("frequency", f"{report.frequency:.1%} of markets"),
         ("severity", f"{severity.label} ({relative})\n{severity.rule}"),
-        ("trace", (f"{report.trace.baseline}\n{report.trace.deviated}\nrecorded gain {report.trace.recorded_gain!r} "
-                   f"({report.trace.markets} markets x {report.trace.rounds} rounds, seed {report.trace.seed})")),
+        ("trace", (f"{report.trace.baseline}\n{report.trace.deviated}\ntrace gain {report.trace.recorded_gain!r} "
+                   f"({_size(report.trace)}: a smaller sample than the gain above)")),
         ("mitigation", report.mitigation),
         ("regression", f"{report.regression.command}\n{report.regression.rule}"),
     ]
@@ -129,8 +135,13 @@ def exploits_replay(library_dir: str, id: str, as_json: bool, console: Console |
         table.add_row(escape(f"{name} ({r['directory']})"), str(r["rounds"]), str(r["events"]), str(r["mismatch_count"]),
                       "yes" if r["ok"] else "[red]no[/]")
     console.print(table)
-    console.print(f"recorded gain {result['recorded_gain']!r}, replayed gain {result['replayed_gain']!r}: "
+    trace, reported = result["trace"], result["reported_gain"]
+    console.print(f"trace gain ({_size(trace)}): recorded {result['recorded_gain']!r}, replayed "
+                  f"{result['replayed_gain']!r}: "
                   + ("[bold green]identical[/]" if result["exact"] else "[bold red]different[/]"), highlight=False)
+    console.print(f"reported gain (fuzz, exploits list and show) {_interval(reported['mean'], reported['ci95'])} "
+                  f"({_size(reported)}, fresh evaluation): the trace is a different, smaller sample, so its gain "
+                  "differs by sampling", highlight=False)
     console.print("[bold green]exploit reproduced exactly[/]" if result["ok"] else
                   "[bold red]exploit NOT reproduced[/]")
     return 0 if result["ok"] else 1

@@ -169,10 +169,16 @@ class Library:
     def replay(self, key: str) -> dict[str, Any]:
         """Replay both trace ledgers of a report and recompute its gain from their events.
 
+        The trace ledgers are a smaller sample (``trace.markets`` markets) than the fresh evaluation
+        whose gain ``fuzz`` and ``exploits list``/``show`` report (``gain.markets``), so the two
+        gains differ by sampling; the result names both, with their sizes.
+
         Returns:
             ``{"id", "baseline": ReplayReport dict, "deviated": ..., "recorded_gain",
-            "replayed_gain", "exact": the two gains have the same 64 bits, "ok": both ledgers
-            replay exactly and the gains are exact}``.
+            "replayed_gain" (both on the trace ledgers), "trace": {"markets", "rounds", "seed"} of
+            those ledgers, "reported_gain": the report's fresh gain {"mean", "ci95", "markets",
+            "rounds", "seed"}, "exact": the two trace gains have the same 64 bits, "ok": both
+            ledgers replay exactly and the gains are exact}``.
 
         Raises:
             UnknownIdError / LibraryError: see :meth:`get`.
@@ -184,9 +190,13 @@ class Library:
         reports = {"baseline": replay_ledger(baseline), "deviated": replay_ledger(deviated)}
         replayed = ledger_gain(baseline, deviated, report.agents_involved.deviators)
         exact = same_float(replayed, report.trace.recorded_gain)
+        gain = report.gain
         return {"id": report.id, **{k: v.to_dict() for k, v in reports.items()},
-                "recorded_gain": report.trace.recorded_gain, "replayed_gain": replayed, "exact": exact,
-                "ok": exact and all(r.ok for r in reports.values())}
+                "recorded_gain": report.trace.recorded_gain, "replayed_gain": replayed,
+                "trace": {"markets": report.trace.markets, "rounds": report.trace.rounds, "seed": report.trace.seed},
+                "reported_gain": {"mean": gain.mean, "ci95": list(gain.ci95), "markets": gain.markets,
+                                  "rounds": gain.rounds, "seed": gain.seed},
+                "exact": exact, "ok": exact and all(r.ok for r in reports.values())}
 
     def list(self) -> "list[FailureReport]":  # defined last: the name shadows the builtin in the class
         """Every stored report, sorted by id."""

@@ -37,7 +37,7 @@ class Trial:
 class FuzzResult:
     """Everything a fuzzing run found."""
 
-    target: Cell
+    target: Cell  # with the markets, rounds and seed of the search (the fresh evaluation's size: search)
     deviators: int
     families: tuple[str, ...]  # searched (applicable)
     skipped: dict[str, str]  # family -> why it does not apply
@@ -131,7 +131,8 @@ def fuzz(
     """Search for the most profitable deviation from ``target``'s population.
 
     Args:
-        target: the mechanism, population and rules (its seed, markets and rounds are ignored).
+        target: the mechanism, population and rules (its seed, markets and rounds are replaced by
+            ``seed``, ``markets`` and ``rounds`` in the result).
         families: family ids to search (default: every family that applies, opt-in families aside).
             ``best_response`` is the discovery engine (:mod:`mecharena.fuzz.discover`): a type-wise
             best response searched over any bid function, fitted on ``samples`` market-rounds of
@@ -218,7 +219,9 @@ def fuzz(
         optuna.logging.set_verbosity(level)
     best = max(trials, key=lambda tr: tr.gain.mean)
     fresh = scorer.score(best.deviation, seed=fresh_seed, markets=eval_markets, rounds=rounds)
-    return FuzzResult(target, deviators, tuple(f.name for f in usable), skipped, tuple(trials), best, fresh,
+    # the result names the search's own size and seed, not the cell's (unused) defaults
+    used = target.model_copy(update={"markets": markets, "rounds": rounds, "seed": seed})
+    return FuzzResult(used, deviators, tuple(f.name for f in usable), skipped, tuple(trials), best, fresh,
                       len(trials), tuple(dict.fromkeys(stopped)),
                       {"sampler": sampler, "budget": budget, "restarts": restarts, "markets": markets,
                        "rounds": rounds, "eval_markets": eval_markets, "threshold": threshold, "seed": seed,

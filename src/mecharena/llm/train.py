@@ -13,7 +13,8 @@ Rewards (one callable each, logged by TRL as ``rewards/<name>/mean``):
 * ``format``: 1 for a valid :class:`~mecharena.llm.designer.DesignerChoice`, 0.5 for a JSON
   object that is not one, 0 for no JSON object;
 * ``welfare``, ``fairness``, ``participation``, ``stability``: the step's components;
-* ``composite``: the step's reward (their product); 0 for an unparsable completion.
+* ``composite``: the step's reward (the mean over its scored rounds of the components' product); 0
+  for an unparsable completion.
 
 Only ``composite`` is trained on (weight 1); the others have weight 0: logged, not optimised.
 GRPO's advantage is the composite reward minus its group mean over the ``num_generations``

@@ -15,7 +15,8 @@ import numpy as np
 from pydantic import Field
 
 from mecharena.core.types import BoolArray, FloatArray
-from mecharena.mechanisms.base import Mechanism, MechanismConfig, Outcome, is_valid_number, scalar_outcome
+from mecharena.mechanisms.base import (SMALLEST_BID, Mechanism, MechanismConfig, Outcome, is_valid_number,
+                                       scalar_outcome)
 
 
 class SealedBidConfig(MechanismConfig):
@@ -41,7 +42,7 @@ def _kernel(
     totals: FloatArray,  # (3, B) out: revenue, welfare, max_welfare
 ) -> None:
     n_markets, n_agents = bids.shape
-    lowest = max(reserve, 5e-324)  # a participating bid is > 0, >= reserve and finite (NaN fails)
+    lowest = max(reserve, SMALLEST_BID)  # a participating bid is > 0, >= reserve and finite (NaN fails)
     for m in range(n_markets):
         # Branchless running top two and best value: selects, not if/elif (several times
         # faster); the winner is found in a second branchless pass, which keeps both loops cheap.

@@ -24,10 +24,14 @@ PROPERTIES = {
     "truthful": "truthful bidding is a weakly dominant strategy",
     "ir": "a truthful agent never ends with negative utility (ex post individual rationality)",
     "payments_le_bids": "a buyer never pays more than it bid; a seller never receives less than it asked",
-    "weak_budget_balance": "the mechanism never pays out more than it takes in (revenue >= 0)",
-    "budget_balance": "money only moves between agents (revenue == 0)",
+    "weak_budget_balance": "the mechanism never runs a deficit (budget surplus, Outcome.revenue, >= 0)",
+    "budget_balance": "the mechanism neither keeps nor adds money (budget surplus, Outcome.revenue, == 0)",
     "efficient": "truthful bidding yields the maximum feasible welfare",
 }
+
+#: The smallest bid that enters an auction: every kernel takes part only bids > 0 (and >= the
+#: reserve), so a bidder who must enter but wants to pay as little as possible bids this.
+SMALLEST_BID = float(np.nextafter(0.0, 1.0))
 
 
 class MechanismConfig(StrictModel):
@@ -44,7 +48,7 @@ class Outcome:
     utility: FloatArray  # (B, N)
     valid: BoolArray  # (B, N)  False: the action was invalid and treated as abstaining
     participated: BoolArray  # (B, N)  entered with an eligible action
-    revenue: FloatArray  # (B,)  sum(payments) - sum(receipts)
+    revenue: FloatArray  # (B,)  budget surplus: sum(payments) - sum(receipts) + good (see finish)
     welfare: FloatArray  # (B,)  realized
     max_welfare: FloatArray  # (B,)  maximum feasible welfare given true values
 
@@ -205,11 +209,19 @@ def finish(
     participated: BoolArray,
     max_welfare: FloatArray,
     welfare: FloatArray | None = None,
+    good: FloatArray | float = 0.0,
 ) -> Outcome:
     """Assemble an :class:`Outcome` from per-agent value gains ``gains`` (B, N).
 
-    ``utility = gains - payments + receipts``; revenue is the net money the mechanism keeps;
-    welfare defaults to the sum of gains (transfers cancel).
+    ``utility = gains - payments + receipts``; welfare defaults to the sum of gains (transfers
+    cancel). Revenue is the mechanism's budget surplus, one definition for every family: money in
+    minus money out, with the good the mechanism provides itself (public goods) on its books,
+
+        revenue = sum(payments) - sum(receipts) + good,
+
+    ``good`` (B,) being the money that good brings in (what it yields in money, e.g. a VCM's
+    multiplied pot) minus what it costs (a provision point's threshold); 0 in markets, where goods
+    move between agents. A deficit is revenue < 0: the mechanism paid out more than it took in.
     """
     return Outcome(
         allocation=allocation,
@@ -218,7 +230,7 @@ def finish(
         utility=gains - payments + receipts,
         valid=valid,
         participated=participated,
-        revenue=payments.sum(axis=1) - receipts.sum(axis=1),
+        revenue=payments.sum(axis=1) - receipts.sum(axis=1) + good,
         welfare=gains.sum(axis=1) if welfare is None else welfare,
         max_welfare=max_welfare,
     )
@@ -233,6 +245,7 @@ def scalar_outcome(
     participated: list[bool],
     max_welfare: float,
     welfare: float | None = None,
+    good: float = 0.0,
 ) -> dict[str, Any]:
     """The scalar reference's counterpart of :func:`finish`, for one market, in plain Python."""
     return {
@@ -242,7 +255,7 @@ def scalar_outcome(
         "utility": [g - p + r for g, p, r in zip(gains, payments, receipts, strict=True)],
         "valid": list(valid),
         "participated": list(participated),
-        "revenue": sum(payments) - sum(receipts),
+        "revenue": sum(payments) - sum(receipts) + good,
         "welfare": sum(gains) if welfare is None else welfare,
         "max_welfare": max_welfare,
     }

@@ -8,6 +8,12 @@ otherwise kept by the mechanism. With ``rebate = proportional`` the excess ``sum
 returned in proportion to contributions. Utility ``v_i [provided] - c_i + refund/rebate``;
 welfare ``[provided] (sum(v) - T)``, at most ``max(0, sum(v) - T)``.
 
+Budget: the mechanism buys the good at T, so its budget surplus (``Outcome.revenue``: money in
+minus money out minus the cost of the good it provides) is ``sum(c) - refunds - rebates -
+T [provided]``: 0 with a proportional rebate or a refund of a good not provided, the excess
+``sum(c) - T`` when it keeps it, and the contributions it keeps without a refund. It never runs a
+deficit (weak budget balance): a good is bought only when the contributions cover T.
+
 Known results: with a refund, contributing 0 when others already reach T, and every
 allocation of T among agents with values covering their shares, are Nash equilibria
 (Bagnoli and Lipman 1989); sincere contributions (c_i = v_i) are IR with a refund and
@@ -22,7 +28,7 @@ from pydantic import Field
 from mecharena.mechanisms import _public_goods as pg
 from mecharena.mechanisms.base import Mechanism, Outcome, is_valid_number, scalar_outcome
 
-VERSION = 1
+VERSION = 2
 
 
 class ProvisionPointConfig(pg.PublicGoodsConfig):
@@ -47,7 +53,7 @@ def kernel(config: ProvisionPointConfig, values: Any, bids: Any, priority: Any, 
     surplus = values.sum(axis=1) - config.threshold
     return Outcome(allocation=provided * np.ones_like(c), payments=c, receipts=receipts,
                    utility=gains - c + receipts, valid=valid, participated=c > 0,
-                   revenue=c.sum(axis=1) - receipts.sum(axis=1),
+                   revenue=c.sum(axis=1) - receipts.sum(axis=1) - config.threshold * provided[:, 0],
                    welfare=np.where(provided[:, 0], surplus, 0.0), max_welfare=np.maximum(surplus, 0.0))
 
 
@@ -64,7 +70,7 @@ def reference(config: ProvisionPointConfig, values: Any, bids: Any, priority: An
     surplus = sum(values) - config.threshold
     return scalar_outcome([v if provided else 0.0 for v in values], [float(provided)] * n, c, receipts, valid,
                           [x > 0 for x in c], max_welfare=max(surplus, 0.0),
-                          welfare=surplus if provided else 0.0)
+                          welfare=surplus if provided else 0.0, good=-config.threshold if provided else 0.0)
 
 
 MECHANISM = Mechanism(

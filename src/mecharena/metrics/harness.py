@@ -8,7 +8,11 @@ independent units, see :mod:`mecharena.metrics.summary`) and per-round curves.
 Definitions (all per market-round unless said; "agents" are economic agents, false-name
 identities merged into their owner):
 
-* ``revenue``: payments minus receipts plus fines collected.
+* ``revenue``: the mechanism's budget surplus plus fines collected. The budget surplus
+  (``mechanisms.base.Outcome.revenue``) is money in minus money out, with the good a mechanism
+  provides itself on its books: payments minus receipts in auctions and exchanges; contributions
+  minus refunds, rebates and the good's cost in public goods (0 for a VCM, which pays the whole
+  multiplied pot out; the kept excess over the threshold for a provision point).
 * ``efficiency``: total realized welfare / total maximum feasible welfare (ratio of sums).
 * ``welfare``: realized welfare; ``bidder_surplus``: sum of agents' utilities net of fines.
 * ``participation``: share of seats that took part (entered with an eligible action, e.g. a bid
@@ -17,7 +21,8 @@ identities merged into their owner):
 * ``ic_regret`` (incentive compatibility): for one sampled seat per market, the best gain over
   a fixed set of unilateral deviations (its bid scaled by 0, 0.5, 0.8, 0.9, 1.1, 1.25, or its
   value), others' bids held fixed, one-shot; 0 when no deviation helps.
-* ``deficit_rate`` (budget balance): share of market-rounds where revenue < 0.
+* ``deficit_rate`` (budget balance): share of market-rounds with a budget deficit (budget
+  surplus < 0, fines not counted): the mechanism paid out more than it took in.
 * ``gini`` (fairness): Gini coefficient of agents' surplus accumulated over the episode (negative
   surplus counted as 0), per market; markets where nobody earned surplus are excluded rather
   than scored as perfectly fair. ``top_share``: the largest agent's share of that surplus.
