@@ -208,6 +208,10 @@ def simulate(
     settings_text = ", ".join(f"{k}={v}" for k, v in result["config"].items()) or "defaults"
     out.print(metric_rows_table(f"{result['mechanism']} ({settings_text})\n{result['population']}, "
                                 f"B={markets}, T={rounds}, seed={seed}", result["metrics"]))
+    for agent, counts in result.get("structured_output", {}).items():
+        out.print(escape(f"{agent} structured output: {counts['requests']} requests, {counts['valid']} valid, "
+                         f"{counts['repaired']} repaired, {counts['fallback']} fallback, {counts['error']} error"),
+                  highlight=False)
 
 
 DEMO_RUNS = [
