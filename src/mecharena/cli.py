@@ -929,14 +929,12 @@ def llm_serve(
     if not 0 < port < 65536:
         raise fail(ConfigError(f"port must be in 1..65535, got {port}"))
     try:
-        import uvicorn
-
         from mecharena.llm.providers import TransformersProvider
-        from mecharena.server.openai_api import build_app
+        from mecharena.server.openai_api import serve as serve_openai
 
         provider = TransformersProvider(model, gguf, name=name)
         err.print(f"serving {provider.model} at http://{host}:{port}/v1")
-        uvicorn.run(build_app(provider), host=host, port=port, log_level="warning")
+        serve_openai(provider, host, port)
     except MechArenaError as exc:
         raise fail(exc) from None
 
