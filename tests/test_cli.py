@@ -1,3 +1,5 @@
+import importlib.metadata
+import io
 import json
 import os
 import subprocess
@@ -5,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import typer.main
 from typer.testing import CliRunner
 
 from mecharena import mechanisms
@@ -159,3 +162,121 @@ def test_bench_loop_and_ledger_json():
     ledger = invoke("bench", "ledger", "--markets", "64", "--rounds", "2", "--json")
     assert ledger.exit_code == 0, ledger.output
     assert json.loads(ledger.stdout)["benchmark"] == "ledger"
+
+
+# --- the shell's shared rules: consoles, seeds, stdout, version ------------------------------------
+def _commands(command=None, path=()):
+    """Every leaf command of the CLI as (path, click command)."""
+    command = command or typer.main.get_command(app)
+    if hasattr(command, "commands"):  # a group (typer ships its own click)
+        for name, sub in command.commands.items():
+            yield from _commands(sub, (*path, name))
+    else:
+        yield path, command
+
+
+SEEDED = sorted(" ".join(path) for path, command in _commands()
+                if any("--seed" in getattr(p, "opts", ()) for p in command.params))
+
+
+def test_every_command_with_a_seed_is_found():
+    assert {"simulate", "demo", "fuzz", "regress", "repair", "designer eval", "designer play", "designer audit",
+            "designer train", "designer benchmark", "train sft-data", "train grpo", "negotiate baselines",
+            "negotiate play", "negotiate sft-data"} <= set(SEEDED)
+
+
+@pytest.mark.parametrize("command", SEEDED)
+@pytest.mark.parametrize("seed", [-1, 2**63])
+def test_every_seed_option_refuses_a_seed_outside_int64_with_one_line(command, seed):
+    """The seed is checked while the command line is parsed, before any work (or a missing option)."""
+    result = invoke(*command.split(), "--seed", str(seed))
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    assert result.stderr.strip() == f"error: --seed must be an integer in [0, 2^63 - 1], got {seed}"
+
+
+def test_seed_counts_keep_every_seed_in_range():
+    last = invoke("negotiate", "baselines", "--seed", str(2**63 - 1), "--seeds", "2", "--policies", "random")
+    assert last.exit_code == 2 and "the last episode's seed) must be an integer in [0, 2^63 - 1]" in last.stderr
+    ranked = invoke("rank", "second_price", "first_price", "--population", "truthful:3", "--seeds", str(2**63))
+    assert ranked.exit_code == 2 and "Traceback" not in ranked.output
+    assert "seeds must be an integer in [2, 10000]" in " ".join(ranked.stderr.split())
+
+
+def test_no_command_parameter_hides_the_output_consoles():
+    """A parameter named like a module console (``out``, ``err``) replaces it inside the command:
+    ``out.print`` then fails on a Path after the work is done."""
+    hidden = [(" ".join(path), p.name) for path, command in _commands() for p in command.params
+              if p.name in ("out", "err")]
+    assert hidden == []
+
+
+def test_train_sft_data_prints_its_summary_as_a_table(tmp_path):
+    result = invoke("train", "sft-data", "--out", str(tmp_path / "d.jsonl"), "--stage", "1", "--episodes", "1",
+                    "--teacher", "greedy")
+    assert result.exit_code == 0, result.output
+    assert "decisions of greedy at stage 1 written to" in " ".join(result.stdout.split())
+
+
+def _fake_grpo(model_dir, out_dir, **kwargs):
+    """A stand-in for TRL's trainer that logs as it does: dicts and tqdm lines on stdout."""
+    print({"loss": 0.1, "reward": 0.5})
+    sys.stdout.write("\r 33%|###       | 1/3\n")
+    return {"steps": kwargs["steps"], "final_reward": 0.5, "out": Path(out_dir)}
+
+
+@pytest.mark.parametrize("as_json", [True, False])
+def test_train_grpo_keeps_library_logs_off_stdout(monkeypatch, tmp_path, as_json):
+    import mecharena.llm.train
+
+    monkeypatch.setattr(mecharena.llm.train, "train_grpo", _fake_grpo)
+    result = invoke("train", "grpo", "--model", str(tmp_path), "--out", str(tmp_path / "run"), "--steps", "3",
+                    *(["--json"] if as_json else []))
+    assert result.exit_code == 0, result.output
+    assert "'loss': 0.1" in result.stderr and "'loss'" not in result.stdout
+    if as_json:
+        assert json.loads(result.stdout)["steps"] == 3
+    else:
+        assert "final_reward" in result.stdout
+
+
+def test_stdout_to_stderr_moves_what_c_code_writes_to_fd_1():
+    code = ("import os, sys\nfrom mecharena.shell import stdout_to_stderr\n"
+            "with stdout_to_stderr():\n    print('python log')\n    os.write(1, b'fd log\\n')\nprint('{}')\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "{}\n" and "python log" in proc.stderr and "fd log" in proc.stderr
+
+
+def test_tables_in_captured_output_keep_ids_and_names_whole():
+    """Output that is not a terminal is not cut to 80 columns, and a narrow terminal folds specs."""
+    result = invoke("rank", "second_price", "first_price:reserve_price=0.1", "--population", "truthful:3",
+                    "--seeds", "2", "--markets", "50", "--rounds", "2")
+    assert result.exit_code == 0, result.output
+    assert "second_price" in result.stdout and "first_price:reserve_price=0.1" in result.stdout
+    assert "…" not in result.stdout
+
+    from rich.console import Console
+
+    from mecharena.fuzz.tools import rank_command
+
+    narrow = Console(width=60, file=io.StringIO(), force_terminal=True, color_system=None)
+    rank_command(["second_price", "first_price:reserve_price=0.1"], "truthful:3", seeds=2, markets=50, rounds=2,
+                 console=narrow)
+    assert "…" not in narrow.file.getvalue().split("┡")[1]
+
+
+def test_exploits_list_shows_the_whole_id_that_replay_takes(tmp_path):
+    library = tmp_path / "lib"
+    found = invoke("fuzz", "--mechanism", "first_price", "--population", "truthful:4", "--families", "shading",
+                   "--budget", "12", "--markets", "200", "--rounds", "3", "--eval-markets", "400",
+                   "--library", str(library), "--json")
+    report_id = json.loads(found.stdout)["report"]["id"]
+    listed = invoke("exploits", "list", "--library", str(library))
+    assert report_id in listed.stdout and "first_price v" in listed.stdout and "…" not in listed.stdout
+
+
+def test_version_is_the_distribution_version():
+    result = invoke("--version")
+    assert result.exit_code == 0
+    assert result.stdout == f"mecharena {importlib.metadata.version('mecharena')}\n"

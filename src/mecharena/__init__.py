@@ -5,4 +5,10 @@ who pays; ``mecharena.agents`` supplies bidding policies, ``mecharena.sim`` driv
 markets and ``mecharena.metrics`` summarises them.
 """
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:  # the installed distribution's version: pyproject.toml is its one source
+    __version__ = version("mecharena")
+except PackageNotFoundError:  # a source tree on sys.path that was never installed
+    __version__ = "0+unknown"
+del PackageNotFoundError, version

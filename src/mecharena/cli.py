@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
@@ -14,21 +13,24 @@ from rich.table import Table
 from mecharena import agents, mechanisms
 from mecharena.core.config import parse_assignments
 from mecharena.core.errors import ConfigError, MechArenaError
+from mecharena.shell import SeedOption, make_console, seed_option, stdout_to_stderr
+from mecharena.shell import fail as shell_fail
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Mechanism Arena: stress-test economic mechanisms against strategic agents.")
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks (print JSON with --json).")
 app.add_typer(bench_app, name="bench")
-out = Console()
-err = Console(stderr=True)
+# The command's output and its errors/progress. No command parameter may be called `out` or
+# `err`: it would hide these consoles inside the command (tests/test_cli.py checks every command).
+out = make_console()
+err = make_console(stderr=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="print one JSON object instead of tables")]
 
 
 def fail(exc: Exception) -> typer.Exit:
     """Print the error without a traceback and exit with status 2."""
-    err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True, soft_wrap=True)
-    return typer.Exit(2)
+    return shell_fail(exc, err)
 
 
 def parse_search(items: list[str]) -> dict[str, Any]:
@@ -61,11 +63,21 @@ def parse_settings(items: list[str], option: str = "--set") -> dict[str, Any]:
 
 
 # --- plug-ins (mecharena.plugins, docs/plugins.md) and `check` ----------------------------------
+def _print_version(value: bool) -> None:
+    if value:
+        from mecharena import __version__
+
+        print(f"mecharena {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def load_plugins(plugin: Annotated[list[str] | None, typer.Option(
         "--plugin", help="load a plug-in before the command: a .py file or a module defining MECHANISM(S) / "
                          "AGENT(S) / FAMILY(IES) (repeatable; MECHARENA_PLUGINS and installed entry points load "
-                         "too)")] = None) -> None:
+                         "too)")] = None,
+        version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_print_version,
+                                              help="print mecharena's version and exit")] = False) -> None:
     from mecharena import plugins
 
     try:
@@ -167,7 +179,7 @@ def simulate(
     settings: Annotated[list[str] | None, typer.Option("--set", help="config field key=value (repeatable)")] = None,
     markets: Annotated[int, typer.Option(help="independent markets B")] = 1000,
     rounds: Annotated[int, typer.Option(help="rounds per market T")] = 10,
-    seed: Annotated[int, typer.Option(help="root seed")] = 0,
+    seed: SeedOption = 0,
     values: Annotated[str, typer.Option(help="value distribution: uniform | power:shape=2 | exponential:shape=3")] = (
         "uniform"
     ),
@@ -196,6 +208,10 @@ def simulate(
     settings_text = ", ".join(f"{k}={v}" for k, v in result["config"].items()) or "defaults"
     out.print(metric_rows_table(f"{result['mechanism']} ({settings_text})\n{result['population']}, "
                                 f"B={markets}, T={rounds}, seed={seed}", result["metrics"]))
+    for agent, counts in result.get("structured_output", {}).items():
+        out.print(escape(f"{agent} structured output: {counts['requests']} requests, {counts['valid']} valid, "
+                         f"{counts['repaired']} repaired, {counts['fallback']} fallback, {counts['error']} error"),
+                  highlight=False)
 
 
 DEMO_RUNS = [
@@ -217,7 +233,7 @@ DEMO_RUNS = [
 def demo(
     markets: Annotated[int, typer.Option(help="independent markets per mechanism")] = 20_000,
     rounds: Annotated[int, typer.Option(help="rounds per market")] = 5,
-    seed: Annotated[int, typer.Option(help="root seed")] = 0,
+    seed: SeedOption = 0,
     as_json: JsonFlag = False,
 ) -> None:
     """A tour: every mechanism against its textbook population, one table."""
@@ -409,7 +425,7 @@ def fuzz_command(
     families: Annotated[str | None, typer.Option(
         help="comma-separated deviation families (default: every family that applies)")] = None,
     budget: Annotated[int, typer.Option(help="evaluations in the search")] = 60,
-    seed: Annotated[int, typer.Option(help="root seed")] = 0,
+    seed: SeedOption = 0,
     info: Annotated[list[str] | None, typer.Option("--info", help="information policy key=value")] = None,
     enforce: Annotated[list[str] | None, typer.Option("--enforce", help="enforcement key=value")] = None,
     values: Annotated[str, typer.Option(help="value distribution")] = "uniform",
@@ -506,7 +522,7 @@ def regress(
     mechanism: Annotated[str, typer.Option(help="the mechanism variant to check")],
     settings: Annotated[list[str] | None, typer.Option("--set", help="config field key=value (repeatable)")] = None,
     library: LibraryOption = Path("exploits"),
-    seed: Annotated[int, typer.Option(help="root seed of the re-evaluations")] = 0,
+    seed: Annotated[int, seed_option("root seed of the re-evaluations")] = 0,
     markets: Annotated[int, typer.Option(help="markets per re-evaluation")] = 2000,
     rounds: Annotated[int | None, typer.Option(help="rounds (default: each report's own)")] = None,
     threshold: Annotated[float | None, typer.Option(help="gain that counts as paying (default: each report's)")] = None,
@@ -537,7 +553,7 @@ def repair(
     inner_budget: Annotated[int, typer.Option(help="fuzz evaluations per design")] = 16,
     welfare_floor: Annotated[float, typer.Option(help="least welfare, as a share of the original's")] = 0.9,
     revenue_floor: Annotated[float, typer.Option(help="least revenue, as a share of the original's")] = 0.9,
-    seed: Annotated[int, typer.Option(help="root seed")] = 0,
+    seed: SeedOption = 0,
     search: Annotated[list[str] | None, typer.Option(
         "--search", help="also search a config field: NAME=LOW:HIGH or NAME=A,B,C (repeatable)")] = None,
     as_json: JsonFlag = False,
@@ -665,7 +681,7 @@ designer_app = typer.Typer(no_args_is_help=True, help="The referee environment: 
 app.add_typer(designer_app, name="designer")
 StageOption = Annotated[int, typer.Option("--stage", help="curriculum stage 1-5")]
 EpisodesOption = Annotated[int, typer.Option("--episodes", help="episodes per held-out population")]
-SeedOption = Annotated[int, typer.Option("--seed", help="seed of the markets (and of random policies)")]
+MarketSeedOption = Annotated[int, seed_option("seed of the markets (and of random policies)")]
 
 
 def mecharena_policies():
@@ -681,7 +697,7 @@ def designer_eval(
         "--policy", help="random | greedy | constant:FILE | oracle | learned[:FILE] | llm:CONFIG")],
     stage: StageOption = 1,
     episodes: EpisodesOption = 4,
-    seed: SeedOption = 0,
+    seed: MarketSeedOption = 0,
     as_json: JsonFlag = False,
 ) -> None:
     """Score a designer policy on the stage's held-out benchmark (20 populations never used in training)."""
@@ -697,7 +713,7 @@ def designer_play(
         "--policy", help="random | greedy | constant:FILE | oracle | learned[:FILE] | llm:CONFIG")],
     directory: Annotated[Path, typer.Option("--out", help="new directory: steps.jsonl and traces.jsonl")],
     stage: StageOption = 1,
-    seed: SeedOption = 0,
+    seed: MarketSeedOption = 0,
     as_json: JsonFlag = False,
 ) -> None:
     """Play one training episode with a policy and record it (an LLM designer's prompts and answers too)."""
@@ -731,22 +747,22 @@ def designer_play(
 def designer_audit(
     stage: StageOption = 1,
     episodes: EpisodesOption = 4,
-    seed: SeedOption = 0,
-    out: Annotated[Path | None, typer.Option("--out", help="write the best constant mechanism here (JSON)")] = None,
+    seed: MarketSeedOption = 0,
+    out_path: Annotated[Path | None, typer.Option("--out", help="write the best constant mechanism here (JSON)")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Best constant mechanism (searched on training populations), the oracle, and their paired gap."""
     from mecharena.designer import commands
 
-    _exit_with(commands.designer_audit, stage, episodes, seed, out, as_json)
+    _exit_with(commands.designer_audit, stage, episodes, seed, out_path, as_json)
 
 
 @designer_app.command("train")
 def designer_train(
     stage: StageOption = 1,
-    out: Annotated[Path, typer.Option("--out", help="model file (.npz)")] = Path("designer-learned.npz"),
+    out_path: Annotated[Path, typer.Option("--out", help="model file (.npz)")] = Path("designer-learned.npz"),
     populations: Annotated[int, typer.Option("--populations", help="training populations per round")] = 1024,
-    seed: SeedOption = 0,
+    seed: MarketSeedOption = 0,
     as_json: JsonFlag = False,
 ) -> None:
     """Fit the learned designer (a contextual bandit over observation features) for one stage."""
@@ -754,15 +770,15 @@ def designer_train(
 
     if populations < 8:
         raise fail(ConfigError(f"populations must be >= 8, got {populations}"))
-    _exit_with(commands.designer_train, stage, populations, seed, out, as_json)
+    _exit_with(commands.designer_train, stage, populations, seed, out_path, as_json)
 
 
 @designer_app.command("benchmark")
 def designer_benchmark(
     stages: Annotated[str, typer.Option("--stages", help="comma-separated stages")] = "1,2,3,4,5",
     episodes: EpisodesOption = 4,
-    seed: SeedOption = 0,
-    out: Annotated[Path, typer.Option("--out", help="results directory (resumes finished stages)")] = Path(
+    seed: MarketSeedOption = 0,
+    out_dir: Annotated[Path, typer.Option("--out", help="results directory (resumes finished stages)")] = Path(
         "runs/designer"),
     as_json: JsonFlag = False,
 ) -> None:
@@ -776,7 +792,7 @@ def designer_benchmark(
     with Progress(TextColumn("stages"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err,
                   transient=True, disable=as_json or not err.is_terminal) as bar:
         task = bar.add_task("stages", total=len(chosen))
-        _exit_with(commands.designer_benchmark, chosen, episodes, seed, out, as_json,
+        _exit_with(commands.designer_benchmark, chosen, episodes, seed, out_dir, as_json,
                    progress=lambda _: bar.advance(task))
 
 
@@ -913,14 +929,12 @@ def llm_serve(
     if not 0 < port < 65536:
         raise fail(ConfigError(f"port must be in 1..65535, got {port}"))
     try:
-        import uvicorn
-
         from mecharena.llm.providers import TransformersProvider
-        from mecharena.server.openai_api import build_app
+        from mecharena.server.openai_api import serve as serve_openai
 
         provider = TransformersProvider(model, gguf, name=name)
         err.print(f"serving {provider.model} at http://{host}:{port}/v1")
-        uvicorn.run(build_app(provider), host=host, port=port, log_level="warning")
+        serve_openai(provider, host, port)
     except MechArenaError as exc:
         raise fail(exc) from None
 
@@ -931,10 +945,10 @@ app.add_typer(train_app, name="train")
 
 @train_app.command("sft-data")
 def train_sft_data(
-    out: Annotated[Path, typer.Option("--out", help="JSONL file of chat records")],
+    out_path: Annotated[Path, typer.Option("--out", help="JSONL file of chat records")],
     stage: StageOption = 2,
     episodes: Annotated[int, typer.Option("--episodes", help="training episodes")] = 20,
-    seed: SeedOption = 0,
+    seed: MarketSeedOption = 0,
     teacher: Annotated[str, typer.Option("--teacher", help="greedy | learned[:FILE] | constant:FILE")] = "learned",
     as_json: JsonFlag = False,
 ) -> None:
@@ -944,7 +958,7 @@ def train_sft_data(
 
     try:
         records = sft_records(make_policy(teacher, stage, seed=seed), stage, episodes, seed)
-        path = write_jsonl(records, out)
+        path = write_jsonl(records, out_path)
     except MechArenaError as exc:
         raise fail(exc) from None
     summary = {"records": len(records), "stage": stage, "episodes": episodes, "teacher": teacher, "out": str(path)}
@@ -957,7 +971,7 @@ def train_sft_data(
 @train_app.command("grpo")
 def train_grpo(
     model: Annotated[Path, typer.Option("--model", help="folder of the base model (transformers format)")],
-    out: Annotated[Path, typer.Option("--out", help="output directory: history.json, curves.png, adapter/")],
+    out_dir: Annotated[Path, typer.Option("--out", help="output directory: history.json, curves.png, adapter/")],
     stage: StageOption = 2,
     prompts: Annotated[int, typer.Option("--prompts", help="dataset rows (environment states)")] = 8,
     steps: Annotated[int, typer.Option("--steps", help="optimizer steps")] = 3,
@@ -967,7 +981,7 @@ def train_grpo(
     learning_rate: Annotated[float, typer.Option("--learning-rate")] = 5e-5,
     lora_r: Annotated[int, typer.Option("--lora-r", help="LoRA rank")] = 8,
     beta: Annotated[float, typer.Option("--beta", help="KL coefficient")] = 0.04,
-    seed: SeedOption = 0,
+    seed: Annotated[int, seed_option("seed of the dataset, sampling and initialisation")] = 0,
     use_vllm: Annotated[bool, typer.Option("--vllm", help="generate with vLLM (GPU machines)")] = False,
     as_json: JsonFlag = False,
 ) -> None:
@@ -975,9 +989,10 @@ def train_grpo(
     from mecharena.llm.train import train_grpo as run
 
     try:
-        summary = run(model, out, stage=stage, prompts=prompts, steps=steps, num_generations=generations,
-                      max_completion_length=max_completion_length, learning_rate=learning_rate, lora_r=lora_r,
-                      beta=beta, seed=seed, use_vllm=use_vllm)
+        with stdout_to_stderr():  # TRL prints its training logs on stdout
+            summary = run(model, out_dir, stage=stage, prompts=prompts, steps=steps, num_generations=generations,
+                          max_completion_length=max_completion_length, learning_rate=learning_rate,
+                          lora_r=lora_r, beta=beta, seed=seed, use_vllm=use_vllm)
     except MechArenaError as exc:
         raise fail(exc) from None
     if as_json:

@@ -73,8 +73,10 @@ def test_a_decision_calls_a_tool_then_acts_and_every_step_is_noted(tmp_path):
     enter, bid, notes = decide(provider, params, GenerationParams(), context, memory_with([0.0, 0.3, 0.52]),
                                0, 0, 0.8, 4, seed=11, tally=Tally())
     assert (enter, bid) == (True, 0.55)
-    assert [n["kind"] for n in notes] == ["prompt", "response", "tool_call", "tool_result", "response", "action"]
-    assert json.loads(notes[3]["text"])["best_bid"] == 0.55
+    assert [n["kind"] for n in notes] == ["prompt", "response", "outcome", "tool_call", "tool_result", "response",
+                                          "outcome", "action"]
+    assert [n["text"] for n in notes if n["kind"] == "outcome"] == ["valid", "valid"]
+    assert json.loads(notes[4]["text"])["best_bid"] == 0.55
     second_prompt, params_used = provider.asked[1]
     assert second_prompt[-1]["content"].startswith("Tool best_response answered: {\"best_bid\": 0.55")
     assert params_used.seed == 12  # a fresh, seeded sample per step
@@ -259,3 +261,45 @@ def test_llm_bidders_talk_on_open_channels_and_act_on_what_they_hear(tmp_path):
     prompts = [r[5] for r in rows if r[4] == "prompt" and r[2] == 1]
     assert all('\\"kind\\": \\"propose\\", \\"winner\\": 0, \\"cap\\": 0.05' in p for p in prompts)
     assert "talk_prompt" not in {r[4] for r in quiet}
+
+
+def outcome_openai():
+    """An OpenAI-compatible server whose answer depends on the model asked for: ``valid`` answers a
+    valid bid, ``junk`` never a JSON object, ``repair`` junk first and a valid bid when told why."""
+    from fastapi import FastAPI, Request
+
+    app = FastAPI()
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request) -> dict:
+        body = await request.json()
+        repairing = "That answer is invalid" in body["messages"][-1]["content"]
+        good = body["model"] == "valid" or (body["model"] == "repair" and repairing)
+        return {"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
+                "choices": [{"index": 0, "finish_reason": "stop", "message": {
+                    "role": "assistant", "content": act(bid=0.4) if good else "no idea"}}],
+                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+
+    return app
+
+
+@pytest.mark.parametrize("as_json", [True, False])
+def test_simulate_reports_how_the_llm_seats_structured_requests_ended(tmp_path, as_json):
+    """Three llm seats, 2 markets x 2 rounds, one request each per decision: 4 valid, 4 repaired,
+    4 fallback; seats that ask no model are not counted."""
+    from typer.testing import CliRunner
+
+    from mecharena.cli import app
+
+    with serving(outcome_openai()) as url:
+        configs = {m: write_config(tmp_path, m, backend="openai", model=m, base_url=url, retries=0)
+                   for m in ("valid", "junk", "repair")}
+        population = ",".join(f"llm(config={configs[m]},tools=0):1" for m in configs) + ",truthful:1"
+        result = CliRunner().invoke(app, ["simulate", "--mechanism", "first_price", "--population", population,
+                                          "--markets", "2", "--rounds", "2", *(["--json"] if as_json else [])])
+    assert result.exit_code == 0, result.output
+    if as_json:
+        assert json.loads(result.stdout)["structured_output"] == {
+            "llm": {"requests": 12, "valid": 4, "repaired": 4, "fallback": 4, "error": 0}}
+    else:
+        assert "llm structured output: 12 requests, 4 valid, 4 repaired, 4 fallback, 0 error" in result.stdout

@@ -189,3 +189,22 @@ def test_constrained_requests_in_parallel_stay_valid(local):
     answers = bounded_map(lambda seed: local.complete(MESSAGES, GenerationParams(
         temperature=1.0, max_tokens=40, seed=seed, json_schema=schema)), range(8), concurrency=4)
     assert all(json.loads(a.text)["rule"] in ("vcg", "pay_as_bid") for a in answers)
+
+
+def test_a_stop_signal_ends_the_server_within_the_grace_period_even_mid_generation():
+    """``mecharena llm serve`` on SIGTERM: uvicorn is told to stop, and if a generation (a thread
+    that cannot be cancelled) still holds the process after the grace period, it exits 143."""
+    import signal
+    import threading
+
+    import uvicorn
+
+    from mecharena.server.openai_api import stopping_server
+
+    exited = threading.Event()
+    statuses = []
+    server = stopping_server(uvicorn.Config(lambda scope, receive, send: None), grace_s=0.05,
+                             exit_now=lambda status: (statuses.append(status), exited.set()))
+    server.handle_exit(signal.SIGTERM, None)
+    assert server.should_exit
+    assert exited.wait(5) and statuses == [128 + signal.SIGTERM]

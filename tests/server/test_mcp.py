@@ -262,3 +262,12 @@ def test_run_checks_its_transport_and_port():
         run("websocket")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match=r"port must be an integer in \[1, 65535\], got 0"):
         run("http", port=0)
+
+
+def test_server_reports_mecharenas_version_not_the_sdks():
+    """``initialize`` answers with serverInfo.version: the arena's, whatever the mcp SDK's is."""
+    import mecharena
+    from mecharena.server.mcp import build_server
+
+    options = build_server()._mcp_server.create_initialization_options()
+    assert (options.server_name, options.server_version) == ("mecharena", mecharena.__version__)

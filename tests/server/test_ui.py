@@ -211,6 +211,36 @@ def test_run_errors_are_pages(client, runs_dir):
     assert client.get(f"/runs/{EMPTY_RUN}/figures/heatmap.png").status_code == 404
 
 
+def test_a_simulate_ledger_is_listed_as_a_ledger_with_its_replay_command(tmp_path):
+    """``simulate --ledger DIR`` under --runs is a recording to replay, not an empty sweep to run."""
+    from typer.testing import CliRunner
+
+    from mecharena.cli import app
+
+    runs = tmp_path / "runs"
+    recorded = CliRunner().invoke(app, ["simulate", "--mechanism", "second_price", "--population", "truthful:3",
+                                        "--markets", "8", "--rounds", "2", "--ledger", str(runs / "rec"), "--json"])
+    assert recorded.exit_code == 0, recorded.output
+    (runs / "broken").mkdir()
+    (runs / "broken" / "meta.json").write_text("{not json")
+    client = TestClient(build_app(runs, Path("nowhere")), raise_server_exceptions=False)
+    listed = {re.search(r"href='/runs/([^']+)'", r).group(1): r for r in rows(client.get("/").text, "run")}
+    status = re.search(r"<td class='status [a-z]+'>(\w+)<", listed["rec"]).group(1)
+    note = cells(listed["rec"], "note")[0]
+    assert (status, cells(listed["rec"], "progress")[0]) == ("ledger", "-")
+    assert f"mecharena replay {runs / 'rec'}" in note and "second_price x truthful:3" in note
+    assert "mecharena run" not in note
+    assert re.search(r"<td class='status [a-z]+'>(\w+)<", listed["broken"]).group(1) == "corrupt"
+    page = client.get("/runs/rec")
+    assert page.status_code == 200
+    clean(page)
+    assert "<table id='ledger'>" in page.text and len(rows(page.text, "ledger-field")) == 10
+    assert f"<code id='replay-command'>mecharena replay {runs / 'rec'}</code>" in page.text
+    assert client.get("/runs/rec/figures/bars.png").status_code == 404
+    broken = client.get("/runs/broken")
+    assert broken.status_code == 422 and "not valid JSON" in errors(broken.text)[0]
+
+
 # --- exploits ------------------------------------------------------------------------------------
 
 

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from mecharena.fuzz.library import Library
 from mecharena.fuzz.regress import DEFAULT_MARKETS, regress
+from mecharena.shell import make_console
 
 
 def _interval(mean: float, ci95: Any) -> str:
@@ -53,10 +54,12 @@ def exploits_list(library_dir: str, as_json: bool, console: Console | None = Non
     if as_json:
         _print_json([r.model_dump(mode="json") for r in reports], console)
         return 0
-    console = console or Console()
+    console = console or make_console()
     table = Table(title=escape(f"Exploits in {library_dir} ({len(reports)})"))
     for column in ("id", "mechanism", "family", "deviators", "gain [95% CI]", "markets", "frequency", "severity"):
-        table.add_column(column, justify="right" if column in ("deviators", "markets", "frequency") else "left")
+        # ids are what `exploits show/replay` take: folded onto the next line at worst, never cut
+        table.add_column(column, justify="right" if column in ("deviators", "markets", "frequency") else "left",
+                         overflow="fold" if column in ("id", "mechanism") else "ellipsis")
     for r in reports:
         table.add_row(r.id, f"{r.mechanism} v{r.mechanism_version}", r.strategy.family, str(r.agents_involved.deviators),
                       _interval(r.gain.mean, r.gain.ci95), str(r.gain.markets), f"{r.frequency:.1%}", r.severity.label)
@@ -78,7 +81,7 @@ def exploits_show(library_dir: str, id: str, as_json: bool, console: Console | N
     if as_json:
         _print_json(report.model_dump(mode="json"), console)
         return 0
-    console = console or Console()
+    console = console or make_console()
     table = Table(title=f"Exploit {report.id}", show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value")
@@ -126,7 +129,7 @@ def exploits_replay(library_dir: str, id: str, as_json: bool, console: Console |
     if as_json:
         _print_json(result, console)
         return 0 if result["ok"] else 1
-    console = console or Console()
+    console = console or make_console()
     table = Table(title=f"Replay of exploit {result['id']}")
     for column in ("ledger", "rounds", "events", "mismatches", "reproduced"):
         table.add_column(column, justify="left" if column == "ledger" else "right")
@@ -166,11 +169,11 @@ def regress_command(library_dir: str, mechanism: str, settings: dict[str, Any], 
     if as_json:
         _print_json({"mechanism": mechanism, "config": settings, "exploits": rows, "still_pay": paying}, console)
         return 1 if paying else 0
-    console = console or Console()
+    console = console or make_console()
     settings_text = ", ".join(f"{k}={v}" for k, v in settings.items()) or "defaults"
     table = Table(title=escape(f"Regression of {library_dir} against {mechanism} ({settings_text})"))
     for column in ("id", "family", "gain [95% CI]", "threshold", "status"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     colors = {"still_pays": "bold red", "closed": "green", "inconclusive": "yellow", "skipped": "dim"}
     for r in rows:
         gain = _interval(r["gain"]["mean"], r["gain"]["ci95"]) if "gain" in r else escape(r["reason"])

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from mecharena.core.config import check_seed
 from mecharena.core.errors import ConfigError
 from mecharena.fuzz.score import replace_cell
 from mecharena.metrics.harness import Cell, evaluate
@@ -114,8 +115,8 @@ def _check_seeds(seeds: list[int]) -> list[int]:
     seeds = list(seeds)
     if len(seeds) < 2:
         raise ConfigError(f"seeds must hold at least 2 seeds (a paired interval needs two), got {seeds!r}")
-    if any(not isinstance(s, int) or isinstance(s, bool) or s < 0 for s in seeds):
-        raise ConfigError(f"seeds must be integers >= 0, got {seeds!r}")
+    for s in seeds:
+        check_seed(s, "each of seeds")
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"seeds must be distinct (a repeated seed is the same run twice), got {seeds!r}")
     return seeds

@@ -14,13 +14,17 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from mecharena.core.config import parse_assignments
+from mecharena.core.config import parse_assignments, shown_value
 from mecharena.core.errors import ConfigError
 from mecharena.fuzz.rank import METRICS, rank
 from mecharena.fuzz.repair import Candidate, RepairResult, repair
 from mecharena.mechanisms import get as get_mechanism
 from mecharena.mechanisms.policy import Enforcement, InformationPolicy
 from mecharena.metrics.harness import Cell
+from mecharena.shell import make_console
+
+#: The most seeds a ranking given as a count may use (each is one evaluation per mechanism).
+MAX_RANK_SEEDS = 10_000
 
 
 def parse_mechanism(spec: str) -> tuple[str, dict[str, Any]]:
@@ -97,7 +101,7 @@ def repair_table(result: RepairResult) -> Table:
     for name, justify in (("#", "right"), ("role", "left"), ("changes from the original", "left"),
                           ("exploitability [95% CI]", "right"), ("welfare", "right"), ("revenue", "right"),
                           ("best exploit", "left")):
-        table.add_column(name, justify=justify)
+        table.add_column(name, justify=justify, overflow="fold")
     shown = dict.fromkeys([0, *result.pareto, *([result.recommended.index] if result.recommended else [])])
     for index in shown:
         c = result.candidates[index]
@@ -152,7 +156,7 @@ def repair_command(
             an invalid mechanism config, policy field or population.
         UnknownIdError: an unknown mechanism, agent or family.
     """
-    console = console or Console()
+    console = console or make_console()
     if families is not None and not families:
         raise ConfigError("families must name at least one deviation family, got an empty list")
     cell = _cell(mechanism, settings, population, information, enforcement, values)
@@ -182,7 +186,7 @@ def rank_table(entries: list[dict[str, Any]], metric: str) -> Table:
     table = Table(title=f"Ranking by {metric} (paired over {entries[0]['n']} common seeds, 95% t intervals)")
     for name, justify in (("place", "right"), ("tier", "right"), ("mechanism", "left"), (f"{metric} [95% CI]", "right"),
                           ("vs next: difference [95% CI]", "right"), ("separated", "left"), ("seeds to separate", "right")):
-        table.add_column(name, justify=justify)
+        table.add_column(name, justify=justify, overflow="fold")  # a mechanism spec is never cut
     for i, e in enumerate(entries):
         if i + 1 < len(entries):
             vs = e["versus"][entries[i + 1]["label"]]
@@ -227,7 +231,7 @@ def rank_command(
         ConfigError: fewer than two mechanisms, a repeated spec, an unknown metric, bad seeds or sizes.
         UnknownIdError: an unknown mechanism or agent.
     """
-    console = console or Console()
+    console = console or make_console()
     specs = list(mechanisms)
     if len(specs) < 2:
         raise ConfigError(f"rank needs at least 2 mechanisms to compare, got {len(specs)}: {specs!r}")
@@ -236,8 +240,9 @@ def rank_command(
     if metric not in METRICS:
         raise ConfigError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
     if isinstance(seeds, int) and not isinstance(seeds, bool):
-        if seeds < 2:
-            raise ConfigError(f"seeds must be >= 2 (a paired interval needs two seeds), got {seeds}")
+        if not 2 <= seeds <= MAX_RANK_SEEDS:
+            raise ConfigError(f"seeds must be an integer in [2, {MAX_RANK_SEEDS}] (a paired interval needs two "
+                              f"seeds), got {shown_value(seeds)}")
         seeds = list(range(seeds))
     cells = {}
     for spec in specs:

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mecharena.ledger.replay import ReplayReport, replay
+from mecharena.shell import make_console
 
 SHOWN_MISMATCHES = 20
 
@@ -32,7 +33,7 @@ def replay_command(directory: str, as_json: bool, console: Console | None = None
     if as_json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
-        render(report, console or Console())
+        render(report, console or make_console())
     return 0 if report.ok else 1
 
 

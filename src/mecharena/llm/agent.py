@@ -35,7 +35,9 @@ whose model fails (timeout, server error, context overflow), takes the ``fallbac
 ``abstain`` (sit out, the default) or ``truthful`` (bid the value). Every prompt, answer, tool call,
 tool result and action is an :attr:`~mecharena.agents.base.Action.notes` entry, which the round loop
 hands to the ledger (``traces.jsonl``, DuckDB view ``traces``): kinds ``prompt``, ``response``,
-``tool_call``, ``tool_result``, ``action``, ``fallback`` and ``error``.
+``tool_call``, ``tool_result``, ``action``, ``fallback`` and ``error``, and one ``outcome`` per
+structured request (text ``valid``, ``repaired``, ``fallback`` or ``error``), which ``simulate``
+counts (:func:`mecharena.metrics.run.structured_outcomes`).
 
 **Talk.** Where the episode opens message channels (``mecharena.sim.channels``), each round
 before bidding the model may send one message (:class:`MessageChoice`: the channel, the
@@ -280,7 +282,7 @@ def decide(provider: Provider, params: LLMParams, gen: GenerationParams, context
     for step in range(params.tools + 1):
         answer: Answer = ask(provider, messages, BidDecision, gen.model_copy(update={"seed": seed + step}),
                              fallback=fallback, tally=tally)
-        notes += answer.notes(step=step)
+        notes += [*answer.notes(step=step), {"step": step, "kind": "outcome", "text": answer.outcome}]
         decision = answer.value
         if decision.tool == "none" or step == params.tools:
             break
@@ -368,7 +370,7 @@ def _talk(context: MarketContext, params: LLMParams, memory: Memory, values: Flo
         answer = ask(provider, ask_messages, MessageChoice, config.params().model_copy(update={"seed": int(seeds[i, j])}),
                      fallback=SILENT)
         notes = [{"step": -1, "kind": "talk_prompt", "text": json.dumps(ask_messages)}]
-        notes += answer.notes("talk_response", step=-1)
+        notes += [*answer.notes("talk_response", step=-1), {"step": -1, "kind": "outcome", "text": answer.outcome}]
         choice = answer.value if answer.value.channel in open_ else SILENT
         notes.append({"step": -1, "kind": "talk", "text": choice.model_dump_json()})
         return choice, notes

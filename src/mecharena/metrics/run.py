@@ -1,12 +1,31 @@
 """One simulation summarised, as the ``simulate`` command and the MCP tool report it."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from mecharena import agents, mechanisms
 from mecharena.metrics.summary import summarize
-from mecharena.sim import Enforcement, InformationPolicy, make_episode, trace
+from mecharena.sim import Enforcement, InformationPolicy, RoundRecord, make_episode, trace
+
+#: What a structured request to a model can come to (the ``outcome`` notes of agents that ask one).
+OUTCOMES = ("valid", "repaired", "fallback", "error")
+
+
+def structured_outcomes(records: Iterable[RoundRecord],
+                        counts: dict[str, dict[str, int]] | None = None) -> dict[str, dict[str, int]]:
+    """Per agent type, how its structured requests to a model ended: ``requests`` and the count of
+    each of :data:`OUTCOMES` (valid at once, valid after one repair, invalid twice so the fallback
+    was used, the model failed), from the rounds' ``outcome`` notes. Agent types that ask no model
+    are absent. ``counts`` is updated in place when given."""
+    counts = {} if counts is None else counts
+    for record in records:
+        for note in record.notes:
+            if note.get("kind") == "outcome" and note.get("text") in OUTCOMES:
+                row = counts.setdefault(note["agent"], {"requests": 0, **dict.fromkeys(OUTCOMES, 0)})
+                row["requests"] += 1
+                row[note["text"]] += 1
+    return counts
 
 
 def simulate_summary(mechanism_name: str, settings: dict[str, Any], population: str, markets: int, rounds: int,
@@ -27,13 +46,19 @@ def simulate_summary(mechanism_name: str, settings: dict[str, Any], population: 
     rules = Enforcement.build(**(enforcement or {}))
     episode = make_episode(mechanism, config, pop, markets=markets, seed=seed, values=dist, information=info,
                            enforcement=rules, channels=channels)
+    outcomes: dict[str, dict[str, int]] = {}
     if ledger is None:
-        result = trace(episode, rounds, on_round=on_round)
+        result = trace(episode, rounds, on_round=on_round,
+                       on_record=lambda record: structured_outcomes((record,), outcomes))
     else:
         from mecharena.ledger import Ledger, describe
 
         with Ledger(ledger, ledger_mode, describe(episode, rounds)) as book:
-            result = trace(episode, rounds, on_round=on_round, on_record=book.record)
+            def record_and_count(record: RoundRecord) -> None:
+                book.record(record)
+                structured_outcomes((record,), outcomes)
+
+            result = trace(episode, rounds, on_round=on_round, on_record=record_and_count)
     summary = {
         "mechanism": mechanism.name,
         "config": config.model_dump(),
@@ -50,4 +75,6 @@ def simulate_summary(mechanism_name: str, settings: dict[str, Any], population: 
     }
     if episode.channels is not None:  # runs without channels keep their old shape
         summary["channels"] = episode.channels.model_dump()
+    if outcomes:  # seats that ask a model (llm): how each structured request ended
+        summary["structured_output"] = outcomes
     return summary

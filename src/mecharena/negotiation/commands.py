@@ -10,26 +10,26 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from mecharena.core.config import check_seed
 from mecharena.core.errors import MechArenaError
+from mecharena.shell import fail, make_console, seed_option
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False,
                   help="The scarce-GPU bargaining economy: baselines, episodes, training data.")
-out = Console()
-err = Console(stderr=True)
+out = make_console()
+err = make_console(stderr=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="print one JSON object instead of tables")]
 TaskOption = Annotated[str, typer.Option("--task", help="single_trade | market_round | coalition_market | all")]
-SeedOption = Annotated[int, typer.Option("--seed", help="first episode seed")]
+SeedOption = Annotated[int, seed_option("first episode seed")]
 
 
 def _fail(exc: Exception) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-    return typer.Exit(2)
+    return fail(exc, err)
 
 
 def _emit(data: Any) -> None:
@@ -82,7 +82,7 @@ def baselines(
         names = [p.strip() for p in policies.split(",") if p.strip()]
         for name in names:
             make_policy(name)
-        check_seeds(seeds)
+        check_seed(seed + check_seeds(seeds) - 1, "--seed + --seeds - 1 (the last episode's seed)")
         with _progress(len(tasks) * len(names) * seeds, "episodes", as_json) as bar:
             table = baseline_table(tasks, names, seeds, seed, on_episode=lambda: bar.advance(bar.task_ids[0]))
     except MechArenaError as exc:

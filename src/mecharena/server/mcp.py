@@ -47,6 +47,7 @@ from mcp.server.fastmcp.tools import Tool
 from mcp.types import ToolAnnotations
 from pydantic import ConfigDict, Field, ValidationError, WithJsonSchema
 
+from mecharena import __version__
 from mecharena.core.config import StrictModel, explain
 from mecharena.core.errors import ConfigError, MechArenaError
 
@@ -265,6 +266,7 @@ class ArenaMCP(FastMCP):
     def __init__(self, tools: list[Tool], **settings: Any) -> None:
         self.argument_models = {tool.name: tool.fn_metadata.arg_model for tool in tools}
         super().__init__(tools=tools, **settings)
+        self._mcp_server.version = __version__  # FastMCP would report the mcp SDK's version as the server's
 
     async def call_tool(self, name: str, arguments: dict[str, Any]) -> Any:
         try:

@@ -8,8 +8,14 @@ OpenAI's shape, ``{"error": {"message", "type", "param", "code"}}``, with the st
 a request the server cannot honour (code ``context_length_exceeded`` for a prompt longer than the
 model's context, as OpenAI answers), 404 for another model, 413 for an oversized body, 422 for a
 field out of range (the message names it), 502 when the model fails.
+
+:func:`serve` runs it under uvicorn and stops promptly on SIGTERM or SIGINT: a generation runs in
+a worker thread that cannot be interrupted, so after :data:`STOP_GRACE_S` seconds the process
+exits even if one is still going.
 """
 
+import os
+import threading
 import time
 import uuid
 from typing import Any
@@ -118,3 +124,40 @@ def build_app(provider: Provider, *, max_body_bytes: int = MAX_BODY_BYTES) -> An
         }
 
     return app
+
+
+#: Seconds a stop signal waits for requests in progress before the process exits anyway.
+STOP_GRACE_S = 2.0
+
+
+def stopping_server(config: Any, *, grace_s: float = STOP_GRACE_S, exit_now: Any = os._exit) -> Any:
+    """A uvicorn server whose stop signal is obeyed within ``grace_s`` seconds.
+
+    Uvicorn's own handler waits for every request in progress, and the worker thread of a
+    generation cannot be cancelled, so a SIGTERM during a long generation would wait for it (and
+    the interpreter joins the thread at exit). Here the signal also starts a timer that ends the
+    process (status 128 + signal) if it is still alive after the grace period.
+
+    Args:
+        config: a ``uvicorn.Config``.
+        grace_s: seconds to let requests in progress finish.
+        exit_now: called with the exit status when the grace period is over (``os._exit``).
+    """
+    import uvicorn
+
+    class PromptServer(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            super().handle_exit(sig, frame)
+            timer = threading.Timer(grace_s, exit_now, args=(128 + int(sig),))
+            timer.daemon = True  # a clean stop before the deadline does not wait for it
+            timer.start()
+
+    return PromptServer(config)
+
+
+def serve(provider: Provider, host: str, port: int, *, grace_s: float = STOP_GRACE_S) -> None:
+    """Serve ``provider`` at ``http://HOST:PORT/v1`` until a stop signal (see :func:`stopping_server`)."""
+    import uvicorn
+
+    stopping_server(uvicorn.Config(build_app(provider), host=host, port=port, log_level="warning"),
+                    grace_s=grace_s).run()

@@ -10,13 +10,14 @@ links and forms).
 Pages (ids and classes are a contract: the browser tests rely on them):
 
 * ``GET /``: ``table#runs``, one ``tr.run`` per directory under ``--runs`` with ``td.status``
-  (complete / running / empty / corrupt), ``td.progress`` (``done/planned`` cells) and
-  ``a.run-link``. A run whose ``results.duckdb`` is locked by a running sweep is read from a
-  snapshot copy, so its progress still shows.
+  (complete / running / empty / corrupt, or ledger for a ``simulate --ledger DIR`` recording),
+  ``td.progress`` (``done/planned`` cells) and ``a.run-link``. A run whose ``results.duckdb`` is
+  locked by a running sweep is read from a snapshot copy, so its progress still shows.
 * ``GET /runs/{name}?metric=M``: ``form#metric-form`` (``select#metric``, ``button#apply``),
   ``table#comparison`` (mechanism x population rows, the metric's seed-pooled mean and 95% CI per
   information policy), ``img.bars``, ``img.heatmap`` and ``img.curve`` from
-  ``/runs/{name}/figures/{kind}.png?metric=M``.
+  ``/runs/{name}/figures/{kind}.png?metric=M``. For a ledger: ``table#ledger`` (what it recorded)
+  and ``code#replay-command``, the command that replays it.
 * ``GET /exploits?library=DIR``: ``table#exploits``, ``tr.exploit`` rows with ``a.exploit-link``;
   ``GET /exploits/{id}``: the failure report, the replay verdict and ``div#timeline`` with one
   ``div.round`` per recorded round of one market (bids, winners, payments; with and without the
@@ -67,13 +68,14 @@ from mecharena.fuzz.report import FailureReport
 from mecharena.fuzz.score import agent_seats
 from mecharena.ledger import connect as connect_ledger
 from mecharena.ledger import read_meta
+from mecharena.ledger.meta import META_FILE, LedgerError, LedgerMeta
 from mecharena.report.data import Results, group, load_results, pooled
 from mecharena.report.tables import number
 from mecharena.runner.store import DATABASE, ResultsError, ResultStore
 from mecharena.server.app import BodyLimit, SessionLimitError, SessionStore
 
 STATIC = Path(__file__).with_name("static")
-STATUSES = ("complete", "running", "empty", "corrupt")
+STATUSES = ("complete", "running", "empty", "corrupt", "ledger")
 FIGURES = ("bars", "heatmap", "curve")
 LIVE_POLICIES = ("random", "greedy", "learned")
 DEFAULT_MAX_SESSIONS = 32
@@ -160,6 +162,8 @@ class RunStatus:
 
     @property
     def progress(self) -> str:
+        if self.status == "ledger":  # a recording, not a sweep: it has no cells
+            return "-"
         return f"{'?' if self.done is None else self.done}/{'?' if self.planned is None else self.planned}"
 
 
@@ -200,9 +204,27 @@ def readable(directory: Path) -> Iterator[tuple[Path, bool]]:
     yield directory, False
 
 
+def replay_command(directory: Path) -> str:
+    """The command that replays the ledger in ``directory``."""
+    return f"mecharena replay {directory}"
+
+
 def inspect_run(directory: Path) -> RunStatus:
-    """Status and progress of one run directory (never raises for a bad database: it is ``corrupt``)."""
+    """Status and progress of one run directory (never raises for a bad database: it is ``corrupt``).
+
+    A directory without ``results.duckdb`` but with a ledger's ``meta.json`` is a ``simulate
+    --ledger DIR`` recording: status ``ledger``, or ``corrupt`` when its metadata cannot be read.
+    """
     name = directory.name
+    if not (directory / DATABASE).exists() and (directory / META_FILE).is_file():
+        try:
+            meta = read_meta(directory)
+        except LedgerError as exc:
+            return RunStatus(name, "corrupt", None, None, False, f"the ledger cannot be read: {exc}")
+        return RunStatus(name, "ledger", None, None, False,
+                         f"a ledger of {meta.mechanism} x {meta.population} ({meta.mode} mode, "
+                         f"{meta.rounds_recorded} rounds of {meta.markets} markets, {meta.status}): "
+                         f"`{replay_command(directory)}` replays it")
     if not (directory / DATABASE).exists():
         return RunStatus(name, "empty", 0, 0, False, f"no {DATABASE} yet: `mecharena run SPEC --out {directory}` "
                                                       "writes one")
@@ -443,6 +465,10 @@ class Dashboard:
             return self.run_not_found(name)
         status = inspect_run(directory)
         title = f"<h1>{esc(name)}</h1>"
+        if status.status == "ledger":
+            return page(name, title + self._ledger(directory))
+        if status.status == "corrupt" and not (directory / DATABASE).exists():  # a ledger with bad metadata
+            return page(name, f"{title}<div class='error'>{esc(status.note)}</div>", 422)
         if status.status == "corrupt":
             return page(name, f"{title}<div class='error'>The results file {esc(directory / DATABASE)} cannot be "
                               f"read: {esc(status.note.removeprefix('the results file cannot be read: '))}</div>", 422)
@@ -495,6 +521,22 @@ class Dashboard:
                     results.curve_names[0] if results.curve_names else metric)
 
     @staticmethod
+    def _ledger(directory: Path) -> str:
+        """What a ledger recorded, and the command that replays it."""
+        meta: LedgerMeta = read_meta(directory)
+        config = ", ".join(f"{k}={v}" for k, v in meta.config.items()) or "defaults"
+        fields = [("mechanism", f"{meta.mechanism} v{meta.mechanism_version}"), ("config", config),
+                  ("population", meta.population), ("seed", meta.seed), ("markets", meta.markets),
+                  ("seats", meta.seats), ("rounds recorded", meta.rounds_recorded), ("mode", meta.mode),
+                  ("status", meta.status), ("mecharena", meta.package_version)]
+        rows = [f"<tr class='ledger-field'><td class='field'>{esc(k)}</td><td class='value'>{esc(v)}</td></tr>"
+                for k, v in fields]
+        return (f"<p class='note'>A ledger written by <code>mecharena simulate --ledger DIR</code>: the events of "
+                f"one simulation, not a sweep. Replay it (every outcome rebuilt from its events) with "
+                f"<code id='replay-command'>{esc(replay_command(directory))}</code>.</p>"
+                + table("ledger", ["field", "value"], rows))
+
+    @staticmethod
     def _overview(results: Results, status: RunStatus, locked: bool) -> str:
         text = "<p class='note'>"
         if results.description:
@@ -544,6 +586,9 @@ class Dashboard:
             results, _ = self.load(directory)
         except ResultsError:
             status = inspect_run(directory)
+            if status.status == "ledger":
+                return error_page(404, "No figures", f"{name} is a ledger, not a sweep: "
+                                                     f"`{replay_command(directory)}` replays it")
             if not status.done and status.status != "corrupt":
                 return error_page(404, "No results yet", f"run {name} has no finished cell yet ({status.progress})")
             try:  # once more: a snapshot of a database being written may catch a write half-way
