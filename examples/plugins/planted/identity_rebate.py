@@ -16,13 +16,13 @@ True exploitability (one deviator, n - 1 truthful rivals, values i.i.d. U[0, 1],
 deviator chooses m in 1..6 identities and bids in [0, 4] or abstains; see
 ``examples/plugins/planted/README.md``), defaults; "one identity": m fixed at 1:
 
-=====  ===========  =============
-n      gain         one identity
-=====  ===========  =============
-3      0.10165        0.00198
-4      0.10198        0.00200
-5      0.10200        0.00201
-=====  ===========  =============
+=====  ==========  ============
+n      gain        one identity
+=====  ==========  ============
+3      0.101642    0.001975
+4      0.101972    0.001997
+5      0.101998    0.002000
+=====  ==========  ============
 
 With ``rebate = 0`` the rule is the Vickrey auction and the exploitability is 0 (false-name bids do
 not pay there either; Yokoo, Sakurai and Matsubara 2004, *Games Econ. Behav.* 46: 174-188).
@@ -177,7 +177,9 @@ def best_response(values: Any, n: int, config: Any = None, max_identities: int =
 
 def true_exploitability(n: int, config: Any = None, max_identities: int = MAX_IDENTITIES) -> float:
     """``E_v[max_(b, m) E[u | v, b, m]] - E_v[E[u | v, truthful]]`` per round, values U[0, 1] (module docstring)."""
-    edges = np.linspace(0.0, 1.0, _PIECES + 1)
+    # The truthful bid crosses every kink, where its utility may jump: no interval may straddle one.
+    special = kinks(MECHANISM.config(config))
+    edges = np.union1d(np.linspace(0.0, 1.0, _PIECES + 1), special[(special > 0) & (special < 1)])
     half = np.diff(edges)[:, None] / 2
     values = ((edges[:-1, None] + half) + half * _NODES).ravel()
     weights = (half * _WEIGHTS).ravel()

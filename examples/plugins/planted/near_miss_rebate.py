@@ -14,13 +14,13 @@ where every loss is a near miss; the cost is winning more often at a price above
 True exploitability (one deviator, n - 1 truthful rivals, values i.i.d. U[0, 1], one round, bids in
 [0, 4] or abstaining; see ``examples/plugins/planted/README.md``), defaults:
 
-=====  ===========
+=====  ==========
 n      gain
-=====  ===========
-3      0.00821
-4      0.01540
-5      0.02475
-=====  ===========
+=====  ==========
+3      0.008209
+4      0.015401
+5      0.024748
+=====  ==========
 
 With ``rebate_share = 0`` the rule is the Vickrey auction and the exploitability is 0.
 
@@ -61,7 +61,7 @@ def kernel(config: NearMissRebateConfig, values: Any, bids: Any, priority: Any, 
     allocation = np.zeros(bids.shape)
     allocation[np.arange(bids.shape[0]), winner] = tied.any(axis=1)
     near_miss = enters & (allocation == 0) & (bids >= top - config.margin)
-    receipts = np.where(near_miss, config.rebate_share * bids, 0.0)
+    receipts = config.rebate_share * np.where(near_miss, bids, 0.0)
     return finish(allocation, allocation * second, receipts, allocation * values, valid, enters,
                   max_welfare=np.maximum(values.max(axis=1), 0.0))
 
@@ -149,7 +149,9 @@ def best_response(values: Any, n: int, config: Any = None) -> Any:
 
 def true_exploitability(n: int, config: Any = None) -> float:
     """``E_v[max_b E[u | v, b]] - E_v[E[u | v, truthful]]`` per round, values U[0, 1] (module docstring)."""
-    edges = np.linspace(0.0, 1.0, _PIECES + 1)
+    # The truthful bid crosses every kink, where its utility may jump: no interval may straddle one.
+    special = kinks(MECHANISM.config(config))
+    edges = np.union1d(np.linspace(0.0, 1.0, _PIECES + 1), special[(special > 0) & (special < 1)])
     half = np.diff(edges)[:, None] / 2
     values = ((edges[:-1, None] + half) + half * _NODES).ravel()
     weights = (half * _WEIGHTS).ravel()
