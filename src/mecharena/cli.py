@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from mecharena import agents, mechanisms
-from mecharena.core.config import parse_assignments
+from mecharena.core.config import parse_assignments, shown_value
 from mecharena.core.errors import ConfigError, MechArenaError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -855,6 +855,8 @@ def bench_designer(
 def bench_serve(
     steps: Annotated[int, typer.Option("--steps", help="steps timed over one WebSocket session")] = 3000,
     sessions: Annotated[int, typer.Option("--sessions", help="concurrent WebSocket sessions")] = 16,
+    startup_timeout: Annotated[float, typer.Option(
+        "--startup-timeout", help="seconds to wait for the server to answer /health")] = 60.0,
     as_json: JsonFlag = False,
 ) -> None:
     """Referee env steps per second over the OpenEnv WebSocket on loopback: one session and many (target 1,500)."""
@@ -862,7 +864,13 @@ def bench_serve(
 
     if steps < 1 or sessions < 1:
         raise fail(ConfigError(f"steps and sessions must be >= 1, got steps={steps}, sessions={sessions}"))
-    print_bench(run(steps=steps, sessions=sessions), as_json)
+    if not 0 < startup_timeout <= 3600:
+        raise fail(ConfigError(f"startup-timeout must be in (0, 3600] seconds, got {shown_value(startup_timeout)}"))
+    try:
+        result = run(steps=steps, sessions=sessions, startup_timeout=startup_timeout)
+    except MechArenaError as exc:
+        raise fail(exc) from None
+    print_bench(result, as_json)
 
 
 @app.command("ui")

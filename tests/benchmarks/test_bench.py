@@ -52,3 +52,15 @@ def test_ledger_benchmark_json_judges_by_cpu_time():
     cpu = result["cpu_seconds"]
     assert result["full_over_none"] == pytest.approx(max(cpu["full"], 1e-9) / max(cpu["none"], 1e-9))
     json.dumps(result)
+
+
+def test_serve_benchmark_reports_a_server_that_does_not_come_up():
+    from typer.testing import CliRunner
+
+    from mecharena.cli import app
+
+    result = CliRunner().invoke(app, ["bench", "serve", "--steps", "1", "--sessions", "1", "--startup-timeout", "0.001"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "the server did not answer /health within startup_timeout=0.001 s" in " ".join(result.output.split())
+    bad = CliRunner().invoke(app, ["bench", "serve", "--startup-timeout", "0"])
+    assert bad.exit_code == 2 and "startup-timeout must be in (0, 3600] seconds, got 0.0" in bad.output
