@@ -64,3 +64,11 @@ def test_serve_benchmark_reports_a_server_that_does_not_come_up():
     assert "the server did not answer /health within startup_timeout=0.001 s" in " ".join(result.output.split())
     bad = CliRunner().invoke(app, ["bench", "serve", "--startup-timeout", "0"])
     assert bad.exit_code == 2 and "startup-timeout must be in (0, 3600] seconds, got 0.0" in bad.output
+
+
+def test_loop_benchmark_json():
+    from mecharena.benchmarks import loop
+
+    result = loop.run(markets=16, rounds=2, repeats=2)
+    assert TIMING_KEYS | {"seconds", "cpu_seconds", "wall_trials", "market_rounds_per_s"} <= set(result)
+    assert len(result["wall_trials"]) == 2
