@@ -580,25 +580,38 @@ def rank(
     raise typer.Exit(code)
 
 
+RepeatsOption = Annotated[int, typer.Option("--repeats", help="interleaved repetitions per path (medians reported)")]
+
+
+def checked_repeats(repeats: int) -> int:
+    """A benchmark's ``--repeats``, checked: at least 1."""
+    if repeats < 1:
+        raise fail(ConfigError(f"repeats must be >= 1, got {shown_value(repeats)}"))
+    return repeats
+
+
 @bench_app.command("fuzz")
-def bench_fuzz(as_json: JsonFlag = False) -> None:
-    """Fuzzing: evaluations per second, found gain vs budget, a default run's wall time."""
+def bench_fuzz(
+    repeats: RepeatsOption = 1,
+    as_json: JsonFlag = False,
+) -> None:
+    """Fuzzing: evaluations per second, found gain vs budget, a default run's time (target by CPU seconds)."""
     from mecharena.benchmarks.fuzz import run
 
-    print_bench(run(), as_json)
+    print_bench(run(repeats=checked_repeats(repeats)), as_json)
 
 
 def print_bench(result: dict[str, Any], as_json: bool) -> None:
     if as_json:
         print(json.dumps(result, indent=2))
         return
-    table = Table(title=f"benchmark: {result.get('benchmark', '')}")
-    table.add_column("measure")
-    table.add_column("value", justify="right")
-    for key, value in result.items():
-        if isinstance(value, float):
-            value = f"{value:,.3f}" if abs(value) < 1000 else f"{value:,.0f}"
-        table.add_row(key, escape(str(value)))
+    from mecharena.benchmarks.timing import rows
+
+    table = Table(title=escape(f"benchmark: {result.get('benchmark', '')} (every trial: --json)"))
+    table.add_column("measure", overflow="fold")
+    table.add_column("value", justify="right", overflow="fold")
+    for key, value in rows(result):
+        table.add_row(escape(key), escape(value))
     out.print(table)
 
 
@@ -625,15 +638,13 @@ def bench_loop(
 def bench_ledger(
     markets: Annotated[int, typer.Option(help="markets B")] = 1024,
     rounds: Annotated[int, typer.Option(help="rounds recorded")] = 20,
-    repeats: Annotated[int, typer.Option(help="interleaved repetitions per path (medians reported)")] = 3,
+    repeats: RepeatsOption = 3,
     as_json: JsonFlag = False,
 ) -> None:
     """Ledger overhead by CPU time: no ledger vs aggregate vs full trace (targets 1.2x and 3x); about a minute."""
     from mecharena.benchmarks.ledger import run
 
-    if repeats < 1:
-        raise fail(ConfigError(f"repeats must be >= 1, got {repeats}"))
-    print_bench(run(**sizes(markets, rounds), repeats=repeats), as_json)
+    print_bench(run(**sizes(markets, rounds), repeats=checked_repeats(repeats)), as_json)
 
 
 @bench_app.command("engine")
@@ -644,6 +655,7 @@ def bench_engine(
 ) -> None:
     """Second price at n=10, B=100,000: full engine vs bare NumPy kernel vs scalar reference."""
     from mecharena.benchmarks.engine import run
+    from mecharena.benchmarks.timing import LOAD_WINDOWS, load_text
 
     if markets < 1 or agents_ < 2:
         raise fail(ConfigError(f"markets must be >= 1 and agents >= 2, got markets={markets}, agents={agents_}"))
@@ -663,7 +675,7 @@ def bench_engine(
     out.print(f"engine / bare = {result['engine_over_bare']:.2f} (target >= 0.5); "
               f"engine / scalar = {result['engine_over_scalar']:.0f}x (target >= 10), both by CPU time; "
               f"peak memory {result['engine_peak_bytes'] / 2**20:.1f} MiB; "
-              f"load {result['load_before']} -> {result['load_after']}")
+              f"load {load_text(result)} ({LOAD_WINDOWS})")
 
 
 
@@ -818,16 +830,23 @@ app.add_typer(_negotiate_app(), name="negotiate",
 
 
 @bench_app.command("arena")
-def bench_arena(as_json: JsonFlag = False) -> None:
+def bench_arena(
+    steps: Annotated[int, typer.Option("--steps", help="steps per repetition and configuration")] = 2000,
+    repeats: RepeatsOption = 5,
+    as_json: JsonFlag = False,
+) -> None:
     """Steps per second of the sealed-bid arena's PettingZoo ParallelEnv (plain, and with talk)."""
     from mecharena.benchmarks.arena_parallel import run
 
-    print_bench(run(), as_json)
+    if steps < 1:
+        raise fail(ConfigError(f"steps must be >= 1, got {shown_value(steps)}"))
+    print_bench(run(steps=steps, repeats=checked_repeats(repeats)), as_json)
 
 
 @bench_app.command("negotiation")
 def bench_negotiation(
     episodes: Annotated[int, typer.Option("--episodes", help="episodes per task and path")] = 20,
+    repeats: RepeatsOption = 3,
     as_json: JsonFlag = False,
 ) -> None:
     """Steps per second of one negotiation env, per task: expert vs archetypes, the pure core, PettingZoo."""
@@ -835,12 +854,13 @@ def bench_negotiation(
 
     if episodes < 1:
         raise fail(ConfigError(f"episodes must be >= 1, got {episodes}"))
-    print_bench(run(episodes=episodes), as_json)
+    print_bench(run(episodes=episodes, repeats=checked_repeats(repeats)), as_json)
 
 
 @bench_app.command("designer")
 def bench_designer(
     episodes: Annotated[int, typer.Option("--episodes", help="vectorized env size E")] = 1024,
+    repeats: RepeatsOption = 5,
     as_json: JsonFlag = False,
 ) -> None:
     """Referee env steps per second: vectorized at E=1,024 on stage 4, single env (JSON and Gymnasium)."""
@@ -848,7 +868,7 @@ def bench_designer(
 
     if episodes < 1:
         raise fail(ConfigError(f"episodes must be >= 1, got {episodes}"))
-    print_bench(run(episodes=episodes), as_json)
+    print_bench(run(episodes=episodes, repeats=checked_repeats(repeats)), as_json)
 
 
 @bench_app.command("serve")

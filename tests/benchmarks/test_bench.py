@@ -72,3 +72,54 @@ def test_loop_benchmark_json():
     result = loop.run(markets=16, rounds=2, repeats=2)
     assert TIMING_KEYS | {"seconds", "cpu_seconds", "wall_trials", "market_rounds_per_s"} <= set(result)
     assert len(result["wall_trials"]) == 2
+
+
+def assert_timed(result: dict, paths: set[str], repeats: int) -> None:
+    """Wall and CPU medians for every path, each over ``repeats`` trials, and the load around the run."""
+    assert TIMING_KEYS | {"wall_seconds", "cpu_seconds", "wall_trials", "cpu_trials"} <= set(result)
+    assert result["repeats"] == repeats and result["statistic"] == "median of interleaved repetitions"
+    for key in ("wall_seconds", "cpu_seconds", "wall_trials", "cpu_trials"):
+        assert set(result[key]) == paths
+    for path in paths:
+        assert len(result["wall_trials"][path]) == len(result["cpu_trials"][path]) == repeats
+        assert result["cpu_seconds"][path] == sorted(result["cpu_trials"][path])[(repeats - 1) // 2]
+    assert len(result["load_before"]) == len(result["load_after"]) == 3
+    json.dumps(result)
+
+
+def test_designer_benchmark_reports_medians_cpu_and_load():
+    from mecharena.benchmarks import designer
+
+    result = designer.run(episodes=8, steps=2, single_steps=10, repeats=3)
+    assert_timed(result, {"vector", "json", "gym"}, 3)
+    assert set(result["steps_per_cpu_s"]) == {"vector", "json", "gym"}
+    assert result["vector_env_steps_per_s"] == pytest.approx(8 * 2 / result["wall_seconds"]["vector"])
+    assert result["steps_per_cpu_s"]["json"] == pytest.approx(10 / max(result["cpu_seconds"]["json"], 1e-9))
+
+
+def test_arena_benchmark_reports_medians_cpu_and_load():
+    from mecharena.benchmarks import arena_parallel
+
+    result = arena_parallel.run(steps=10, repeats=1)
+    assert_timed(result, {"plain", "talk"}, 1)
+    assert result["plain_steps_per_s"] == pytest.approx(10 / result["wall_seconds"]["plain"])
+    assert result["talk_agent_steps_per_s"] == pytest.approx(2 * result["talk_steps_per_s"])
+    assert set(result["steps_per_cpu_s"]) == {"plain", "talk"}
+
+
+def test_bench_table_shows_load_and_times_as_numbers():
+    """The human-readable table: the load before -> after on one row, medians per path, no Python lists."""
+    from typer.testing import CliRunner
+
+    from mecharena.cli import app
+
+    result = CliRunner().invoke(app, ["bench", "arena", "--steps", "5", "--repeats", "1"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "load (1, 5, 15 min)" in result.output and " -> " in result.output
+    assert "cpu_seconds.talk" in result.output and "wall_seconds.plain" in result.output
+    assert "[" not in result.output and "{" not in result.output and "load_before" not in result.output
+    rows = dict(timing.rows({"benchmark": "x", "load_before": [1.0, 0.5, 0.25], "load_after": [2.0, 0.75, 0.25],
+                             "wall_trials": {"a": [0.1, 0.2]}, "curve": [{"budget": 5, "gain": 0.00123456}]}))
+    assert rows == {"load (1, 5, 15 min)": "1 0.5 0.25 -> 2 0.75 0.25", "curve[0]": "budget=5, gain=0.001235"}
+    bad = CliRunner().invoke(app, ["bench", "designer", "--repeats", "0"])
+    assert bad.exit_code == 2 and "repeats must be >= 1, got 0" in bad.output
