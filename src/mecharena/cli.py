@@ -592,7 +592,7 @@ def checked_repeats(repeats: int) -> int:
 
 @bench_app.command("fuzz")
 def bench_fuzz(
-    repeats: RepeatsOption = 1,
+    repeats: RepeatsOption = 3,
     as_json: JsonFlag = False,
 ) -> None:
     """Fuzzing: evaluations per second, found gain vs budget, a default run's time (target by CPU seconds)."""

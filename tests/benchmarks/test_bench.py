@@ -119,7 +119,8 @@ def test_bench_table_shows_load_and_times_as_numbers():
     assert "cpu_seconds.talk" in result.output and "wall_seconds.plain" in result.output
     assert "[" not in result.output and "{" not in result.output and "load_before" not in result.output
     rows = dict(timing.rows({"benchmark": "x", "load_before": [1.0, 0.5, 0.25], "load_after": [2.0, 0.75, 0.25],
-                             "wall_trials": {"a": [0.1, 0.2]}, "curve": [{"budget": 5, "gain": 0.00123456}]}))
-    assert rows == {"load (1, 5, 15 min)": "1 0.5 0.25 -> 2 0.75 0.25", "curve[0]": "budget=5, gain=0.001235"}
+                             "wall_trials": {"a": [0.1, 0.2]}, "curve": [{"budget": 5, "gain": 0.00123456, "best": {"scale": 0.9}}]}))
+    assert rows == {"load (1, 5, 15 min)": "1 0.5 0.25 -> 2 0.75 0.25",
+                    "curve[0]": "budget=5, gain=0.001235, best=(scale=0.9)"}
     bad = CliRunner().invoke(app, ["bench", "designer", "--repeats", "0"])
     assert bad.exit_code == 2 and "repeats must be >= 1, got 0" in bad.output

@@ -18,9 +18,10 @@ Three measurements on ``Cell(mechanism="first_price", population="truthful:n")``
     the relative half-width of its exploitability interval (target: under 60 s on 2 cores).
 
 Times go through :mod:`mecharena.benchmarks.timing`: the scorer's rate is the median of
-``score_repeats`` single evaluations (after a warm-up), the default run's time the median of
-``repeats`` runs (one by default: it takes most of a minute), each by wall and by CPU seconds,
-with the machine's load before and after. The target is judged on CPU seconds, which load from
+``score_repeats`` single evaluations (after a warm-up); the budgets' searches are timed in turn,
+``repeats`` times over, and the default run ``repeats`` times (seeded: every repetition finds the
+same), each reporting its median by wall and by CPU seconds, with the machine's load before and
+after. The whole benchmark takes seconds at its default sizes. The target is judged on CPU seconds, which load from
 other processes does not inflate (and which count every thread, so a run cannot pass by using
 both cores); the wall seconds are reported beside them.
 """
@@ -55,7 +56,7 @@ def run(
     score_repeats: int = 20,
     default_run: bool = True,
     seed: int = 0,
-    repeats: int = 1,
+    repeats: int = 3,
 ) -> dict[str, Any]:
     """Measure (a) scorer throughput, (b) found gain vs budget, (c) a default fuzz run's time.
 
@@ -67,7 +68,7 @@ def run(
         score_repeats: timed scorer evaluations (the median of them is reported).
         default_run: also time a default :func:`fuzz` run (all families, default sizes).
         seed: root seed.
-        repeats: default runs timed (the median is reported).
+        repeats: timed repetitions of each budget's search and of the default run (medians reported).
 
     Returns:
         ``{"benchmark": "fuzz", "mechanism", "population", "agents", "markets", "rounds",
@@ -94,7 +95,7 @@ def run(
         {str(budget): lambda budget=budget: fuzz(target, families=["shading"], budget=budget, seed=seed,
                                                  markets=markets, rounds=rounds, eval_markets=eval_markets,
                                                  starts=False) for budget in budgets},
-        1, warmup=False, after=searches.__setitem__)
+        repeats, warmup=False, after=searches.__setitem__)
     curve = []
     for budget in budgets:
         found = searches[str(budget)]
@@ -114,7 +115,7 @@ def run(
     if default_run:
         runs: list = []
         times["default_fuzz"] = timed(lambda: fuzz(target, seed=seed), repeats, after=runs.append)
-        found = runs[-1]  # seeded: every run finds the same
+        found = runs[-1]
         exploit = found.exploitability
         lo, hi = exploit["ci95"]
         default = {"default_fuzz_seconds": times["default_fuzz"]["wall_s"],

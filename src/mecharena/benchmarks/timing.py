@@ -123,6 +123,8 @@ def _shown(value: Any) -> str:
         return f"{value:,}"
     if isinstance(value, list | tuple):
         return " ".join(_shown(v) for v in value)
+    if isinstance(value, Mapping):
+        return "(" + ", ".join(f"{k}={_shown(v)}" for k, v in value.items()) + ")"
     return str(value)
 
 
