@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from mecharena import agents, mechanisms
-from mecharena.core.config import parse_assignments
+from mecharena.core.config import parse_assignments, shown_value
 from mecharena.core.errors import ConfigError, MechArenaError
 from mecharena.shell import SeedOption, make_console, seed_option, stdout_to_stderr
 from mecharena.shell import fail as shell_fail
@@ -596,25 +596,38 @@ def rank(
     raise typer.Exit(code)
 
 
+RepeatsOption = Annotated[int, typer.Option("--repeats", help="interleaved repetitions per path (medians reported)")]
+
+
+def checked_repeats(repeats: int) -> int:
+    """A benchmark's ``--repeats``, checked: at least 1."""
+    if repeats < 1:
+        raise fail(ConfigError(f"repeats must be >= 1, got {shown_value(repeats)}"))
+    return repeats
+
+
 @bench_app.command("fuzz")
-def bench_fuzz(as_json: JsonFlag = False) -> None:
-    """Fuzzing: evaluations per second, found gain vs budget, a default run's wall time."""
+def bench_fuzz(
+    repeats: RepeatsOption = 3,
+    as_json: JsonFlag = False,
+) -> None:
+    """Fuzzing: evaluations per second, found gain vs budget, a default run's time (target by CPU seconds)."""
     from mecharena.benchmarks.fuzz import run
 
-    print_bench(run(), as_json)
+    print_bench(run(repeats=checked_repeats(repeats)), as_json)
 
 
 def print_bench(result: dict[str, Any], as_json: bool) -> None:
     if as_json:
         print(json.dumps(result, indent=2))
         return
-    table = Table(title=f"benchmark: {result.get('benchmark', '')}")
-    table.add_column("measure")
-    table.add_column("value", justify="right")
-    for key, value in result.items():
-        if isinstance(value, float):
-            value = f"{value:,.3f}" if abs(value) < 1000 else f"{value:,.0f}"
-        table.add_row(key, escape(str(value)))
+    from mecharena.benchmarks.timing import rows
+
+    table = Table(title=escape(f"benchmark: {result.get('benchmark', '')} (every trial: --json)"))
+    table.add_column("measure", overflow="fold")
+    table.add_column("value", justify="right", overflow="fold")
+    for key, value in rows(result):
+        table.add_row(escape(key), escape(value))
     out.print(table)
 
 
@@ -639,14 +652,15 @@ def bench_loop(
 
 @bench_app.command("ledger")
 def bench_ledger(
-    markets: Annotated[int, typer.Option(help="markets B")] = 4096,
-    rounds: Annotated[int, typer.Option(help="rounds recorded")] = 50,
+    markets: Annotated[int, typer.Option(help="markets B")] = 1024,
+    rounds: Annotated[int, typer.Option(help="rounds recorded")] = 20,
+    repeats: RepeatsOption = 3,
     as_json: JsonFlag = False,
 ) -> None:
-    """Ledger overhead: no ledger vs aggregate vs full trace (targets 1.2x and 3x)."""
+    """Ledger overhead by CPU time: no ledger vs aggregate vs full trace (targets 1.2x and 3x); about a minute."""
     from mecharena.benchmarks.ledger import run
 
-    print_bench(run(**sizes(markets, rounds)), as_json)
+    print_bench(run(**sizes(markets, rounds), repeats=checked_repeats(repeats)), as_json)
 
 
 @bench_app.command("engine")
@@ -657,6 +671,7 @@ def bench_engine(
 ) -> None:
     """Second price at n=10, B=100,000: full engine vs bare NumPy kernel vs scalar reference."""
     from mecharena.benchmarks.engine import run
+    from mecharena.benchmarks.timing import LOAD_WINDOWS, load_text
 
     if markets < 1 or agents_ < 2:
         raise fail(ConfigError(f"markets must be >= 1 and agents >= 2, got markets={markets}, agents={agents_}"))
@@ -664,16 +679,19 @@ def bench_engine(
     if as_json:
         print(json.dumps(result, indent=2))
         return
-    table = Table(title=f"Engine throughput: second price, n={agents_}, B={markets}")
+    table = Table(title=f"Engine throughput: second price, n={agents_}, B={markets} (medians of interleaved runs)")
     table.add_column("path")
-    table.add_column("markets/s", justify="right")
-    for path, key in (("engine (validated)", "engine_markets_per_s"), ("bare NumPy kernel", "bare_kernel_markets_per_s"),
-                      ("scalar reference", "scalar_reference_markets_per_s")):
-        table.add_row(path, f"{result[key]:,.0f}")
+    table.add_column("markets/s (wall)", justify="right")
+    table.add_column("markets/s (CPU)", justify="right")
+    for path, name, key in (("engine (validated)", "engine", "engine_markets_per_s"),
+                            ("bare NumPy kernel", "bare", "bare_kernel_markets_per_s"),
+                            ("scalar reference", "scalar", "scalar_reference_markets_per_s")):
+        table.add_row(path, f"{result[key]:,.0f}", f"{result['markets_per_cpu_s'][name]:,.0f}")
     out.print(table)
     out.print(f"engine / bare = {result['engine_over_bare']:.2f} (target >= 0.5); "
-              f"engine / scalar = {result['engine_over_scalar']:.0f}x (target >= 10); "
-              f"peak memory {result['engine_peak_bytes'] / 2**20:.1f} MiB")
+              f"engine / scalar = {result['engine_over_scalar']:.0f}x (target >= 10), both by CPU time; "
+              f"peak memory {result['engine_peak_bytes'] / 2**20:.1f} MiB; "
+              f"load {load_text(result)} ({LOAD_WINDOWS})")
 
 
 
@@ -828,16 +846,23 @@ app.add_typer(_negotiate_app(), name="negotiate",
 
 
 @bench_app.command("arena")
-def bench_arena(as_json: JsonFlag = False) -> None:
+def bench_arena(
+    steps: Annotated[int, typer.Option("--steps", help="steps per repetition and configuration")] = 2000,
+    repeats: RepeatsOption = 5,
+    as_json: JsonFlag = False,
+) -> None:
     """Steps per second of the sealed-bid arena's PettingZoo ParallelEnv (plain, and with talk)."""
     from mecharena.benchmarks.arena_parallel import run
 
-    print_bench(run(), as_json)
+    if steps < 1:
+        raise fail(ConfigError(f"steps must be >= 1, got {shown_value(steps)}"))
+    print_bench(run(steps=steps, repeats=checked_repeats(repeats)), as_json)
 
 
 @bench_app.command("negotiation")
 def bench_negotiation(
     episodes: Annotated[int, typer.Option("--episodes", help="episodes per task and path")] = 20,
+    repeats: RepeatsOption = 3,
     as_json: JsonFlag = False,
 ) -> None:
     """Steps per second of one negotiation env, per task: expert vs archetypes, the pure core, PettingZoo."""
@@ -845,12 +870,13 @@ def bench_negotiation(
 
     if episodes < 1:
         raise fail(ConfigError(f"episodes must be >= 1, got {episodes}"))
-    print_bench(run(episodes=episodes), as_json)
+    print_bench(run(episodes=episodes, repeats=checked_repeats(repeats)), as_json)
 
 
 @bench_app.command("designer")
 def bench_designer(
     episodes: Annotated[int, typer.Option("--episodes", help="vectorized env size E")] = 1024,
+    repeats: RepeatsOption = 5,
     as_json: JsonFlag = False,
 ) -> None:
     """Referee env steps per second: vectorized at E=1,024 on stage 4, single env (JSON and Gymnasium)."""
@@ -858,13 +884,15 @@ def bench_designer(
 
     if episodes < 1:
         raise fail(ConfigError(f"episodes must be >= 1, got {episodes}"))
-    print_bench(run(episodes=episodes), as_json)
+    print_bench(run(episodes=episodes, repeats=checked_repeats(repeats)), as_json)
 
 
 @bench_app.command("serve")
 def bench_serve(
     steps: Annotated[int, typer.Option("--steps", help="steps timed over one WebSocket session")] = 3000,
     sessions: Annotated[int, typer.Option("--sessions", help="concurrent WebSocket sessions")] = 16,
+    startup_timeout: Annotated[float, typer.Option(
+        "--startup-timeout", help="seconds to wait for the server to answer /health")] = 60.0,
     as_json: JsonFlag = False,
 ) -> None:
     """Referee env steps per second over the OpenEnv WebSocket on loopback: one session and many (target 1,500)."""
@@ -872,7 +900,13 @@ def bench_serve(
 
     if steps < 1 or sessions < 1:
         raise fail(ConfigError(f"steps and sessions must be >= 1, got steps={steps}, sessions={sessions}"))
-    print_bench(run(steps=steps, sessions=sessions), as_json)
+    if not 0 < startup_timeout <= 3600:
+        raise fail(ConfigError(f"startup-timeout must be in (0, 3600] seconds, got {shown_value(startup_timeout)}"))
+    try:
+        result = run(steps=steps, sessions=sessions, startup_timeout=startup_timeout)
+    except MechArenaError as exc:
+        raise fail(exc) from None
+    print_bench(result, as_json)
 
 
 @app.command("ui")

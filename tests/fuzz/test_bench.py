@@ -21,7 +21,31 @@ def test_benchmark_returns_the_documented_keys():
     assert [row["budget"] for row in result["budget_curve"]] == [2, 4]
     assert {"fresh_gain", "ci95", "share_of_closed_form", "evaluations"} <= set(result["budget_curve"][0])
     assert result["default_fuzz_seconds"] is None and result["meets_targets"] is None
+    assert set(result["cpu_seconds"]) == {"scorer"} and len(result["cpu_trials"]["scorer"]) == 2
+    assert {"seconds", "cpu_seconds"} <= set(result["budget_curve"][0])
+    assert len(result["load_before"]) == len(result["load_after"]) == 3
     json.dumps(result)
+
+
+def test_default_run_is_judged_on_cpu_seconds_with_wall_beside(monkeypatch):
+    """The default fuzz run (shrunk here) is timed ``repeats`` times; its target reads the CPU median."""
+    import mecharena.benchmarks.fuzz as bench
+
+    real = bench.fuzz
+
+    def small(target, **kw):
+        return real(target, **({"budget": 3, "markets": 30, "rounds": 2, "eval_markets": 60, "min_trials": 2} | kw))
+
+    monkeypatch.setattr(bench, "fuzz", small)
+    result = run(agents=3, markets=30, rounds=2, eval_markets=60, budgets=(2,), score_repeats=1, repeats=3)
+    assert set(result["wall_seconds"]) == set(result["cpu_seconds"]) == {"scorer", "default_fuzz"}
+    assert len(result["wall_trials"]["default_fuzz"]) == 3 and result["repeats"] == 3
+    assert result["default_fuzz_seconds"] == result["wall_seconds"]["default_fuzz"]
+    assert result["default_fuzz_cpu_seconds"] == result["cpu_seconds"]["default_fuzz"]
+    assert result["targets_from"] == "cpu seconds"
+    assert result["meets_targets"] == (result["default_fuzz_cpu_seconds"] < bench.TARGET_DEFAULT_SECONDS)
+    monkeypatch.setattr(bench, "TARGET_DEFAULT_SECONDS", 0.0)
+    assert run(agents=3, markets=30, rounds=2, eval_markets=60, budgets=(2,), score_repeats=1)["meets_targets"] is False
 
 
 def test_closed_form_best_response_gain():

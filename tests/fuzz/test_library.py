@@ -15,8 +15,10 @@ from mecharena.fuzz.commands import exploits_list, exploits_replay, exploits_sho
 from mecharena.fuzz.library import Library, LibraryError
 from mecharena.fuzz.report import FailureReport, build_report, exploit_id, ledger_gain
 from mecharena.fuzz.score import Scorer
-from mecharena.ledger import read_meta
+from mecharena.ledger import LedgerError, read_meta
 from mecharena.metrics.harness import Cell
+
+from ..ledger.helpers import reseal
 
 TARGET = Cell(mechanism="first_price", population="truthful:4")
 
@@ -123,6 +125,9 @@ def test_tampered_ledger_fails_replay(report, library, tmp_path):
     utility = table.column("utility")
     bumped = pc.if_else(pc.equal(table.column("seat"), 0), pc.add(utility, 0.25), utility)
     pq.write_table(table.set_column(table.column_names.index("utility"), "utility", bumped), part)
+    with pytest.raises(LedgerError, match=r"events/part-000000000.parquet was changed after it was written"):
+        Library(copy).replay(report.id)
+    reseal(copy / report.trace.deviated)  # as if recorded so: replay compares the values
     out = Library(copy).replay(report.id)
     assert out["baseline"]["ok"] and not out["deviated"]["ok"]
     assert out["deviated"]["mismatch_count"] == 200  # every market of round 0, the deviator's seat

@@ -6,11 +6,16 @@ mechanism reads them; ``splitter`` bids through two identities (one false name).
 with audits and fines they make every term of the penalty rule fire.
 """
 
+import json
+from pathlib import Path
+
 import numpy as np
 
 from mecharena import agents, mechanisms
 from mecharena.agents.base import Action, AgentType
 from mecharena.agents.population import Group, Population
+from mecharena.ledger.meta import META_FILE, LedgerMeta, meta_checksum, read_meta, write_meta
+from mecharena.ledger.store import MANIFEST, file_sha256, jsonl_line
 from mecharena.mechanisms.policy import Enforcement, InformationPolicy
 from mecharena.sim.loop import Episode, make_episode
 
@@ -61,3 +66,23 @@ def episode(mechanism: str, config: dict, groups, *, markets: int = 48, seed: in
             start: int = 0) -> Episode:
     return make_episode(mechanisms.get(mechanism), config, population(*groups), markets=markets, seed=seed,
                         enforcement=enforcement, information=information, start=start)
+
+
+def reseal(path: Path) -> None:
+    """Record the parts' checksums as the files are now, as if the writer had written them so:
+    replay then gets past its integrity checks to comparing values (what an engine change or
+    a faulty writer would show), instead of reporting the edit."""
+    entries = [json.loads(line) for line in (path / MANIFEST).read_text().splitlines()]
+    for entry in entries:
+        part = path / entry["table"] / f"part-{entry['part']:09d}.parquet"
+        entry.update(sha256=file_sha256(part), bytes=part.stat().st_size)
+    (path / MANIFEST).write_text("".join(map(jsonl_line, entries)))
+    meta = read_meta(path)
+    write_meta(path, meta.model_copy(update={"manifest_sha256": file_sha256(path / MANIFEST)}))
+
+
+def edit_meta(path: Path, **changes) -> None:
+    """Change fields of ``meta.json`` and recompute its checksum (a valid ledger with other metadata)."""
+    data = json.loads((path / META_FILE).read_text()) | changes
+    data["checksum"] = meta_checksum(LedgerMeta.model_validate(data))
+    (path / META_FILE).write_text(json.dumps(data))

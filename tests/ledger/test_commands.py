@@ -11,7 +11,7 @@ from rich.console import Console
 from mecharena.ledger import LedgerError, record_episode
 from mecharena.ledger.commands import replay_command
 
-from .helpers import episode
+from .helpers import episode, reseal
 
 
 @pytest.fixture
@@ -33,6 +33,7 @@ def test_replay_command_exits_1_and_lists_mismatches(ledger, capsys):
     revenue = table.column("revenue").to_numpy().copy()
     revenue[3] += 1.0
     pq.write_table(table.set_column(table.schema.get_field_index("revenue"), "revenue", pa.array(revenue)), part)
+    reseal(ledger)
     assert replay_command(str(ledger), as_json=True) == 1
     report = json.loads(capsys.readouterr().out)
     assert report["mismatches"] == [{"round": 1, "market": 3, "seat": None, "field": "revenue",

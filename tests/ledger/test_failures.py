@@ -7,11 +7,24 @@ import shutil
 import pyarrow.parquet as pq
 import pytest
 
+from typer.testing import CliRunner
+
+from mecharena.cli import app
 from mecharena.core.errors import ConfigError, MechArenaError, UnknownIdError
-from mecharena.ledger import Ledger, LedgerError, connect, describe, finalize, read_meta, record_episode, replay
+from mecharena.ledger import (
+    FORMAT_VERSION,
+    Ledger,
+    LedgerError,
+    connect,
+    describe,
+    finalize,
+    read_meta,
+    record_episode,
+    replay,
+)
 from mecharena.sim.loop import play
 
-from .helpers import ENFORCED, JITTER, SPLITTER, episode
+from .helpers import ENFORCED, JITTER, SPLITTER, edit_meta, episode, reseal
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +79,8 @@ def test_metadata_with_a_bad_field(damaged):
 def test_metadata_of_another_format_or_a_newer_version(damaged):
     meta = json.loads((damaged / "meta.json").read_text())
     (damaged / "meta.json").write_text(json.dumps(meta | {"format_version": 99}))
-    with pytest.raises(LedgerError, match=r"^ledger format_version must be <= 1 \(this mecharena .*\), got 99; "
-                                          r"upgrade mecharena to read it$"):
+    with pytest.raises(LedgerError, match=rf"^ledger format_version must be <= {FORMAT_VERSION} \(this mecharena .*\), "
+                                          r"got 99; upgrade mecharena to read it$"):
         replay(damaged)
     (damaged / "meta.json").write_text(json.dumps(meta | {"format": "other"}))
     with pytest.raises(LedgerError, match=r"has format 'other', expected 'mecharena.ledger'$"):
@@ -75,8 +88,7 @@ def test_metadata_of_another_format_or_a_newer_version(damaged):
 
 
 def test_metadata_naming_an_unknown_mechanism(damaged):
-    meta = json.loads((damaged / "meta.json").read_text())
-    (damaged / "meta.json").write_text(json.dumps(meta | {"mechanism": "second_prize"}))
+    edit_meta(damaged, mechanism="second_prize")
     with pytest.raises(UnknownIdError, match="^unknown mechanism 'second_prize'; did you mean 'second_price'"):
         replay(damaged)
 
@@ -89,17 +101,11 @@ def test_replay_of_an_aggregate_ledger_asks_for_full_mode(tmp_path):
         replay(path)
 
 
-def test_corrupt_event_file(damaged):
+def test_corrupt_event_file_that_its_manifest_vouches_for(damaged):
     part = damaged / "events" / "part-000000001.parquet"
     part.write_bytes(part.read_bytes()[:200])  # written, then truncated
+    reseal(damaged)  # as if the writer had listed the broken file
     with pytest.raises(LedgerError, match=f"^ledger file {quoted(part)} is corrupt or unreadable: "):
-        replay(damaged)
-
-
-def test_missing_event_file(damaged):
-    (damaged / "events" / "part-000000002.parquet").unlink()
-    with pytest.raises(LedgerError, match=r"is corrupt: events/part-000000002.parquet is missing although "
-                                          r"markets/part-000000002.parquet was committed$"):
         replay(damaged)
 
 
@@ -107,6 +113,7 @@ def test_event_file_with_rows_out_of_place(damaged):
     part = damaged / "events" / "part-000000000.parquet"
     table = pq.read_table(part)
     pq.write_table(table.take(list(range(1, table.num_rows)) + [0]), part)  # one row moved to the end
+    reseal(damaged)
     with pytest.raises(LedgerError, match=r"part-000000000.parquet is corrupt: its rows are not the \(round, market, "
                                           r"seat\) grid of 8 markets x 3 seats"):
         replay(damaged)
@@ -115,6 +122,7 @@ def test_event_file_with_rows_out_of_place(damaged):
 def test_event_file_without_a_column(damaged):
     part = damaged / "events" / "part-000000000.parquet"
     pq.write_table(pq.read_table(part).drop_columns(["payment"]), part)
+    reseal(damaged)
     with pytest.raises(LedgerError, match=r"lacks the column 'payment'$"):
         replay(damaged)
 
@@ -226,3 +234,199 @@ def test_a_corrupt_log_line_is_reported(tmp_path):
     (path / "rounds.jsonl").write_text("\n".join([text[0], "{oops", *text[1:]]))
     with pytest.raises(LedgerError, match=r"rounds.jsonl' line 2 is not valid JSON: Expecting property name"):
         finalize(path)
+
+
+# Damage done to a closed ledger of 6 one-round event parts (events/, markets/ part-0..5) and two
+# rounds parts, and the problem replay must name. Each entry: (what it does to the directory, regex).
+def _cut(table, seq, keep):
+    def damage(path):
+        part = path / table / f"part-{seq:09d}.parquet"
+        data = part.read_bytes()
+        part.write_bytes(data[:keep(len(data))])
+    return damage
+
+
+def _flip(table, seq, where):
+    def damage(path):
+        part = path / table / f"part-{seq:09d}.parquet"
+        data = bytearray(part.read_bytes())
+        data[where(len(data))] ^= 0x01
+        part.write_bytes(bytes(data))
+    return damage
+
+
+def _delete(*parts):
+    def damage(path):
+        for table, seq in parts:
+            (path / table / f"part-{seq:09d}.parquet").unlink()
+    return damage
+
+
+def _swap(a, b):
+    def damage(path):
+        pa_, pb = (path / t / f"part-{s:09d}.parquet" for t, s in (a, b))
+        da, db = pa_.read_bytes(), pb.read_bytes()
+        pa_.write_bytes(db)
+        pb.write_bytes(da)
+    return damage
+
+
+def _copy(source, target):
+    def damage(path):
+        shutil.copy(source(path), path / target)
+    return damage
+
+
+def _meta(**changes):
+    def damage(path):
+        meta = json.loads((path / "meta.json").read_text())
+        (path / "meta.json").write_text(json.dumps(meta | changes, indent=2))
+    return damage
+
+
+def _foreign_part(path):
+    """A part of another recording of the same run (another seed), added as the next part."""
+    other = record_episode(episode("second_price", {"reserve_price": 0.2}, [("truthful", 3)], markets=8, seed=9),
+                           path.parent / "other", rounds=1, jsonl=False)
+    for table in ("events", "markets"):
+        shutil.copy(other / table / "part-000000000.parquet", path / table / "part-000000006.parquet")
+
+
+def _unreadable_meta(path):
+    (path / "meta.json").write_text('{"format": "mecharena.ledger", ')
+
+
+P = "part-00000000{}.parquet"
+EDITED = r"meta.json' was edited after it was written: its contents do not match its checksum"
+CORRUPTIONS = {
+    "truncated to 0 bytes": (_cut("markets", 2, lambda n: 0), rf"markets/{P.format(2)} is truncated: 0 of its \d+ bytes"),
+    "truncated to 8 bytes": (_cut("events", 2, lambda n: 8), rf"events/{P.format(2)} is truncated: 8 of its \d+ bytes"),
+    "truncated to half": (_cut("events", 4, lambda n: n // 2), rf"events/{P.format(4)} is truncated: \d+ of its"),
+    "truncated by 1 byte": (_cut("rounds", 1, lambda n: n - 1), rf"rounds/{P.format(1)} is truncated: \d+ of its"),
+    "byte flipped in data": (_flip("events", 1, lambda n: 200), rf"events/{P.format(1)} was changed after it was "
+                                                                 r"written: its SHA-256 is not the one recorded"),
+    "byte flipped in footer": (_flip("markets", 1, lambda n: n - 12), rf"markets/{P.format(1)} was changed after it "
+                                                                      r"was written"),
+    "first part deleted": (_delete(("events", 0), ("markets", 0)),
+                           rf"events/{P.format(0)} is missing; markets/{P.format(0)} is missing"),
+    "middle markets part deleted": (_delete(("markets", 3)), rf": markets/{P.format(3)} is missing$"),
+    "middle events part deleted": (_delete(("events", 3)), rf": events/{P.format(3)} is missing$"),
+    "middle part deleted": (_delete(("events", 3), ("markets", 3)),
+                            rf"events/{P.format(3)} is missing; markets/{P.format(3)} is missing$"),
+    "last part deleted": (_delete(("events", 5), ("markets", 5)),
+                          rf"events/{P.format(5)} is missing; markets/{P.format(5)} is missing$"),
+    "two markets parts swapped": (_swap(("markets", 1), ("markets", 4)),
+                                  rf"markets/{P.format(1)} holds the content of markets/{P.format(4)} \(parts "
+                                  rf"swapped or copied\); markets/{P.format(4)} holds the content of "
+                                  rf"markets/{P.format(1)}"),
+    "markets and events parts swapped": (_swap(("markets", 2), ("events", 2)),
+                                         rf"events/{P.format(2)} holds the content of markets/{P.format(2)}"),
+    "part duplicated": (_copy(lambda p: p / "markets" / P.format(2), f"markets/{P.format(6)}"),
+                        rf"markets/{P.format(6)} is extra: a copy of markets/{P.format(2)}"),
+    "foreign part added": (_foreign_part, rf"events/{P.format(6)} is extra: the ledger's writer never wrote it; "
+                                          rf"markets/{P.format(6)} is extra"),
+    "meta rounds_recorded edited": (_meta(rounds_recorded=5), EDITED),
+    "meta seed edited": (_meta(seed=6), EDITED),
+    "meta mechanism_version edited": (_meta(mechanism_version=2), EDITED),
+    "meta markets edited": (_meta(markets=7), EDITED),
+    "meta manifest hash edited": (_meta(manifest_sha256="0" * 64), EDITED),
+    "meta.json missing": (lambda p: (p / "meta.json").unlink(), r"is not a ledger: meta.json is missing"),
+    "meta.json not JSON": (_unreadable_meta, r"meta.json' is not valid JSON: "),
+    "manifest line edited": (lambda p: (p / "parts.jsonl").write_text((p / "parts.jsonl").read_text()
+                                                                       .replace('"rows":8,', '"rows":9,', 1)),
+                             r"parts.jsonl was edited after the ledger was closed"),
+}
+
+
+@pytest.fixture(scope="module")
+def six_rounds(tmp_path_factory):
+    ep = episode("second_price", {"reserve_price": 0.2}, [("truthful", 3)], markets=8)
+    return record_episode(ep, tmp_path_factory.mktemp("six") / "run", rounds=6, jsonl=False)
+
+
+def test_an_intact_ledger_replays_exactly_without_notes(six_rounds):
+    result = CliRunner().invoke(app, ["replay", str(six_rounds)])
+    assert result.exit_code == 0 and "all outcomes reproduced exactly" in result.output
+    assert replay(six_rounds).notes == ()
+
+
+@pytest.mark.parametrize("corruption", list(CORRUPTIONS))
+def test_every_corruption_of_a_ledger_is_named(six_rounds, tmp_path, corruption):
+    """Replay exits non-zero with one line that names the damaged part and what is wrong with it."""
+    damage, problem = CORRUPTIONS[corruption]
+    path = shutil.copytree(six_rounds, tmp_path / "run")
+    damage(path)
+    result = CliRunner().invoke(app, ["replay", str(path)])
+    assert result.exit_code == 2, result.output
+    line = " ".join(result.output.split())  # rich wraps long lines; the message is one line
+    assert re.search(problem, line), line
+    assert result.output.startswith("error: ") and "Traceback" not in result.output
+    with pytest.raises(LedgerError):
+        replay(path)
+
+
+def _as_format_1(path):
+    """The ledger as mecharena wrote it before part checksums: no manifest, no checksums."""
+    (path / "parts.jsonl").unlink()
+    meta = json.loads((path / "meta.json").read_text())
+    for key in ("manifest_sha256", "checksum"):
+        del meta[key]
+    (path / "meta.json").write_text(json.dumps(meta | {"format_version": 1}))
+
+
+def test_a_ledger_without_checksums_replays_with_a_note(six_rounds, tmp_path):
+    path = shutil.copytree(six_rounds, tmp_path / "run")
+    _as_format_1(path)
+    report = replay(path)
+    assert report.ok and report.rounds == 6
+    assert report.notes == ("the ledger was written by a version of mecharena without part checksums (format version "
+                            "1): its parts cannot be verified, only their sequence and counts",)
+
+
+@pytest.mark.parametrize(("damage", "problem"), [
+    (_delete(("markets", 3)), rf"^ledger .* is corrupt: markets/{P.format(3)} is missing; meta.json says "
+                              r"rounds_recorded=6 but the markets parts hold 5 rounds$"),
+    (_delete(("events", 5), ("markets", 5)), r"meta.json says rounds_recorded=6 but the markets parts hold 5 rounds$"),
+    (_swap(("markets", 1), ("markets", 4)), rf"markets/{P.format(1)} starts at round 4, expected round 1 "
+                                            r"\(rounds out of order or missing\)"),
+])
+def test_a_ledger_without_checksums_still_has_its_sequence_and_counts_checked(six_rounds, tmp_path, damage, problem):
+    path = shutil.copytree(six_rounds, tmp_path / "run")
+    _as_format_1(path)
+    damage(path)
+    with pytest.raises(LedgerError, match=problem):
+        replay(path)
+
+
+def test_a_ledger_being_written_is_not_reported_as_corrupt(tmp_path):
+    """While a writer runs, meta.json says open and the newest part may be on disk before its
+    manifest line, or an events part before its markets part: replay notes it, no error."""
+    ep = episode("second_price", {}, [("truthful", 3)], markets=4)
+    ledger = Ledger(tmp_path / "run", "full", describe(ep, rounds=5), background=False)
+    records = play(ep, 5)
+    for _ in range(3):
+        ledger.record(next(records))
+    events = tmp_path / "run" / "events"
+    shutil.copy(events / P.format(0), events / P.format(3))  # the next events part, not listed yet
+    report = replay(tmp_path / "run")
+    assert report.ok and report.rounds == 3 and report.status == "open"
+    assert report.notes[-1] == ("1 part(s) written after the last line of parts.jsonl (the writer is still running "
+                                "or was interrupted) are not verified")
+    (events / P.format(3)).unlink()
+    ledger.record(next(records))
+    ledger.record(next(records))
+    ledger.close()
+    assert replay(tmp_path / "run").ok and replay(tmp_path / "run").notes == ()
+    (events / P.format(1)).write_bytes((events / P.format(2)).read_bytes())  # and it is verified once closed
+    with pytest.raises(LedgerError, match=rf"events/{P.format(1)} holds the content of events/{P.format(2)}"):
+        replay(tmp_path / "run")
+
+
+def test_an_open_ledger_with_a_changed_part_is_reported(tmp_path):
+    ep = episode("second_price", {}, [("truthful", 3)], markets=4)
+    ledger = Ledger(tmp_path / "run", "full", describe(ep, rounds=5), background=False)
+    for record in play(ep, 3):
+        ledger.record(record)
+    _flip("markets", 1, lambda n: 100)(tmp_path / "run")
+    with pytest.raises(LedgerError, match=rf"markets/{P.format(1)} was changed after it was written"):
+        replay(tmp_path / "run")

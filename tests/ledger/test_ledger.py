@@ -26,7 +26,7 @@ from mecharena.mechanisms.cda import CDAConfig
 from mecharena.metrics.harness import Cell
 from mecharena.sim.loop import play
 
-from .helpers import ENFORCED, JITTER, SPLITTER, episode
+from .helpers import ENFORCED, JITTER, SPLITTER, episode, reseal
 
 CASES = {
     "second_price_reserve_sybil_enforced": ("second_price", {"reserve_price": 0.3},
@@ -83,6 +83,7 @@ def test_a_changed_payment_is_reported_with_its_coordinates(tmp_path):
     original = payment[row]
     payment[row] = np.nextafter(original, 2.0)  # one ulp: only a bitwise comparison sees it
     pq.write_table(table.set_column(table.schema.get_field_index("payment"), "payment", pa.array(payment)), part)
+    reseal(path)
 
     report = replay(path)
     assert not report.ok and report.mismatch_count == 1
@@ -100,6 +101,7 @@ def test_a_changed_input_shows_up_in_the_outcomes(tmp_path):
     bids = table.column("bid").to_numpy().copy()
     bids[:4] = 0.999  # market 0: seat 0..3 all bid 0.999 (the winner changes or pays more)
     pq.write_table(table.set_column(table.schema.get_field_index("bid"), "bid", pa.array(bids)), part)
+    reseal(path)
     report = replay(path)
     fields = {m.field for m in report.mismatches}
     assert {"payment", "revenue", "digest"} <= fields
@@ -111,7 +113,8 @@ def test_aggregate_totals_equal_the_full_ledger_and_its_sums(tmp_path):
                 enforcement=ENFORCED, markets=40, rounds=4, seed=11)
     full = record_episode(cell, tmp_path / "full", jsonl=False)
     aggregate = record_episode(cell, tmp_path / "aggregate", mode="aggregate")
-    assert sorted(p.name for p in aggregate.iterdir()) == ["ledger.duckdb", "meta.json", "rounds", "rounds.jsonl"]
+    assert sorted(p.name for p in aggregate.iterdir()) == ["ledger.duckdb", "meta.json", "parts.jsonl", "rounds",
+                                                                  "rounds.jsonl"]
     a = connect(aggregate).sql("SELECT * FROM rounds ORDER BY round").to_arrow_table()
     f = connect(full).sql("SELECT * FROM rounds ORDER BY round").to_arrow_table()
     assert a.num_rows == 4 and a.equals(f)

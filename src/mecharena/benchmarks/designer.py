@@ -6,14 +6,16 @@
   observation (target >= 5,000 steps/s);
 * single env, Gymnasium: :class:`DesignerGymEnv.step` with a space action and the flat vector.
 
-Each figure is the best of five timed repeats (the machine's other load only slows a repeat down).
+The three paths are timed in turn, ``repeats`` times over (default 5), after an untimed warm-up
+round; each figure is the median of its repetitions, by wall and by CPU seconds, with the
+machine's load before and after (:mod:`mecharena.benchmarks.timing`).
 """
 
-import time
 from typing import Any
 
 import numpy as np
 
+from mecharena.benchmarks.timing import interleaved, machine_load, medians, rates, report
 from mecharena.designer.action import MechanismAction
 from mecharena.designer.env import DesignerEnv, VectorDesignerEnv
 from mecharena.designer.gym import DesignerGymEnv, from_action
@@ -23,16 +25,22 @@ STAGE = 4
 REPEATS = 5
 
 
-def _best_rate(work: int, run) -> float:
-    best = 0.0
-    for _ in range(REPEATS):
-        start = time.perf_counter()
-        run()
-        best = max(best, work / (time.perf_counter() - start))
-    return best
+def run(episodes: int = 1024, steps: int = 50, single_steps: int = 2000, repeats: int = REPEATS) -> dict[str, Any]:
+    """Env steps per second of the three paths (medians of ``repeats`` interleaved repetitions).
 
+    Args:
+        episodes: E, episodes of the vectorized env.
+        steps: vectorized steps per repetition (``episodes * steps`` env steps).
+        single_steps: single-env steps per repetition, for each single-env path.
+        repeats: repetitions per path (>= 1).
 
-def run(episodes: int = 1024, steps: int = 50, single_steps: int = 2000) -> dict[str, Any]:
+    Returns:
+        ``{"benchmark": "designer", "stage", "episodes", "vector_env_steps_per_s",
+        "single_env_json_steps_per_s", "single_env_gym_steps_per_s", "steps_per_cpu_s",
+        "wall_seconds", "cpu_seconds", "wall_trials", "cpu_trials", "repeats", "statistic",
+        "load_before", "load_after"}``; the per-path dicts are keyed ``vector``, ``json``, ``gym``.
+    """
+    load = machine_load()
     action = MechanismAction(rule="vcg", reserve=0.1, competing_bids=True)
     vector = VectorDesignerEnv(episodes, STAGE, seed=0)
     vector.reset()
@@ -63,7 +71,13 @@ def run(episodes: int = 1024, steps: int = 50, single_steps: int = 2000) -> dict
             if truncated:
                 gym_env.reset()
 
-    return {"benchmark": "designer", "stage": STAGE, "episodes": episodes,
-            "vector_env_steps_per_s": _best_rate(episodes * steps, vectorized),
-            "single_env_json_steps_per_s": _best_rate(single_steps, json_steps),
-            "single_env_gym_steps_per_s": _best_rate(single_steps, gym_steps)}
+    times = interleaved({"vector": vectorized, "json": json_steps, "gym": gym_steps}, repeats)
+    per = rates(times, {"vector": episodes * steps, "json": single_steps, "gym": single_steps})
+    return report("designer", {
+        "stage": STAGE, "episodes": episodes, "steps": steps, "single_steps": single_steps,
+        "vector_env_steps_per_s": per["per_s"]["vector"],
+        "single_env_json_steps_per_s": per["per_s"]["json"],
+        "single_env_gym_steps_per_s": per["per_s"]["gym"],
+        "steps_per_cpu_s": per["per_cpu_s"],
+        **medians(times),
+    }, load, repeats)

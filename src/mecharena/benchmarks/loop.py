@@ -3,10 +3,11 @@
 Ten seats, adaptive agents included (``adaptive:2,hedge:2,cartel:2,dropout:2,truthful:2``), in a
 first-price auction with a reserve, competing bids and winner identity revealed, audits on:
 every part of the loop (reveal, act, clear, settle, update) is exercised. B = 4,096 markets.
+Medians of ``repeats`` timed runs, wall and CPU seconds, and the load around them
+(:mod:`mecharena.benchmarks.timing`).
 """
 
-import time
-
+from mecharena.benchmarks.timing import machine_load, report, timed
 from mecharena import agents, mechanisms
 from mecharena.sim import Enforcement, InformationPolicy, make_episode, play
 
@@ -20,20 +21,25 @@ def episode(markets: int, seed: int = 0):
                         enforcement=Enforcement(audit_probability=0.1, collusion_penalty=1.0))
 
 
-def run(markets: int = 4096, rounds: int = 30) -> dict[str, object]:
-    """Time ``rounds`` rounds after a warm-up round; report market-rounds per second."""
+def run(markets: int = 4096, rounds: int = 30, repeats: int = 3) -> dict[str, object]:
+    """Time ``rounds`` rounds after a warm-up round, ``repeats`` times; report market-rounds per second."""
+    load = machine_load()
     list(play(episode(markets), 1))  # compile and warm caches
-    start = time.perf_counter()
-    for _ in play(episode(markets), rounds):
-        pass
-    seconds = time.perf_counter() - start
-    return {
-        "benchmark": "loop",
+
+    def rounds_played() -> None:
+        for _ in play(episode(markets), rounds):
+            pass
+
+    t = timed(rounds_played, repeats)
+    return report("loop", {
         "population": POPULATION,
         "mechanism": "first_price",
         "markets": markets,
         "rounds": rounds,
-        "seconds": seconds,
-        "market_rounds_per_s": markets * rounds / seconds,
-        "seat_rounds_per_s": markets * rounds * 10 / seconds,
-    }
+        "seconds": t["wall_s"],
+        "cpu_seconds": t["cpu_s"],
+        "wall_trials": t["wall_trials"],
+        "market_rounds_per_s": markets * rounds / t["wall_s"],
+        "market_rounds_per_cpu_s": markets * rounds / max(t["cpu_s"], 1e-9),
+        "seat_rounds_per_s": markets * rounds * 10 / t["wall_s"],
+    }, load, repeats)

@@ -6,13 +6,16 @@
 * ``parallel_steps_per_s``: the PettingZoo ``ParallelEnv`` with every lab an agent sampling
   random ``MultiDiscrete`` actions (decode, step, encode).
 
-A step is one round in which every lab acts. Each figure is the best of three timed repeats.
+A step is one round in which every lab acts. The nine (task, path) pairs are timed in turn,
+``repeats`` times over (default 3), after an untimed warm-up round; each figure is the median of
+its repetitions, by wall and by CPU seconds, with the machine's load before and after
+(:mod:`mecharena.benchmarks.timing`).
 """
 
 import functools
-import time
 from typing import Any
 
+from mecharena.benchmarks.timing import interleaved, machine_load, medians, rates, report
 from mecharena.negotiation import core
 from mecharena.negotiation.action import WaitAction
 from mecharena.negotiation.env import SEAT, NegotiationEnv
@@ -21,15 +24,6 @@ from mecharena.negotiation.policies import Expert
 from mecharena.negotiation.scenario import TASKS, make_params
 
 REPEATS = 3
-
-
-def _best_rate(run) -> float:
-    best = 0.0
-    for _ in range(REPEATS):
-        start = time.perf_counter()
-        steps = run()
-        best = max(best, steps / (time.perf_counter() - start))
-    return best
 
 
 def _env_steps(task: str, episodes: int) -> int:
@@ -69,12 +63,31 @@ def _parallel_steps(task: str, episodes: int) -> int:
     return steps
 
 
-def run(episodes: int = 20) -> dict[str, Any]:
-    """Steps per second for each task over ``episodes`` episodes (seeds 0..episodes-1)."""
-    tasks = {task: {name: _best_rate(functools.partial(fn, task, episodes)) for name, fn in (
-        ("expert_steps_per_s", _env_steps), ("core_steps_per_s", _core_steps),
-        ("parallel_steps_per_s", _parallel_steps))} for task in TASKS}
-    return {"benchmark": "negotiation", "episodes": episodes, "tasks": tasks}
+PATHS = {"expert": _env_steps, "core": _core_steps, "parallel": _parallel_steps}
+
+
+def run(episodes: int = 20, repeats: int = REPEATS) -> dict[str, Any]:
+    """Steps per second for each task over ``episodes`` episodes (seeds 0..episodes-1), medians of ``repeats``.
+
+    Returns:
+        ``{"benchmark": "negotiation", "episodes", "tasks": {task: {"expert_steps_per_s",
+        "core_steps_per_s", "parallel_steps_per_s", "steps", "steps_per_cpu_s", "wall_seconds",
+        "cpu_seconds", "wall_trials", "cpu_trials"}}, "repeats", "statistic", "load_before",
+        "load_after"}``; the per-path dicts are keyed ``expert``, ``core``, ``parallel``, and
+        ``steps`` is the steps one repetition takes (the same every time: the episodes are seeded).
+    """
+    load = machine_load()
+    paths = {f"{task}/{name}": functools.partial(fn, task, episodes) for task in TASKS for name, fn in PATHS.items()}
+    steps: dict[str, int] = {}
+    times = interleaved(paths, repeats, after=lambda path, taken: steps.__setitem__(path, taken))
+    tasks: dict[str, dict[str, Any]] = {}
+    for task in TASKS:
+        mine = {name: times[f"{task}/{name}"] for name in PATHS}
+        work = {name: steps[f"{task}/{name}"] for name in PATHS}
+        per = rates(mine, work)
+        tasks[task] = {**{f"{name}_steps_per_s": per["per_s"][name] for name in PATHS}, "steps": work,
+                       "steps_per_cpu_s": per["per_cpu_s"], **medians(mine)}
+    return report("negotiation", {"episodes": episodes, "tasks": tasks}, load, repeats)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,12 @@ session resets with its own seed and steps a fixed mechanism, resetting when its
 resets are not counted. For scale, ``local_steps_per_s`` times the same steps on an in-process
 ``DesignerEnv`` and ``openenv_client_steps_per_s`` the same single session through OpenEnv's own
 ``GenericEnvClient``. Target: at least 1,500 WebSocket steps/s on a 2-core machine.
+
+The server must answer ``/health`` within ``startup_timeout`` seconds (polled every 0.1 s),
+else :class:`~mecharena.core.errors.MechArenaError` says so with the end of its stderr. Wall
+and CPU seconds of each measurement (the client's ``process_time``, and the server's own CPU
+time, counted once it has exited) and the machine load before and after are reported with the
+medians (:mod:`mecharena.benchmarks.timing`).
 """
 
 import asyncio
@@ -15,6 +21,11 @@ import json
 import statistics
 import time
 from typing import Any
+
+from mecharena.benchmarks.timing import cpu_seconds, machine_load, report
+from mecharena.core.errors import MechArenaError
+
+DEFAULT_STARTUP_TIMEOUT = 60.0
 
 ACTION = {"rule": "second_price", "reserve": 0.2, "competing_bids": True, "collusion_penalty": 1.0,
           "coalition": "penalize_confirmed"}
@@ -82,23 +93,36 @@ def _openenv_client(url: str, steps: int, stage: int) -> float:
 
 
 def run(steps: int = 3000, sessions: int = 16, stage: int = 1, repeats: int = 3,
-        client_steps: int = 500) -> dict[str, Any]:
+        client_steps: int = 500, startup_timeout: float = DEFAULT_STARTUP_TIMEOUT) -> dict[str, Any]:
     """Time ``steps`` WebSocket steps on one session, and ``steps`` spread over ``sessions`` concurrent
-    ones, ``repeats`` times each; report the median (the machine may be shared) and every trial."""
+    ones, ``repeats`` times each, in turn; report the medians (the machine may be shared) and every trial.
+
+    Raises:
+        MechArenaError: the server did not come up within ``startup_timeout`` seconds.
+    """
     from mecharena.server.app import spawn_server
 
+    load = machine_load()
     _local(50, stage)  # compile and warm caches
+    local_cpu = time.process_time()
     local = _local(steps, stage)
+    local_cpu = time.process_time() - local_cpu
     per_session = max(steps // max(sessions, 1), 1)
     single, concurrent = [], []
-    with spawn_server(max_sessions=max(sessions, 1) + 2, stage=stage) as url:
-        asyncio.run(_drive(url, 100, 0, stage))  # warm the server (compilation, first allocations)
-        for _ in range(repeats):
-            single.append(steps / asyncio.run(_drive(url, steps, 0, stage)))
-            concurrent.append(per_session * sessions / asyncio.run(_concurrent(url, per_session, sessions, stage)))
-        client = client_steps / _openenv_client(url, client_steps, stage) if client_steps else None
-    return {
-        "benchmark": "serve",
+    wall_start, cpu_start = time.perf_counter(), cpu_seconds(children=True)
+    try:
+        with spawn_server(max_sessions=max(sessions, 1) + 2, stage=stage, startup_timeout=startup_timeout) as url:
+            asyncio.run(_drive(url, 100, 0, stage))  # warm the server (compilation, first allocations)
+            for _ in range(repeats):
+                single.append(steps / asyncio.run(_drive(url, steps, 0, stage)))
+                concurrent.append(per_session * sessions / asyncio.run(_concurrent(url, per_session, sessions, stage)))
+            client = client_steps / _openenv_client(url, client_steps, stage) if client_steps else None
+    except RuntimeError as exc:
+        if "did not start" not in str(exc):
+            raise
+        raise MechArenaError(f"bench serve: the server did not answer /health within startup_timeout="
+                             f"{startup_timeout:g} s (raise --startup-timeout on a loaded machine): {exc}") from None
+    return report("serve", {
         "stage": stage,
         "steps": steps,
         "sessions": sessions,
@@ -107,8 +131,12 @@ def run(steps: int = 3000, sessions: int = 16, stage: int = 1, repeats: int = 3,
         "ws_round_trip_us": 1e6 / statistics.median(single),
         "ws_trials": [round(x) for x in single],
         "ws_concurrent_trials": [round(x) for x in concurrent],
+        "server_session_wall_seconds": time.perf_counter() - wall_start,
+        "server_session_cpu_seconds": cpu_seconds(children=True) - cpu_start,
         "local_steps_per_s": steps / local,
         "local_step_us": local / steps * 1e6,
+        "local_cpu_seconds": local_cpu,
         "openenv_client_steps_per_s": client,
+        "startup_timeout_s": startup_timeout,
         "target_ws_steps_per_s": 1500,
-    }
+    }, load, repeats)

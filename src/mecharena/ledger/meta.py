@@ -7,10 +7,17 @@ distribution, the owner map of seats, the trailing widths of the value / bid / t
 the recording mode, the package version and the ledger format version. It is rewritten
 (atomically) when the ledger opens and when it closes, never in between.
 
+Integrity (format version 2): ``checksum`` is the SHA-256 of the other fields (canonical JSON),
+so :func:`read_meta` refuses a hand-edited file; ``manifest_sha256``, set at close, is the
+SHA-256 of ``parts.jsonl``, the manifest the writer appends one line to as each Parquet part
+lands (its table, sequence number, SHA-256, size, rows and rounds; see
+:mod:`mecharena.ledger.integrity`). Ledgers of format version 1 have neither and read as before.
+
 >>> LedgerMeta.model_fields["format_version"].default
-1
+2
 """
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -20,14 +27,14 @@ from pydantic import Field, ValidationError, model_validator
 
 from mecharena import __version__
 from mecharena.agents.values import ValueDistribution
-from mecharena.core.config import StrictModel
+from mecharena.core.config import Seed, StrictModel, shown_value
 from mecharena.core.errors import MechArenaError
 from mecharena.mechanisms.policy import Enforcement, InformationPolicy
 from mecharena.sim.channels import ChannelPolicy
 from mecharena.sim.loop import Episode
 
 FORMAT = "mecharena.ledger"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MODES = ("full", "aggregate")
 META_FILE = "meta.json"
 
@@ -57,7 +64,7 @@ class LedgerMeta(StrictModel):
     config: dict[str, Any]
     population: str = Field(description="normalized population spec")
     agent_versions: dict[str, int]
-    seed: int = Field(ge=0)
+    seed: Seed
     start: int = Field(0, ge=0, description="global index of the first market")
     markets: int = Field(ge=1, description="B, markets per round")
     seats: int = Field(ge=1, description="N, seats per market")
@@ -73,6 +80,9 @@ class LedgerMeta(StrictModel):
     values: ValueDistribution
     channels: ChannelPolicy | None = Field(None, description="message channels (None: agents could not talk)")
     cell: dict[str, Any] | None = Field(None, description="the experiment cell, when the run came from one")
+    manifest_sha256: str | None = Field(None, description="SHA-256 of parts.jsonl when the ledger was last closed "
+                                        "(None while open, and in format version 1)")
+    checksum: str | None = Field(None, description="SHA-256 of the other fields (None in format version 1)")
 
     @model_validator(mode="after")
     def _owner_map(self) -> "LedgerMeta":
@@ -118,12 +128,25 @@ def describe(episode: Episode, rounds: int | None = None, cell: dict[str, Any] |
     )
 
 
-def write_meta(directory: Path, meta: LedgerMeta) -> None:
-    """Write ``meta.json`` atomically (a crash leaves the old file or the new one, never half)."""
+def meta_checksum(meta: LedgerMeta) -> str:
+    """SHA-256 (hex) of every field but ``checksum``, as canonical JSON (sorted keys, no spaces)."""
+    data = meta.model_dump(mode="json", exclude={"checksum"})
+    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def write_meta(directory: Path, meta: LedgerMeta) -> LedgerMeta:
+    """Write ``meta.json`` atomically (a crash leaves the old file or the new one, never half),
+    with its ``checksum`` (re)computed.
+
+    Returns:
+        The metadata as written.
+    """
+    meta = meta.model_copy(update={"checksum": meta_checksum(meta)})
     path = directory / META_FILE
     tmp = path.with_name(META_FILE + ".tmp")
     tmp.write_text(json.dumps(meta.model_dump(mode="json"), indent=2, sort_keys=False) + "\n")
     os.replace(tmp, path)
+    return meta
 
 
 def ledger_directory(directory: str | os.PathLike[str]) -> Path:
@@ -145,7 +168,8 @@ def read_meta(directory: str | os.PathLike[str]) -> LedgerMeta:
 
     Raises:
         LedgerError: missing directory or metadata, invalid JSON, invalid fields, another
-            format or a newer format version than this package reads.
+            format, a newer format version than this package reads, or contents that do not
+            match their ``checksum`` (the file was edited after it was written).
     """
     path = ledger_directory(directory) / META_FILE
     if not path.is_file():
@@ -168,9 +192,13 @@ def read_meta(directory: str | os.PathLike[str]) -> LedgerMeta:
         raise LedgerError(f"ledger format_version must be <= {FORMAT_VERSION} (this mecharena {__version__}), "
                           f"got {version}; upgrade mecharena to read it")
     try:
-        return LedgerMeta.model_validate(data)
+        meta = LedgerMeta.model_validate(data)
     except ValidationError as exc:
         raise LedgerError(f"ledger metadata {str(path)!r} is invalid: {_explain(exc)}") from None
+    if (meta.checksum is not None or meta.format_version >= 2) and meta.checksum != meta_checksum(meta):
+        raise LedgerError(f"ledger metadata {str(path)!r} was edited after it was written: its contents do not match "
+                          f"its checksum {shown_value(meta.checksum)}")
+    return meta
 
 
 def _explain(exc: ValidationError) -> str:

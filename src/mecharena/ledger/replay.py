@@ -15,7 +15,9 @@ the announcement and its digest are rebuilt by the round loop's own functions. A
 payment, receipt, penalty, utility, validity and participation per seat; revenue, welfare,
 maximum welfare, announced price and digest per market; and the ``rounds`` totals are then
 compared with what was recorded: floats by their 64 bits (NaN equals NaN), so any change to
-the engine, the inputs or the files shows up.
+the engine, the inputs or the files shows up. Before that, :func:`mecharena.ledger.integrity.verify`
+checks that every part is present, whole, unedited and in sequence, and that the metadata
+was not edited: a damaged ledger is an error, never a partial replay reported as exact.
 """
 
 import os
@@ -30,6 +32,7 @@ from mecharena import mechanisms
 from mecharena.agents.base import MarketContext
 from mecharena.core.errors import ConfigError, MechArenaError
 from mecharena.core.types import BoolArray, FloatArray, IntArray
+from mecharena.ledger.integrity import verify
 from mecharena.ledger.meta import LedgerError, LedgerMeta, read_meta
 from mecharena.ledger.store import event_parts, part_files, part_name, read_part
 from mecharena.ledger.tables import (
@@ -180,7 +183,9 @@ def replay(directory: str | os.PathLike[str], *, limit: int = DEFAULT_LIMIT) -> 
 
     Raises:
         ConfigError: the ledger was recorded in aggregate mode.
-        LedgerError: missing directory, missing or corrupt metadata or event files.
+        LedgerError: missing directory, missing or corrupt metadata or event files, parts
+            missing, extra, truncated, edited or out of sequence (see
+            :mod:`mecharena.ledger.integrity`).
         UnknownIdError: the recorded mechanism is not registered.
     """
     path = Path(directory)
@@ -203,6 +208,7 @@ def replay(directory: str | os.PathLike[str], *, limit: int = DEFAULT_LIMIT) -> 
                      f"{meta.mechanism_version}: outcomes may legitimately differ")
     if meta.status == "open":
         notes.append("the ledger was never closed (its writer was interrupted); replaying the rounds it flushed")
+    unverified = verify(path, meta)
     totals = _recorded_totals(path, meta)
     collector = _Collector(limit)
     rounds = 0
@@ -215,6 +221,7 @@ def replay(directory: str | os.PathLike[str], *, limit: int = DEFAULT_LIMIT) -> 
     if missing_totals:
         notes.append(f"{len(missing_totals)} rounds (from round {missing_totals[0]}) have no totals in Parquet yet; "
                      f"their totals were not checked (mecharena.ledger.finalize adds them from rounds.jsonl)")
+    notes.extend(unverified)
     return ReplayReport(str(path), meta.mechanism, meta.mechanism_version, meta.status, rounds, rounds * b,
                         rounds * b * n, collector.count, tuple(collector.items), tuple(notes))
 

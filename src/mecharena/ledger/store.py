@@ -6,6 +6,8 @@ Layout::
     events/part-000000000.parquet  full mode: one row per (round, market, seat)
     markets/part-000000000.parquet full mode: one row per (round, market)
     rounds/part-000000000.parquet  both modes: one row per round
+    parts.jsonl                    the manifest: one line per Parquet part as it lands (table,
+                                   sequence number, SHA-256, bytes, rows, first and last round)
     rounds.jsonl                   one line per round, appended as each round is recorded
     traces.jsonl                   agents' decision notes (LLM prompts, answers, tool calls,
                                    parsed actions), appended as each round is recorded; absent
@@ -13,9 +15,9 @@ Layout::
     events.jsonl, markets.jsonl    one JSON object per row, exported at close
     ledger.duckdb                  views events / markets / rounds over the Parquet parts
 
-Every Parquet part is a complete file, written under a temporary name and renamed into
-place. Event parts (full mode) pair ``events/part-S`` with ``markets/part-S``; the markets file
-is written second, so a part is *committed* once it exists. ``rounds`` parts have their own
+Every Parquet part is a complete file with page checksums, written under a temporary name and
+renamed into place; its manifest line follows (see :mod:`mecharena.ledger.integrity`). Event
+parts (full mode) pair ``events/part-S`` with ``markets/part-S``; the markets file is written second, so a part is *committed* once it exists. ``rounds`` parts have their own
 sequence and batch many rounds (a one-row Parquet file costs more than a round of totals);
 between them ``rounds.jsonl``, appended every round, is the crash log. A crash therefore loses
 at most the round being written: committed parts stay readable, and :func:`finalize` turns
@@ -26,6 +28,7 @@ the Parquet parts (DuckDB's ``COPY ... (FORMAT JSON)``, no per-row Python). Non-
 Python's json module writes and reads them.
 """
 
+import hashlib
 import json
 import os
 import re
@@ -34,16 +37,18 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from mecharena.ledger.meta import LedgerError, LedgerMeta, read_meta, write_meta
+from mecharena.ledger.meta import FORMAT_VERSION, LedgerError, LedgerMeta, read_meta, write_meta
 from mecharena.ledger.tables import EVENTS, MARKETS, ROUNDS, ROUNDS_SCHEMA, TABLES, rounds_table
 
 DUCKDB_FILE = "ledger.duckdb"
+MANIFEST = "parts.jsonl"
 ROUNDS_LOG = "rounds.jsonl"
 TRACES = "traces"
 TRACES_LOG = "traces.jsonl"
-_PART = re.compile(r"^part-(\d{9})\.parquet$")
+PART_FILE = re.compile(r"^part-(\d{9})\.parquet$")
 
 #: Parquet writer options, chosen by timing the events table (measured on a 2-core machine:
 #: dictionaries cost ~15% and buy little for mostly unique floats; lz4 costs no more CPU than
@@ -55,6 +60,7 @@ PARQUET_OPTIONS = {
     "write_statistics": ["round"],
     "data_page_version": "2.0",
     "write_batch_size": 1 << 16,
+    "write_page_checksum": True,  # CRC32 per page, checked by read_part
 }
 
 
@@ -62,12 +68,37 @@ def part_name(seq: int) -> str:
     return f"part-{seq:09d}.parquet"
 
 
-def write_table(directory: Path, table: str, seq: int, data: pa.Table) -> None:
-    """Write ``table/part-seq.parquet`` atomically (temporary name, then rename)."""
+def write_table(directory: Path, table: str, seq: int, data: pa.Table) -> dict[str, Any]:
+    """Write ``table/part-seq.parquet`` atomically (temporary name, then rename).
+
+    Returns:
+        Its manifest entry (see :func:`manifest_entry`), hashed from the bytes written.
+    """
     path = directory / table / part_name(seq)
     tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(data, tmp, **PARQUET_OPTIONS)
+    sink = pa.BufferOutputStream()
+    pq.write_table(data, sink, **PARQUET_OPTIONS)
+    blob = sink.getvalue()
+    with tmp.open("wb") as f:
+        f.write(blob)
     os.replace(tmp, path)
+    return manifest_entry(table, seq, data, hashlib.sha256(blob).hexdigest(), blob.size)
+
+
+def manifest_entry(table: str, seq: int, data: pa.Table, sha256: str, size: int) -> dict[str, Any]:
+    """The ``parts.jsonl`` line of a part: where it is, its SHA-256 and size, and what it holds."""
+    rounds = pc.min_max(data.column("round")).as_py() if data.num_rows else {"min": None, "max": None}
+    return {"table": table, "part": seq, "sha256": sha256, "bytes": size, "rows": data.num_rows,
+            "first_round": rounds["min"], "last_round": rounds["max"]}
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 (hex) of a file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _sequence(directory: Path, table: str) -> list[int]:
@@ -78,7 +109,7 @@ def _sequence(directory: Path, table: str) -> list[int]:
         names = os.listdir(folder)
     except OSError as exc:
         raise LedgerError(f"ledger folder {str(folder)!r} cannot be read: {exc.strerror}") from None
-    return sorted(int(m.group(1)) for m in map(_PART.match, names) if m)
+    return sorted(int(m.group(1)) for m in map(PART_FILE.match, names) if m)
 
 
 def event_parts(directory: Path) -> list[int]:
@@ -104,7 +135,7 @@ def part_files(directory: Path, meta: LedgerMeta, table: str) -> list[Path]:
 def read_part(path: Path) -> pa.Table:
     """One Parquet part, with any reading problem as :class:`LedgerError`."""
     try:
-        return pq.read_table(path)
+        return pq.read_table(path, page_checksum_verification=True)
     except (pa.ArrowException, OSError) as exc:
         raise LedgerError(f"ledger file {str(path)!r} is corrupt or unreadable: {exc}") from None
 
@@ -283,9 +314,9 @@ def _max_round(paths: list[Path]) -> int:
     return last
 
 
-def _recover_log(directory: Path, meta: LedgerMeta) -> None:
+def _recover_log(directory: Path, meta: LedgerMeta) -> dict[str, Any] | None:
     """Write the logged totals that no ``rounds`` part holds yet (and, in full mode, whose
-    events are committed) as a new ``rounds`` part."""
+    events are committed) as a new ``rounds`` part; returns its manifest entry, if any."""
     seqs = _sequence(directory, ROUNDS)
     last = _max_round([directory / ROUNDS / part_name(s) for s in seqs])
     limit = _max_round(part_files(directory, meta, MARKETS)) if meta.mode == "full" else float("inf")
@@ -295,7 +326,31 @@ def _recover_log(directory: Path, meta: LedgerMeta) -> None:
             table = rounds_table(tail)
         except (pa.ArrowException, TypeError, ValueError) as exc:
             raise LedgerError(f"ledger log {str(directory / ROUNDS_LOG)!r} holds a malformed row: {exc}") from None
-        write_table(directory, ROUNDS, (seqs[-1] + 1) if seqs else 0, table)
+        return write_table(directory, ROUNDS, (seqs[-1] + 1) if seqs else 0, table)
+    return None
+
+
+def _rebuild_manifest(directory: Path, meta: LedgerMeta, listed: list[dict[str, Any]]) -> str:
+    """Rewrite ``parts.jsonl`` to list exactly the parts on disk (those the writer had not
+    listed yet are hashed now); returns its SHA-256."""
+    known = {(e["table"], e["part"]): e for e in listed}
+    lines = []
+    for table in TABLES[meta.mode]:
+        for seq in _sequence(directory, table):
+            entry = known.get((table, seq))
+            if entry is None:
+                path = directory / table / part_name(seq)
+                data = read_part(path)
+                entry = manifest_entry(table, seq, data, file_sha256(path), path.stat().st_size)
+            lines.append(jsonl_line(entry))
+    path = directory / MANIFEST
+    tmp = path.with_name(MANIFEST + ".tmp")
+    try:
+        tmp.write_text("".join(lines))
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise LedgerError(f"could not write {str(path)!r}: {exc.strerror}") from None
+    return file_sha256(path)
 
 
 def complete(directory: Path, meta: LedgerMeta, *, status: str, jsonl: bool) -> LedgerMeta:
@@ -305,8 +360,7 @@ def complete(directory: Path, meta: LedgerMeta, *, status: str, jsonl: bool) -> 
     if all(part_files(directory, meta, table) for table in TABLES[meta.mode]):
         write_duckdb(directory, meta)
     final = meta.model_copy(update={"status": status, "rounds_recorded": recorded_rounds(directory, meta)})
-    write_meta(directory, final)
-    return final
+    return write_meta(directory, final)
 
 
 def finalize(directory: str | os.PathLike[str], *, jsonl: bool = True) -> LedgerMeta:
@@ -315,7 +369,9 @@ def finalize(directory: str | os.PathLike[str], *, jsonl: bool = True) -> Ledger
     Drops the files of the part that was being written, turns the totals logged in
     ``rounds.jsonl`` after the last ``rounds`` part (for rounds whose events are committed)
     into a new part, rewrites the JSONL files and ``ledger.duckdb`` from the Parquet parts and
-    marks the ledger ``recovered``. On a closed ledger it only rebuilds the derived files.
+    marks the ledger ``recovered``; the manifest then lists exactly the parts kept. On a closed
+    ledger it only rebuilds the derived files. Either way it first verifies the parts (see
+    :mod:`mecharena.ledger.integrity`), so that it never seals a damaged ledger as whole.
 
     Returns:
         The updated metadata.
@@ -323,19 +379,26 @@ def finalize(directory: str | os.PathLike[str], *, jsonl: bool = True) -> Ledger
     Raises:
         LedgerError: not a ledger, or corrupt.
     """
+    from mecharena.ledger.integrity import read_manifest, verify  # integrity reads this module's layout
+
     path = Path(directory)
     meta = read_meta(path)
+    verify(path, meta)
+    if meta.status != "open":
+        return complete(path, meta, status=meta.status, jsonl=jsonl)
+    listed = read_manifest(path, complete=False)
     committed = {ROUNDS: set(_sequence(path, ROUNDS))}
     if meta.mode == "full":
         committed[EVENTS] = committed[MARKETS] = set(event_parts(path))
     try:
         for table, seqs in committed.items():
             for name in os.listdir(path / table):
-                match = _PART.match(name)
+                match = PART_FILE.match(name)
                 if name.endswith(".tmp") or (match and int(match.group(1)) not in seqs):
                     (path / table / name).unlink()
     except OSError as exc:
         raise LedgerError(f"cannot clean the ledger {str(path)!r}: {exc.strerror}") from None
     _recover_log(path, meta)
-    status = "recovered" if meta.status == "open" else meta.status
-    return complete(path, meta, status=status, jsonl=jsonl)
+    sealed = meta.model_copy(update={"manifest_sha256": _rebuild_manifest(path, meta, listed),
+                                     "format_version": FORMAT_VERSION})
+    return complete(path, sealed, status="recovered", jsonl=jsonl)

@@ -22,7 +22,16 @@ import pyarrow as pa
 
 from mecharena.core.errors import ConfigError
 from mecharena.ledger.meta import MODES, LedgerError, LedgerMeta, describe, read_meta, write_meta
-from mecharena.ledger.store import ROUNDS_LOG, TRACES_LOG, export_tables, jsonl_line, write_duckdb, write_table
+from mecharena.ledger.store import (
+    MANIFEST,
+    ROUNDS_LOG,
+    TRACES_LOG,
+    export_tables,
+    file_sha256,
+    jsonl_line,
+    write_duckdb,
+    write_table,
+)
 from mecharena.ledger.tables import (
     EVENTS,
     MARKETS,
@@ -54,7 +63,9 @@ class Ledger:
     :mod:`mecharena.ledger.store`). With ``background`` the Parquet work runs on one writer
     thread while the next rounds play; a part waits for the previous one, so when
     :meth:`record` returns every part but the newest is on disk; :meth:`flush` waits for all.
-    :meth:`close` writes the JSONL export of events and markets and marks the metadata closed.
+    Each part's line (SHA-256, size, rows, rounds) is appended to the manifest ``parts.jsonl``
+    once the part is in place. :meth:`close` writes the JSONL export of events and markets and
+    marks the metadata closed with the manifest's SHA-256 (see :mod:`mecharena.ledger.integrity`).
 
     Crashes: without ``background`` a round is on disk when :meth:`record` returns, so a crash
     loses at most the round in flight; with it, the newest recorded round is being written
@@ -117,10 +128,11 @@ class Ledger:
         try:
             for table in TABLES[mode]:
                 (path / table).mkdir(parents=True, exist_ok=True)
-            write_meta(path, self._meta)
+            self._meta = write_meta(path, self._meta)
         except OSError as exc:
             raise LedgerError(f"cannot create the ledger in {str(path)!r}: {exc.strerror}") from None
         self._log: IO[str] = self._open(ROUNDS_LOG)
+        self._manifest: IO[str] = self._open(MANIFEST)  # appended by whoever writes parts (the writer thread)
         self._traces: IO[str] | None = None  # opened at the first round with notes
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="mecharena-ledger") if background else None
 
@@ -197,12 +209,17 @@ class Ledger:
                 self._traces.close()
             if self._pool is not None:
                 self._pool.shutdown(wait=True)
+            self._manifest.close()
         if self._jsonl and self._full:
             export_tables(self._dir, self._meta, (EVENTS, MARKETS))
         if self._written and (not self._has_duckdb or self._traces is not None):  # the traces view, too
             write_duckdb(self._dir, self._meta)
-        self._meta = self._meta.model_copy(update={"status": status, "rounds_recorded": self._written})
-        write_meta(self._dir, self._meta)
+        try:
+            manifest = file_sha256(self._dir / MANIFEST)
+        except OSError as exc:
+            raise LedgerError(f"could not read back {str(self._dir / MANIFEST)!r}: {exc.strerror}") from None
+        self._meta = write_meta(self._dir, self._meta.model_copy(
+            update={"status": status, "rounds_recorded": self._written, "manifest_sha256": manifest}))
 
     def __enter__(self) -> Self:
         return self
@@ -241,15 +258,21 @@ class Ledger:
             if records:
                 for name, build in ((EVENTS, events_table), (MARKETS, markets_table)):  # markets last: the commit
                     parts = [build(self._layout, record) for record in records]
-                    write_table(self._dir, name, event_seq, parts[0] if len(parts) == 1 else pa.concat_tables(parts))
+                    self._list(write_table(self._dir, name, event_seq,
+                                           parts[0] if len(parts) == 1 else pa.concat_tables(parts)))
             if rows:
-                write_table(self._dir, ROUNDS, totals_seq, rounds_table(rows))
+                self._list(write_table(self._dir, ROUNDS, totals_seq, rounds_table(rows)))
             self._written += len(records) if self._full else len(rows)
             if not self._has_duckdb:
                 write_duckdb(self._dir, self._meta)
                 self._has_duckdb = True
         except (pa.ArrowException, OSError) as exc:
             raise LedgerError(f"could not write to the ledger {str(self._dir)!r}: {exc}") from None
+
+    def _list(self, entry: dict[str, Any]) -> None:
+        """Append a written part's line to the manifest (after the part is in place: a listed part exists)."""
+        self._manifest.write(jsonl_line(entry))
+        self._manifest.flush()
 
     def _wait(self) -> None:
         pending, self._pending = self._pending, None
