@@ -822,13 +822,17 @@ def serve(
     max_sessions: Annotated[int, typer.Option("--max-sessions", help="concurrent sessions at most")] = 64,
     stage: Annotated[int, typer.Option("--stage", help="stage of sessions that name none")] = 1,
     policy_files: Annotated[bool, typer.Option(
-        "--policy-files", help="let /api/design read constant:FILE and llm:CONFIG policies from this machine")] = False,
+        "--policy-files", help="let /api/design read constant:FILE, learned:FILE and llm:CONFIG policies from "
+                               "files under the working directory")] = False,
+    token: Annotated[str | None, typer.Option(
+        "--token", envvar="MECHARENA_TOKEN", show_envvar=True,
+        help="bearer token every request must send (Authorization: Bearer TOKEN); required off loopback")] = None,
 ) -> None:
     """Serve the referee environment: OpenEnv (WebSocket /ws), session HTTP API (/api/sessions), /api/design."""
     from mecharena.server.app import run_server
 
     try:
-        run_server(host, port, idle_timeout, max_sessions, stage=stage, policy_files=policy_files)
+        run_server(host, port, idle_timeout, max_sessions, stage=stage, policy_files=policy_files, token=token)
     except MechArenaError as exc:
         raise fail(exc) from None
 

@@ -460,8 +460,22 @@ def test_step_mutates_neither_state_nor_params():
 
 @pytest.mark.parametrize("seed", [*population.held_out_seeds(), HELD_OUT_BASE + 10**6, -1])
 def test_training_seed_refuses_held_out_seeds(seed):
-    with pytest.raises(ConfigError, match=r"population seed must be in \[0, 1099511627776\) \(above is held out\)"):
+    with pytest.raises(ConfigError, match=r"population must be an integer in \[0, 2\^40\) \(2\^40 and up are the held-out"):
         population.training_seed(seed)
+
+
+@pytest.mark.parametrize("seed", [population.HELD_OUT_BASE, population.HELD_OUT_BASE + 19, 2**62])
+def test_designer_env_refuses_held_out_populations_unless_evaluating(seed):
+    """docs/designer.md: no training path can be given a held-out population; evaluation replays them."""
+    training = env.DesignerEnv(stage=2)
+    first = training.reset(seed=1)
+    with pytest.raises(ConfigError, match=r"^population must be an integer in \[0, 2\^40\)"):
+        training.reset(seed=2, population=seed)
+    assert training.observation() == first  # the refused reset changed nothing
+    with pytest.raises(ConfigError, match="held-out benchmark"):
+        env.DesignerEnv(stage=2, population=seed)
+    replay = env.DesignerEnv(stage=2, held_out=True)
+    assert replay.reset(seed=0, population=seed)["stage"] == 2
 
 
 def test_population_seeds_are_training_seeds():

@@ -22,6 +22,7 @@ from mecharena.designer import core
 from mecharena.designer.action import COALITIONS, RULES, MechanismAction
 from mecharena.designer.env import DesignerEnv
 from mecharena.designer.gym import ENV_ID, DesignerGymEnv, from_action, to_action, to_mechanism
+from mecharena.designer import population
 from mecharena.designer.population import STAGES, sample
 
 # check_env recommends Box actions in [0, 1] or [-1, 1]; penalties are in [0, 3] by design (the
@@ -193,13 +194,17 @@ def test_reset_options_are_validated_before_anything_changes():
     assert info["stage"] == 4 and info["population"] == 123
     assert env.reset(seed=0)[1]["stage"] == 1  # options hold for one episode
     for options, message in [({"stage": 6}, r"^stage must be one of 1, 2, 3, 4, 5, got 6$"),
-                             ({"population": -1}, r"^population must be None or an integer seed >= 0, got -1$"),
+                             ({"population": -1}, r"^population must be an integer in \[0, 2\^40\) .*, got -1$"),
+                             ({"population": 2**40}, r"^population must be an integer in \[0, 2\^40\) \(2\^40 and up "
+                                                     r"are the held-out benchmark's\), got 1099511627776$"),
                              ({"seed": 1}, r"^unknown reset option 'seed'; allowed: 'stage', 'population'$")]:
         with pytest.raises(ConfigError, match=message):
             env.reset(options=options)
     reference = DesignerGymEnv(stage=1)
     reference.reset(seed=0)
     assert np.array_equal(env.reset()[0], reference.reset()[0])  # the failed resets drew nothing
+    with pytest.raises(ConfigError, match="held-out benchmark"):
+        DesignerGymEnv(population=population.HELD_OUT_BASE + 3)
     with pytest.raises(ConfigError, match=r"^render_mode must be None or one of \['ansi'\], got 'human'$"):
         DesignerGymEnv(render_mode="human")
     with pytest.raises(ConfigError, match="^stage must be one of"):

@@ -223,7 +223,7 @@ INVALID = [
     ("simulate", SIMULATE | {"rounds": 10_001}, r"rounds must be a finite int in [1, 10000], got 10001"),
     ("simulate", SIMULATE | {"markets": "ten"}, "markets must be a finite int in [1, 1000000], got 'ten'"),
     ("simulate", SIMULATE | {"rounds": 1.5}, "rounds must be a finite int in [1, 10000], got 1.5"),
-    ("simulate", SIMULATE | {"seed": -1}, "seed must be a finite int >= 0, got -1"),
+    ("simulate", SIMULATE | {"seed": -1}, "seed must be a finite int in [0, 9223372036854775807], got -1"),
     ("simulate", {"population": "truthful:3"}, "mechanism is required"),
     ("simulate", SIMULATE | {"mechanism": "secnd_price"}, "unknown mechanism 'secnd_price'; did you mean 'second_pr"),
     ("simulate", SIMULATE | {"config": {"reserve_price": -5}}, "reserve_price must be a finite float >= 0, got -5"),

@@ -63,7 +63,15 @@ class StrictModel(BaseModel):
         if get_origin(info.annotation) is Literal:
             return "one of " + ", ".join(repr(a) for a in get_args(info.annotation))
         lower = upper = None
-        for meta in info.metadata:
+        options = [a for a in get_args(info.annotation) if a is not type(None)]
+        optional = len(options) < len(get_args(info.annotation))  # ``X | None``
+        metadata = list(info.metadata)
+        if optional and get_origin(options[0]) is Annotated:  # e.g. ``Seed | None``: the bounds sit inside
+            base, *extras = get_args(options[0])
+            options = [base]
+            for extra in extras:
+                metadata.extend(getattr(extra, "metadata", [extra]))
+        for meta in metadata:
             if isinstance(meta, at.Ge):
                 lower = f"[{meta.ge}"
             elif isinstance(meta, at.Gt):
@@ -72,8 +80,6 @@ class StrictModel(BaseModel):
                 upper = f"{meta.le}]"
             elif isinstance(meta, at.Lt):
                 upper = f"{meta.lt})"
-        options = [a for a in get_args(info.annotation) if a is not type(None)]
-        optional = len(options) < len(get_args(info.annotation))  # ``X | None``
         kind = getattr(options[0] if optional else info.annotation, "__name__", str(info.annotation))
         or_null = " (or null)" if optional else ""
         if lower and upper:
@@ -97,7 +103,7 @@ def explain(model: type[StrictModel], exc: ValidationError) -> str:
         elif err["type"] == "missing":
             lines.append(f"{field} is required ({model.allowed(name)})")
         elif name in model.model_fields:
-            lines.append(f"{field} must be {model.allowed(name)}, got {err['input']!r}")
+            lines.append(f"{field} must be {model.allowed(name)}, got {shown_value(err['input'])}")
         else:
             lines.append(f"{model.__name__}: {err['msg']}")
     return "; ".join(lines)

@@ -2,19 +2,22 @@
 E episodes in one batch with automatic reset (:class:`VectorDesignerEnv`, arrays in and out).
 
 Populations for training come from a seeded stream of population seeds below the held-out range
-(:mod:`mecharena.designer.population`); pass ``population=`` to play a given one.
+(:mod:`mecharena.designer.population`); pass ``population=`` to play a given one. A held-out
+(benchmark) population is refused unless the caller says it evaluates (``held_out=True``), so no
+training path can play one by accident.
 """
 
 from typing import Any
 
 import numpy as np
 
+from mecharena.core.config import MAX_SEED, shown_value
 from mecharena.core.errors import ConfigError, InvalidActionError
 from mecharena.core.types import BoolArray, FloatArray
 from mecharena.designer import core
 from mecharena.designer.action import MechanismAction
 from mecharena.designer.curriculum import Curriculum
-from mecharena.designer.population import HELD_OUT_BASE, KINDS, Params, check_stage, sample
+from mecharena.designer.population import HELD_OUT_BASE, KINDS, Params, check_stage, sample, training_seed
 
 MAX_EPISODES = 1 << 20
 
@@ -59,26 +62,41 @@ class DesignerEnv:
     ['fairness', 'participation', 'reward', 'stability', 'welfare']
     """
 
-    def __init__(self, stage: int = 1, *, population: int | None = None) -> None:
+    def __init__(self, stage: int = 1, *, population: int | None = None, held_out: bool = False) -> None:
         self.stage = check_stage(stage)
-        self.population = population
+        self.held_out = held_out
+        self.population = None if population is None else self._population(population)
         self.params: Params | None = None
         self.state: core.State | None = None
         self.mechanism = MechanismAction()
 
     def reset(self, seed: int | None = None, stage: int | None = None, population: int | None = None) -> dict:
-        """Start an episode: a population (``population``, or one drawn from ``seed``) and its markets."""
-        if stage is not None:
-            self.stage = check_stage(stage)
+        """Start an episode: a population (``population``, or one drawn from ``seed``) and its markets.
+
+        Raises:
+            ConfigError: a bad stage or seed, or a held-out population on an env made without
+                ``held_out=True`` (checked before anything changes).
+        """
+        stage = self.stage if stage is None else check_stage(stage)
         seed = int(np.random.default_rng().integers(0, 1 << 31)) if seed is None else seed
-        if not isinstance(seed, int | np.integer) or seed < 0:
-            raise ConfigError(f"seed must be an integer >= 0, got {seed!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed <= MAX_SEED:
+            raise ConfigError(f"seed must be an integer in [0, 2^63 - 1], got {shown_value(seed)}")
+        population = None if population is None else self._population(population)
+        self.stage = stage
         chosen = population if population is not None else self.population
         chosen = population_seeds(seed, 1)[0] if chosen is None else chosen
         self.params = sample(self.stage, [chosen], [seed])
         self.state = core.reset(self.params)
         self.mechanism = MechanismAction()
         return self.observation()
+
+    def _population(self, population: Any) -> int:
+        if self.held_out:
+            if isinstance(population, bool) or not isinstance(population, int | np.integer) or not \
+                    0 <= population <= MAX_SEED:
+                raise ConfigError(f"population must be an integer in [0, 2^63 - 1], got {shown_value(population)}")
+            return int(population)
+        return training_seed(population)
 
     def observation(self) -> dict:
         self._require()

@@ -131,7 +131,7 @@ def play_episode(policy: Policy, stage: int, seed: int, out: Path, *, population
     Raises:
         ConfigError: bad stage, or ``out`` already holds an episode.
     """
-    env = DesignerEnv(check_stage(stage))
+    env = DesignerEnv(check_stage(stage), held_out=True)  # replaying a benchmark population is evaluation
     observation = env.reset(seed=seed, population=population)
     out.mkdir(parents=True, exist_ok=True)
     if (out / "steps.jsonl").exists():

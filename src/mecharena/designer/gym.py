@@ -43,7 +43,7 @@ from mecharena.designer.action import (
     MechanismAction,
 )
 from mecharena.designer.env import population_seeds
-from mecharena.designer.population import check_stage, sample
+from mecharena.designer.population import check_stage, sample, training_seed
 
 ENV_ID = "mecharena/Designer-v0"
 ACTION_KEYS = ("rule", "reserve", "flags", "penalties", "coalition")
@@ -197,11 +197,8 @@ def _show(value: Any) -> str:
 
 
 def _check_population(population: Any) -> int | None:
-    if population is None:
-        return None
-    if isinstance(population, bool) or not isinstance(population, int | np.integer) or population < 0:
-        raise ConfigError(f"population must be None or an integer seed >= 0, got {population!r}")
-    return int(population)
+    # A training shell: the held-out benchmark's populations are refused (designer.evaluate plays them).
+    return None if population is None else training_seed(population)
 
 
 class DesignerGymEnv(gymnasium.Env[FloatArray, dict[str, Any]]):
@@ -214,7 +211,8 @@ class DesignerGymEnv(gymnasium.Env[FloatArray, dict[str, Any]]):
         render_mode: None or ``"ansi"`` (``render`` returns the last step as text).
 
     Raises:
-        ConfigError: an unknown stage, a negative population seed or an unknown render mode.
+        ConfigError: an unknown stage, a population seed outside [0, 2^40) (2^40 and up are the held-out
+            benchmark's) or an unknown render mode.
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}  # noqa: RUF012 (Gymnasium's class attribute)

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from mecharena.core.config import shown_value
 from mecharena.core.errors import ConfigError
 from mecharena.core.seeding import hash_uniform
 from mecharena.core.types import FloatArray, IntArray
@@ -72,11 +73,19 @@ def check_stage(stage: int) -> int:
     return int(stage)
 
 
-def training_seed(seed: int) -> int:
-    """``seed`` if it may be used in training, else :class:`ConfigError` (held-out range)."""
-    if not 0 <= seed < HELD_OUT_BASE:
-        raise ConfigError(f"population seed must be in [0, {HELD_OUT_BASE}) (above is held out), got {seed}")
-    return seed
+def training_seed(seed: int, name: str = "population") -> int:
+    """``seed`` if it may be used in training, else :class:`ConfigError` (held-out range or not a seed).
+
+    >>> training_seed(2**40)
+    Traceback (most recent call last):
+    ...
+    mecharena.core.errors.ConfigError: population must be an integer in [0, 2^40) (2^40 and up are the held-out \
+benchmark's), got 1099511627776
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < HELD_OUT_BASE:
+        raise ConfigError(f"{name} must be an integer in [0, 2^40) (2^40 and up are the held-out benchmark's), "
+                          f"got {shown_value(seed)}")
+    return int(seed)
 
 
 def held_out_seeds() -> list[int]:

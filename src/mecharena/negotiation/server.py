@@ -13,7 +13,8 @@ learner's seat against scripted archetypes) as an ``openenv`` ``Environment``.
 Bad actions raise :class:`~mecharena.core.errors.ConfigError` (malformed) or
 :class:`~mecharena.core.errors.InvalidActionError` (impossible now) before the episode changes;
 over the WebSocket both come back as an ``EXECUTION_ERROR`` carrying the message, and the session
-goes on.
+goes on. A reset is validated whole (seed, task, judge, opponents) and built aside before it
+replaces the running episode, so a refused reset leaves that episode and its ``state`` as they were.
 
 ``openenv`` (which imports gradio) is imported only inside these functions, never when this module
 is imported.
@@ -23,7 +24,8 @@ import uuid
 from functools import cache
 from typing import Any
 
-from mecharena.core.errors import ConfigError, InvalidActionError
+from mecharena.core.config import check_seed, shown_value
+from mecharena.core.errors import ConfigError, InvalidActionError, UnknownIdError
 from mecharena.negotiation.action import MODELS, parse_action
 from mecharena.negotiation.env import NegotiationEnv
 from mecharena.negotiation.scenario import TASKS, check_task
@@ -96,7 +98,7 @@ def openenv_types() -> Any:
 
         def __init__(self, task: str = "single_trade", judge: bool = False):
             super().__init__()
-            self._task, self._judge = check_task(task), bool(judge)
+            self._task, self._judge = check_task(task), _check_judge(judge)
             self._env: NegotiationEnv | None = None
             self._episode_id: str | None = None
             self._seed: int | None = None
@@ -104,20 +106,31 @@ def openenv_types() -> Any:
 
         def reset(self, seed: int | None = None, episode_id: str | None = None, task: str | None = None,
                   judge: bool | None = None, opponents: list[str] | None = None, **kwargs: Any):
-            """Start an episode.
+            """Start an episode; nothing changes unless the whole reset is valid.
 
             Raises:
-                ConfigError: an unknown field or a bad seed. UnknownIdError: an unknown task or archetype.
+                ConfigError: an unknown field, a bad seed, task, judge flag or opponent list.
             """
             if kwargs:
-                raise ConfigError(f"unknown reset field(s) {sorted(kwargs)}; allowed: seed, episode_id, task, judge, "
-                                  f"opponents")
-            if task is not None:
-                self._task = check_task(task)
-            if judge is not None:
-                self._judge = bool(judge)
-            self._env = NegotiationEnv(self._task, opponents=opponents, judge=self._judge)
-            observation = self._env.reset(seed=seed)
+                raise ConfigError(f"unknown reset field(s) {sorted(map(str, kwargs))}; allowed: seed, episode_id, "
+                                  f"task, judge, opponents")
+            if seed is not None:
+                check_seed(seed)
+            if episode_id is not None and not (isinstance(episode_id, str) and 0 < len(episode_id) <= 255):
+                raise ConfigError(f"episode_id must be a string of 1 to 255 characters, got {shown_value(episode_id)}")
+            if opponents is not None and not (isinstance(opponents, list) and len(opponents) <= 64
+                                              and all(isinstance(o, str) for o in opponents)):
+                raise ConfigError(f"opponents must be a list of archetype names, got {shown_value(opponents)}")
+            try:
+                chosen = self._task if task is None else check_task(task if isinstance(task, str) else repr(task))
+            except UnknownIdError as exc:
+                raise ConfigError(f"task: {exc}") from None
+            env = NegotiationEnv(chosen, opponents=opponents, judge=self._judge if judge is None else _check_judge(judge))
+            try:
+                observation = env.reset(seed=seed)  # builds the opponents: an unknown archetype fails here
+            except UnknownIdError as exc:
+                raise ConfigError(f"opponents: {exc}") from None
+            self._task, self._judge, self._env = chosen, env.judge, env
             self._seed = self._env.transcript[0]["seed"]
             self._episode_id = episode_id or uuid.uuid4().hex
             self._steps = 0
@@ -158,6 +171,12 @@ def openenv_types() -> Any:
 
     return SimpleNamespace(NegotiateAction=NegotiateAction, NegotiateObservation=NegotiateObservation,
                            NegotiateState=NegotiateState, NegotiationEnvironment=NegotiationEnvironment)
+
+
+def _check_judge(judge: Any) -> bool:
+    if not isinstance(judge, bool):
+        raise ConfigError(f"judge must be true or false, got {shown_value(judge)}")
+    return judge
 
 
 def environment_class() -> Any:

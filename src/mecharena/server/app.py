@@ -42,19 +42,23 @@ adapter types, never when this module is imported.
 """
 
 import asyncio
+import hmac
 import json
+import math
+import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from pydantic import ConfigDict, Field, ValidationError
 
 from mecharena import __version__
-from mecharena.core.config import StrictModel, explain
+from mecharena.core.config import Seed, StrictModel, explain, shown_value
 from mecharena.core.errors import ConfigError, InvalidActionError, MechArenaError, UnknownIdError
 from mecharena.designer.action import MechanismAction
 
@@ -62,6 +66,11 @@ ENV_NAME = "mecharena-designer"
 DEFAULT_IDLE_TIMEOUT = 300.0  # seconds
 DEFAULT_MAX_SESSIONS = 64
 MAX_BODY_BYTES = 1 << 20  # 1 MiB: an action or observation is a few kB
+DESIGN_TIMEOUT = 10.0  # seconds /api/design waits for a policy to be built or to answer
+TOKEN_VARIABLE = "MECHARENA_TOKEN"
+MIN_TOKEN_LENGTH = 16
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+FILE_POLICIES = ("constant", "learned", "llm")  # policy kinds whose argument is a path on the server
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -78,20 +87,30 @@ class ServeConfig(StrictModel):
     max_sessions: int = Field(DEFAULT_MAX_SESSIONS, ge=1, description="WebSocket sessions and HTTP sessions, each")
     stage: int = Field(1, ge=1, le=5, description="stage of a session that names none")
     max_body_bytes: int = Field(MAX_BODY_BYTES, ge=1024, description="largest request body or WebSocket message")
-    policy_files: bool = Field(False, description="let /api/design read constant:FILE and llm:CONFIG policies "
-                                                  "from server paths")
+    policy_files: bool = Field(False, description="let /api/design read constant:FILE, learned:FILE and llm:CONFIG "
+                                                  "policies from files inside policy_dir")
+    policy_dir: str | None = Field(None, min_length=1, description="the one directory policy files may come from "
+                                                                  "(default: the working directory)")
+    design_timeout: float = Field(DESIGN_TIMEOUT, gt=0, le=3600, description="seconds /api/design waits for a "
+                                                                            "policy to be built or to answer")
+    token: str | None = Field(None, description="bearer token every request must carry (required off loopback)")
 
 
 class ResetRequest(StrictModel):
     """Body of a reset (``POST /api/sessions`` and ``.../reset``, the WebSocket ``reset`` message)."""
 
-    seed: int | None = Field(None, ge=0, description="seed of the episode; none: fresh entropy")
+    model_config = ConfigDict(strict=True)
+
+    seed: Seed | None = Field(None, description="seed of the episode, in [0, 2^63 - 1]; none: fresh entropy")
     stage: int | None = Field(None, ge=1, le=5, description="curriculum stage; none: keep the current one")
-    population: int | None = Field(None, ge=0, description="population seed to play; none: drawn from seed")
+    population: Seed | None = Field(None, description="population seed to play, in [0, 2^40) (2^40 and up are the "
+                                                      "held-out benchmark's); none: drawn from seed")
 
 
 class StepRequest(StrictModel):
     """Body of ``POST /api/sessions/{id}/step``."""
+
+    model_config = ConfigDict(strict=True)
 
     action: dict[str, Any] = Field(description="the MechanismAction fields")
 
@@ -99,17 +118,31 @@ class StepRequest(StrictModel):
 class ObservationIn(StrictModel):
     """An observation sent to ``/api/design``: policies read its ``vector``; other keys pass through."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
-    vector: list[float] = Field(description="the flat observation, (OBSERVATION_WIDTH,)")
+    vector: list[float] = Field(max_length=4096, description="the flat observation, (OBSERVATION_WIDTH,)")
 
 
 class DesignRequest(StrictModel):
     """Body of ``POST /api/design``."""
 
-    policy: str = Field(min_length=1, description="random, greedy, constant:FILE, oracle, learned or llm:CONFIG")
+    model_config = ConfigDict(strict=True)
+
+    policy: str = Field(min_length=1, max_length=4096,
+                        description="random, greedy, oracle, learned, or (with policy_files) constant:FILE, "
+                                    "learned:FILE or llm:CONFIG, FILE inside the server's policy directory")
     stage: int = Field(1, ge=1, le=5)
     observation: dict[str, Any]
+
+
+class ErrorResponse(StrictModel):
+    """Every 4xx answer: ``detail`` names the field, the value and what is allowed."""
+
+    detail: str | list[dict[str, Any]] = Field(description="the message, or one entry per invalid field")
+
+
+class BusyError(MechArenaError):
+    """The server cannot answer within its time limit now (a policy still being built); retry later."""
 
 
 def parse(model: type[StrictModel], data: Any, where: str = "body") -> Any:
@@ -128,17 +161,113 @@ def parse(model: type[StrictModel], data: Any, where: str = "body") -> Any:
     """
     if not isinstance(data, dict):
         raise ConfigError(f"{where} must be a JSON object with fields {', '.join(model.model_fields)}, "
-                          f"got {type(data).__name__} {_short(data)}")
+                          f"got {type(data).__name__} {shown_value(data)}")
     try:
-        return model(**data)
+        # Strict: the network sends JSON, so "0.3", true and 1.0 are not the numbers, flags or integers
+        # the fields ask for.
+        return model.model_validate(data, strict=True)
     except ValidationError as exc:
         text = explain(model, exc)
         raise ConfigError(text if where == "body" else f"{where}: {text}") from None
 
 
-def _short(value: Any, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "..."
+def policy_file(spec: str, root: Path | None) -> str:
+    """``spec`` with the file it names (``constant:FILE``, ``learned:FILE``, ``llm:CONFIG``) resolved
+    inside ``root``; other specs unchanged.
+
+    The one check of every policy kind that reads a file: the path is resolved (``..`` and symlinks
+    followed) before it is compared with ``root``, so no spelling reaches a file outside it.
+
+    Raises:
+        ConfigError: a file policy while ``root`` is None (files not allowed), or a path outside ``root``.
+    """
+    name, _, argument = spec.partition(":")
+    if name not in FILE_POLICIES or not argument:
+        return spec
+    if root is None:
+        raise ConfigError(f"policy {shown_value(spec)} reads a file on the server, which this server does not "
+                          f"allow (start it with --policy-files); allowed: random, greedy, oracle, learned")
+    try:
+        path = (root / argument).resolve()
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise ConfigError(f"policy: {shown_value(argument)} is not a usable path ({exc})") from None
+    if not path.is_relative_to(root):
+        raise ConfigError(f"policy {shown_value(spec)}: {name} files must be inside the server's policy directory "
+                          f"{root}, got {shown_value(argument)}")
+    return f"{name}:{path}"
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float as text (JSON has no NaN), for error details."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value if value is None or isinstance(value, bool | int | float | str) else str(value)
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _errors(errors: Any) -> list[dict[str, Any]]:
+    """Validation errors without their inputs (which may be huge or NaN): location, message, type."""
+    return [{"loc": _json_safe(list(e.get("loc", ()))), "msg": _clip(str(e.get("msg", "")), 400),
+             "type": str(e.get("type", ""))} for e in errors]
+
+
+def add_error_handlers(app: Any) -> None:
+    """The arena's errors as 4xx JSON answers on ``app`` (and on every app mounted in the server).
+
+    ConfigError 422, UnknownIdError 404, InvalidActionError 409, SessionLimitError and BusyError 503;
+    FastAPI's request validation errors and HTTP errors keep their status with a detail that is
+    always valid JSON (no NaN, no echoed inputs).
+    """
+    from fastapi import HTTPException, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+
+    def status(code: int) -> Callable:
+        async def handler(request: Request, exc: Exception) -> JSONResponse:
+            return JSONResponse({"detail": str(exc)}, status_code=code)
+        return handler
+
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _errors(exc.errors())}, status_code=422)
+
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        detail = exc.detail
+        detail = _errors(detail) if isinstance(detail, list) else _clip(str(detail), 2000)
+        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
+
+    for error, code in ((ConfigError, 422), (UnknownIdError, 404), (InvalidActionError, 409),
+                        (SessionLimitError, 503), (BusyError, 503)):
+        app.add_exception_handler(error, status(code))
+    app.add_exception_handler(RequestValidationError, invalid)
+    app.add_exception_handler(HTTPException, http_error)
+
+
+ERROR_STATUSES = {400: "not JSON", 401: "no or a wrong bearer token", 403: "an Origin this server does not serve",
+                  404: "unknown session or route", 409: "no episode, or it is finished", 413: "body too large",
+                  421: "a Host this server does not serve", 422: "a field out of range, of the wrong type or unknown",
+                  503: "all sessions in use, or a policy still being built"}
+
+
+def declare_errors(app: Any) -> None:
+    """Declare the 4xx answers (:class:`ErrorResponse`) of every route in ``app``'s OpenAPI schema."""
+    from fastapi.routing import APIRoute
+
+    schema = ErrorResponse.model_json_schema()
+    for route in app.routes:
+        if isinstance(route, APIRoute):
+            route.responses = {**route.responses, **{
+                code: {"description": text, "content": {"application/json": {"schema": schema}}}
+                for code, text in ERROR_STATUSES.items()}}
+            route.response_fields.pop("422", None)
+            route.response_fields.pop(422, None)
+    app.openapi_schema = None
 
 
 # --- HTTP sessions --------------------------------------------------------------------------
@@ -219,7 +348,7 @@ delete one (DELETE /api/sessions/{id}) or wait for idle ones to expire after 60 
             session = None
         if session is None:
             raise UnknownIdError(
-                f"unknown session {_short(session_id, 40)}: never created, deleted, or expired after "
+                f"unknown session {shown_value(session_id)}: never created, deleted, or expired after "
                 f"{self.idle_timeout:g} s idle; create one with POST /api/sessions")
         session.last_active = now
         return session
@@ -346,6 +475,104 @@ class IdleWebSocketTimeout:
         await self.app(scope, timed_receive, closing_send)
 
 
+class RequestGuard:
+    """ASGI middleware: Host and Origin checks (DNS rebinding, cross-origin pages) and a bearer token.
+
+    The Host and Origin rules are the MCP server's (:func:`mecharena.server.mcp.transport_security`,
+    checked by the MCP SDK's own validator): on a loopback bind a request must name a loopback host
+    and come from no origin or a loopback one (421 and 403 otherwise). With a ``token`` every
+    request, WebSocket handshakes included, must send ``Authorization: Bearer TOKEN`` (401). A
+    refused WebSocket is closed before it is accepted (code 1008, policy violation).
+    """
+
+    def __init__(self, app: Callable, host: str = "127.0.0.1", token: str | None = None):
+        from mcp.server.transport_security import TransportSecurityMiddleware
+
+        from mecharena.server.mcp import transport_security
+
+        self.app = app
+        settings = transport_security(host)
+        self.checker = None if settings is None else TransportSecurityMiddleware(settings)
+        self.expected = None if token is None else f"Bearer {token}".encode()
+
+    def refusal(self, scope: Scope) -> tuple[int, str] | None:
+        """(status, message) for a request to refuse, or None."""
+        from starlette.datastructures import Headers
+
+        headers = Headers(scope=scope)
+        if self.checker is not None:
+            host, origin = headers.get("host"), headers.get("origin")
+            if not self.checker._validate_host(host):
+                return 421, (f"Host header must name this loopback server (127.0.0.1, localhost or [::1] with a "
+                             f"port), got {shown_value(host)}")
+            if not self.checker._validate_origin(origin):
+                return 403, (f"Origin header must be absent or a loopback origin (http://127.0.0.1:PORT, "
+                             f"http://localhost:PORT), got {shown_value(origin)}: cross-origin pages may not call "
+                             f"this server")
+        if self.expected is not None and not hmac.compare_digest(
+                headers.get("authorization", "").encode(errors="replace"), self.expected):
+            return 401, "missing or wrong bearer token: send the header Authorization: Bearer TOKEN"
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        refused = self.refusal(scope)
+        if refused is None:
+            return await self.app(scope, receive, send)
+        if scope["type"] == "websocket":
+            return await send({"type": "websocket.close", "code": 1008, "reason": refused[1][:120]})
+        return await _reply(send, *refused)
+
+
+class WebSocketFrames:
+    """ASGI middleware: a WebSocket frame that is not a JSON object gets an error frame, and the
+    session goes on.
+
+    OpenEnv's socket loop ends the session (close code 1000) on a binary frame, on JSON that is not
+    an object, or on JSON too deeply nested to parse; here such a frame never reaches it. The client
+    gets ``{"type": "error", "data": {"message": ..., "code": "INVALID_JSON"}}`` instead.
+    """
+
+    def __init__(self, app: Callable):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            return await self.app(scope, receive, send)
+
+        async def checked_receive() -> Message:
+            while True:
+                message = await receive()
+                problem = frame_problem(message) if message["type"] == "websocket.receive" else None
+                if problem is None:
+                    return message
+                await send({"type": "websocket.send", "text": json.dumps(
+                    {"type": "error", "data": {"message": problem, "code": "INVALID_JSON"}})})
+
+        await self.app(scope, checked_receive, send)
+
+
+def frame_problem(message: Message) -> str | None:
+    """Why a received WebSocket frame is not a JSON object message, or None when it is one.
+
+    >>> frame_problem({"type": "websocket.receive", "text": "[1]"})
+    'a message must be a JSON object such as {"type": "state"}, got a list'
+    """
+    text = message.get("text")
+    if text is None:
+        return 'a message must be a text frame holding a JSON object such as {"type": "state"}, got a binary frame'
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        return "a message must be a JSON object, got JSON nested too deeply to read"
+    except ValueError as exc:
+        return f"a message must be a JSON object, got text that is not JSON ({shown_value(str(exc), 120)})"
+    if not isinstance(data, dict):
+        return f'a message must be a JSON object such as {{"type": "state"}}, got a {type(data).__name__}'
+    return None
+
+
 # --- the OpenEnv adapter --------------------------------------------------------------------
 
 
@@ -380,6 +607,8 @@ def openenv_types() -> Any:
 
     class DesignAction(Action, MechanismAction):
         """A :class:`MechanismAction` as OpenEnv's typed action (``metadata`` is ignored)."""
+
+        model_config = ConfigDict(strict=True)  # JSON from the network: no "0.3" for 0.3, no true for 1.0
 
         @model_validator(mode="wrap")
         @classmethod
@@ -492,7 +721,8 @@ def openenv_types() -> Any:
 
 
 def build_app(idle_timeout: float = DEFAULT_IDLE_TIMEOUT, max_sessions: int = DEFAULT_MAX_SESSIONS, *, stage: int = 1,
-              max_body_bytes: int = MAX_BODY_BYTES, policy_files: bool = False) -> Any:
+              max_body_bytes: int = MAX_BODY_BYTES, policy_files: bool = False, policy_dir: str | None = None,
+              design_timeout: float = DESIGN_TIMEOUT, host: str = "127.0.0.1", token: str | None = None) -> Any:
     """The FastAPI app: OpenEnv's routes (``create_app``) plus ``/api/sessions`` and ``/api/design``.
 
     Args:
@@ -502,8 +732,14 @@ def build_app(idle_timeout: float = DEFAULT_IDLE_TIMEOUT, max_sessions: int = DE
         stage: curriculum stage of a session whose reset names none.
         max_body_bytes: largest HTTP body (413 above) and WebSocket message (closed with 1009 by
             :func:`run_server`).
-        policy_files: allow ``constant:FILE`` and ``llm:CONFIG`` in ``/api/design`` (they read paths on
-            the server).
+        policy_files: allow ``constant:FILE``, ``learned:FILE`` and ``llm:CONFIG`` in ``/api/design``,
+            their files inside ``policy_dir`` only.
+        policy_dir: the directory policy files may come from (default: the working directory).
+        design_timeout: seconds ``/api/design`` waits for a policy to be built (``learned`` trains
+            first, ~15 s, and goes on training after a 503) or to answer.
+        host: the interface the server is bound to; a loopback host turns on the Host and Origin
+            checks (:class:`RequestGuard`).
+        token: a bearer token every request must send (``Authorization: Bearer TOKEN``).
 
     Raises:
         ConfigError: an argument out of range.
@@ -511,12 +747,14 @@ def build_app(idle_timeout: float = DEFAULT_IDLE_TIMEOUT, max_sessions: int = DE
     import functools
 
     from fastapi import HTTPException, Request, Response
-    from fastapi.responses import JSONResponse
     from openenv.core.env_server.http_server import create_app
     from openenv.core.env_server.types import ConcurrencyConfig
 
     config = parse(ServeConfig, {"idle_timeout": idle_timeout, "max_sessions": max_sessions, "stage": stage,
-                                 "max_body_bytes": max_body_bytes, "policy_files": policy_files})
+                                 "max_body_bytes": max_body_bytes, "policy_files": policy_files,
+                                 "policy_dir": policy_dir, "design_timeout": design_timeout, "host": host,
+                                 "token": token})
+    policy_root = Path(config.policy_dir or os.getcwd()).resolve() if config.policy_files else None
     types = openenv_types()
     app = create_app(
         functools.partial(types.DesignerEnvironment, stage=config.stage), types.DesignAction, types.DesignObservation,
@@ -530,15 +768,7 @@ def build_app(idle_timeout: float = DEFAULT_IDLE_TIMEOUT, max_sessions: int = DE
     policies: dict[tuple[str, int], asyncio.Future] = {}  # (name, stage) -> the policy, built once
     app.state.sessions = store
 
-    def status(code: int) -> Callable:
-        async def handler(request: Request, exc: Exception) -> JSONResponse:
-            return JSONResponse({"detail": str(exc)}, status_code=code)
-        return handler
-
-    app.add_exception_handler(ConfigError, status(422))
-    app.add_exception_handler(UnknownIdError, status(404))
-    app.add_exception_handler(InvalidActionError, status(409))
-    app.add_exception_handler(SessionLimitError, status(503))
+    add_error_handlers(app)
 
     async def body(request: Request) -> Any:
         raw = await request.body()
@@ -546,8 +776,15 @@ def build_app(idle_timeout: float = DEFAULT_IDLE_TIMEOUT, max_sessions: int = DE
             return {}
         try:
             return json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise HTTPException(400, f"body must be JSON: {exc}") from None
+        except RecursionError:
+            raise HTTPException(400, "body must be JSON nested at most a few hundred levels deep") from None
+        except ValueError as exc:  # not JSON, not UTF-8, or an integer of over 4,300 digits
+            raise HTTPException(400, f"body must be JSON: {_clip(str(exc), 200)}") from None
+
+    def body_of(model: type[StrictModel], required: bool = False) -> dict[str, Any]:
+        # The routes read their body themselves (for the arena's messages); the schema still says what it is.
+        return {"requestBody": {"required": required, "content": {"application/json": {
+            "schema": model.model_json_schema()}}}}
 
     def result(session: Session) -> dict[str, Any]:
         return {"observation": session.observation, "reward": session.reward, "done": session.done,
@@ -578,7 +815,8 @@ def build_app(idle_timeout: float = DEFAULT_IDLE_TIMEOUT, max_sessions: int = DE
         return {"active": len(store), "max_sessions": store.max_sessions, "idle_timeout": store.idle_timeout}
 
     @app.post("/api/sessions", status_code=201, tags=["Sessions"], summary="Create a session and reset it",
-              description='Body (optional): `{"stage": 1..5, "seed": int >= 0}`. 503 when all sessions are in use.')
+              description='Body (optional): `{"stage": 1..5, "seed": int >= 0}`. 503 when all sessions are in use.',
+              openapi_extra=body_of(ResetRequest))
     async def create_session(request: Request) -> dict[str, Any]:
         fields = parse(ResetRequest, await body(request))
         session = store.create(fields.stage or config.stage)
@@ -589,13 +827,14 @@ def build_app(idle_timeout: float = DEFAULT_IDLE_TIMEOUT, max_sessions: int = DE
             raise
 
     @app.post("/api/sessions/{session_id}/reset", tags=["Sessions"], summary="Start a new episode",
-              description='Body (optional): `{"seed": int >= 0, "stage": 1..5}`.')
+              description='Body (optional): `{"seed": int >= 0, "stage": 1..5}`.', openapi_extra=body_of(ResetRequest))
     async def reset_session(session_id: str, request: Request) -> dict[str, Any]:
         session = store.get(session_id)
         return reset(session, parse(ResetRequest, await body(request)))
 
     @app.post("/api/sessions/{session_id}/step", tags=["Sessions"], summary="One designer step",
-              description='Body: `{"action": {MechanismAction fields}}` (see `/schema`). 409 once the episode is done.')
+              description='Body: `{"action": {MechanismAction fields}}` (see `/schema`). 409 once the episode is done.',
+              openapi_extra=body_of(StepRequest, required=True))
     async def step_session(session_id: str, request: Request) -> dict[str, Any]:
         session = store.get(session_id)
         action = parse(MechanismAction, parse(StepRequest, await body(request)).action, where="action")
@@ -619,54 +858,86 @@ def build_app(idle_timeout: float = DEFAULT_IDLE_TIMEOUT, max_sessions: int = DE
 
     @app.post("/api/design", tags=["Design"], summary="A designer policy's mechanism for an observation",
               description='Body: `{"policy": "greedy", "stage": 2, "observation": {...}}`; answers the '
-                          'MechanismAction as JSON.')
+                          'MechanismAction as JSON. 503 when the policy is not ready within the time limit '
+                          '(`learned` trains first): retry.', openapi_extra=body_of(DesignRequest, required=True))
     async def design(request: Request) -> dict[str, Any]:
         from mecharena.llm.designer import make_designer_policy  # a shell: every designer policy, LLMs included
 
         fields = parse(DesignRequest, await body(request))
         parse(ObservationIn, fields.observation, where="observation")
-        if fields.policy.startswith(("constant:", "llm:")) and not config.policy_files:
-            raise ConfigError(f"policy {fields.policy!r} reads a file on the server, which this server does not "
-                              f"allow (start it with policy_files=True); allowed: random, greedy, oracle, learned")
-        key = (fields.policy, fields.stage)
+        spec = policy_file(fields.policy, policy_root)
+        key = (spec, fields.stage)
         if key not in policies:
             # In a thread: ``learned`` without a model file trains one first (seconds), a local LLM loads.
-            policies[key] = asyncio.ensure_future(asyncio.to_thread(make_designer_policy, fields.policy,
-                                                                    stage=fields.stage))
+            # One build per (policy, stage): a client that gives up waiting leaves it running for the next.
+            policies[key] = asyncio.ensure_future(asyncio.to_thread(make_designer_policy, spec, stage=fields.stage))
         try:
-            policy = await policies[key]
+            policy = await asyncio.wait_for(asyncio.shield(policies[key]), config.design_timeout)
+        except TimeoutError:
+            raise BusyError(f"policy {shown_value(fields.policy)} for stage {fields.stage} is still being built "
+                            f"(over {config.design_timeout:g} s so far); retry in a few seconds") from None
         except Exception as exc:
             policies.pop(key, None)
             if isinstance(exc, UnknownIdError):
                 raise ConfigError(f"policy: {exc}") from None
             raise
-        action = await asyncio.to_thread(policy.act, fields.observation)  # an LLM answers in seconds
+        try:  # an LLM answers in seconds; a stuck one must not hold the request forever
+            action = await asyncio.wait_for(asyncio.to_thread(policy.act, fields.observation), config.design_timeout)
+        except TimeoutError:
+            raise BusyError(f"policy {shown_value(fields.policy)} did not answer within {config.design_timeout:g} s; "
+                            f"retry later") from None
         return action.model_dump(mode="json")
 
     from mecharena.negotiation.server import build_app as negotiation_app
 
     # The negotiation economy on the same server: its own OpenEnv routes under /negotiation
     # (WebSocket /negotiation/ws; reset may name the task).
-    app.mount("/negotiation", negotiation_app("single_trade", max_sessions=config.max_sessions))
+    negotiation = negotiation_app("single_trade", max_sessions=config.max_sessions)
+    add_error_handlers(negotiation)
+    declare_errors(negotiation)
+    app.mount("/negotiation", negotiation)
+    declare_errors(app)
+    app.add_middleware(WebSocketFrames)
     app.add_middleware(IdleWebSocketTimeout, timeout=config.idle_timeout)
     app.add_middleware(BodyLimit, limit=config.max_body_bytes)
+    app.add_middleware(RequestGuard, host=config.host, token=config.token)  # outermost: refused before any work
     return app
+
+
+def serve_token(host: str, token: str | None) -> str | None:
+    """The bearer token of a server bound to ``host``: ``token``, else ``$MECHARENA_TOKEN``, else none.
+
+    Raises:
+        ConfigError: a token shorter than 16 characters, or none on a host that is not loopback
+            (any machine that reaches it could drive the server).
+    """
+    token = token if token is not None else (os.environ.get(TOKEN_VARIABLE) or None)
+    if token is not None and (len(token) < MIN_TOKEN_LENGTH or not token.isprintable() or " " in token):
+        raise ConfigError(f"token must be at least {MIN_TOKEN_LENGTH} printable characters without spaces, "
+                          f"got {len(token)} characters")
+    if token is None and host not in LOOPBACK_HOSTS:
+        raise ConfigError(f"host {shown_value(host)} is not a loopback address, so the server needs a bearer token: "
+                          f"pass --token TOKEN or set {TOKEN_VARIABLE} (clients send Authorization: Bearer TOKEN), "
+                          f"or bind 127.0.0.1")
+    return token
 
 
 def run_server(host: str = "127.0.0.1", port: int = 8000, idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
                max_sessions: int = DEFAULT_MAX_SESSIONS, *, stage: int = 1, policy_files: bool = False,
-               log_level: str = "warning") -> None:
+               token: str | None = None, log_level: str = "warning") -> None:
     """Serve :func:`build_app` with uvicorn until interrupted (``mecharena serve``).
 
     Raises:
-        ConfigError: an argument out of range (checked before anything binds).
+        ConfigError: an argument out of range, or a non-loopback ``host`` without a token (see
+            :func:`serve_token`), checked before anything binds.
     """
     import uvicorn
 
     config = parse(ServeConfig, {"host": host, "port": port, "idle_timeout": idle_timeout,
-                                 "max_sessions": max_sessions, "stage": stage, "policy_files": policy_files})
+                                 "max_sessions": max_sessions, "stage": stage, "policy_files": policy_files,
+                                 "token": serve_token(host, token)})
     app = build_app(config.idle_timeout, config.max_sessions, stage=config.stage, max_body_bytes=config.max_body_bytes,
-                    policy_files=config.policy_files)
+                    policy_files=config.policy_files, host=config.host, token=config.token)
     uvicorn.run(app, host=config.host, port=config.port, log_level=log_level, **uvicorn_options(config.max_body_bytes))
 
 

@@ -44,11 +44,12 @@ import anyio
 from mcp.server.fastmcp import Context, FastMCP
 from mcp.server.fastmcp.exceptions import ToolError
 from mcp.server.fastmcp.tools import Tool
+from mcp.server.transport_security import TransportSecuritySettings
 from mcp.types import ToolAnnotations
 from pydantic import ConfigDict, Field, ValidationError, WithJsonSchema
 
 from mecharena import __version__
-from mecharena.core.config import StrictModel, explain
+from mecharena.core.config import Seed, StrictModel, explain
 from mecharena.core.errors import ConfigError, MechArenaError
 
 Transport = Literal["stdio", "http"]
@@ -82,7 +83,10 @@ MechanismConfig = Annotated[dict[str, Any] | None, Field(description=(
     "(fields and allowed values: list_mechanisms)"))]
 Markets = Annotated[int, Field(ge=1, le=MAX_MARKETS, description="independent markets B")]
 Rounds = Annotated[int, Field(ge=1, le=MAX_ROUNDS, description="rounds per market T")]
-Seed = Annotated[int, Field(ge=0, description="root seed: the same seed gives the same result")]
+#: Work bound of one call, in market-rounds: simulate's markets x rounds; fuzz's budget x restarts x
+#: markets x rounds plus eval_markets x rounds. About a minute of one core at the most.
+MAX_WORK = 10_000_000
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 Values = Annotated[str, Field(description="value distribution: uniform | power:shape=2 | exponential:shape=3")]
 
 
@@ -169,7 +173,9 @@ def _tools(library: Path) -> list[Tool]:
     ) -> dict[str, Any]:
         """Simulate repeated markets of one mechanism against a population of agents. Returns the
         resolved setup and metrics (revenue, efficiency, welfare, bidder_surplus, participation,
-        invalid_rate), each {"mean", "ci95"} with a 95% interval over markets."""
+        invalid_rate), each {"mean", "ci95"} with a 95% interval over markets. markets x rounds must
+        be at most 10,000,000."""
+        check_work("simulate", markets * rounds, f"markets x rounds = {markets} x {rounds}")
         return await _in_thread(_simulate, mechanism, population, config, markets, rounds, seed, values,
                                 information, enforcement)
 
@@ -203,7 +209,11 @@ def _tools(library: Path) -> list[Tool]:
         """Search for profitable deviations from a population's own policy (incentive fuzzing). Returns
         the exploitability (the best deviation's gain per agent and round, re-evaluated on a fresh
         seed: {"mean", "ci95"}), the best deviation, the families searched or skipped, whether it is
-        an exploit, and the stored report's id (store=true)."""
+        an exploit, and the stored report's id (store=true). The work, budget x restarts x markets x
+        rounds + eval_markets x rounds, must be at most 10,000,000 market-rounds."""
+        check_work("fuzz", (budget * restarts * markets + eval_markets) * rounds,
+                   f"(budget x restarts x markets + eval_markets) x rounds = ({budget} x {restarts} x {markets} "
+                   f"+ {eval_markets}) x {rounds}")
 
         def on_trial(_trial: Any, done: int) -> None:  # progress notifications (when the client asks)
             anyio.from_thread.run(ctx.report_progress, done, budget)
@@ -219,7 +229,7 @@ def _tools(library: Path) -> list[Tool]:
             "contextual bandit trained for the stage first, ~15 s)"))] = "greedy",
         stage: Annotated[int, Field(ge=1, le=5, description="curriculum stage 1-5")] = 1,
         episodes: Annotated[int, Field(ge=1, le=1000, description="episodes per held-out population")] = 4,
-        seed: Annotated[int, Field(ge=0, description="seed of the markets (and of random policies)")] = 0,
+        seed: Seed = 0,
     ) -> dict[str, Any]:
         """Score a designer policy (it picks the auction rules each round) on the stage's held-out
         benchmark of 20 populations. Returns the mean reward per step with its 95% interval over
@@ -243,6 +253,32 @@ def _tools(library: Path) -> list[Tool]:
     return [strict(Tool.from_function(fn, title=title, description=inspect.cleandoc(fn.__doc__ or ""),
                                       annotations=annotations))
             for fn, (title, annotations) in titles.items()]
+
+
+def check_work(tool: str, work: int, formula: str) -> None:
+    """Refuse a call whose work is over :data:`MAX_WORK` market-rounds (before anything runs).
+
+    Raises:
+        ConfigError: naming the arguments, the work they ask for and the limit.
+    """
+    if work > MAX_WORK:
+        raise ConfigError(f"{tool}: {formula} = {work:,} market-rounds, over the limit of {MAX_WORK:,} per call; "
+                          f"lower markets, rounds, budget or restarts")
+
+
+def transport_security(host: str) -> TransportSecuritySettings | None:
+    """DNS-rebinding protection for a server bound to ``host`` (the MCP server and ``mecharena serve``).
+
+    On a loopback host, requests must name a loopback host with a port (``Host: 127.0.0.1:8000``)
+    and come from no origin or a loopback one, so neither a cross-origin page nor a rebound DNS
+    name can reach the server. Other hosts get none (their clients use names we cannot know;
+    ``mecharena serve`` asks them for a bearer token instead).
+    """
+    if host not in LOOPBACK_HOSTS:
+        return None
+    return TransportSecuritySettings(enable_dns_rebinding_protection=True,
+                                     allowed_hosts=["127.0.0.1:*", "localhost:*", "[::1]:*"],
+                                     allowed_origins=["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"])
 
 
 def strict(tool: Tool) -> Tool:
@@ -297,7 +333,7 @@ def build_server(*, library: str | Path = DEFAULT_LIBRARY, host: str = "127.0.0.
         to mount it in an ASGI app.
     """
     return ArenaMCP(_tools(Path(library)), name="mecharena", instructions=INSTRUCTIONS, host=host, port=port,
-                    streamable_http_path=HTTP_PATH, log_level=log_level)
+                    streamable_http_path=HTTP_PATH, log_level=log_level, transport_security=transport_security(host))
 
 
 def run(transport: Transport = "stdio", host: str = "127.0.0.1", port: int = 8000, *,
