@@ -146,6 +146,11 @@ def canonical(spec: str) -> str:
     return population.groups[0].label
 
 
+def parse_spec(spec: str) -> dict[str, Any]:
+    """The parameters of a single agent spec, as its type's model holds them (defaults included)."""
+    return agents.population(f"{spec}:1").groups[0].params.model_dump()
+
+
 def profile_seed(root: int, profile: dict[str, int], batch: int = 0, salt: str = "profile") -> int:
     """A seed from the root seed and the profile's contents (not its position in any order)."""
     text = json.dumps([root, salt, sorted(profile.items()), batch])

@@ -14,7 +14,7 @@ sigma is a symmetric Nash equilibrium when its *regret* ``max_i u_i(sigma) - sig
 replicator dynamics ``x <- x exp(eta (u(x) - x.u(x)))`` from several starts (uniform, near each pure
 strategy, Dirichlet draws), keeping each run's least-regret iterate and its time average (which
 converges where the dynamics cycle, as in rock-paper-scissors), plus every pure strategy; candidates
-within the tolerance are kept, and ones closer than 0.02 in L1 are merged.
+within the tolerance are kept, and ones closer than 0.1 in L1 are merged.
 
 **alpha-Rank** (Omidshafiei et al. 2019, "alpha-Rank: Multi-Agent Evaluation by Evolution", single
 population): a population of m individuals is monomorphic (all play s) until one mutant tau
@@ -34,6 +34,7 @@ the spread of the stationary mass and how often the ranking order changes say ho
 can be trusted, and :func:`sensitivity` names the profiles whose uncertainty moves it most.
 """
 
+import itertools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -44,7 +45,7 @@ import numpy as np
 from mecharena.core.errors import ConfigError
 from mecharena.core.types import FloatArray, IntArray
 
-MERGE_L1 = 0.02
+MERGE_L1 = 0.1
 
 
 def profiles(n: int, k: int) -> IntArray:
@@ -140,13 +141,15 @@ def equilibrium(game: EmpiricalGame, sigma: FloatArray) -> Equilibrium:
                        game.expected(sigma, game.revenue))
 
 
-def replicator(game: EmpiricalGame, start: FloatArray, *, steps: int = 3000, eta: float | None = None
-               ) -> list[FloatArray]:
+def replicator(game: EmpiricalGame, start: FloatArray, *, steps: int = 3000, eta: float | None = None,
+               direction: float = 1.0, stop: float = 0.0) -> list[FloatArray]:
     """The least-regret iterate of the exponential replicator dynamics from ``start``, and the
-    time average of the iterates (normalised to sum 1)."""
+    time average of the iterates (normalised to sum 1). ``direction`` -1 runs time backwards, which
+    turns unstable mixed equilibria (e.g. a coordination game's) into attractors; the run ends once
+    an iterate's regret is at most ``stop``."""
     finite = game.payoff[np.isfinite(game.payoff)]
     scale = float(np.ptp(finite)) if finite.size else 1.0
-    step = (eta if eta is not None else 0.5) / max(scale, 1e-12)
+    step = direction * (eta if eta is not None else 0.5) / max(scale, 1e-12)
     x = start / start.sum()
     best, best_regret, total = x, math.inf, np.zeros_like(x)
     for _ in range(steps):
@@ -155,27 +158,36 @@ def replicator(game: EmpiricalGame, start: FloatArray, *, steps: int = 3000, eta
         r = u.max() - mean
         if r < best_regret:
             best, best_regret = x, r
+            if r <= stop:
+                break
         total += x
         x = x * np.exp(np.clip(step * (u - mean), -50, 50))
         x = x / x.sum()
-    return [best, total / total.sum()]
+    return [best] if best_regret <= stop else [best, total / total.sum()]
 
 
 def nash(game: EmpiricalGame, *, tol: float = 1e-3, starts: int = 8, seed: int = 0, steps: int = 3000
          ) -> list[Equilibrium]:
     """Every distinct symmetric equilibrium found within regret ``tol``, least regret first.
 
-    Starts: uniform, each pure strategy mixed 90/10 with uniform, and ``starts`` Dirichlet(1) draws;
-    every pure strategy is also checked as it is. If nothing reaches ``tol``, the least-regret
-    candidate is returned alone (its regret says how far it is from an equilibrium).
+    Runs forwards from uniform, from each pure strategy mixed 90/10 with uniform and from
+    ``starts`` Dirichlet(1) draws; backwards from uniform, the Dirichlet draws and (up to 8
+    strategies) the centre of every pair of strategies (the dynamics keep a face of the simplex,
+    so each pair's mixed equilibrium is reached there); every pure strategy is checked as it is.
+    If nothing reaches ``tol``, the least-regret candidate is returned alone (its regret says how
+    far it is from an equilibrium).
     """
     k = game.strategies
     rng = np.random.default_rng(seed)
     uniform = np.full(k, 1.0 / k)
-    seeds = [uniform] + [0.9 * np.eye(k)[i] + 0.1 * uniform for i in range(k)] + list(rng.dirichlet(np.ones(k), starts))
+    draws = list(rng.dirichlet(np.ones(k), starts))
+    forward = [uniform] + [0.9 * np.eye(k)[i] + 0.1 * uniform for i in range(k)] + draws
+    pairs = [(np.eye(k)[i] + np.eye(k)[j]) / 2 for i, j in itertools.combinations(range(k), 2)] if k <= 8 else []
+    backward = [uniform] + draws + pairs
     candidates = list(np.eye(k))
-    for start in seeds if k > 1 else []:
-        candidates.extend(replicator(game, start, steps=steps))
+    runs = [(x, 1.0) for x in forward] + [(x, -1.0) for x in backward] if k > 1 else []
+    for start, direction in runs:
+        candidates.extend(replicator(game, start, steps=steps, direction=direction, stop=tol / 10))
     scored = sorted((equilibrium(game, _clean(c)) for c in candidates), key=lambda e: e.regret)
     found: list[Equilibrium] = []
     for e in [e for e in scored if e.regret <= tol] or scored[:1]:
