@@ -29,6 +29,7 @@ epsilon or ``iterations`` responses were added.
 import hashlib
 import json
 import math
+import multiprocessing
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -36,7 +37,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import multiprocessing
 import numpy as np
 from pydantic import Field, field_validator
 
