@@ -596,6 +596,53 @@ def rank(
     raise typer.Exit(code)
 
 
+@app.command("metagame")
+def metagame(
+    mechanism: Annotated[str, typer.Option(help="mechanism id (see `mecharena mechanisms`)")],
+    strategies: Annotated[str, typer.Option(
+        help="comma-separated agent specs, e.g. 'truthful,bne,curve(scale=0.8)' (PSRO's starting set)")] = "truthful",
+    settings: Annotated[list[str] | None, typer.Option("--set", help="config field key=value (repeatable)")] = None,
+    players: Annotated[int, typer.Option(help="players n of the symmetric game")] = 3,
+    markets: Annotated[int, typer.Option(help="markets per profile")] = 2000,
+    rounds: Annotated[int, typer.Option(help="rounds per market")] = 1,
+    values: Annotated[str, typer.Option(help="value distribution")] = "uniform",
+    seed: SeedOption = 0,
+    intended: Annotated[str | None, typer.Option(
+        help="the intended strategy (default: truthful where dominant, else bne)")] = None,
+    iterations: Annotated[int, typer.Option(help="PSRO best responses added at most (0: no PSRO)")] = 0,
+    epsilon: Annotated[float, typer.Option(help="PSRO stops when the best response gains less")] = 1e-3,
+    br_markets: Annotated[int, typer.Option(help="markets each best response is fitted on")] = 4000,
+    alpha: Annotated[float, typer.Option(help="alpha-Rank selection intensity")] = 10.0,
+    population_size: Annotated[int, typer.Option(help="alpha-Rank population size m")] = 20,
+    resamples: Annotated[int, typer.Option(help="payoff tables redrawn for alpha-Rank's stability")] = 100,
+    adaptive: Annotated[int, typer.Option(help="rounds of extra simulation on the ranking's noisiest profiles")] = 0,
+    workers: Annotated[int, typer.Option(help="processes evaluating profiles")] = 1,
+    out_dir: Annotated[Path | None, typer.Option(
+        "--out", help="directory of the profile store (profiles.jsonl): a rerun resumes from it")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Empirical game analysis: payoff table, Nash equilibria (worst vs intended), alpha-Rank, PSRO."""
+    from mecharena.agents.population import _split_groups
+    from mecharena.fuzz import metagame as meta
+    from mecharena.fuzz.commands import metagame_print
+
+    try:
+        s = meta.settings(mechanism=mechanism, config=parse_settings(settings or []), players=players,
+                          strategies=[x.strip() for x in _split_groups(strategies)], markets=markets, rounds=rounds,
+                          values=values, seed=seed, intended=intended, iterations=iterations, epsilon=epsilon,
+                          br_markets=br_markets, alpha=alpha, population_size=population_size, resamples=resamples,
+                          adaptive=adaptive, workers=workers)
+        directory = None if out_dir is None else meta.check_directory(out_dir)
+        result = meta.run(s, directory, on_iteration=None if as_json else lambda h: err.print(
+            f"PSRO iteration {h['iteration']}: gain {h['gain']['mean']:.5f}", highlight=False))
+    except (MechArenaError, ValueError) as exc:
+        raise fail(exc) from None
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    metagame_print(result, out)
+
+
 RepeatsOption = Annotated[int, typer.Option("--repeats", help="interleaved repetitions per path (medians reported)")]
 
 

@@ -215,3 +215,82 @@ def fuzz_cell(mechanism: str, config: dict[str, Any], population: str, informati
         Library(library, create=True).add(failure)
         data["report"] = {"id": failure.id, "library": str(library)}
     return result, data
+
+
+# --- `mecharena metagame` ----------------------------------------------------------------------------------
+
+
+def _aliases(strategies: list[str]) -> dict[str, str]:
+    """Short names for long specs (found tables): ``br1``, ``br2``, ... in the order they were added."""
+    names, count = {}, 0
+    for label in strategies:
+        if len(label) > 32:
+            count += 1
+            names[label] = f"br{count}"
+        else:
+            names[label] = label
+    return names
+
+
+def _mix(sigma: dict[str, float], names: dict[str, str]) -> str:
+    return ", ".join(f"{names[k]} {v:.2f}" for k, v in sigma.items())
+
+
+def metagame_print(result: dict[str, Any], console: Console | None = None) -> None:
+    """The meta-game's findings first (worst equilibria against the intended profile, alpha-Rank's
+    top), then PSRO's iterations, every equilibrium, alpha-Rank's masses and the strategies."""
+    console = console or make_console()
+    names = _aliases(result["strategies"])
+    intended = result["intended"]
+    head = Table(title=escape(f"Meta-game of {result['mechanism']}: {result['players']} players, "
+                              f"{result['profiles']['total']} profiles x {result['markets']} markets x "
+                              f"{result['rounds']} rounds, seed {result['seed']}"), show_header=False)
+    head.add_column("finding", style="bold")
+    head.add_column("value")
+    ranking = result["alpharank"]
+    top = ranking["order"][0]
+    head.add_row("alpha-Rank top", escape(f"{names[top]} (mass {ranking['mass'][top]['mean']:.3f} "
+                                          f"[{ranking['mass'][top]['ci95'][0]:.3f}, {ranking['mass'][top]['ci95'][1]:.3f}]; "
+                                          f"order unchanged in {ranking['stable']:.0%} of {ranking['resamples']} resamples)"))
+    head.add_row("meta-Nash", escape(_mix(result["equilibria"][0]["sigma"], names)
+                                     + f" (regret {result['equilibria'][0]['regret']:.2g})"))
+    for measure in ("welfare", "revenue"):
+        worst = result[f"worst_{measure}"]
+        text = f"{_mix(worst['sigma'], names)}: {_interval(worst[measure]['mean'], worst[measure]['ci95'])}"
+        if intended is not None:
+            ratio = worst["ratio_to_intended"]
+            text += (f"\nintended ({names[intended['strategy']]}): "
+                     f"{_interval(intended[measure]['mean'], intended[measure]['ci95'])}\nratio {ratio['mean']:.4f} "
+                     f"[{ratio['ci95'][0]:.4f}, {ratio['ci95'][1]:.4f}]")
+        head.add_row(f"worst equilibrium {measure}", escape(text))
+    head.add_row("equilibria found", f"{len(result['equilibria'])} (regret <= {result['tolerance']:.2g})")
+    done = result["profiles"]
+    reused = f" (the rest reused from {done['directory']})" if done["computed"] < done["total"] else ""
+    head.add_row("profiles computed", f"{done['computed']} of {done['total']}{reused}")
+    console.print(head)
+    if result["psro"]:
+        table = Table(title="PSRO")
+        for column in ("iteration", "meta-Nash", "meta payoff", "response gain [95% CI]", "added"):
+            table.add_column(column)
+        every = {**names, **_aliases(result["strategies"] + [h["response"] for h in result["psro"]])}
+        for h in result["psro"]:
+            table.add_row(str(h["iteration"]), escape(_mix(h["meta_nash"], every)), f"{h['meta_payoff']:.4f}",
+                          escape(f"{every[h['response']]}: {_interval(h['gain']['mean'], h['gain']['ci95'])}"),
+                          "yes" if h["added"] else "no (converged)")
+        console.print(table)
+    table = Table(title="alpha-Rank and equilibria")
+    for column in ("strategy", "alpha-Rank mass [95%]", "P(top)", *[f"eq {i + 1}" for i in range(len(result["equilibria"]))]):
+        table.add_column(column)
+    for label in ranking["order"]:
+        mass = ranking["mass"][label]
+        table.add_row(escape(names[label]), f"{mass['mean']:.3f} [{mass['ci95'][0]:.3f}, {mass['ci95'][1]:.3f}]",
+                      f"{mass['top']:.2f}", *[f"{e['sigma'].get(label, 0.0):.3f}" for e in result["equilibria"]])
+    console.print(table)
+    legend = [(short, label) for label, short in names.items() if short != label]
+    if legend:
+        table = Table(title="Found strategies")
+        table.add_column("name")
+        table.add_column("agent spec", overflow="fold")
+        for short, label in legend:
+            table.add_row(short, escape(label))
+        console.print(table)
