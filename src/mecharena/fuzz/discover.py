@@ -134,7 +134,7 @@ def best_response(target: Cell, *, seed: int, samples: int = 20_000, grid: int =
         samples: market-rounds to fit on (markets = ceil(samples / rounds)).
         grid: value points of the table, evenly spaced over the value distribution's support.
         points: bids of the coarse search grid.
-        bid_high: the highest bid searched (default: 3x the largest value, capped by the mechanism's
+        bid_high: the highest bid searched (default: 4x the largest value, capped by the mechanism's
             largest valid action).
         refine: refinement passes around each value's best bid.
         bandwidth: smoothing half-width over bids (default: 2% of the value range; 0: none).
@@ -148,7 +148,7 @@ def best_response(target: Cell, *, seed: int, samples: int = 20_000, grid: int =
     cell = replace_cell(target, seed=seed, markets=markets)
     episode = cell.episode()
     dist, ctx = episode.context.values, episode.context
-    high = min(bid_high if bid_high is not None else 3.0 * dist.high, ctx.spec.action_high)
+    high = min(bid_high if bid_high is not None else 4.0 * dist.high, ctx.spec.action_high)
     sample = sample_cell(cell)
     check_private_values(ctx.mechanism, ctx.config, sample, bid=float(dist.low + dist.high) / 2)
     values = np.linspace(dist.low, dist.high, grid)
