@@ -33,7 +33,7 @@ import numpy as np
 from mecharena.agents.respond import Sample, check_private_values, respond
 from mecharena.agents.values import ValueDistribution
 from mecharena.core.errors import ConfigError
-from mecharena.core.seeding import generator, market_uniforms
+from mecharena.core.seeding import generator, lattice_uniforms
 from mecharena.core.types import FloatArray
 from mecharena.mechanisms.base import Mechanism
 
@@ -69,11 +69,11 @@ class Equilibrium:
 
 def _sample(mechanism: Mechanism, config: Any, n: int, dist: ValueDistribution, bids: FloatArray, grid: FloatArray,
             markets: int, seed: int, key: tuple) -> Sample:
-    values = dist.sample(seed, ("values", *key), 0, (markets, n))
-    rivals = np.interp(values, grid, bids)
-    priority = market_uniforms(seed, ("priority", *key), 0, (markets, n))
-    times = market_uniforms(seed, ("times", *key), 0, (markets, n)) if mechanism.uses_times else None
-    return Sample(values, rivals, priority, times, 0)
+    """M markets on a shifted lattice (values, priorities[, times]), rivals bidding the table ``bids``."""
+    points = lattice_uniforms(seed, key, markets, (3 if mechanism.uses_times else 2) * n)
+    values = dist.ppf(points[:, :n])
+    times = points[:, 2 * n:] if mechanism.uses_times else None
+    return Sample(values, np.interp(values, grid, bids), points[:, n:2 * n], times, 0)
 
 
 def _seat_utility(mechanism: Mechanism, config: Any, sample: Sample, bids: FloatArray) -> FloatArray:

@@ -69,3 +69,22 @@ def hash_uniform(key: np.uint64, a: int, b: int, c: int) -> float:
     x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     x = x ^ (x >> np.uint64(31))
     return float(x >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
+def lattice_uniforms(seed: int, key: Key, markets: int, dims: int) -> FloatArray:
+    """A randomly shifted rank-1 lattice: (markets, dims) points in [0, 1)^dims, each marginal uniform.
+
+    Quasi-Monte Carlo for integrals over a few dimensions (the values and priorities of one market):
+    row i is ``frac(i * z / markets + shift)`` with the Korobov generator ``z = (1, a, a^2, ...) mod
+    markets`` (``a`` near ``markets`` times the golden ratio) and a uniform shift from stream ``key``, so
+    every estimate stays unbiased while its error falls nearly as 1/markets for smooth integrands
+    (Sloan and Joe, *Lattice Methods for Multiple Integration*, 1994).
+
+    >>> points = lattice_uniforms(1, ("x",), 1009, 3)
+    >>> points.shape, bool(abs(points.mean(axis=0) - 0.5).max() < 1e-3)
+    ((1009, 3), True)
+    """
+    a = int(markets * 0.6180339887498949) | 1
+    z = np.array([pow(a, j, markets) for j in range(dims)], dtype=np.int64)
+    shift = np.random.Generator(np.random.PCG64(seed_sequence(seed, key))).random(dims)
+    return (np.arange(markets, dtype=np.int64)[:, None] * z[None, :] % markets / markets + shift) % 1.0
