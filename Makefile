@@ -41,6 +41,7 @@ bench: setup
 	$(BIN)/mecharena bench serve --json
 	$(BIN)/mecharena bench negotiation --json
 	$(BIN)/mecharena bench arena --json
+	$(BIN)/mecharena bench discovery --json
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .hypothesis runs

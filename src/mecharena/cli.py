@@ -437,9 +437,15 @@ def fuzz_command(
     threshold: Annotated[float, typer.Option(help="gain below which a deviation does not count as an exploit")] = 1e-3,
     library: Annotated[Path, typer.Option(help="exploit library directory for failure reports")] = Path("exploits"),
     report: Annotated[bool, typer.Option(help="write a failure report when an exploit is found")] = True,
+    samples: Annotated[int, typer.Option(help="market-rounds the discovery engine fits its best response on")] = 20_000,
+    plot: Annotated[Path | None, typer.Option(help="PNG of the discovery engine's bid function (default: beside "
+                                                   "the failure report's traces)")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Search for profitable deviations: exploitability with a 95% CI from a fresh evaluation."""
+    """Search for profitable deviations: exploitability with a 95% CI from a fresh evaluation.
+
+    The discovery engine (family best_response) searches the best bid for every value over any bid
+    function; the families are named starting points searched beside it."""
     from mecharena.fuzz import FAMILIES
     from mecharena.fuzz.commands import fuzz_cell
 
@@ -452,11 +458,12 @@ def fuzz_command(
                                      values, seed, threshold=threshold, library=library if report else None,
                                      families=names, deviators=deviators, budget=budget, sampler=sampler,
                                      restarts=restarts, markets=markets, rounds=rounds, eval_markets=eval_markets,
-                                     on_trial=lambda _trial, done: bar.update(task, completed=done))
-    except (MechArenaError, ValueError) as exc:
+                                     samples=samples, on_trial=lambda _trial, done: bar.update(task, completed=done))
+        figure = _bid_function_plot(result, data, library, plot)
+    except (MechArenaError, ValueError, OSError) as exc:
         raise fail(exc) from None
     if as_json:
-        print(json.dumps(data, indent=2))
+        print(json.dumps({**data, "plot": None if figure is None else str(figure)}, indent=2))
         return
     e = data["exploitability"]
     table = Table(title=f"fuzz {mechanism} x {population} (K={deviators}, {result.evaluations} evaluations)")
@@ -466,16 +473,36 @@ def fuzz_command(
     if result.best is not None:
         best = result.best.deviation
         verdict = "" if data["exploit"] else " (not profitable: no exploit found)"
-        table.add_row("best deviation", escape(f"{best.family}: {FAMILIES.get(best.family).summary}{verdict}"))
-        table.add_row("parameters", escape(", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                                                     for k, v in best.params)))
+        if FAMILIES.get(best.family).engine and result.response is not None:
+            table.add_row("what it does", escape(f"{result.response.description}{verdict}"))
+            table.add_row("best deviation", escape(f"{best.family}: {FAMILIES.get(best.family).summary}"))
+        else:
+            table.add_row("best deviation", escape(f"{best.family}: {FAMILIES.get(best.family).summary}{verdict}"))
+            table.add_row("parameters", escape(", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                                         for k, v in best.params)))
         table.add_row("fresh gain", f"{result.fresh.mean:.5f} [{result.fresh.lo:.5f}, {result.fresh.hi:.5f}], "
                                     f"frequency {result.fresh.frequency:.2f}")
     table.add_row("families searched", ", ".join(result.families))
     if result.skipped:
         table.add_row("not applicable", escape("; ".join(f"{k}: {v}" for k, v in result.skipped.items())))
     table.add_row("failure report", escape(f"{data['report']['id']} in {library}") if data["report"] else "-")
+    if figure is not None:
+        table.add_row("bid function plot", escape(str(figure)))
     out.print(table)
+
+
+def _bid_function_plot(result: Any, data: dict[str, Any], library: Path, plot: Path | None) -> Path | None:
+    """Draw the engine's bid function to ``plot``, or beside the stored report's traces; None if neither."""
+    from mecharena.report.figures import bid_function, save
+
+    found = result.response
+    if found is None or (plot is None and not data["report"]):
+        return None
+    path = plot if plot is not None else library / "traces" / data["report"]["id"] / "bid_function.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    gain = data["exploitability"]
+    title = f"{result.target.mechanism} x {result.target.population}: gain {gain['mean']:.4f} per round"
+    return save(bid_function(found.response.values.tolist(), found.response.best.tolist(), title), path)
 
 
 exploits_app = typer.Typer(no_args_is_help=True, help="The exploit library: failure reports found by `fuzz`.")
@@ -683,6 +710,27 @@ def sizes(markets: int, rounds: int) -> dict[str, int]:
     if markets < 1 or rounds < 1:
         raise fail(ConfigError(f"markets and rounds must be >= 1, got markets={markets}, rounds={rounds}"))
     return {"markets": markets, "rounds": rounds}
+
+
+@bench_app.command("discovery")
+def bench_discovery(
+    n: Annotated[int, typer.Option(help="bidders of the one-shot best-response timing")] = 10,
+    samples: Annotated[int, typer.Option(help="market-rounds each best response is fitted on")] = 20_000,
+    eval_markets: Annotated[int, typer.Option(help="fresh markets scoring each planted case")] = 40_000,
+    repeats: RepeatsOption = 1,
+    as_json: JsonFlag = False,
+) -> None:
+    """Discovery engine: one-shot best response time, found / true exploitability per planted flaw."""
+    from mecharena.benchmarks.discovery import run
+
+    if n < 2 or samples < 2 or eval_markets < 2:
+        raise fail(ConfigError(f"n, samples and eval_markets must be >= 2, got n={n}, samples={samples}, "
+                               f"eval_markets={eval_markets}"))
+    try:
+        result = run(n=n, samples=samples, eval_markets=eval_markets, repeats=checked_repeats(repeats))
+    except MechArenaError as exc:
+        raise fail(exc) from None
+    print_bench(result, as_json)
 
 
 @bench_app.command("loop")

@@ -93,7 +93,7 @@ def test_parse_mechanism_spec():
     (lambda: rank_command(["first_price", "second_price"], "truthful:4", "profit"), ConfigError,
      r"metric must be one of .*got 'profit'"),
     (lambda: rank_command(["first_price", "second_price"], "truthful:4", seeds=1), ConfigError,
-     r"seeds must be >= 2 .*got 1"),
+     r"seeds must be an integer in \[2, 10000\].*got 1"),
     (lambda: rank_command(["first_price", "second_price:reserve_price=-1"], "truthful:4"), ConfigError,
      r"reserve_price must be a finite float >= 0, got -1"),
     (lambda: rank_command(["first_price", "second_price:reserve_price"], "truthful:4"), ConfigError,

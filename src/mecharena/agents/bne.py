@@ -19,6 +19,11 @@ A secret or unannounced reserve is planned as if it were the lowest value. Where
 dominant the agent bids truthfully; in the linear public-goods game it contributes 0 when
 the MPCR is below 1 (the selfish Nash equilibrium) and everything above 1.
 
+Every other mechanism (a plug-in, an entry fee, a rule without a closed form) gets the equilibrium
+solver's symmetric bid function (:mod:`mecharena.agents.equilibrium`: iterated best responses with
+a NashConv certificate, solved once per mechanism, version, config, n and value distribution, then
+cached), linear between its grid values.
+
 The integral is evaluated on a grid of 4,096 intervals with 8-point Gauss-Legendre per
 interval (exact for the polynomial G of uniform values) and interpolated linearly.
 """
@@ -27,6 +32,7 @@ import math
 
 import numpy as np
 
+from mecharena.agents import equilibrium
 from mecharena.agents.base import AgentType, MarketContext
 from mecharena.agents.values import ValueDistribution
 from mecharena.core.errors import ConfigError
@@ -98,17 +104,20 @@ def auction_bids(context: MarketContext, values: FloatArray, agent: str, power: 
 
 def act(context: MarketContext, params, state, values: FloatArray, draws) -> FloatArray:
     name, config = context.mechanism.name, context.config
-    bids = auction_bids(context, values, "bne")
-    if bids is not None:
-        return bids
+    if name in ("first_price", "pay_as_bid") and getattr(config, "entry_fee", 0.0) == 0:
+        bids = auction_bids(context, values, "bne")
+        if bids is not None:
+            return bids
     if name == "vcm":
         return np.full_like(values, config.endowment if config.mpcr > 1 else 0.0)
     if "truthful" in context.mechanism.properties(config):
         return context.mechanism.truthful(config, values, context.spec)
-    raise ConfigError(
-        f"bne has no closed-form equilibrium for {name} with this config; it supports first_price, "
-        "pay_as_bid (unit demand), vcm and every config where truthful bidding is dominant"
-    )
+    try:
+        found = equilibrium.cached_solve(context.mechanism, config, context.n_agents, context.values)
+    except ConfigError as exc:
+        raise ConfigError(f"bne has no closed form for {name} with this config and the equilibrium solver cannot "
+                          f"play it: {exc}") from None
+    return found.bid(values)
 
 
 AGENT = AgentType(name="bne", version=VERSION, summary="symmetric Bayes-Nash equilibrium bid", act=act)

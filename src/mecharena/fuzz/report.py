@@ -57,7 +57,7 @@ SEVERITY_RULE = (f"relative = gain / welfare per agent and round without the dev
                  f"medium < {SEVERITY_HIGH}, high >= {SEVERITY_HIGH} (high for any gain where welfare is 0)")
 TRACES = "traces"
 
-ParamValue = bool | int | float
+ParamValue = bool | int | float | str  # str: a found bid table (best_response)
 
 
 class AgentsInvolved(StrictModel):
@@ -289,6 +289,7 @@ def build_report(result: FuzzResult, library_dir: str | os.PathLike[str], *,
     agent = deviation.agent_spec
     report_id = exploit_id(target, deviation)
     seed = trace_seed(report_id)
+    found = result.response if family.engine and result.response is not None else None
     rounds = int(result.search.get("rounds", fresh.rounds))
     threshold = float(result.search.get("threshold", 1e-3))
 
@@ -318,7 +319,8 @@ def build_report(result: FuzzResult, library_dir: str | os.PathLike[str], *,
         agents_involved=AgentsInvolved(deviators=deviation.deviators, seats=[int(s) for s in seats],
                                        identities=[int(i) for i in np.flatnonzero(np.isin(owner, seats))],
                                        agent=agent, population=population),
-        strategy=Strategy(family=family.name, params=dict(deviation.params), agent=agent, summary=family.summary),
+        strategy=Strategy(family=family.name, params=dict(deviation.params), agent=agent,
+                          summary=f"{family.summary}: {found.description}" if found else family.summary),
         gain=GainEstimate(mean=fresh.mean, ci95=(fresh.lo, fresh.hi), baseline=fresh.baseline,
                           markets=fresh.markets, rounds=fresh.rounds, seed=fresh.seed),
         frequency=fresh.frequency,
@@ -331,5 +333,6 @@ def build_report(result: FuzzResult, library_dir: str | os.PathLike[str], *,
             threshold=threshold,
             rule=f"closed when the gain's upper 95% bound is <= {threshold!r} on an independent seed; "
                  f"still pays while its lower bound is > {threshold!r}"),
-        search={**result.search, "search_gain": result.best.gain.as_dict(), "evaluations": result.evaluations},
+        search={**result.search, "search_gain": result.best.gain.as_dict(), "evaluations": result.evaluations,
+                **({"best_response": found.as_dict()} if found else {})},
     )

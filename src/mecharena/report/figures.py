@@ -28,6 +28,20 @@ def save(figure: Figure, path: Path) -> Path:
     return path
 
 
+def bid_function(values: list[float], bids: list[float], title: str) -> Figure:
+    """A found bid function against truthful bidding (abstaining drawn as bids of 0)."""
+    figure = Figure(figsize=(6.4, 4.2), layout="constrained")
+    axes = figure.subplots()
+    axes.plot(values, values, color="0.6", linestyle="--", label="truthful (bid = value)")
+    axes.step(values, bids, where="mid", color="tab:red", linewidth=2, label="found best response")
+    axes.set_xlabel("value")
+    axes.set_ylabel("bid (0: abstains)")
+    axes.set_title(title, fontsize=11)
+    axes.legend(loc="upper left")
+    axes.grid(alpha=0.3)
+    return figure
+
+
 def _grid(count: int, columns: int = 3, width: float = 5.0, height: float = 3.6,
           sharey: bool = False) -> tuple[Figure, list]:
     cols = min(count, columns)

@@ -1,0 +1,69 @@
+"""Benchmark of the discovery engine: how fast a one-shot best response is found, and how much of a
+planted flaw's true exploitability it finds.
+
+* ``one_shot``: the type-wise best response of one bidder against ``n`` - 1 truthful bidders in a
+  first-price auction (``samples`` market-rounds, the default search grid), CPU and wall seconds
+  (medians of repetitions). Target: under 30 s for n = 10 on 2 cores.
+* ``planted``: for every case of the casebook (``examples/plugins/planted/*.py``, each with its exact
+  ``true_exploitability(n)``), the engine's best response against ``truthful:n`` scored on a fresh
+  seed (``eval_markets`` markets) with its 95% interval, and the ratio found / true. Target: >= 0.9.
+"""
+
+import glob
+import importlib.util
+import math
+from pathlib import Path
+from typing import Any
+
+from mecharena import plugins
+from mecharena.benchmarks.timing import machine_load, report, timed
+from mecharena.fuzz.discover import best_response
+from mecharena.fuzz.score import Scorer
+from mecharena.metrics.harness import Cell
+
+TARGET_SECONDS = 30.0
+TARGET_RATIO = 0.9
+
+
+def casebook() -> list[Path]:
+    """The planted cases shipped beside the package's examples (empty when the examples are absent)."""
+    root = Path(__file__).resolve().parents[3] / "examples" / "plugins" / "planted"
+    return sorted(Path(p) for p in glob.glob(str(root / "*.py")))
+
+
+def _true_exploitability(path: Path, n: int) -> float:
+    spec = importlib.util.spec_from_file_location(f"_planted_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return float(module.true_exploitability(n))
+
+
+def planted_case(path: Path, n: int, *, samples: int, eval_markets: int, seed: int = 0) -> dict[str, Any]:
+    """The engine against one planted case: found gain (fresh seed, 95% CI), true exploitability, ratio."""
+    plugin = plugins.load(str(path))
+    name = plugin.mechanisms[0].name
+    target = Cell(mechanism=name, population=f"truthful:{n}", rounds=1)
+    found = best_response(target, seed=seed, samples=samples)
+    gain = Scorer(target).score(found.deviation, seed=seed + 1, markets=eval_markets, rounds=1)
+    true = _true_exploitability(path, n)
+    return {"case": name, "n": n, "true": true, "found": gain.mean, "ci95": [gain.lo, gain.hi],
+            "ratio": gain.mean / true if true > 0 else math.nan, "description": found.description}
+
+
+def run(n: int = 10, samples: int = 20_000, cases_n: int = 4, eval_markets: int = 40_000,
+        repeats: int = 1) -> dict[str, Any]:
+    """The benchmark's JSON (see the module docstring)."""
+    load = machine_load()
+    target = Cell(mechanism="first_price", population=f"truthful:{n}", rounds=1)
+    times = timed(lambda: best_response(target, seed=0, samples=samples), repeats)
+    cases = [planted_case(path, cases_n, samples=samples, eval_markets=eval_markets) for path in casebook()]
+    body = {
+        "one_shot": {"mechanism": "first_price", "n": n, "samples": samples, "wall_seconds": times["wall_s"],
+                     "cpu_seconds": times["cpu_s"], "wall_trials": times["wall_trials"],
+                     "cpu_trials": times["cpu_trials"], "target_seconds": TARGET_SECONDS,
+                     "meets": times["cpu_s"] < TARGET_SECONDS},
+        "planted": cases,
+        "planted_meets": {c["case"]: c["ratio"] >= TARGET_RATIO for c in cases},
+        "target_ratio": TARGET_RATIO,
+    }
+    return report("discovery", body, load, repeats)
