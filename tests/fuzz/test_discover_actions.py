@@ -142,3 +142,21 @@ def test_identity_rebate_is_exploited_with_false_names():
     assert dict(found.deviation.params)["identities"] == 6
     fresh = Scorer(cell).score(found.deviation, seed=99, markets=20_000, rounds=1)
     assert fresh.mean >= 0.9 * module.true_exploitability(4)
+
+
+@pytest.mark.slow
+def test_fuzz_searches_sellers_and_false_names_with_the_engine():
+    """``fuzz``'s engine family scores a buyer's and a seller's response in two-sided markets, and
+    searches false names where the mechanism merges identities."""
+    from mecharena.fuzz.search import fuzz
+
+    two = fuzz(Cell(mechanism="k_double", config={"buyers": 2, "k": 0.5}, population="truthful:4"),
+               families=["best_response"], budget=1, markets=200, rounds=1, eval_markets=400, samples=1000)
+    assert sorted(t.deviation.after for t in two.trials) == [0, 2]
+    assert two.fresh.lo > 0
+    plugin = plugins.load(str(CASEBOOK / "identity_rebate.py"), check=False)
+    assert plugin.mechanisms
+    one = fuzz(Cell(mechanism="identity_rebate", population="truthful:4"), families=["best_response"], budget=1,
+               markets=400, rounds=1, eval_markets=2000, samples=1000)
+    assert dict(one.best.deviation.params).get("identities", 1) >= 2
+    assert one.exploitability["mean"] > 0.05
