@@ -7,6 +7,18 @@ best bid over a wide range (abstaining, shading, overbidding to several times th
 on those same samples for every candidate (common random numbers). The result is a bid table, a
 replayable agent type (``best_response(low=..,high=..,bids=..)``) and a description in words.
 
+The searched action grows with the market:
+
+* multi-unit demand (``demand`` = K >= 2 in uniform price, pay as bid, VCG): a vector of K
+  non-increasing marginal bids for each point of a grid of non-increasing marginal values, so
+  demand reduction (shading the later units' bids) is found where it pays;
+* two-sided markets: the deviator is the population's first agent, a buyer (the first seats buy);
+  ``role="seller"`` makes it the first agent on a selling seat, whose asks are searched;
+* false names (mechanisms that declare ``merges_identities``): with ``identities`` = 6 the deviator
+  may hold m = 1..6 identities; for each m the cell is played with the deviator on m seats and the
+  own bid and the false names' bid are searched together; the m with the highest in-sample gain wins
+  (``best_response(identities=m,names=..)``).
+
 The table's gain is in-sample (fitted and scored on the same markets, so biased upward). The
 fuzzer scores it like any deviation: on the search seed, then on a fresh seed with more markets
 and the cell's own rounds, fines and adaptation, which is the honest estimate with its 95% interval.
@@ -14,20 +26,29 @@ and the cell's own rounds, fines and adaptation, which is the honest estimate wi
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-from mecharena.agents.respond import Response, Sample, check_private_values, format_table, respond
+from mecharena.agents.respond import (MAX_IDENTITIES, MAX_TABLE, MAX_UNITS, Response, Sample, check_private_values,
+                                      format_table, respond, table_points)
 from mecharena.core.errors import ConfigError
 from mecharena.core.types import FloatArray
-from mecharena.fuzz.score import Deviation, agent_seats, replace_cell
+from mecharena.fuzz.score import Deviation, agent_seats, deviated_population, replace_cell
 from mecharena.metrics.harness import Cell
 from mecharena.sim.loop import play
 
 MAX_GRID = 1025
 MAX_POINTS = 4097
 MAX_SAMPLES = 2_000_000
+#: Identities searched for mechanisms that merge them (m = 1 .. SEARCH_IDENTITIES).
+SEARCH_IDENTITIES = 6
+#: Table entries of the default value grid with several marginal values (11 points per axis for 2 units).
+VECTOR_TYPES = 66
+#: In-sample gain per round that more identities must add over fewer before the search uses them.
+IDENTITY_MARGIN = 1e-3
+Role = Literal["first", "buyer", "seller"]
+ROLES = ("first", "buyer", "seller")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,21 +68,48 @@ class Found:
                 "candidates": int(r.candidates.size), "seed": self.seed, "agent": self.deviation.agent_spec}
 
 
-def sample_cell(cell: Cell) -> Sample:
-    """Play ``cell`` and stack every market-round, seen from its first agent's seat."""
+def deviator(episode, role: Role = "first") -> tuple[int, int]:
+    """(agent index, own seat) of the deviator: the first agent, or the first on a buying or selling seat.
+
+    Raises:
+        ConfigError: an unknown role, or no agent of that role (e.g. a seller in a one-sided market).
+    """
+    if role not in ROLES:
+        raise ConfigError(f"role must be one of {', '.join(ROLES)}, got {str(role)[:40]!r}")
+    seats = agent_seats(episode.owner, episode.owner.size)
+    sellers = episode.context.spec.sellers
+    selling = np.zeros(episode.owner.size, bool) if sellers is None else sellers
+    if role == "first":
+        return 0, int(seats[0])
+    mine = np.flatnonzero(selling[seats] == (role == "seller"))
+    if not mine.size:
+        where = "a one-sided market" if sellers is None else f"this population of {seats.size} agents"
+        raise ConfigError(f"role must name a side with an agent: {episode.context.mechanism.name} has no "
+                          f"{role} in {where}")
+    return int(mine[0]), int(seats[mine[0]])
+
+
+def sample_cell(cell: Cell, role: Role = "first") -> Sample:
+    """Play ``cell`` and stack every market-round, seen from the deviator's seat (see :func:`deviator`).
+
+    The deviator may hold several consecutive seats (false names); the sample then responds for all
+    of them (:attr:`Sample.identities`).
+    """
     episode = cell.episode()
-    seats = agent_seats(episode.owner, 1)
-    if (episode.owner == seats[0]).sum() > 1:
-        raise ConfigError("the deviator (the population's first agent) must hold one identity; "
-                          "put a single-identity agent type first")
+    _, seat = deviator(episode, role)
     spec = episode.context.spec
-    if spec.units_per_agent or spec.orders_per_agent:
-        raise ConfigError(f"the best-response search bids one unit per seat; {cell.mechanism} is configured for "
-                          "several units or orders per agent")
+    if spec.orders_per_agent:
+        raise ConfigError(f"the best-response search places one order per seat; {cell.mechanism} is configured "
+                          f"for {spec.orders_per_agent} orders per agent")
+    if spec.units_per_agent > MAX_UNITS:
+        raise ConfigError(f"demand must be <= {MAX_UNITS} for the best-response search (it searches vectors of up "
+                          f"to {MAX_UNITS} marginal bids), got {spec.units_per_agent}")
     records = list(play(episode, cell.rounds))
     times = None if records[0].times is None else np.concatenate([r.times for r in records])
+    rules = episode.context.enforcement
     return Sample(np.concatenate([r.values for r in records]), np.concatenate([r.bids for r in records]),
-                  np.concatenate([r.priority for r in records]), times, int(seats[0]))
+                  np.concatenate([r.priority for r in records]), times, seat,
+                  int((episode.owner == seat).sum()), rules.audit_probability * rules.shill_penalty)
 
 
 def describe(values: FloatArray, bids: FloatArray, tol: float = 0.02) -> str:
@@ -112,10 +160,13 @@ def _close(a: float, b: float) -> bool:
     return math.isfinite(a) and math.isfinite(b) and abs(a - b) <= 0.15 * max(abs(a), abs(b), 0.1)
 
 
-def check_grid(grid: int, points: int, bid_high: float | None, samples: int) -> None:
-    """Raise :class:`ConfigError` naming the first setting out of range."""
+def check_grid(grid: int, points: int, bid_high: float | None, samples: int, units: int = 1) -> None:
+    """Raise :class:`ConfigError` naming the first setting out of range (``units``: marginal values)."""
     if not 2 <= grid <= MAX_GRID:
         raise ConfigError(f"grid must be in [2, {MAX_GRID}] value points, got {grid}")
+    if units > 1 and math.comb(grid + units - 1, units) > MAX_TABLE:
+        raise ConfigError(f"grid must give a table of at most {MAX_TABLE} entries with {units} units of demand "
+                          f"(C(grid + {units - 1}, {units}) entries), got {grid}")
     if not 3 <= points <= MAX_POINTS:
         raise ConfigError(f"points must be in [3, {MAX_POINTS}] bids, got {points}")
     if bid_high is not None and not (math.isfinite(bid_high) and bid_high > 0):
@@ -124,44 +175,115 @@ def check_grid(grid: int, points: int, bid_high: float | None, samples: int) -> 
         raise ConfigError(f"samples must be in [2, {MAX_SAMPLES}] market-rounds, got {samples}")
 
 
-def best_response(target: Cell, *, seed: int, samples: int = 20_000, grid: int = 41, points: int = 257,
-                  bid_high: float | None = None, refine: int = 2, bandwidth: float | None = None) -> Found:
-    """The first agent's type-wise best response to the rest of ``target``'s population.
+def best_response(target: Cell, *, seed: int, samples: int = 20_000, grid: int | None = None, points: int = 257,
+                  bid_high: float | None = None, refine: int = 2, bandwidth: float | None = None,
+                  role: Role = "first", identities: int = 1) -> Found:
+    """The deviator's type-wise best response to the rest of ``target``'s population.
 
     Args:
         target: the mechanism, population and rules (its markets and seed are replaced; its rounds kept).
         seed: seed of the fitting sample.
         samples: market-rounds to fit on (markets = ceil(samples / rounds)).
-        grid: value points of the table, evenly spaced over the value distribution's support.
-        points: bids of the coarse search grid.
+        grid: value points of the table per value axis, evenly spaced over the value distribution's
+            support (default: 41 for one value; with K marginal values, the most points per axis
+            whose table has at most VECTOR_TYPES entries, e.g. 11 for K = 2).
+        points: bids of the coarse search grid (about ``points ** (1/D)`` per coordinate of D bids).
         bid_high: the highest bid searched (default: 4x the largest value, capped by the mechanism's
             largest valid action).
-        refine: refinement passes around each value's best bid.
-        bandwidth: smoothing half-width over bids (default: 2% of the value range; 0: none).
+        refine: refinement passes around each type's best action.
+        bandwidth: smoothing half-width over bids (default: 2% of the value range; 0: none; one bid only).
+        role: the deviator: the population's ``first`` agent, the first ``buyer`` or the first ``seller``
+            (two-sided markets); that agent's place in the population is kept in the deviation.
+        identities: the most identities searched (m = 1 .. identities; > 1 needs a mechanism that
+            declares ``merges_identities`` and a unit-demand deviator that is the first agent).
 
     Raises:
-        ConfigError: a setting out of range, or a mechanism the search cannot play (multi-unit
-            demand, outcomes that depend on true values).
+        ConfigError: a setting out of range, or a mechanism the search cannot play (more than
+            MAX_UNITS units of demand, several orders per agent, outcomes that depend on true values).
     """
-    check_grid(grid, points, bid_high, samples)
+    if not 1 <= identities <= MAX_IDENTITIES:
+        raise ConfigError(f"identities must be in [1, {MAX_IDENTITIES}], got {identities}")
     markets = max(2, math.ceil(samples / target.rounds))
     cell = replace_cell(target, seed=seed, markets=markets)
     episode = cell.episode()
     dist, ctx = episode.context.values, episode.context
+    units = ctx.spec.units_per_agent or 1
+    if units > MAX_UNITS:
+        raise ConfigError(f"demand must be <= {MAX_UNITS} for the best-response search (it searches vectors of up "
+                          f"to {MAX_UNITS} marginal bids), got {units}")
+    if grid is None:
+        grid = 41 if units == 1 else max(g for g in range(2, 42) if math.comb(g + units - 1, units) <= VECTOR_TYPES)
+    check_grid(grid, points, bid_high, samples, units)
+    if identities > 1 and (not ctx.mechanism.merges_identities or units > 1 or role == "seller"):
+        raise ConfigError(f"identities must be 1 for {target.mechanism}{' with demand > 1' if units > 1 else ''}: "
+                          "false names need a one-sided unit-demand mechanism that declares merges_identities")
+    after, _ = deviator(episode, role)
     high = min(bid_high if bid_high is not None else 4.0 * dist.high, ctx.spec.action_high)
-    sample = sample_cell(cell)
-    check_private_values(ctx.mechanism, ctx.config, sample, bid=float(dist.low + dist.high) / 2)
-    values = np.linspace(dist.low, dist.high, grid)
+    values = np.linspace(dist.low, dist.high, grid) if units == 1 else table_points(dist.low, dist.high, grid, units)
     smooth = 0.02 * dist.width if bandwidth is None else bandwidth
-    response = respond(ctx.mechanism, ctx.config, sample, values, bid_high=high, points=points, refine=refine,
-                       bandwidth=smooth)
-    deviation = table_deviation(values, response.best)
-    return Found(response, deviation, describe(values, response.best), sample.markets, seed)
+    found = None
+    for m in range(1, identities + 1):
+        if m == 1:
+            sample = sample_cell(cell, role)
+        else:
+            truthful = f"best_response(identities={m},low={dist.low!r},high={dist.high!r},interpolate=linear," \
+                       f"bids={dist.low!r}/{dist.high!r})"
+            population = deviated_population(cell.population, seed, 1, truthful)
+            sample = sample_cell(replace_cell(cell, population=population), role)
+        if m == 1:
+            check_private_values(ctx.mechanism, ctx.config, sample, bid=float(dist.low + dist.high) / 2)
+        response = respond(ctx.mechanism, ctx.config, sample, values, bid_high=high, points=points, refine=refine,
+                           bandwidth=smooth)
+        # False names must beat one identity by IDENTITY_MARGIN: each m is fitted on its own sample, and
+        # the largest of six noisy in-sample gains would otherwise pick false names that gain nothing.
+        if found is None or response.mean_gain > found[0].mean_gain + IDENTITY_MARGIN:
+            found = (response, sample, m)
+    response, sample, m = found
+    deviation = table_deviation(values, response.best, after=after, identities=m)
+    return Found(response, deviation, describe_action(values, response.best, m), sample.markets, seed)
 
 
-def table_deviation(values: FloatArray, bids: FloatArray, deviators: int = 1,
-                    interpolate: str = "nearest") -> Deviation:
-    """The ``best_response`` deviation playing ``bids`` over the evenly spaced ``values``."""
-    params = {"bids": format_table(bids, bids <= 0), "high": float(values[-1]), "interpolate": interpolate,
-              "low": float(values[0])}
-    return Deviation("best_response", tuple(sorted(params.items())), deviators)
+def describe_action(values: FloatArray, best: FloatArray, identities: int = 1) -> str:
+    """:func:`describe` for any action: per unit for marginal bids, own and false-name bids for identities."""
+    if best.ndim == 1:
+        return describe(values, best)
+    if identities > 1:
+        own, names = best[:, 0], best[:, 1]
+        said = describe(values, names) if (names > 0).any() else "abstain"
+        return f"bids under {identities} identities: own bid {describe(values, own)}; false names {said}"
+    parts = []
+    for k in range(best.shape[1]):
+        v, b = values[:, k], best[:, k]
+        zero = (b <= 0) & (v > 0.02 * max(1.0, float(values.max())))
+        share = float(zero.mean()) if zero.size else 0.0
+        ratio = b[v > 0] / v[v > 0]
+        ratio = ratio[b[v > 0] > 0]
+        median = f"{float(np.median(ratio)):.2g}x its marginal value (median) otherwise" if ratio.size else ""
+        parts.append(f"unit {k + 1}: bids 0 for {share:.0%} of value vectors"
+                     + (f", {median}" if median else ""))
+    return "; ".join(parts)
+
+
+def table_deviation(values: FloatArray, bids: FloatArray, deviators: int = 1, interpolate: str = "nearest",
+                    after: int = 0, identities: int = 1) -> Deviation:
+    """The ``best_response`` deviation playing ``bids`` over the evenly spaced ``values``.
+
+    Args:
+        values: (V,) the value grid, or (V, K) its points with K marginal values (see
+            :func:`mecharena.agents.respond.table_points`).
+        bids: (V,) bids, (V, K) marginal bids, or (V, 2) own and false-name bids (``identities`` >= 2).
+        deviators: agents that play it.
+        interpolate: between grid values (one bid per entry).
+        after: agents of the population that keep their place before the deviator.
+        identities: seats the deviator holds.
+    """
+    if bids.ndim == 1 or identities > 1:
+        own = bids if bids.ndim == 1 else bids[:, 0]
+        params = {"bids": format_table(own, own <= 0), "high": float(values[-1]), "interpolate": interpolate,
+                  "low": float(values[0])}
+        if identities > 1:
+            params |= {"identities": identities, "names": format_table(bids[:, 1], bids[:, 1] <= 0)}
+    else:
+        params = {"bids": format_table(bids, (bids <= 0).all(axis=1)), "high": float(values[:, 0].max()),
+                  "interpolate": interpolate, "low": float(values[:, 0].min())}
+    return Deviation("best_response", tuple(sorted(params.items())), deviators, after)

@@ -1,6 +1,7 @@
 """Scoring a deviation with common random numbers.
 
-A deviation replaces the first K agents of the target population with a family's agent type. Its
+A deviation replaces K agents of the target population with a family's agent type: the first K,
+or the K after the first ``after`` (a seller deviator in a two-sided market comes after the buyers). Its
 gain is the deviators' average utility per agent and round with the deviation minus the same
 agents' average without it, market by market, on the *same* seed: the same values (for the seats
 the deviation leaves in place), priorities, audits and draws of everyone else, so the paired
@@ -30,14 +31,16 @@ class Deviation:
     family: str
     params: tuple[tuple[str, Any], ...]  # sorted (name, value) pairs
     deviators: int = 1
+    after: int = 0  # agents that keep their place before the deviators
 
     @property
     def agent_spec(self) -> str:
         return FAMILIES.get(self.family).agent_spec(dict(self.params))
 
     def as_dict(self) -> dict[str, Any]:
-        return {"family": self.family, "params": dict(self.params), "deviators": self.deviators,
-                "agent": self.agent_spec}
+        out = {"family": self.family, "params": dict(self.params), "deviators": self.deviators,
+               "agent": self.agent_spec}
+        return out | ({"after": self.after} if self.after else {})
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,22 +66,28 @@ class Gain:
                 "baseline": self.baseline, "markets": self.markets, "rounds": self.rounds, "seed": self.seed}
 
 
-def deviated_population(spec: str, seed: int, deviators: int, agent_spec: str) -> str:
-    """The population spec with its first ``deviators`` agents replaced by ``agent_spec``.
+def deviated_population(spec: str, seed: int, deviators: int, agent_spec: str, after: int = 0) -> str:
+    """The population spec with ``deviators`` agents, after the first ``after``, replaced by ``agent_spec``.
 
     Raises:
-        ConfigError: fewer agents than deviators, or fewer than one deviator.
+        ConfigError: fewer agents than after + deviators, or fewer than one deviator.
     """
     population = agents.population(spec, seed)
     total = sum(g.count for g in population.groups)
-    if not 1 <= deviators <= total:
-        raise ConfigError(f"deviators must be in [1, {total}] (the agents of {population.spec!r}), got {deviators}")
-    parts, skip = [f"{agent_spec}:{deviators}"], deviators
-    for g in population.groups:
-        taken = min(skip, g.count)
-        skip -= taken
-        if g.count > taken:
-            parts.append(f"{g.label}:{g.count - taken}")
+    if not 1 <= deviators <= total - after:
+        raise ConfigError(f"deviators must be in [1, {total - after}] (the agents of {population.spec!r}"
+                          f"{f' after the first {after}' if after else ''}), got {deviators}")
+    parts, position = [], 0
+    for g in population.groups:  # each group keeps its own place (its draws are keyed by it)
+        kept_before = min(max(after - position, 0), g.count)
+        kept_after = min(max(position + g.count - after - deviators, 0), g.count)
+        if kept_before:
+            parts.append(f"{g.label}:{kept_before}")
+        if position <= after < position + g.count:
+            parts.append(f"{agent_spec}:{deviators}")
+        if kept_after:
+            parts.append(f"{g.label}:{kept_after}")
+        position += g.count
     return ",".join(parts)
 
 
@@ -87,10 +96,11 @@ def agent_seats(owner: np.ndarray, count: int) -> np.ndarray:
     return np.flatnonzero(owner == np.arange(owner.size))[:count]
 
 
-def _per_agent_utility(cell: Cell, count: int) -> tuple[FloatArray, FloatArray]:
-    """(B,) the first ``count`` agents' utility per agent and round, and (B,) welfare per agent and round."""
+def _per_agent_utility(cell: Cell, count: int, after: int = 0) -> tuple[FloatArray, FloatArray]:
+    """(B,) the utility per agent and round of ``count`` agents after the first ``after``, and (B,)
+    welfare per agent and round."""
     episode = cell.episode()
-    seats = agent_seats(episode.owner, count)
+    seats = agent_seats(episode.owner, after + count)[after:]
     agents_n = int((episode.owner == np.arange(episode.owner.size)).sum())
     total = np.zeros(cell.markets)
     welfare = np.zeros(cell.markets)
@@ -107,13 +117,14 @@ class Scorer:
         """Raises ConfigError / UnknownIdError when ``target`` is not a playable cell."""
         self.target = target
         self.two_sided = target.episode().context.spec.sellers is not None  # validates the target
-        self._baselines: dict[tuple[int, int, int, int], tuple[FloatArray, FloatArray]] = {}
+        self._baselines: dict[tuple[int, int, int, int, int], tuple[FloatArray, FloatArray]] = {}
 
-    def baseline(self, seed: int, markets: int, rounds: int, count: int) -> tuple[FloatArray, FloatArray]:
-        key = (seed, markets, rounds, count)
+    def baseline(self, seed: int, markets: int, rounds: int, count: int, after: int = 0
+                 ) -> tuple[FloatArray, FloatArray]:
+        key = (seed, markets, rounds, count, after)
         if key not in self._baselines:
             self._baselines[key] = _per_agent_utility(
-                replace_cell(self.target, seed=seed, markets=markets, rounds=rounds), count)
+                replace_cell(self.target, seed=seed, markets=markets, rounds=rounds), count, after)
         return self._baselines[key]
 
     def score(self, deviation: Deviation, *, seed: int, markets: int, rounds: int) -> Gain:
@@ -122,10 +133,11 @@ class Scorer:
         Raises:
             ConfigError / UnknownIdError: the deviation cannot be played in this market.
         """
-        spec = deviated_population(self.target.population, seed, deviation.deviators, deviation.agent_spec)
+        spec = deviated_population(self.target.population, seed, deviation.deviators, deviation.agent_spec,
+                                   deviation.after)
         deviated = replace_cell(self.target, seed=seed, markets=markets, rounds=rounds, population=spec)
-        base, welfare = self.baseline(seed, markets, rounds, deviation.deviators)
-        dev, _ = _per_agent_utility(deviated, deviation.deviators)
+        base, welfare = self.baseline(seed, markets, rounds, deviation.deviators, deviation.after)
+        dev, _ = _per_agent_utility(deviated, deviation.deviators, deviation.after)
         diff = dev - base
         mean = float(diff.mean())
         half = Z95 * float(diff.std(ddof=1)) / math.sqrt(diff.size) if diff.size > 1 else 0.0

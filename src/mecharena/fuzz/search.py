@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from mecharena.core.errors import ConfigError, MechArenaError
 from mecharena.core.seeding import generator
-from mecharena.fuzz.discover import Found, best_response
+from mecharena.fuzz.discover import SEARCH_IDENTITIES, Found, best_response
 from mecharena.fuzz.families import FAMILIES, Family, Param
 from mecharena.fuzz.score import Deviation, Gain, Scorer, deviated_population
 from mecharena.metrics.harness import Cell
@@ -95,6 +95,17 @@ def applicable(scorer: Scorer, family: Family, deviators: int) -> str | None:
     return None
 
 
+def engine_searches(scorer: Scorer) -> list[tuple[str, int]]:
+    """(role, identities) of each discovery-engine search: the first agent (a buyer in two-sided
+    markets) and, in two-sided markets, the first seller; up to SEARCH_IDENTITIES identities where the
+    mechanism merges them (one-sided, unit demand)."""
+    ctx = scorer.target.episode().context
+    if scorer.two_sided:
+        return [("buyer", 1), ("seller", 1)]
+    merges = ctx.mechanism.merges_identities and not ctx.spec.units_per_agent
+    return [("first", SEARCH_IDENTITIES if merges else 1)]
+
+
 def _default(p: Param) -> Any:
     if p.kind == "bool":
         return False
@@ -135,8 +146,10 @@ def fuzz(
             ``seed``, ``markets`` and ``rounds`` in the result).
         families: family ids to search (default: every family that applies, opt-in families aside).
             ``best_response`` is the discovery engine (:mod:`mecharena.fuzz.discover`): a type-wise
-            best response searched over any bid function, fitted on ``samples`` market-rounds of
-            the search seed and scored like every other deviation.
+            best response searched over any bid function (bid vectors with multi-unit demand; up to
+            SEARCH_IDENTITIES false names where the mechanism merges identities), fitted on ``samples``
+            market-rounds of the search seed and scored like every other deviation. In two-sided
+            markets it searches a buyer's and a seller's response, each scored as a trial.
         deviators: K, agents that deviate together (a coalition when K > 1).
         budget: evaluations in the search (the fresh evaluation comes on top).
         seed: root seed; the search and the fresh evaluation use independent streams.
@@ -180,14 +193,17 @@ def fuzz(
     stopped: list[str] = []
     sampled = [f for f in usable if not f.engine]
     per_family = max(1, budget // max(1, len(sampled)))
-    response = None
+    response, engine_best = None, float("-inf")
     if len(sampled) < len(usable):
-        response = best_response(target, seed=search_seed, samples=samples)
-        deviation = Deviation(response.deviation.family, response.deviation.params, deviators)
-        scored = Trial(deviation, scorer.score(deviation, seed=search_seed, markets=markets, rounds=rounds))
-        trials.append(scored)
-        if on_trial is not None:
-            on_trial(scored, len(trials))
+        for role, identities in engine_searches(scorer):
+            found = best_response(target, seed=search_seed, samples=samples, role=role, identities=identities)
+            deviation = Deviation(found.deviation.family, found.deviation.params, deviators, found.deviation.after)
+            scored = Trial(deviation, scorer.score(deviation, seed=search_seed, markets=markets, rounds=rounds))
+            if scored.gain.mean > engine_best:  # the result keeps the engine's best-scoring response
+                response, engine_best = found, scored.gain.mean
+            trials.append(scored)
+            if on_trial is not None:
+                on_trial(scored, len(trials))
     level = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(logging.WARNING)
     try:
