@@ -13,13 +13,13 @@ Spec: ``ring_table(low=0,high=1,tables=0/0.5/1;x/x/x):2``: role tables separated
 role 0 first, one table per seat of the group.
 """
 
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field, field_validator
 
 from mecharena.agents.base import Action, AgentType, Draws, MarketContext
-from mecharena.agents.respond import TableParams, table_bids
+from mecharena.agents.respond import TableParams, parse_table, table_bids
 from mecharena.core.config import StrictModel
 from mecharena.core.errors import ConfigError
 from mecharena.core.types import FloatArray, IntArray
@@ -38,13 +38,20 @@ class RingParams(StrictModel):
                                                "highest value), each bids separated by '/'; 'x' abstains")
     interpolate: Literal["nearest", "linear"] = Field("nearest", description="between grid values")
 
+    @classmethod
+    def build(cls, **fields: Any) -> "RingParams":
+        """Validate ``fields``; a malformed ``tables`` text gets its own message (the role and entry)."""
+        if isinstance(fields.get("tables"), str):
+            check_tables(fields["tables"])
+        return super().build(**fields)
+
     @field_validator("tables")
     @classmethod
     def _tables(cls, text: str) -> str:
-        roles = str(text).split(ROLE_SEPARATOR)
-        if not 2 <= len(roles) <= MAX_RING:
-            raise ValueError(f"tables must hold 2 to {MAX_RING} role tables separated by '{ROLE_SEPARATOR}', "
-                             f"got {len(roles)}")
+        try:
+            check_tables(text)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
         return text
 
     def roles(self) -> tuple[TableParams, ...]:
@@ -55,6 +62,19 @@ class RingParams(StrictModel):
         """
         return tuple(TableParams.build(low=self.low, high=self.high, bids=t, interpolate=self.interpolate)
                      for t in self.tables.split(ROLE_SEPARATOR))
+
+
+def check_tables(text: str) -> None:
+    """Raise :class:`ConfigError` unless ``text`` holds 2 to MAX_RING valid bid tables separated by ';'."""
+    roles = text.split(ROLE_SEPARATOR)
+    if not 2 <= len(roles) <= MAX_RING:
+        raise ConfigError(f"tables must hold 2 to {MAX_RING} role tables separated by '{ROLE_SEPARATOR}', "
+                          f"got {len(roles)}")
+    for r, table in enumerate(roles):
+        try:
+            parse_table(table)
+        except ConfigError as exc:
+            raise ConfigError(f"tables role {r}: {exc}") from None
 
 
 def ranks(values: FloatArray) -> IntArray:

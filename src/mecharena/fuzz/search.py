@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from mecharena.core.errors import ConfigError, MechArenaError
 from mecharena.core.seeding import generator
+from mecharena.fuzz.coalition import Ring, ring_response
 from mecharena.fuzz.discover import Found, best_response
 from mecharena.fuzz.families import FAMILIES, Family, Param
 from mecharena.fuzz.score import Deviation, Gain, Scorer, deviated_population
@@ -48,6 +49,7 @@ class FuzzResult:
     stopped_early: tuple[str, ...]  # families that stopped before their budget
     search: dict[str, Any] = field(default_factory=dict)
     response: Found | None = None  # the discovery engine's best response, when it was searched
+    ring: Ring | None = None  # the discovery engine's joint best response of the K deviators, when searched
 
     @property
     def exploitability(self) -> dict[str, Any]:
@@ -70,6 +72,7 @@ class FuzzResult:
             "fresh_gain": None if self.fresh is None else self.fresh.as_dict(),
             "search": self.search,
             "best_response": None if self.response is None else self.response.as_dict(),
+            "coalition": None if self.ring is None else self.ring.as_dict(),
         }
 
 
@@ -80,10 +83,13 @@ def applicable(scorer: Scorer, family: Family, deviators: int) -> str | None:
     if family.sides != "any" and scorer.two_sided != (family.sides == "two"):
         return f"{family.name} applies to {'two' if family.sides == 'two' else 'one'}-sided markets"
     if family.engine:
-        if deviators > 1:
-            return f"{family.name} searches one deviator's response (coalitions: the ring families)"
+        if deviators > 1 and not family.coalition:
+            return f"{family.name} searches one deviator's response (coalitions: the coalition family)"
         try:
-            best_response(scorer.target, seed=0, samples=2, grid=2, points=3, refine=0)
+            if family.coalition:
+                ring_response(scorer.target, deviators, seed=0, samples=2, grid=2, points=3, refine=0, sweeps=1)
+            else:
+                best_response(scorer.target, seed=0, samples=2, grid=2, points=3, refine=0)
         except MechArenaError as exc:
             return str(exc)
         return None
@@ -136,7 +142,9 @@ def fuzz(
         families: family ids to search (default: every family that applies, opt-in families aside).
             ``best_response`` is the discovery engine (:mod:`mecharena.fuzz.discover`): a type-wise
             best response searched over any bid function, fitted on ``samples`` market-rounds of
-            the search seed and scored like every other deviation.
+            the search seed and scored like every other deviation; ``coalition``
+            (:mod:`mecharena.fuzz.coalition`, ``deviators`` >= 2) is the K deviators' joint best
+            response (role tables by rank of value within the ring), fitted and scored the same way.
         deviators: K, agents that deviate together (a coalition when K > 1).
         budget: evaluations in the search (the fresh evaluation comes on top).
         seed: root seed; the search and the fresh evaluation use independent streams.
@@ -148,7 +156,7 @@ def fuzz(
         min_trials: proposals per study before early stopping is considered.
         starts: evaluate each family's start points first (off: the sampler alone, e.g. to
             measure how the search's gain grows with budget).
-        samples: market-rounds the discovery engine fits its best response on.
+        samples: market-rounds the discovery engine fits its best response (or the ring's) on.
         on_trial: called with each scored trial and the evaluation count (progress bars).
 
     Raises:
@@ -180,10 +188,14 @@ def fuzz(
     stopped: list[str] = []
     sampled = [f for f in usable if not f.engine]
     per_family = max(1, budget // max(1, len(sampled)))
-    response = None
-    if len(sampled) < len(usable):
-        response = best_response(target, seed=search_seed, samples=samples)
-        deviation = Deviation(response.deviation.family, response.deviation.params, deviators)
+    response = ring = None
+    for family in (f for f in usable if f.engine):
+        if family.coalition:
+            ring = ring_response(target, deviators, seed=search_seed, samples=samples)
+            deviation = ring.deviation
+        else:
+            response = best_response(target, seed=search_seed, samples=samples)
+            deviation = Deviation(response.deviation.family, response.deviation.params, deviators)
         scored = Trial(deviation, scorer.score(deviation, seed=search_seed, markets=markets, rounds=rounds))
         trials.append(scored)
         if on_trial is not None:
@@ -225,4 +237,4 @@ def fuzz(
                       len(trials), tuple(dict.fromkeys(stopped)),
                       {"sampler": sampler, "budget": budget, "restarts": restarts, "markets": markets,
                        "rounds": rounds, "eval_markets": eval_markets, "threshold": threshold, "seed": seed,
-                       "samples": samples, "search_seed": search_seed, "fresh_seed": fresh_seed}, response)
+                       "samples": samples, "search_seed": search_seed, "fresh_seed": fresh_seed}, response, ring)
