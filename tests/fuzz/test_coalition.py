@@ -115,3 +115,19 @@ def test_fuzz_searches_the_coalition_with_two_deviators_and_scores_it_fresh():
     many = fuzz(target, families=["coalition", "best_response"], deviators=2, budget=1, markets=50, rounds=1,
                 eval_markets=50, samples=200)
     assert "coalition family" in many.skipped["best_response"]
+
+
+def test_a_found_ring_is_stored_as_a_replayable_failure_report(tmp_path):
+    """Found strategies carry text parameters (role tables); the failure report keeps them and its
+    agent spec replays the ring."""
+    from mecharena.fuzz.commands import fuzz_cell
+    from mecharena.fuzz.library import Library
+
+    result, data = fuzz_cell("second_price", {}, "truthful:4", {}, {}, "uniform", 0, library=tmp_path,
+                             families=["coalition"], deviators=2, budget=1, markets=200, rounds=1,
+                             eval_markets=4000, samples=3000)
+    assert data["exploit"] and data["report"] is not None
+    (stored,) = Library(tmp_path).list()
+    assert stored.strategy.params["tables"] == dict(result.best.deviation.params)["tables"]
+    assert stored.strategy.agent == result.best.deviation.agent_spec
+    assert Library(tmp_path).replay(stored.id)["ok"]
