@@ -52,6 +52,25 @@ def test_second_price_ring_suppresses_its_lower_member_and_gains_what_theory_say
     assert fresh.lo <= theory <= fresh.hi
 
 
+@pytest.mark.slow
+def test_second_price_ring_of_three_suppresses_both_lower_members():
+    """5 truthful bidders, a ring of 3: both lower members stay out and the top member pays the
+    highest non-member value whenever the ring holds the two highest values. The ring gains
+    E[(X - Y)^+] with X the ring's second-highest of 3 values (density 6x(1 - x)) and Y the
+    highest of the 2 non-members (density 2y) (Graham and Marshall 1987), per member a third."""
+    points = 2000
+    grid = (np.arange(points) + 0.5) / points
+    x, y = grid[:, None], grid[None, :]
+    theory = float((np.maximum(x - y, 0.0) * 6 * x * (1 - x) * 2 * y).sum() / points**2) / 3
+    cell = Cell(mechanism="second_price", population="truthful:5", rounds=1)
+    ring = ring_response(cell, 3, seed=1, samples=6000)
+    middle = (ring.values >= 0.2) & (ring.values < 0.95)
+    assert (ring.tables[1][middle] == 0).all() and (ring.tables[2][middle] == 0).all()
+    assert ring.split.shapley.sum() == pytest.approx(ring.gain) and ring.split.shapley[0] < 1e-3
+    fresh = Scorer(cell).score(ring.deviation, seed=7, markets=40_000, rounds=1)
+    assert fresh.lo <= theory <= fresh.hi
+
+
 def test_first_price_ring_gains_and_its_lower_member_does_not_compete():
     """4 truthful bidders, a ring of 2 in first price: the ring gains, its designated winner shades
     below its partner's value, and the partner does not outbid it (played through the loop)."""
