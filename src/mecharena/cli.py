@@ -482,6 +482,8 @@ def fuzz_command(
                                                          for k, v in best.params)))
         table.add_row("fresh gain", f"{result.fresh.mean:.5f} [{result.fresh.lo:.5f}, {result.fresh.hi:.5f}], "
                                     f"frequency {result.fresh.frequency:.2f}")
+    if result.ring is not None:
+        table.add_row("coalition found", escape(result.ring.description))
     table.add_row("families searched", ", ".join(result.families))
     if result.skipped:
         table.add_row("not applicable", escape("; ".join(f"{k}: {v}" for k, v in result.skipped.items())))

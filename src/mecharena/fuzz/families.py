@@ -89,6 +89,11 @@ FAMILIES: Registry[Family] = Registry("deviation family", {f.name: f for f in (
     Family("best_response", "best_response", (),
            "type-wise empirical best response: the best bid (or abstaining) for each value, any shape",
            "remove what the found bid function exploits (see its description and plot)", sides="any", engine=True),
+    Family("coalition", "ring_table", (),
+           "joint best response of the K deviators: role tables by rank of value within the ring (suppression, "
+           "designated winners, joint shading), any shape",
+           "hide winner identity and competing bids, audit with a collusion penalty, or a reserve that bounds "
+           "what a ring can save", coalition=True, engine=True),
     Family("time_sniping", "sniper", (Param("lateness", 0.0, 1.0), Param("shading", 0.0, 1.0)),
            "late, shaded orders in the continuous double auction",
            "a call market (k-double auction) that clears all orders at once"),

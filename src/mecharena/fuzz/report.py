@@ -57,7 +57,7 @@ SEVERITY_RULE = (f"relative = gain / welfare per agent and round without the dev
                  f"medium < {SEVERITY_HIGH}, high >= {SEVERITY_HIGH} (high for any gain where welfare is 0)")
 TRACES = "traces"
 
-ParamValue = bool | int | float | str  # str: a found bid table (best_response)
+ParamValue = bool | int | float | str  # str: found tables (best_response bids, ring_table tables)
 
 
 class AgentsInvolved(StrictModel):

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from mecharena.core.errors import ConfigError, MechArenaError
 from mecharena.core.seeding import generator
+from mecharena.fuzz.coalition import Ring, ring_response
 from mecharena.fuzz.discover import SEARCH_IDENTITIES, Found, best_response
 from mecharena.fuzz.families import FAMILIES, Family, Param
 from mecharena.fuzz.score import Deviation, Gain, Scorer, deviated_population
@@ -48,6 +49,7 @@ class FuzzResult:
     stopped_early: tuple[str, ...]  # families that stopped before their budget
     search: dict[str, Any] = field(default_factory=dict)
     response: Found | None = None  # the discovery engine's best response, when it was searched
+    ring: Ring | None = None  # the discovery engine's joint best response of the K deviators, when searched
 
     @property
     def exploitability(self) -> dict[str, Any]:
@@ -70,6 +72,7 @@ class FuzzResult:
             "fresh_gain": None if self.fresh is None else self.fresh.as_dict(),
             "search": self.search,
             "best_response": None if self.response is None else self.response.as_dict(),
+            "coalition": None if self.ring is None else self.ring.as_dict(),
         }
 
 
@@ -80,10 +83,13 @@ def applicable(scorer: Scorer, family: Family, deviators: int) -> str | None:
     if family.sides != "any" and scorer.two_sided != (family.sides == "two"):
         return f"{family.name} applies to {'two' if family.sides == 'two' else 'one'}-sided markets"
     if family.engine:
-        if deviators > 1:
-            return f"{family.name} searches one deviator's response (coalitions: the ring families)"
+        if deviators > 1 and not family.coalition:
+            return f"{family.name} searches one deviator's response (coalitions: the coalition family)"
         try:
-            best_response(scorer.target, seed=0, samples=2, grid=2, points=3, refine=0)
+            if family.coalition:
+                ring_response(scorer.target, deviators, seed=0, samples=2, grid=2, points=3, refine=0, sweeps=1)
+            else:
+                best_response(scorer.target, seed=0, samples=2, grid=2, points=3, refine=0)
         except MechArenaError as exc:
             return str(exc)
         return None
@@ -149,7 +155,9 @@ def fuzz(
             best response searched over any bid function (bid vectors with multi-unit demand; up to
             SEARCH_IDENTITIES false names where the mechanism merges identities), fitted on ``samples``
             market-rounds of the search seed and scored like every other deviation. In two-sided
-            markets it searches a buyer's and a seller's response, each scored as a trial.
+            markets it searches a buyer's and a seller's response, each scored as a trial;
+            ``coalition`` (:mod:`mecharena.fuzz.coalition`, ``deviators`` >= 2) is the K deviators' joint best
+            response (role tables by rank of value within the ring), fitted and scored the same way.
         deviators: K, agents that deviate together (a coalition when K > 1).
         budget: evaluations in the search (the fresh evaluation comes on top).
         seed: root seed; the search and the fresh evaluation use independent streams.
@@ -161,7 +169,7 @@ def fuzz(
         min_trials: proposals per study before early stopping is considered.
         starts: evaluate each family's start points first (off: the sampler alone, e.g. to
             measure how the search's gain grows with budget).
-        samples: market-rounds the discovery engine fits its best response on.
+        samples: market-rounds the discovery engine fits its best response (or the ring's) on.
         on_trial: called with each scored trial and the evaluation count (progress bars).
 
     Raises:
@@ -193,17 +201,25 @@ def fuzz(
     stopped: list[str] = []
     sampled = [f for f in usable if not f.engine]
     per_family = max(1, budget // max(1, len(sampled)))
-    response, engine_best = None, float("-inf")
-    if len(sampled) < len(usable):
+    response, ring, engine_best = None, None, float("-inf")
+    engine_trials: list[Trial] = []
+    for family in (f for f in usable if f.engine):
+        if family.coalition:
+            ring = ring_response(target, deviators, seed=search_seed, samples=samples)
+            engine_trials.append(Trial(ring.deviation, scorer.score(ring.deviation, seed=search_seed, markets=markets,
+                                                                    rounds=rounds)))
+            continue
         for role, identities in engine_searches(scorer):
             found = best_response(target, seed=search_seed, samples=samples, role=role, identities=identities)
             deviation = Deviation(found.deviation.family, found.deviation.params, deviators, found.deviation.after)
             scored = Trial(deviation, scorer.score(deviation, seed=search_seed, markets=markets, rounds=rounds))
             if scored.gain.mean > engine_best:  # the result keeps the engine's best-scoring response
                 response, engine_best = found, scored.gain.mean
-            trials.append(scored)
-            if on_trial is not None:
-                on_trial(scored, len(trials))
+            engine_trials.append(scored)
+    for scored in engine_trials:
+        trials.append(scored)
+        if on_trial is not None:
+            on_trial(scored, len(trials))
     level = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(logging.WARNING)
     try:
@@ -241,4 +257,4 @@ def fuzz(
                       len(trials), tuple(dict.fromkeys(stopped)),
                       {"sampler": sampler, "budget": budget, "restarts": restarts, "markets": markets,
                        "rounds": rounds, "eval_markets": eval_markets, "threshold": threshold, "seed": seed,
-                       "samples": samples, "search_seed": search_seed, "fresh_seed": fresh_seed}, response)
+                       "samples": samples, "search_seed": search_seed, "fresh_seed": fresh_seed}, response, ring)
