@@ -89,6 +89,11 @@ FAMILIES: Registry[Family] = Registry("deviation family", {f.name: f for f in (
     Family("best_response", "best_response", (),
            "type-wise empirical best response: the best bid (or abstaining) for each value, any shape",
            "remove what the found bid function exploits (see its description and plot)", sides="any", engine=True),
+    Family("policy", "policy", (),
+           "a policy from what the market reveals (last price, winners, bids, reserve) to a bid and entry, over "
+           "repeated rounds, searched by CMA-ES",
+           "remove what the found policy conditions on (see its weights): hide what it reads, or change the rule "
+           "it exploits", sides="any", engine=True),
     Family("time_sniping", "sniper", (Param("lateness", 0.0, 1.0), Param("shading", 0.0, 1.0)),
            "late, shaded orders in the continuous double auction",
            "a call market (k-double auction) that clears all orders at once"),
