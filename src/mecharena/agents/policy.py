@@ -87,6 +87,13 @@ class PolicyParams(StrictModel):
                    description=f"{WEIGHTS} weights separated by '/': multiplier, offset and entry maps over "
                                f"{F} features")
 
+    @classmethod
+    def build(cls, **fields: object) -> "PolicyParams":
+        """As :meth:`StrictModel.build`, with the weights' own message (which entry, what is allowed)."""
+        if isinstance(fields.get("w"), str):
+            parse_weights(fields["w"])
+        return super().build(**fields)
+
     @field_validator("w", mode="before")
     @classmethod
     def _weights(cls, text: object) -> str:

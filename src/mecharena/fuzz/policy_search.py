@@ -27,6 +27,7 @@ file; a later call with the same settings replays the stored generations into a 
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,8 @@ from mecharena.metrics.harness import Cell
 
 FAMILY = "policy"
 BOUND = 4.0  # every weight is searched in [-BOUND, BOUND]
+SIGMA = 0.05  # initial step: larger steps land most candidates on the flat region of never winning
+POPULATION = 14  # candidates per generation: CMA-ES's default 4 + 3 ln(30)
 MAX_GENERATIONS = 10_000
 MAX_POPULATION = 1000
 
@@ -129,8 +132,8 @@ def _load(store: Path, header: dict[str, Any]) -> list[dict[str, Any]]:
     return lines[1:]
 
 
-def policy_search(target: Cell, *, seed: int, deviators: int = 1, generations: int = 40, population: int = 14,
-                  markets: int = 300, rounds: int | None = None, eval_markets: int = 2000, sigma: float = 0.05,
+def policy_search(target: Cell, *, seed: int, deviators: int = 1, generations: int = 40, population: int = POPULATION,
+                  markets: int = 300, rounds: int | None = None, eval_markets: int = 2000, sigma: float = SIGMA,
                   start: FloatArray | None = None, store: Path | str | None = None,
                   scorer: Scorer | None = None) -> PolicyFound:
     """Search a policy for the first ``deviators`` agents of ``target`` (a coalition when > 1).
@@ -167,14 +170,37 @@ def policy_search(target: Cell, *, seed: int, deviators: int = 1, generations: i
     streams = generator(seed, ("policy_search",))
     search_seed, fresh_seed, cma_seed = (int(x) for x in streams.integers(0, 2**31 - 1, size=3))
     header = _header(target, seed, deviators, population, markets, rounds, sigma, x0)
-    path = None if store is None else Path(store)
+    done, weights, search_gain = evolve(scorer, deviators=deviators, search_seed=search_seed, cma_seed=cma_seed,
+                                        generations=generations, population=population, markets=markets,
+                                        rounds=rounds, sigma=sigma, start=x0,
+                                        store=None if store is None else (Path(store), header))
+    deviation = policy_deviation(weights, deviators)
+    fresh = scorer.score(deviation, seed=fresh_seed, markets=eval_markets, rounds=rounds)
+    return PolicyFound(deviation, weights, search_gain, fresh, done, seed)
+
+
+def evolve(scorer: Scorer, *, deviators: int, search_seed: int, cma_seed: int, generations: int, population: int,
+           markets: int, rounds: int, sigma: float, start: FloatArray,
+           store: tuple[Path, dict[str, Any]] | None = None,
+           on_candidate: Callable[[Deviation, Gain], None] | None = None
+           ) -> tuple[tuple[Generation, ...], FloatArray, Gain]:
+    """CMA-ES over the weights, every candidate scored on ``search_seed`` (inputs already checked).
+
+    Args:
+        store: ``(path, header)``: append each generation to the JSONL file, resuming its stored ones.
+        on_candidate: called with every candidate evaluated here and its gain.
+
+    Returns:
+        The generations, the best weights and their gain on the search seed.
+    """
+    path, header = (None, None) if store is None else store
     stored = [] if path is None else _load(path, header)
     if path is not None and not path.exists():
         path.write_text(json.dumps({"header": header}) + "\n")
     bounds = np.tile([-BOUND, BOUND], (WEIGHTS, 1))
-    cma = CMA(mean=x0, sigma=sigma, bounds=bounds, seed=cma_seed, population_size=population)
+    cma = CMA(mean=start, sigma=sigma, bounds=bounds, seed=cma_seed, population_size=population)
     done: list[Generation] = []
-    best: tuple[float, FloatArray, Gain | None] = (-math.inf, x0, None)
+    best: tuple[float, FloatArray, Gain | None] = (-math.inf, start, None)
     for index in range(generations):
         asked = [cma.ask() for _ in range(population)]
         candidates = np.stack([parse_weights(format_weights(x)) for x in asked])  # what the spec replays
@@ -182,10 +208,14 @@ def policy_search(target: Cell, *, seed: int, deviators: int = 1, generations: i
             gains = np.asarray(stored[index]["gains"], dtype=float)
             if [format_weights(c) for c in candidates] != stored[index]["candidates"]:
                 raise ConfigError(f"store {str(path)!r} does not replay: generation {index} differs")
-            scored = [None] * population
+            scored: list[Gain | None] = [None] * population
         else:
-            scored = [scorer.score(policy_deviation(c, deviators), seed=search_seed, markets=markets, rounds=rounds)
-                      for c in candidates]
+            scored = []
+            for c in candidates:
+                deviation = policy_deviation(c, deviators)
+                scored.append(scorer.score(deviation, seed=search_seed, markets=markets, rounds=rounds))
+                if on_candidate is not None:
+                    on_candidate(deviation, scored[-1])
             gains = np.array([g.mean for g in scored])
         cma.tell([(x, -float(v)) for x, v in zip(asked, gains, strict=True)])
         generation = Generation(index, candidates, gains)
@@ -197,8 +227,7 @@ def policy_search(target: Cell, *, seed: int, deviators: int = 1, generations: i
         if gains[top] > best[0]:
             best = (float(gains[top]), candidates[top], scored[top])
     _, weights, search_gain = best
-    deviation = policy_deviation(weights, deviators)
     if search_gain is None:  # the best came from a stored generation
-        search_gain = scorer.score(deviation, seed=search_seed, markets=markets, rounds=rounds)
-    fresh = scorer.score(deviation, seed=fresh_seed, markets=eval_markets, rounds=rounds)
-    return PolicyFound(deviation, weights, search_gain, fresh, tuple(done), seed)
+        search_gain = scorer.score(policy_deviation(weights, deviators), seed=search_seed, markets=markets,
+                                   rounds=rounds)
+    return tuple(done), weights, search_gain
