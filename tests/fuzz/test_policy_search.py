@@ -82,7 +82,7 @@ def test_search_is_deterministic_and_resumes_from_its_store(tmp_path):
 
 
 @pytest.mark.parametrize(("setting", "message"), [
-    ({"rounds": 1}, "rounds must be >= 2, got 1"), ({"population": 1}, "population must be in [2, 1000]"),
+    ({"rounds": 1}, "rounds must be >= 2, got 1"), ({"population": 1}, "population must be in [4, 1000]"),
     ({"sigma": float("nan")}, "sigma must be a finite number in (0, 4]"), ({"seed": -1}, "seed must be an integer"),
 ])
 def test_bad_settings_are_refused(setting, message):
@@ -96,6 +96,8 @@ def test_fuzz_searches_the_policy_family_on_repeated_rounds_only():
     policy_trials = [t for t in result.trials if t.deviation.family == "policy"]
     assert len(policy_trials) == 8 and result.evaluations == 8 + len(result.trials) - 8
     assert policy_trials[0].deviation.agent_spec.startswith("policy(w=")
+    small = fuzz(SNIPE, families=["policy", "shading"], budget=2, seed=1, markets=40, rounds=3, eval_markets=40)
+    assert sum(t.deviation.family == "policy" for t in small.trials) == 4  # the least population CMA-ES runs with
     one_round = fuzz(SNIPE, families=["policy", "shading"], budget=4, seed=1, markets=40, rounds=1, eval_markets=40)
     assert one_round.skipped["policy"] == "the policy search needs repeated rounds (rounds >= 2), got 1"
 

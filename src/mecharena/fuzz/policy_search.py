@@ -49,6 +49,7 @@ SIGMA = 0.05  # initial step: larger steps land most candidates on the flat regi
 POPULATION = 14  # candidates per generation: CMA-ES's default 4 + 3 ln(30)
 MAX_GENERATIONS = 10_000
 MAX_POPULATION = 1000
+MIN_POPULATION = 4  # CMA-ES's recombination weights need two parents (cmaes divides by zero below)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,8 +96,9 @@ def check_settings(generations: int, population: int, markets: int, rounds: int,
     """Raise :class:`ConfigError` naming the first setting out of range."""
     if not 1 <= generations <= MAX_GENERATIONS:
         raise ConfigError(f"generations must be in [1, {MAX_GENERATIONS}], got {generations}")
-    if not 2 <= population <= MAX_POPULATION:
-        raise ConfigError(f"population must be in [2, {MAX_POPULATION}] candidates per generation, got {population}")
+    if not MIN_POPULATION <= population <= MAX_POPULATION:
+        raise ConfigError(f"population must be in [{MIN_POPULATION}, {MAX_POPULATION}] candidates per generation, "
+                          f"got {population}")
     if markets < 2 or eval_markets < 2:
         raise ConfigError(f"markets and eval_markets must be >= 2, got markets={markets}, eval_markets={eval_markets}")
     if rounds < 2:

@@ -189,7 +189,8 @@ def fuzz(
     per_family = max(1, budget // max(1, len(sampled) + policy))  # the policy search takes one family's share
     response = None
     if policy:  # CMA-ES over the policy's weights: every candidate is a trial on the search seed
-        size = policy_search.POPULATION if per_family >= 2 * policy_search.POPULATION else max(2, per_family // 2)
+        size = (policy_search.POPULATION if per_family >= 2 * policy_search.POPULATION
+                else max(policy_search.MIN_POPULATION, per_family // 2))
 
         def record(deviation: Deviation, gain: Gain) -> None:
             trials.append(Trial(deviation, gain))
