@@ -94,6 +94,11 @@ FAMILIES: Registry[Family] = Registry("deviation family", {f.name: f for f in (
            "designated winners, joint shading), any shape",
            "hide winner identity and competing bids, audit with a collusion penalty, or a reserve that bounds "
            "what a ring can save", coalition=True, engine=True),
+    Family("policy", "policy", (),
+           "a policy from what the market reveals (last price, winners, bids, reserve) to a bid and entry, over "
+           "repeated rounds, searched by CMA-ES",
+           "remove what the found policy conditions on (see its weights): hide what it reads, or change the rule "
+           "it exploits", sides="any", engine=True),
     Family("time_sniping", "sniper", (Param("lateness", 0.0, 1.0), Param("shading", 0.0, 1.0)),
            "late, shaded orders in the continuous double auction",
            "a call market (k-double auction) that clears all orders at once"),

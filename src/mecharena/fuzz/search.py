@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from mecharena.core.errors import ConfigError, MechArenaError
 from mecharena.core.seeding import generator
+from mecharena.fuzz import policy_search
 from mecharena.fuzz.coalition import Ring, ring_response
 from mecharena.fuzz.discover import SEARCH_IDENTITIES, Found, best_response
 from mecharena.fuzz.families import FAMILIES, Family, Param
@@ -76,12 +77,14 @@ class FuzzResult:
         }
 
 
-def applicable(scorer: Scorer, family: Family, deviators: int) -> str | None:
-    """None if the family can be played here, else the reason it cannot."""
+def applicable(scorer: Scorer, family: Family, deviators: int, rounds: int = 2) -> str | None:
+    """None if the family can be played here (``rounds`` per evaluation), else the reason it cannot."""
     if family.coalition and deviators < 2:
         return "a coalition family needs --deviators >= 2"
     if family.sides != "any" and scorer.two_sided != (family.sides == "two"):
         return f"{family.name} applies to {'two' if family.sides == 'two' else 'one'}-sided markets"
+    if family.name == policy_search.FAMILY:
+        return policy_search.applies(scorer.target, deviators, rounds)
     if family.engine:
         if deviators > 1 and not family.coalition:
             return f"{family.name} searches one deviator's response (coalitions: the coalition family)"
@@ -158,6 +161,9 @@ def fuzz(
             markets it searches a buyer's and a seller's response, each scored as a trial;
             ``coalition`` (:mod:`mecharena.fuzz.coalition`, ``deviators`` >= 2) is the K deviators' joint best
             response (role tables by rank of value within the ring), fitted and scored the same way.
+            ``policy`` is the repeated-game engine (:mod:`mecharena.fuzz.policy_search`): CMA-ES over
+            a policy from what the market reveals to a bid and entry, for all K deviators, with one
+            family's share of ``budget``; it applies when ``rounds`` >= 2.
         deviators: K, agents that deviate together (a coalition when K > 1).
         budget: evaluations in the search (the fresh evaluation comes on top).
         seed: root seed; the search and the fresh evaluation use independent streams.
@@ -190,7 +196,7 @@ def fuzz(
     chosen = [FAMILIES.get(name) for name in (families or [n for n, f in FAMILIES.items() if not f.opt_in])]
     scorer = Scorer(target)  # validates the target before any search
     deviated_population(target.population, target.seed, deviators, "truthful")  # someone must deviate
-    skipped = {f.name: why for f in chosen if (why := applicable(scorer, f, deviators)) is not None}
+    skipped = {f.name: why for f in chosen if (why := applicable(scorer, f, deviators, rounds)) is not None}
     usable = [f for f in chosen if f.name not in skipped]
     if not usable:
         reasons = "; ".join(f"{k}: {v}" for k, v in skipped.items())
@@ -200,10 +206,25 @@ def fuzz(
     trials: list[Trial] = []
     stopped: list[str] = []
     sampled = [f for f in usable if not f.engine]
-    per_family = max(1, budget // max(1, len(sampled)))
+    policy = any(f.name == policy_search.FAMILY for f in usable)
+    per_family = max(1, budget // max(1, len(sampled) + policy))  # the policy search takes one family's share
+    if policy:  # CMA-ES over the policy's weights: every candidate is a trial on the search seed
+        size = (policy_search.POPULATION if per_family >= 2 * policy_search.POPULATION
+                else max(policy_search.MIN_POPULATION, per_family // 2))
+
+        def record(deviation: Deviation, gain: Gain) -> None:
+            trials.append(Trial(deviation, gain))
+            if on_trial is not None:
+                on_trial(trials[-1], len(trials))
+
+        policy_search.evolve(scorer, deviators=deviators, search_seed=search_seed,
+                             cma_seed=int(generator(seed, ("policy_cma",)).integers(2**31 - 1)),
+                             generations=max(1, per_family // size), population=size, markets=markets,
+                             rounds=rounds, sigma=policy_search.SIGMA, start=policy_search.TRUTHFUL,
+                             on_candidate=record)
     response, ring, engine_best = None, None, float("-inf")
     engine_trials: list[Trial] = []
-    for family in (f for f in usable if f.engine):
+    for family in (f for f in usable if f.engine and f.name != policy_search.FAMILY):
         if family.coalition:
             ring = ring_response(target, deviators, seed=search_seed, samples=samples)
             engine_trials.append(Trial(ring.deviation, scorer.score(ring.deviation, seed=search_seed, markets=markets,

@@ -1,0 +1,134 @@
+"""The repeated-game policy search: the policy agent type, CMA-ES over its weights, and what it rediscovers."""
+
+import numpy as np
+import pytest
+
+from mecharena import agents, mechanisms
+from mecharena.agents.base import Feedback, MarketContext, Observation
+from mecharena.agents.policy import F, TRUTHFUL, WEIGHTS, PolicyParams, decide, features, format_weights, init, parse_weights
+from mecharena.agents.policy import init as policy_init
+from mecharena.agents.policy import update as policy_update
+from mecharena.agents.values import ValueDistribution
+from mecharena.core.errors import ConfigError
+from mecharena.fuzz import fuzz
+from mecharena.fuzz.policy_search import policy_deviation, policy_search
+from mecharena.fuzz.score import Scorer
+from mecharena.mechanisms.policy import InformationPolicy
+from mecharena.metrics.harness import Cell
+from mecharena.sim.loop import play
+
+SNIPE = Cell(mechanism="first_price", config={"reserve_price": 0.5}, population="truthful:3", rounds=6)
+FEE = Cell(mechanism="second_price", config={"entry_fee": 0.1}, population="dropout:4", rounds=10)
+
+
+def test_default_policy_is_truthful_and_always_in():
+    gain = Scorer(SNIPE).score(policy_deviation(TRUTHFUL), seed=4, markets=200, rounds=3)
+    assert gain.mean == 0.0 and gain.hi == 0.0
+
+
+def _context(information: InformationPolicy) -> MarketContext:
+    mech = mechanisms.get("first_price")
+    cfg = mech.config({"reserve_price": 0.3})
+    return MarketContext(mech, cfg, mech.market_spec(cfg, 4), 4, ValueDistribution(), information,
+                         seats=slice(0, 2))
+
+
+@pytest.mark.parametrize("revealed", [False, True])
+def test_features_read_only_what_the_information_policy_reveals(revealed):
+    info = InformationPolicy(clearing_price=revealed, winner_identity=revealed, competing_bids=revealed)
+    ctx = _context(info)
+    params = PolicyParams()
+    draws = type("D", (), {"markets": 1})()
+    state = policy_init(ctx, params, 2, draws)
+    bids = np.array([[0.2, 0.1, 0.7, 0.4]])
+    winners = np.array([[False, False, True, False]])
+    observation = Observation(np.array([0.7 if revealed else np.nan]), winners if revealed else None,
+                              bids if revealed else None, None)
+    feedback = Feedback(np.zeros((1, 2)), np.zeros((1, 2)), np.zeros((1, 2)), np.zeros((1, 2)), np.ones((1, 2), bool))
+    new = policy_update(ctx, params, state, np.array([[0.5, 0.2]]), None, observation, feedback, draws)
+    expect = (0.7, 1.0, 0.7) if revealed else (0.0, 0.0, 0.0)
+    np.testing.assert_array_equal([new.price[0, 0], new.rival_won[0, 1], new.rival_bid[0, 0]], expect)
+
+
+@pytest.mark.parametrize(("weights", "message"), [
+    ("1/2", f"w must hold {WEIGHTS} numbers separated by '/'"),
+    ("/".join(["0"] * (WEIGHTS - 1) + ["nan"]), f"w entry {WEIGHTS - 1} must be a finite number in"),
+    ("/".join(["0"] * (WEIGHTS - 1) + ["1" * 5000]), "1000], got '1111111111"),
+])
+def test_bad_weights_name_the_field_and_what_is_allowed(weights, message):
+    with pytest.raises(ConfigError, match="^policy: ") as info:
+        agents.population(f"policy(w={weights}):1,truthful:2")
+    assert message in str(info.value) and len(str(info.value)) < 400
+
+
+def test_weights_round_trip_through_the_spec():
+    w = np.linspace(-2, 3, WEIGHTS)
+    np.testing.assert_allclose(parse_weights(format_weights(w)), w, rtol=1e-5, atol=1e-6)
+    assert F * 3 == WEIGHTS == 30
+
+
+def test_search_is_deterministic_and_resumes_from_its_store(tmp_path):
+    kwargs = {"seed": 5, "population": 4, "markets": 40, "rounds": 3, "eval_markets": 40}
+    direct = policy_search(SNIPE, generations=3, **kwargs)
+    again = policy_search(SNIPE, generations=3, **kwargs)
+    assert direct.deviation == again.deviation and direct.fresh == again.fresh
+    store = tmp_path / "search.jsonl"
+    policy_search(SNIPE, generations=2, store=store, **kwargs)
+    resumed = policy_search(SNIPE, generations=3, store=store, **kwargs)
+    assert resumed.deviation == direct.deviation and resumed.fresh == direct.fresh
+    assert len(store.read_text().splitlines()) == 1 + 3  # header and one line per generation
+    with pytest.raises(ConfigError, match="holds a search with other settings"):
+        policy_search(SNIPE, generations=3, store=store, **{**kwargs, "seed": 6})
+
+
+@pytest.mark.parametrize(("setting", "message"), [
+    ({"rounds": 1}, "rounds must be >= 2, got 1"), ({"population": 1}, "population must be in [4, 1000]"),
+    ({"sigma": float("nan")}, "sigma must be a finite number in (0, 4]"), ({"seed": -1}, "seed must be an integer"),
+])
+def test_bad_settings_are_refused(setting, message):
+    with pytest.raises(ConfigError) as info:
+        policy_search(SNIPE, **{"seed": 0, "generations": 1, **setting})
+    assert message in str(info.value)
+
+
+def test_fuzz_searches_the_policy_family_on_repeated_rounds_only():
+    result = fuzz(SNIPE, families=["policy", "shading"], budget=16, seed=1, markets=40, rounds=3, eval_markets=40)
+    policy_trials = [t for t in result.trials if t.deviation.family == "policy"]
+    assert len(policy_trials) == 8 and result.evaluations == 8 + len(result.trials) - 8
+    assert policy_trials[0].deviation.agent_spec.startswith("policy(w=")
+    small = fuzz(SNIPE, families=["policy", "shading"], budget=2, seed=1, markets=40, rounds=3, eval_markets=40)
+    assert sum(t.deviation.family == "policy" for t in small.trials) == 4  # the least population CMA-ES runs with
+    one_round = fuzz(SNIPE, families=["policy", "shading"], budget=4, seed=1, markets=40, rounds=1, eval_markets=40)
+    assert one_round.skipped["policy"] == "the policy search needs repeated rounds (rounds >= 2), got 1"
+
+
+@pytest.mark.slow
+def test_rediscovers_reserve_sniping():
+    """First price, public reserve 0.5, two truthful rivals: bidding just above the reserve wins at the
+    reserve whenever both rivals' values are below it. The policy search, told nothing about sniping,
+    reaches >= 90% of the reserve_sniping family's fresh gain, and its found bids sit at the reserve."""
+    family = fuzz(SNIPE, families=["reserve_sniping"], budget=12, seed=1, markets=300, rounds=6, min_trials=20)
+    found = policy_search(SNIPE, seed=1, markets=300)
+    assert found.fresh.mean >= 0.9 * family.fresh.mean, (found.fresh, family.fresh)
+    assert found.fresh.lo > 0  # the truthful start gains exactly 0 (test_default_policy_is_truthful_and_always_in)
+    ctx = Cell.model_validate(SNIPE.model_dump()).episode().context
+    state = init(ctx, None, 1, type("D", (), {"markets": 101})())
+    values = np.linspace(0.6, 1.0, 101)[:, None]
+    bids, enter = decide(found.weights, features(ctx, state, values), ctx.spec.action_high)
+    assert enter.all() and 0.5 <= np.median(bids) <= 0.6, bids.ravel()
+
+
+@pytest.mark.slow
+def test_rediscovers_exit_against_an_entry_fee():
+    """Second price with an entry fee of 0.1 among dropout agents: sitting out the rounds whose
+    expected surplus is below the fee pays. The search at least matches the exit family (dropout
+    timing); it sits out part of the rounds, and the unsearched truthful policy gains far less."""
+    family = fuzz(FEE, families=["exit"], budget=30, seed=1, markets=300, rounds=10, min_trials=40)
+    found = policy_search(FEE, seed=1, markets=300)
+    assert found.fresh.mean >= 0.9 * family.fresh.mean, (found.fresh, family.fresh)
+    truthful = Scorer(FEE).score(policy_deviation(TRUTHFUL), seed=found.fresh.seed, markets=2000, rounds=10)
+    assert truthful.hi < found.fresh.lo, (truthful, found.fresh)  # no search, no exits: far less
+    cell = Cell.model_validate({**FEE.model_dump(), "population": f"{found.deviation.agent_spec}:1,dropout:3",
+                                "markets": 500})
+    out = np.mean([(r.bids[:, 0] <= 0).mean() for r in play(cell.episode(), cell.rounds)])
+    assert 0.1 < out < 0.9, out  # it sits out (pays no fee) in some rounds and comes back in others
