@@ -19,7 +19,9 @@ games via simultaneous online dual averaging"). Plain best-response dynamics cyc
 auction (its best response to a pooled bid jumps just above it); the optimistic step damps the
 cycle, and the mixed strategies keep every rival distribution continuous. The answer is each grid
 value's mean bid, averaged over the last third of the iterates (Polyak averaging of the sampling
-noise); the two end values, whose cells are one-sided, are extrapolated from their neighbours.
+noise). Strategies are kept for the centres of V equal value cells, so that every cell's rivals
+surround its centre; the answer's table on the grid from the lowest to the highest value
+interpolates them (linearly extrapolated over the half cell at either end).
 
 The certificate is NashConv (Lanctot et al. 2017) for one deviator per group: the gain of the
 global best response (:func:`mecharena.agents.respond.respond` over [0, 2x the largest value])
@@ -37,7 +39,7 @@ import hashlib
 import json
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +93,7 @@ class _Game:
     config: Any
     counts: tuple[int, ...]  # (K,) bidders per group
     dists: tuple[ValueDistribution, ...]  # (K,)
-    values: tuple[FloatArray, ...]  # (K,) each (V,) the group's value grid
+    values: tuple[FloatArray, ...]  # (K,) each (V,) the centres of the group's V equal value cells
     bids: FloatArray  # (G,) the bid grid, bids[0] = 0
 
     @property
@@ -218,9 +220,9 @@ def solve_groups(mechanism: Mechanism, config: Any, groups: list[Group], *, grid
     high = min(1.5 * top if bid_high is None else bid_high, spec.action_high)
     if not (math.isfinite(high) and high > 0):
         raise ConfigError(f"bid_high must be a finite number > 0, got {high}")
-    game = _Game(mechanism, config, counts, dists, tuple(np.linspace(d.low, d.high, grid) for d in dists),
-                 np.linspace(0.0, high, bid_grid))
-    probe = _pure_sample(game, tuple(g.copy() for g in game.values), 64, seed, ("check",), 0)
+    game = _Game(mechanism, config, counts, dists, tuple(d.low + (np.arange(grid) + 0.5) * d.width / grid
+                                                         for d in dists), np.linspace(0.0, high, bid_grid))
+    probe = _pure_sample(game, game.values, 64, seed, ("check",), 0)
     check_private_values(mechanism, config, probe, bid=float(dists[0].low + dists[0].high) / 2)
     # Start from every bid, tilted towards low ones: where utility is flat (a type that cannot win)
     # the answer is the lowest bid, as an exact best response would choose.
@@ -245,26 +247,28 @@ def solve_groups(mechanism: Mechanism, config: Any, groups: list[Group], *, grid
         moves.append(float(max(np.abs(m - s @ game.bids).max() for m, s in zip(means, strategies, strict=True))))
         if t >= tail:
             averaged = [a + m / (iterations - tail) for a, m in zip(averaged, means, strict=True)]
-    tables = tuple(_ends(a) for a in averaged)
+    # The answer lives on the value grid from low to high; the cells' centres are half a cell in
+    # from either end, so the end entries extrapolate the two nearest cells linearly.
+    values = tuple(np.linspace(d.low, d.high, grid) for d in dists)
+    tables = tuple(np.maximum(_extrapolate(v, c, a), 0.0) for v, c, a in zip(values, game.values, averaged,
+                                                                               strict=True))
+    played = replace(game, values=values)
     out = []
     for k in range(len(groups)):
-        mean, lo, hi = _certify(game, tables, k, markets=certificate_markets, check_markets=check_markets, seed=seed)
-        out.append(Equilibrium(game.values[k], tables[k], mean, (lo, hi), iterations, tuple(moves)))
+        mean, lo, hi = _certify(played, tables, k, markets=certificate_markets, check_markets=check_markets,
+                                seed=seed)
+        out.append(Equilibrium(values[k], tables[k], mean, (lo, hi), iterations, tuple(moves)))
     return tuple(out)
 
 
-def _ends(table: FloatArray) -> FloatArray:
-    """The table with its two end entries extrapolated (quadratically) from their three neighbours.
-
-    An end value's mixed strategy is played by the rivals of a one-sided half cell (values above
-    it at the bottom, below it at the top), so its mean bid belongs to a value inside the grid.
-    """
-    if table.size < 5:
-        return table
-    out = table.copy()
-    out[0] = 3 * table[1] - 3 * table[2] + table[3]
-    out[-1] = 3 * table[-2] - 3 * table[-3] + table[-4]
-    return np.maximum(out, 0.0)
+def _extrapolate(x: FloatArray, xp: FloatArray, fp: FloatArray) -> FloatArray:
+    """``np.interp`` inside [xp[0], xp[-1]], linear through the two end points outside it."""
+    inside = np.interp(x, xp, fp)
+    if xp.size < 2:
+        return inside
+    below = fp[0] + (x - xp[0]) * (fp[1] - fp[0]) / (xp[1] - xp[0])
+    above = fp[-1] + (x - xp[-1]) * (fp[-1] - fp[-2]) / (xp[-1] - xp[-2])
+    return np.where(x < xp[0], below, np.where(x > xp[-1], above, inside))
 
 
 def _softmax(logits: FloatArray) -> FloatArray:
