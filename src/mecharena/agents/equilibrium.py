@@ -12,10 +12,10 @@ play the current strategies and clears every market once per grid bid of the sea
 (:func:`mecharena.agents.respond.clear_many`), which gives ``U_t(v, b) = v A(b) - P(b)`` for every
 grid value and bid on common random numbers. Each value's strategy then moves by optimistic
 entropic mirror ascent, ``log s_{t+1} = log s_t + eta (2 u_t - u_{t-1})`` on the relative utility
-``u_t = U_t / max_b U_t(v, b)`` (so a value that seldom wins learns as fast as one that often does;
-Rakhlin and Sridharan
-2013; in auctions: Bichler et al. 2023, "Computing Bayes-Nash equilibrium strategies in auction
-games via simultaneous online dual averaging"). Plain best-response dynamics cycle on the all-pay
+``u_t = U_t / max_b U_t(v, b)``, so that a value that seldom wins learns as fast as one that often
+does (optimistic steps: Rakhlin and Sridharan 2013; mirror ascent over discretised auction
+strategies: Bichler, Fichtl and Oberlechner, "Computing Bayes-Nash equilibrium strategies in
+auction games via simultaneous online dual averaging", SODA). Plain best-response dynamics cycle on the all-pay
 auction (its best response to a pooled bid jumps just above it); the optimistic step damps the
 cycle, and the mixed strategies keep every rival distribution continuous. The answer is each grid
 value's mean bid, averaged over the last third of the iterates (Polyak averaging of the sampling
@@ -47,6 +47,7 @@ import numpy as np
 
 from mecharena.agents.respond import Sample, check_private_values, clear_many, respond
 from mecharena.agents.values import ValueDistribution
+from mecharena.core.config import check_seed
 from mecharena.core.errors import ConfigError
 from mecharena.core.seeding import generator, lattice_uniforms
 from mecharena.core.types import FloatArray
@@ -200,6 +201,7 @@ def solve_groups(mechanism: Mechanism, config: Any, groups: list[Group], *, grid
     Raises:
         ConfigError: fewer than 2 bidders, settings out of range, or rules the search cannot play.
     """
+    seed = check_seed(seed, "seed")
     counts = tuple(int(c) for c, _ in groups)
     if not groups or min(counts) < 1 or sum(counts) < 2:
         raise ConfigError(f"groups must hold counts >= 1 and at least 2 bidders in all, got counts {list(counts)}")
@@ -224,8 +226,8 @@ def solve_groups(mechanism: Mechanism, config: Any, groups: list[Group], *, grid
                                                          for d in dists), np.linspace(0.0, high, bid_grid))
     probe = _pure_sample(game, game.values, 64, seed, ("check",), 0)
     check_private_values(mechanism, config, probe, bid=float(dists[0].low + dists[0].high) / 2)
-    # Start from every bid, tilted towards low ones: where utility is flat (a type that cannot win)
-    # the answer is the lowest bid, as an exact best response would choose.
+    # Start from every bid, tilted towards low ones, so that a value whose utility is flat in its
+    # bid (it cannot win on the sample) bids low, as an exact best response would.
     logits = [np.tile(-3.0 * game.bids / high, (grid, 1)) for _ in groups]
     previous: list[FloatArray | None] = [None] * len(groups)
     moves, averaged, tail = [], [np.zeros(grid) for _ in groups], iterations - iterations // 3
