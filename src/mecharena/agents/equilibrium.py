@@ -60,14 +60,14 @@ _MEMORY: dict[str, "Equilibrium"] = {}
 
 @dataclass(frozen=True, slots=True)
 class Equilibrium:
-    """A symmetric bid function and its certificate."""
+    """A bid function (one group's, or every bidder's when symmetric) and its certificate."""
 
     values: FloatArray  # (V,)  value grid
     bids: FloatArray  # (V,)  the equilibrium bid at each grid value
     gain: float  # best single deviation's gain per round (fresh sample)
     gain_ci95: tuple[float, float]
     iterations: int
-    moves: tuple[float, ...]  # max |BR_k - b_k| per iteration
+    moves: tuple[float, ...]  # per iteration: the largest change of a grid value's mean bid
 
     def bid(self, values: FloatArray) -> FloatArray:
         """Bids for values of any shape (linear between grid values, constant beyond)."""
