@@ -22,7 +22,7 @@ def test_api_design_serves_an_llm_designer(tiny_model_dir, tmp_path):
                                   "max_tokens": 600}))
     observation = DesignerEnv(stage=2).reset(seed=0)
     body = {"policy": f"llm:{config}", "stage": 2, "observation": observation}
-    with serving(build_app(policy_files=True)) as url, httpx.Client(base_url=url.removesuffix("/v1"),
+    with serving(build_app(policy_files=True, policy_dir=str(tmp_path))) as url, httpx.Client(base_url=url.removesuffix("/v1"),
                                                                     timeout=120) as http:
         response = http.post("/api/design", json=body)
     assert response.status_code == 200, response.text

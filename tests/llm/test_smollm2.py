@@ -57,7 +57,7 @@ def test_two_smollm2_bidders_play_twenty_rounds_with_valid_actions(smollm2, tmp_
     episode = make_episode(mechanisms.get("first_price"), {"reserve_price": 0.1}, population, markets=1, seed=0)
     con = connect(record_episode(episode, tmp_path / "market", rounds=20))
     kinds = dict(con.execute("SELECT kind, count(*) FROM traces GROUP BY kind").fetchall())
-    assert kinds == {"prompt": 40, "response": 40, "action": 40}  # no repair, no fallback, no error
+    assert kinds == {"prompt": 40, "response": 40, "action": 40, "outcome": 40}  # every request valid: no repair, no fallback
     cleared = {(r, s): (bid, active) for r, s, bid, active in
                con.execute("SELECT round, seat, bid, active FROM events WHERE seat < 2").fetchall()}
     for r, s, text in con.execute("SELECT round, seat, text FROM traces WHERE kind = 'action'").fetchall():
