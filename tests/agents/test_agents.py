@@ -67,11 +67,10 @@ def test_secret_reserve_is_planned_as_zero_and_public_reserve_shapes_bids():
     np.testing.assert_allclose(public, first_price_bne(v, 2, 0.5))
 
 
-def test_bne_refuses_mechanisms_without_a_closed_form():
-    with pytest.raises(ConfigError, match=r"^bne has no closed-form equilibrium for k_double"):
+def test_bne_refuses_what_neither_a_closed_form_nor_the_solver_can_play():
+    """Two-sided markets have no closed form and the symmetric solver covers one-sided ones only."""
+    with pytest.raises(ConfigError, match=r"^bne has no closed form for k_double .*solver cannot play it: .*one-sided"):
         act("bne", context("k_double", {"buyers": 1}, 2), np.ones((1, 2)))
-    with pytest.raises(ConfigError, match=r"^bne has no closed form with entry_fee > 0"):
-        act("bne", context("first_price", {"entry_fee": 0.1}, 2), np.ones((1, 2)))
 
 
 def test_distributions_invert_their_cdf():
