@@ -145,7 +145,7 @@ def fuzz(
     threshold: float = 1e-3,
     min_trials: int = 8,
     starts: bool = True,
-    samples: int = 20_000,
+    samples: int | None = None,
     on_trial: Callable[[Trial, int], None] | None = None,
 ) -> FuzzResult:
     """Search for the most profitable deviation from ``target``'s population.
@@ -175,7 +175,8 @@ def fuzz(
         min_trials: proposals per study before early stopping is considered.
         starts: evaluate each family's start points first (off: the sampler alone, e.g. to
             measure how the search's gain grows with budget).
-        samples: market-rounds the discovery engine fits its best response (or the ring's) on.
+        samples: market-rounds the discovery engine fits its best response (or the ring's) on
+            (default: one search evaluation's, ``markets`` x ``rounds``).
         on_trial: called with each scored trial and the evaluation count (progress bars).
 
     Raises:
@@ -222,6 +223,7 @@ def fuzz(
                              generations=max(1, per_family // size), population=size, markets=markets,
                              rounds=rounds, sigma=policy_search.SIGMA, start=policy_search.TRUTHFUL,
                              on_candidate=record)
+    samples = markets * rounds if samples is None else samples
     response, ring, engine_best = None, None, float("-inf")
     engine_trials: list[Trial] = []
     for family in (f for f in usable if f.engine and f.name != policy_search.FAMILY):
