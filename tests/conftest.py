@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from hypothesis import settings
 
-from mecharena import agents, mechanisms
+from mecharena import agents, mechanisms, plugins
+from mecharena.fuzz.families import FAMILIES
 from mecharena.metrics import summarize
 from mecharena.sim import simulate
 
@@ -22,6 +23,16 @@ def within(metric: dict, expected: float, sigmas: float = 4.0) -> bool:
     lo, hi = metric["ci95"]
     half = (hi - lo) / 2 * sigmas / 1.959963984540054
     return abs(metric["mean"] - expected) <= half
+
+
+@pytest.fixture
+def isolated_registries(monkeypatch):
+    """Plug-ins loaded by a test (directly or through the CLI) are forgotten after it."""
+    for registry in (mechanisms.REGISTRY, agents.REGISTRY, FAMILIES):
+        monkeypatch.setattr(registry, "_entries", dict(registry._entries))
+        monkeypatch.setattr(registry, "_sources", dict(registry._sources))
+    monkeypatch.setattr(plugins, "_LOADED", {})
+    monkeypatch.setenv(plugins.ENV_VAR, "")
 
 
 @pytest.fixture

@@ -72,7 +72,7 @@ def test_simulate_human_output_is_a_table():
     (["--mechanism", "second_price", "--population", "truthful:3", "--set", "reserve"], "--set expects key=value"),
     (["--mechanism", "second_price", "--population", "robot:3"], "unknown agent 'robot'"),
     (["--mechanism", "k_double", "--population", "truthful:3", "--set", "buyers=1"] + [], None),
-    (["--mechanism", "k_double", "--population", "bne:3", "--set", "buyers=1"], "bne has no closed-form"),
+    (["--mechanism", "k_double", "--population", "bne:3", "--set", "buyers=1"], "bne has no closed form for k_double"),
     (["--mechanism", "mcafee", "--population", "truthful:2", "--set", "buyers=2"], "buyers must be < the number"),
     (["--mechanism", "second_price", "--population", "truthful:3", "--markets", "0"], "markets must be in"),
     (["--mechanism", "second_price", "--population", "truthful:3", "--values", "normal"], "kind must be one of"),

@@ -5,11 +5,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mecharena import agents, mechanisms, plugins
+from mecharena import mechanisms, plugins
 from mecharena.agents import equilibrium
 from mecharena.agents.values import ValueDistribution
 from mecharena.core.errors import ConfigError
-from mecharena.fuzz.families import FAMILIES
 
 ALL_PAY = Path(__file__).resolve().parents[2] / "examples" / "plugins" / "all_pay.py"
 UNIFORM = ValueDistribution()
@@ -17,13 +16,8 @@ TINY = {"grid": 9, "bid_grid": 17, "markets": 64, "iterations": 4, "certificate_
 
 
 @pytest.fixture
-def all_pay(monkeypatch):
+def all_pay(isolated_registries):
     """The all-pay plug-in, forgotten after the test (registries restored)."""
-    for registry in (mechanisms.REGISTRY, agents.REGISTRY, FAMILIES):
-        monkeypatch.setattr(registry, "_entries", dict(registry._entries))
-        monkeypatch.setattr(registry, "_sources", dict(registry._sources))
-    monkeypatch.setattr(plugins, "_LOADED", {})
-    monkeypatch.setenv(plugins.ENV_VAR, "")
     plugins.load(str(ALL_PAY), check=False)
     return mechanisms.REGISTRY.get("all_pay")
 

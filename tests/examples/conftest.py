@@ -1,3 +1,8 @@
 """Every test here starts from the built-in registries and leaves them as it found them."""
 
-from tests.plugins.conftest import isolated_registries  # noqa: F401 (the same autouse fixture)
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _isolated(isolated_registries):
+    """Every test here runs with the registries isolated (tests/conftest.py)."""

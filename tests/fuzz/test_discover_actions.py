@@ -132,6 +132,7 @@ def test_k_double_buyers_shade_and_sellers_overstate():
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("isolated_registries")
 def test_identity_rebate_is_exploited_with_false_names():
     """The planted per-identity rebate: the search over m = 1..6 identities, the own bid and the false
     names' bid reaches >= 90% of the exact exploitability (``true_exploitability(4)``) on a fresh seed."""
@@ -145,6 +146,7 @@ def test_identity_rebate_is_exploited_with_false_names():
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("isolated_registries")
 def test_fuzz_searches_sellers_and_false_names_with_the_engine():
     """``fuzz``'s engine family scores a buyer's and a seller's response in two-sided markets, and
     searches false names where the mechanism merges identities."""

@@ -107,7 +107,8 @@ def test_combination_an_agent_cannot_play_is_caught_before_running():
     text = SMALL.replace("id: mcafee", "id: cda").replace("    populations: [truthful]\n", "")
     message = error(text)
     assert message.startswith("spec.yaml:8: mechanisms[2]: mcafee cannot run with population 'bne' (line 13) under "
-                              "information 'sealed', enforcement 'none': bne has no closed-form equilibrium for cda")
+                              "information 'sealed', enforcement 'none': bne has no closed form for cda with this "
+                              "config and the equilibrium solver cannot play it")
     assert message.count("\n") == 0  # one message per mechanism and population
 
 

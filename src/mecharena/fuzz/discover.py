@@ -113,47 +113,55 @@ def sample_cell(cell: Cell, role: Role = "first") -> Sample:
 
 
 def describe(values: FloatArray, bids: FloatArray, tol: float = 0.02) -> str:
-    """The bid function in words: value ranges where it abstains, bids its value, or a multiple of it.
+    """The bid function in words: value ranges where it abstains, bids its value, a multiple of it, or one
+    price whatever the value. A point that fits both abstaining and bidding its value (a value near 0 bid 0)
+    joins its neighbour's range.
 
     >>> describe(np.linspace(0, 1, 5), np.array([0.0, 0.0, 0.5, 1.35, 1.8]))
-    'abstains for values up to 0.25; bids its value at 0.5; bids 1.8x value above 0.75'
+    'abstains for values up to 0.25; bids its value at 0.5; bids 1.8x value from 0.75'
+    >>> describe(np.linspace(0, 1, 5), np.array([0.0, 0.25, 0.5, 0.7, 0.7]))
+    'bids its value for values up to 0.5; bids 0.7 from 0.75'
     """
-    kinds = []
+    kinds: list[str | None] = []
     for v, b in zip(values, bids, strict=True):
-        if b <= 0 and v > tol:
-            kinds.append(("abstain", 0.0))
-        elif abs(b - v) <= tol * max(1.0, abs(v)):
-            kinds.append(("truthful", 1.0))
-        else:
-            kinds.append(("ratio", b / v if v > 0 else math.inf))
+        truthful = abs(b - v) <= tol * max(1.0, abs(v))
+        kinds.append(None if truthful and b <= tol else "abstain" if b <= 0 else "truthful" if truthful else "bid")
+    known = [i for i, kind in enumerate(kinds) if kind is not None]
+    if not known:
+        return "bids its value at every value"
+    kinds = [kind or kinds[min((i for i in known if i > j), default=known[-1])] for j, kind in enumerate(kinds)]
     segments: list[list[int]] = []
-    for i, (kind, ratio) in enumerate(kinds):
-        last = segments[-1][-1] if segments else None
-        if last is not None and kinds[last][0] == kind and (
-                kind != "ratio" or _close(ratio, np.median([kinds[j][1] for j in segments[-1]]))):
-            segments[-1].append(i)
+    for i, kind in enumerate(kinds):
+        seg = segments[-1] if segments else []
+        if seg and kinds[seg[-1]] == kind and (kind != "bid" or _same_rule(values, bids, seg + [i], tol)):
+            seg.append(i)
         else:
             segments.append([i])
     parts = []
     for k, seg in enumerate(segments):
         lo, hi = float(values[seg[0]]), float(values[seg[-1]])
-        where = (f"for values up to {hi:.3g}" if k == 0 and len(segments) > 1 else
-                 f"above {float(values[seg[0] - 1]):.3g}" if k == len(segments) - 1 and k > 0 else
+        where = ("at every value" if len(segments) == 1 else f"for values up to {hi:.3g}" if k == 0 else
+                 f"from {lo:.3g}" if k == len(segments) - 1 and lo != hi else
                  f"at {lo:.3g}" if lo == hi else f"for values {lo:.3g}-{hi:.3g}")
-        kind = kinds[seg[0]][0]
-        if len(segments) == 1:
-            where = "at every value"
+        kind, seg_bids = kinds[seg[0]], bids[seg]
         if kind == "abstain":
             parts.append(f"abstains {where}")
         elif kind == "truthful":
             parts.append(f"bids its value {where}")
+        elif len(seg) > 1 and np.ptp(seg_bids) <= tol * max(1.0, float(np.abs(seg_bids).max())):
+            parts.append(f"bids {float(np.median(seg_bids)):.3g} {where}")
         else:
-            ratios = [kinds[j][1] for j in seg if math.isfinite(kinds[j][1])]
-            if ratios:
-                parts.append(f"bids {np.median(ratios):.2g}x value {where}")
-            else:
-                parts.append(f"bids {float(bids[seg[0]]):.3g} {where}")
+            ratios = [float(bids[j] / values[j]) for j in seg if values[j] > 0]
+            parts.append(f"bids {np.median(ratios):.2g}x value {where}" if ratios else
+                         f"bids {float(seg_bids[0]):.3g} {where}")
     return "; ".join(parts)
+
+
+def _same_rule(values: FloatArray, bids: FloatArray, seg: list[int], tol: float) -> bool:
+    """The points ``seg`` follow one rule: the same multiple of the value, or the same bid."""
+    same_bid = np.ptp(bids[seg]) <= tol * max(1.0, float(np.abs(bids[seg]).max()))
+    ratios = [float(bids[j] / values[j]) for j in seg if values[j] > 0]
+    return bool(same_bid) or (len(ratios) == len(seg) and _close(min(ratios), max(ratios)))
 
 
 def _close(a: float, b: float) -> bool:
