@@ -1,7 +1,11 @@
-# mecharena designer environment as an OpenEnv server: docker build -t mecharena . && docker run -p 8000:8000 mecharena
+# mecharena designer environment as an OpenEnv server:
+#   docker build -t mecharena . && docker run -p 8000:8000 -e MECHARENA_TOKEN=a-long-secret mecharena
+# Off loopback the server refuses to start without a bearer token (clients send Authorization: Bearer TOKEN).
 FROM python:3.11-slim
 
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+# numba caches compiled kernels under /tmp: the one writable place when the image runs read-only or as
+# another user (without it the first kernel fails with "no locator available").
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 NUMBA_CACHE_DIR=/tmp/numba
 WORKDIR /app
 
 COPY pyproject.toml README.md ./
@@ -9,7 +13,7 @@ COPY src ./src
 COPY openenv.yaml ./
 RUN pip install ".[server]"
 
-# Run unprivileged; numba falls back to a cache under the home directory (site-packages is read-only).
+# Run unprivileged.
 RUN useradd --create-home mecharena
 USER mecharena
 

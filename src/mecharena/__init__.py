@@ -7,8 +7,17 @@ markets and ``mecharena.metrics`` summarises them.
 
 from importlib.metadata import PackageNotFoundError, version
 
+import gymnasium
+
 try:  # the installed distribution's version: pyproject.toml is its one source
     __version__ = version("mecharena")
 except PackageNotFoundError:  # a source tree on sys.path that was never installed
     __version__ = "0+unknown"
 del PackageNotFoundError, version
+
+#: Gymnasium envs, registered by name on import: ``gymnasium.make`` loads the module on first use.
+ENVS = {"mecharena/Designer-v0": "mecharena.designer.gym:DesignerGymEnv"}
+for _id, _entry in ENVS.items():
+    if _id not in gymnasium.registry:
+        gymnasium.register(id=_id, entry_point=_entry)
+del _id, _entry

@@ -26,6 +26,10 @@ out = make_console()
 err = make_console(stderr=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="print one JSON object instead of tables")]
+ValuesOption = Annotated[str, typer.Option(help=(
+    "value distribution: uniform | power:shape=2 | exponential:shape=3 | empirical:path=values.csv[,column=NAME] "
+    "(a CSV of values: the first column, or the one named); add common=C for interdependent values, e.g. "
+    "uniform:common=1 (a pure common value: the mean signal)"))]
 
 
 def fail(exc: Exception) -> typer.Exit:
@@ -180,9 +184,7 @@ def simulate(
     markets: Annotated[int, typer.Option(help="independent markets B")] = 1000,
     rounds: Annotated[int, typer.Option(help="rounds per market T")] = 10,
     seed: SeedOption = 0,
-    values: Annotated[str, typer.Option(help="value distribution: uniform | power:shape=2 | exponential:shape=3")] = (
-        "uniform"
-    ),
+    values: ValuesOption = "uniform",
     info: Annotated[list[str] | None, typer.Option(
         "--info", help="information policy flag key=value, e.g. winner_identity=true (see `mecharena rules`)")] = None,
     enforce: Annotated[list[str] | None, typer.Option(
@@ -428,7 +430,7 @@ def fuzz_command(
     seed: SeedOption = 0,
     info: Annotated[list[str] | None, typer.Option("--info", help="information policy key=value")] = None,
     enforce: Annotated[list[str] | None, typer.Option("--enforce", help="enforcement key=value")] = None,
-    values: Annotated[str, typer.Option(help="value distribution")] = "uniform",
+    values: ValuesOption = "uniform",
     sampler: Annotated[str, typer.Option(help="tpe or cmaes")] = "tpe",
     restarts: Annotated[int, typer.Option(help="independent studies per family")] = 1,
     markets: Annotated[int, typer.Option(help="markets per search evaluation")] = 400,
@@ -634,7 +636,7 @@ def metagame(
     players: Annotated[int, typer.Option(help="players n of the symmetric game")] = 3,
     markets: Annotated[int, typer.Option(help="markets per profile")] = 2000,
     rounds: Annotated[int, typer.Option(help="rounds per market")] = 1,
-    values: Annotated[str, typer.Option(help="value distribution")] = "uniform",
+    values: ValuesOption = "uniform",
     seed: SeedOption = 0,
     intended: Annotated[str | None, typer.Option(
         help="the intended strategy (default: truthful where dominant, else bne)")] = None,

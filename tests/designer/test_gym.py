@@ -21,7 +21,16 @@ from mecharena.core.errors import ConfigError, InvalidActionError
 from mecharena.designer import core
 from mecharena.designer.action import COALITIONS, RULES, MechanismAction
 from mecharena.designer.env import DesignerEnv
-from mecharena.designer.gym import ENV_ID, DesignerGymEnv, from_action, to_action, to_mechanism
+from mecharena.designer.gym import (
+    ENV_ID,
+    FLAT_WIDTH,
+    DesignerGymEnv,
+    FlatActions,
+    flatten_action,
+    from_action,
+    to_action,
+    to_mechanism,
+)
 from mecharena.designer import population
 from mecharena.designer.population import STAGES, sample
 
@@ -122,18 +131,22 @@ def test_make_after_import_and_by_module_prefix():
     env = gymnasium.make(ENV_ID, stage=2)
     obs, _ = env.reset(seed=0)
     assert env.unwrapped.stage == 2 and obs[core.PROXY_COLUMN + len(core.PROXIES) + 1] == 1.0  # stage_2
-    # a fresh interpreter: make imports the module by its prefix; importing it again registers nothing
-    # anew (warnings are errors there, so an "Overriding environment" warning would fail)
-    code = ("import importlib, gymnasium\n"
-            "env = gymnasium.make('mecharena.designer.gym:mecharena/Designer-v0')\n"
-            "import mecharena.designer.gym as module\n"
-            "importlib.reload(module)\n"
+    # fresh interpreters: `import mecharena` registers the env (the designer module loads on make), and
+    # make by the module prefix imports the package; importing again registers nothing anew (warnings
+    # are errors there, so an "Overriding environment" warning would fail)
+    code = ("import importlib, sys, gymnasium, mecharena\n"
+            "assert 'mecharena.designer.gym' not in sys.modules\n"
             "env = gymnasium.make('mecharena/Designer-v0', stage=3)\n"
             "obs, info = env.reset(seed=0)\n"
-            "assert info['stage'] == 3, info\n")
-    done = subprocess.run([sys.executable, "-W", "error", "-c", code], check=False, capture_output=True, text=True,
-                          timeout=120)
-    assert done.returncode == 0, done.stderr
+            "assert info['stage'] == 3, info\n"
+            "importlib.reload(mecharena)\n")
+    prefixed = ("import gymnasium\n"
+                "env = gymnasium.make('mecharena:mecharena/Designer-v0', stage=3)\n"
+                "assert env.reset(seed=0)[1]['stage'] == 3\n")
+    for source in (code, prefixed):
+        done = subprocess.run([sys.executable, "-W", "error", "-c", source], check=False, capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
 
 
 def test_conversions_roundtrip():
@@ -152,6 +165,40 @@ def test_conversions_roundtrip():
         assert all(np.array_equal(back[k], sampled[k]) for k in sampled)
     moved = from_action(MechanismAction(reserve_change=0.1), current_reserve=0.5)
     assert moved["reserve"].tolist() == [0.6]
+
+
+def test_flat_actions_reach_every_mechanism_and_refuse_bad_vectors():
+    env = FlatActions(DesignerGymEnv(stage=2))
+    for action in [MechanismAction(), *random_actions(1, 30)]:
+        flat = flatten_action(from_action(action))
+        assert flat.astype(np.float32) in env.action_space
+        expected, got = core.Mechanism.from_actions([action], np.zeros(1)), to_mechanism(env.action(flat))
+        assert all(np.allclose(getattr(got, f.name), getattr(expected, f.name), atol=1e-12)
+                   for f in fields(core.Mechanism))
+    rule = np.full(FLAT_WIDTH, -1.0)
+    rule[RULES.index("pay_as_bid")] = 0.2  # the highest score plays, whatever its sign
+    assert to_action(env.action(rule)).rule == "pay_as_bid"
+    for vector in (np.zeros(FLAT_WIDTH - 1), np.full(FLAT_WIDTH, 1.5), np.full(FLAT_WIDTH, np.nan), "vcg"):
+        with pytest.raises(ConfigError, match=f"a flat action must be {FLAT_WIDTH} finite numbers in \\[-1, 1\\]"):
+            env.action(vector)
+
+
+def test_stable_baselines3_ppo_trains_on_the_flat_env():
+    """The wrapped env passes SB3's own checker and its PPO runs 1,000 steps and then plays."""
+    torch = pytest.importorskip("torch")
+    sb3 = pytest.importorskip("stable_baselines3")
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    torch.set_num_threads(1)
+    env = FlatActions(gymnasium.make(ENV_ID, stage=2))
+    sb3_check_env(env, warn=False)
+    model = sb3.PPO("MlpPolicy", env, n_steps=250, batch_size=50, n_epochs=2, seed=0, device="cpu")
+    model.learn(total_timesteps=1_000)
+    assert model.num_timesteps >= 1_000
+    obs, _ = env.reset(seed=3)
+    action, _ = model.predict(obs, deterministic=True)
+    _, reward, *_ = env.step(action)
+    assert 0.0 <= reward <= 1.0
 
 
 def bad(**changes) -> dict:

@@ -403,6 +403,58 @@ def test_openenv_validate_url_passes(url):
     assert report["passed"] is True and report["standard_profile"] == "openenv-http/1.x"
 
 
+def runtime_plan() -> dict:
+    """A runtime plan for ``openenv validate .`` (the JSON it reads from ``validation.execution.probe_path``):
+    a reset to stage 3 with a fixed episode id, then a whole 25-step episode, so ``done`` turns true within the
+    plan. The actions cycle every rule, coalition policy, reserve form, information flag and penalty."""
+    return {"plan_schema_version": "1",
+            "reset": {"episode_id": "openenv-validate-0", "seed": 0, "options": {"stage": 3}},
+            "actions": [{"rule": RULES[t % len(RULES)],
+                         "coalition": ("allow", "restrict", "penalize_suspected", "penalize_confirmed")[t % 4],
+                         **({"reserve": (t % 10) / 10}, {"reserve_change": (-0.1, 0.1)[t % 2]}, {})[t % 3],
+                         **({"competing_bids": True, "winner_identity": True, "bid_distribution": True} if t % 2
+                            else {}),
+                         **({"shill_penalty": 1.0, "withdrawal_penalty": 0.5, "collusion_penalty": 3.0}
+                            if t % 5 == 4 else {})} for t in range(25)]}
+
+
+def test_openenv_runtime_graders_pass(url, tmp_path):
+    """openenv's own runtime collector and graders, as ``openenv validate .`` runs them once a provider has
+    started the server: rewards inside openenv.yaml's declared range, observations that match ``/schema``, and
+    state that keeps the reset's episode id and counts the steps.
+
+    ``openenv validate .`` itself cannot run them here: openenv's one runtime provider builds the Dockerfile
+    and runs the image under Docker, so this test replays the same plan against a loopback server instead.
+    """
+    collector = pytest.importorskip("openenv.validation.runtime.collector",
+                                    reason="this openenv build has no runtime collector")
+    from openenv.validation import CheckStatus, RewardDeclaration, Subject
+    from openenv.validation.graders.runtime.basic import (ObservationSchemaGrader, RewardWellFormedGrader,
+                                                         StateContractGrader)
+    from openenv.validation.parsers.openenv_yaml import OpenEnvYamlParser
+    from openenv.validation.runtime.contracts import RuntimePlan
+
+    root = Path(__file__).resolve().parents[2]
+    manifest = OpenEnvYamlParser().parse(root)
+    plan = RuntimePlan.model_validate(runtime_plan())  # the sidecar's own schema and size limits
+    evidence = collector.collect_runtime_evidence(url, plan, episode_timeout_s=manifest.resources.episode_timeout_s)
+    assert evidence.failure_reason is None, evidence.failure_reason
+    steps = [json.loads(e.response_json)["data"] for e in evidence.exchanges if e.operation == "step"]
+    assert len(steps) == 25 and steps[-1]["done"] is True and not any(s["done"] for s in steps[:-1])
+
+    def grade(manifest) -> dict:
+        subject = Subject(root=root, manifest=manifest, image_ref=None, running=None, outputs_dir=tmp_path,
+                          runtime_evidence=evidence)
+        return {g.check_id: g.run(subject) for g in (RewardWellFormedGrader(), ObservationSchemaGrader(),
+                                                     StateContractGrader())}
+
+    results = grade(manifest)
+    assert {k: r.status for k, r in results.items()} == dict.fromkeys(results, CheckStatus.PASS), results
+    # The graders look at the evidence: a range that the plan's rewards leave fails (not vacuously passing).
+    narrow = manifest.model_copy(update={"reward": RewardDeclaration(range=(0.0, 0.1), floor_margin=0.1)})
+    assert grade(narrow)["runtime.reward_well_formed"].status is CheckStatus.FAIL
+
+
 def test_importing_the_server_does_not_import_openenv():
     code = ("import sys, mecharena.server.app, mecharena.benchmarks.serve; "
             "assert not {'openenv', 'gradio', 'fastapi'} & set(sys.modules), sorted(sys.modules)")

@@ -234,9 +234,20 @@ def test_mcp_refuses_work_over_the_limit():
                   "restarts": 16}),
         ("simulate", {"mechanism": "second_price", "population": "truthful:3", "markets": 1_000_000,
                       "rounds": 10_000}),
+        ("evaluate_designer", {"policy": "oracle", "stage": 5, "episodes": 48}),  # ~48 s at 1 s an episode
     ]:
         with pytest.raises(Exception, match=f"over the limit of {MAX_WORK:,} per call"):
             asyncio.run(server.call_tool(name, arguments))
+    with pytest.raises(Exception, match=r"episodes x populations x steps x menu = 48 x 20 x 25 x 420 .*lower episodes"):
+        asyncio.run(server.call_tool("evaluate_designer", {"policy": "oracle", "episodes": 48}))
+
+
+def test_mcp_refuses_value_distributions_that_read_server_files():
+    server = build_server()
+    for name, extra in [("simulate", {"markets": 10, "rounds": 1}), ("fuzz", {"budget": 1})]:
+        with pytest.raises(Exception, match=r"values 'empirical:path=/etc/hostname' reads a file on the server"):
+            asyncio.run(server.call_tool(name, {"mechanism": "second_price", "population": "truthful:3",
+                                                "values": "empirical:path=/etc/hostname", **extra}))
 
 
 def test_mcp_seeds_are_bounded():

@@ -59,3 +59,25 @@ def test_single_market_uses_rounds_as_units():
     x = np.arange(10.0).reshape(10, 1)
     m = mean_ci(x)
     assert m["mean"] == 4.5 and m["ci95"][0] < 4.5 < m["ci95"][1]
+
+
+@pytest.mark.parametrize("spec", ["sybil(m=3):1,truthful:3", "truthful:1,sybil(m=4):1,truthful:2"])
+def test_false_names_move_nobody_elses_draws(spec):
+    """Common random numbers keyed by identity: a population with false names and the same agents
+    without them give every own seat the same values and tie-breaking priorities, market by market
+    (a deviation that adds seats is compared on the same markets)."""
+    from mecharena.metrics.harness import Cell
+    from mecharena.sim.loop import initial_state, play_round
+
+    def first_round(population):
+        episode = Cell(mechanism="second_price", population=population, markets=64, rounds=1, seed=3).episode()
+        _, record = play_round(episode, initial_state(episode))
+        return episode.owner, record
+
+    _, plain = first_round("truthful:4")
+    owner, split = first_round(spec)
+    own = owner == np.arange(owner.size)
+    assert own.sum() == 4 and not own.all()
+    assert np.array_equal(split.values[:, own], plain.values)
+    assert np.array_equal(split.priority[:, own], plain.priority)
+    assert np.array_equal(split.values, split.values[:, owner])  # false names carry their owner's value

@@ -10,7 +10,7 @@ It explores with probability ``explore``.
 from mecharena.agents import _identities as ids
 from mecharena.agents.base import AgentType
 
-VERSION = 2
+VERSION = 3
 
 
 def act(context, params, state, values, draws):

@@ -26,6 +26,15 @@ cached), linear between its grid values.
 
 The integral is evaluated on a grid of 4,096 intervals with 8-point Gauss-Legendre per
 interval (exact for the polynomial G of uniform values) and interpolated linearly.
+
+With interdependent values (``ValueDistribution.common`` = c > 0: value_i = (1 - c) s_i + c mean_j s_j
+of i.i.d. signals s with CDF F) the symmetric equilibria without a reserve are (Milgrom and Weber
+1982; Krishna, *Auction Theory*, 2nd ed., ch. 6) ``b(x) = w(x)`` in second price and
+``b(x) = integral_0^x w dG / G(x)`` in first price, where G = F^(n-1) and ``w(y) = v(y, y) =
+(1 - c) y + (c / n) (2 y + (n - 2) E[s | s < y])`` is the value of a bidder whose signal ties the
+highest of the others'. With uniform signals ``w(y) = y ((1 - c) + c (n + 2) / (2 n))``. Other
+mechanisms, or a reserve, have no closed form here with common values, and the solver plays private
+values only: ``bne`` refuses them.
 """
 
 import math
@@ -85,15 +94,36 @@ def shaded_bids(dist: ValueDistribution, values: FloatArray, n: int, k: int, res
     return np.where(values >= start, np.maximum(np.interp(values, grid, curve), entry), values)
 
 
+def common_value_bids(dist: ValueDistribution, signals: FloatArray, n: int, first_price: bool) -> FloatArray:
+    """Symmetric equilibrium bids with interdependent values and no reserve (module docstring): w(x) in
+    second price, E[w(Y) | Y < x] over the highest other signal Y in first price."""
+    grid = np.linspace(dist.low, dist.high, _GRID + 1)
+    f = dist.cdf(grid)
+    middle = (grid[1:] + grid[:-1]) / 2
+    below = np.concatenate([[0.0], np.cumsum(middle * np.diff(f))])  # integral of s dF up to y
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean_below = np.where(f > 0, below / f, grid)  # E[s | s < y]
+    w = (1 - dist.common) * grid + dist.common / n * (2 * grid + (n - 2) * mean_below)
+    if first_price:
+        g = f ** (n - 1)
+        paid = np.concatenate([[0.0], np.cumsum((w[1:] + w[:-1]) / 2 * np.diff(g))])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            w = np.where(g > 0, paid / g, w)
+    return np.interp(signals, grid, w)
+
+
 def auction_bids(context: MarketContext, values: FloatArray, agent: str, power: float = 1.0) -> FloatArray | None:
     """Equilibrium bids in first price and unit-demand pay-as-bid (None for other mechanisms).
 
     Raises:
-        ConfigError: an entry fee, or multi-unit demand (no closed form).
+        ConfigError: an entry fee, multi-unit demand or common values (no closed form).
     """
     name, config = context.mechanism.name, context.config
     if name not in ("first_price", "pay_as_bid"):
         return None
+    if context.values.common > 0:
+        raise ConfigError(f"{agent} has no closed form with common values (common={context.values.common}); "
+                          f"use private values (common=0)")
     if getattr(config, "entry_fee", 0.0) > 0:
         raise ConfigError(f"{agent} has no closed form with entry_fee > 0; set entry_fee=0")
     if getattr(config, "demand", 1) != 1:
@@ -104,6 +134,8 @@ def auction_bids(context: MarketContext, values: FloatArray, agent: str, power: 
 
 def act(context: MarketContext, params, state, values: FloatArray, draws) -> FloatArray:
     name, config = context.mechanism.name, context.config
+    if context.values.common > 0:
+        return _common_value_act(context, values)
     if name in ("first_price", "pay_as_bid") and getattr(config, "entry_fee", 0.0) == 0:
         bids = auction_bids(context, values, "bne")
         if bids is not None:
@@ -118,6 +150,16 @@ def act(context: MarketContext, params, state, values: FloatArray, draws) -> Flo
         raise ConfigError(f"bne has no closed form for {name} with this config and the equilibrium solver cannot "
                           f"play it: {exc}") from None
     return found.bid(values)
+
+
+def _common_value_act(context: MarketContext, signals: FloatArray) -> FloatArray:
+    name, config = context.mechanism.name, context.config
+    plain = getattr(config, "reserve_price", 0.0) == 0 and getattr(config, "entry_fee", 0.0) == 0
+    if name not in ("first_price", "second_price") or not plain:
+        raise ConfigError(f"bne has no closed form for {name} with common values (common={context.values.common})"
+                          f"{'' if plain else ' and a reserve or entry fee'}; closed forms cover first and second "
+                          f"price without a reserve or entry fee, and the equilibrium solver plays private values")
+    return common_value_bids(context.values, signals, context.n_agents, name == "first_price")
 
 
 AGENT = AgentType(name="bne", version=VERSION, summary="symmetric Bayes-Nash equilibrium bid", act=act)

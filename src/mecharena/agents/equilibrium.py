@@ -218,6 +218,9 @@ def solve_groups(mechanism: Mechanism, config: Any, groups: list[Group], *, grid
         raise ConfigError(f"the equilibrium solver covers one-sided markets with one bid per bidder; {mechanism.name} "
                           "is configured otherwise")
     dists = tuple(d for _, d in groups)
+    if any(d.common > 0 for d in dists):
+        raise ConfigError("the equilibrium solver plays private values (common=0); closed forms cover first and second "
+                          "price with common values")
     top = max(d.high for d in dists)
     high = min(1.5 * top if bid_high is None else bid_high, spec.action_high)
     if not (math.isfinite(high) and high > 0):

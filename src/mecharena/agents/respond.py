@@ -20,6 +20,11 @@ numbers), with no shape assumed. An action is a vector of D bids:
   with ``A(b)`` the chance that any identity wins. Each false name that bids pays the expected shill
   fine (``Sample.shill``) on top.
 
+With interdependent values (``ValueDistribution.common`` = c, n agents) a type is a signal x and the
+value in market m is ``a x + c_m``, with ``a = 1 - c + c / n`` and ``c_m`` = c / n times the others'
+signals; so ``U(x, b) = x a A(b) - (P(b) - mean_m a_m(b) c_m)``: the same form, with A scaled by
+``Sample.own_share`` = a and the winning part of ``c_m`` (``Sample.common``) taken off P.
+
 Candidates span a wide range (0, the smallest action, up to several times the largest value) on a
 grid of non-increasing vectors, include truthful bidding, and are refined around each type's best
 action. Bid 0 is abstaining (the loop zeroes the bid of a seat that sits out).
@@ -52,10 +57,11 @@ from mecharena.core.errors import ConfigError
 from mecharena.core.types import FloatArray
 from mecharena.mechanisms.base import Mechanism
 
-VERSION = 1
+VERSION = 2
 ABSTAIN = "x"
 UNIT_SEPARATOR = ";"
 MAX_TABLE = 1025
+REFINED_TYPES = 41  # types whose best actions are refined (evenly spread); every type picks among all actions
 MAX_UNITS = 4  # the most marginal bids per action searched (the grid grows as points^K)
 MAX_IDENTITIES = 16
 _CHUNK_ROWS = 2_000_000  # market copies per clearing call: bounds memory at about 16 * N * K bytes a row
@@ -72,6 +78,10 @@ class Sample:
     seat: int
     identities: int = 1  # seats seat .. seat + identities - 1 are the responder's (its own first)
     shill: float = 0.0  # expected fine per false name that bids (audit probability x shill penalty)
+    # Interdependent values (ValueDistribution.common): the responder's value is own_share x its signal
+    # plus common[m], the part that others' signals make of it in market m.
+    common: FloatArray | None = None  # (M,)
+    own_share: float = 1.0
 
     @property
     def markets(self) -> int:
@@ -98,8 +108,8 @@ class Response:
 
     values: FloatArray  # (V,)  value grid
     candidates: FloatArray  # (G,)  bids evaluated, ascending (lexicographic rows for D > 1)
-    allocation: FloatArray  # (G,)  A(b): mean allocation of the seat
-    payment: FloatArray  # (G,)  P(b): mean net payment of the seat
+    allocation: FloatArray  # (G,)  A(b): mean allocation of the seat (x Sample.own_share)
+    payment: FloatArray  # (G,)  P(b): mean net payment of the seat (less the value others' signals add)
     best: FloatArray  # (V,)  best bid per value (0: abstain)
     gain: FloatArray  # (V,)  U(v, best) - U(v, truthful): in-sample gain over truthful bidding
 
@@ -150,8 +160,10 @@ def _clear_rows(mechanism: Mechanism, config: Any, sample: Sample, candidates: F
         won = np.minimum(out.allocation[:, seats].sum(axis=1), 1.0) if ids > 1 else out.allocation[:, s]
         for k in range(k_units):
             column = (won >= k + 1).astype(float) if multi else won
-            allocation[start:start + g, k] = column.reshape(g, m).mean(axis=1)
+            allocation[start:start + g, k] = sample.own_share * column.reshape(g, m).mean(axis=1)
         payment[start:start + g] = net.reshape(g, m).mean(axis=1)
+        if sample.common is not None:  # the value others' signals add is a negative payment, paid where it wins
+            payment[start:start + g] -= (won.reshape(g, m) * sample.common[None, :]).mean(axis=1)
         if ids > 1 and sample.shill:
             payment[start:start + g] += sample.shill * (ids - 1) * (chunk[:, 1] > 0)
     return allocation, payment
@@ -244,7 +256,8 @@ def respond(mechanism: Mechanism, config: Any, sample: Sample, values: FloatArra
 
     A coarse grid (``points`` bids, or non-increasing vectors of about ``points ** (1/D)`` bids per
     coordinate; plus truthful actions for each type) is cleared on every market; then, ``refine``
-    times, an 8x finer grid around each type's best action so far.
+    times, an 8x finer grid around the best action so far of each of REFINED_TYPES evenly spread types
+    (every type, when there are no more); each type's best is then chosen among every action cleared.
 
     Args:
         mechanism: the mechanism (its kernel is called directly: inputs are already valid).
@@ -267,8 +280,10 @@ def respond(mechanism: Mechanism, config: Any, sample: Sample, values: FloatArra
     allocation, payment = _clear_rows(mechanism, config, sample, candidates)
     grid = _columns(values)
     step = bid_high / ((points if width == 1 else _per_axis(points, width)) - 1)
+    spread = np.linspace(0, grid.shape[0] - 1, min(grid.shape[0], REFINED_TYPES))
+    centers = np.unique(spread.round().astype(int))
     for _ in range(refine):
-        best = _best(grid, candidates, allocation, payment, bandwidth, truthful)
+        best = _best(grid[centers], candidates, allocation, payment, bandwidth, truthful[centers])
         tried = best[:, None, :] + _offsets(step, width)[None, :, :]
         tried = np.minimum.accumulate(np.clip(tried, 0.0, bid_high), axis=2).reshape(-1, width)
         extra = _new_rows(tried, candidates)
@@ -316,15 +331,19 @@ def _smooth(candidates: FloatArray, bandwidth: float, *curves: FloatArray) -> tu
 
 def _best(values: FloatArray, candidates: FloatArray, allocation: FloatArray, payment: FloatArray,
           bandwidth: float, truthful: FloatArray) -> FloatArray:
-    """(V, D) each type's best candidate: the maximum of the smoothed utility (one bid and one value
-    only: a curve over bids), then, among the actions whose unsmoothed utility equals that choice's
-    exactly (a flat region), the one closest to truthful bidding (L1 distance)."""
-    smooth_a, smooth_p = allocation, payment
-    if candidates.shape[1] == 1 and values.shape[1] == 1:
-        smooth_a, smooth_p = _smooth(candidates[:, 0], bandwidth, allocation[:, 0], payment)
-        smooth_a = smooth_a[:, None]
-    chosen = np.argmax(_utility(values, smooth_a, smooth_p), axis=1)  # (V,)
+    """(V, D) each type's best candidate: the best unsmoothed utility within ``bandwidth`` of the maximum
+    of the smoothed utility (one bid and one value only: a curve over bids; the smoothed curve picks the
+    region, which steadies a flat optimum against noise, and the raw curve the point in it, which keeps
+    a jump such as a reserve or a tick edge), then, among the actions whose unsmoothed utility equals
+    that choice's exactly (a flat region), the one closest to truthful bidding (L1 distance)."""
     utility = _utility(values, allocation, payment)  # (V, G)
+    if candidates.shape[1] == 1 and values.shape[1] == 1 and bandwidth > 0:
+        smooth_a, smooth_p = _smooth(candidates[:, 0], bandwidth, allocation[:, 0], payment)
+        center = candidates[np.argmax(_utility(values, smooth_a[:, None], smooth_p), axis=1), 0]
+        near = np.abs(candidates[None, :, 0] - center[:, None]) <= bandwidth
+        chosen = np.argmax(np.where(near, utility, -np.inf), axis=1)
+    else:
+        chosen = np.argmax(utility, axis=1)  # (V,)
     top = utility[np.arange(values.shape[0]), chosen][:, None]
     tied = np.abs(utility - top) <= 1e-12 * np.maximum(1.0, np.abs(top))
     distance = np.abs(candidates[None, :, :] - truthful[:, None, :]).sum(axis=2)

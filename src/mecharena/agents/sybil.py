@@ -12,7 +12,7 @@ ties) and never in a second-price auction.
 from mecharena.agents import _identities as ids
 from mecharena.agents.base import AgentType
 
-VERSION = 2
+VERSION = 3
 
 
 def act(context, params, state, values, draws):

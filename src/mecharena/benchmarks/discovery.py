@@ -7,6 +7,8 @@ planted flaw's true exploitability it finds.
 * ``planted``: for every case of the casebook (``examples/plugins/planted/*.py``, each with its exact
   ``true_exploitability(n)``), the engine's best response against ``truthful:n`` scored on a fresh
   seed (``eval_markets`` markets) with its 95% interval, and the ratio found / true. Target: >= 0.9.
+  The search has the deviator's actions of the case's definition: false names as ``fuzz`` searches
+  them, up to the case's ``MAX_IDENTITIES`` (1 where it names none).
 """
 
 import glob
@@ -19,6 +21,7 @@ from mecharena import plugins
 from mecharena.benchmarks.timing import machine_load, report, timed
 from mecharena.fuzz.discover import best_response
 from mecharena.fuzz.score import Scorer
+from mecharena.fuzz.search import engine_searches
 from mecharena.metrics.harness import Cell
 
 TARGET_SECONDS = 30.0
@@ -31,11 +34,12 @@ def casebook() -> list[Path]:
     return sorted(Path(p) for p in glob.glob(str(root / "*.py")))
 
 
-def _true_exploitability(path: Path, n: int) -> float:
+def _case(path: Path) -> Any:
+    """The case's module (its oracle: ``true_exploitability``, and ``MAX_IDENTITIES`` if it allows false names)."""
     spec = importlib.util.spec_from_file_location(f"_planted_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return float(module.true_exploitability(n))
+    return module
 
 
 def planted_case(path: Path, n: int, *, samples: int, eval_markets: int, seed: int = 0) -> dict[str, Any]:
@@ -43,9 +47,12 @@ def planted_case(path: Path, n: int, *, samples: int, eval_markets: int, seed: i
     plugin = plugins.load(str(path))
     name = plugin.mechanisms[0].name
     target = Cell(mechanism=name, population=f"truthful:{n}", rounds=1)
-    found = best_response(target, seed=seed, samples=samples)
-    gain = Scorer(target).score(found.deviation, seed=seed + 1, markets=eval_markets, rounds=1)
-    true = _true_exploitability(path, n)
+    scorer, case = Scorer(target), _case(path)
+    (role, identities), = engine_searches(scorer)  # the casebook's mechanisms are one-sided
+    identities = min(identities, getattr(case, "MAX_IDENTITIES", 1))
+    found = best_response(target, seed=seed, samples=samples, role=role, identities=identities)
+    gain = scorer.score(found.deviation, seed=seed + 1, markets=eval_markets, rounds=1)
+    true = float(case.true_exploitability(n))
     return {"case": name, "n": n, "true": true, "found": gain.mean, "ci95": [gain.lo, gain.hi],
             "ratio": gain.mean / true if true > 0 else math.nan, "description": found.description}
 

@@ -10,7 +10,9 @@ the episode seed; the population seed comes from the episode seed (or from ``pop
 same seed and actions give a bit-identical trajectory, and the same one as :class:`DesignerEnv`
 (the JSON shell) reset with the episode seed that ``reset`` reports in ``info``.
 
-Importing this module registers ``mecharena/Designer-v0`` (once; importing it again is a no-op).
+``import mecharena`` registers ``mecharena/Designer-v0`` (by name: this module loads on the first
+``make``). :class:`FlatActions` gives it one Box action for libraries that take no Dict actions
+(Stable-Baselines3, RLlib).
 
 >>> env = DesignerGymEnv(stage=2)
 >>> obs, info = env.reset(seed=0)
@@ -47,6 +49,9 @@ from mecharena.designer.population import check_stage, sample, training_seed
 
 ENV_ID = "mecharena/Designer-v0"
 ACTION_KEYS = ("rule", "reserve", "flags", "penalties", "coalition")
+_FLAT_SIZES = (len(RULES), 1, len(FLAGS), len(PENALTIES), len(COALITIONS))  # FlatActions' columns, by key
+_FLAT_SPLITS = np.cumsum(_FLAT_SIZES)[:-1]
+FLAT_WIDTH = sum(_FLAT_SIZES)
 EPISODE_SEEDS = 1 << 31  # episode seeds are drawn from [0, EPISODE_SEEDS), as DesignerEnv does
 # No bid reaches 2 value units: values lie in [0, 1), adaptive bidders bid at most 1.15 v, a budget
 # exploiter at most 1.5 v + 0.1, a shill at most 10% over the real bid it aims under, and a
@@ -303,5 +308,48 @@ class DesignerGymEnv(gymnasium.Env[FloatArray, dict[str, Any]]):
         return core.observation_vectors(self.state, self.params)[0]
 
 
-if ENV_ID not in gymnasium.registry:
-    gymnasium.register(id=ENV_ID, entry_point="mecharena.designer.gym:DesignerGymEnv")
+class FlatActions(gymnasium.ActionWrapper):
+    """The designer's Dict action as one Box in [-1, 1]^W, for Stable-Baselines3 and RLlib.
+
+    Columns, in order: one score per rule and per coalition policy (the highest plays), one per
+    flag (positive: on), the reserve and each penalty mapped affinely from [-1, 1] onto [0, high].
+    Every Dict action is reachable (:func:`flatten_action` gives its vector), so the wrapped env
+    loses no mechanism; out-of-range or non-finite vectors raise :class:`ConfigError` as Dict ones do.
+
+    >>> env = FlatActions(gymnasium.make(ENV_ID, stage=2))
+    >>> env.action_space.shape == (FLAT_WIDTH,)
+    True
+    >>> to_action(env.action(flatten_action(from_action(MechanismAction(rule="vcg", reserve=0.3))))).rule
+    'vcg'
+    """
+
+    def __init__(self, env: gymnasium.Env) -> None:
+        super().__init__(env)
+        self.action_space = spaces.Box(-1.0, 1.0, (FLAT_WIDTH,), np.float32)
+
+    def action(self, action: Any) -> dict[str, Any]:
+        """The Dict action a flat vector plays.
+
+        Raises:
+            ConfigError: not (FLAT_WIDTH,) finite numbers in [-1, 1].
+        """
+        flat = _numbers(action)
+        if flat is None or flat.shape != (FLAT_WIDTH,) or not np.isfinite(flat).all() or (np.abs(flat) > 1).any():
+            raise ConfigError(f"a flat action must be {FLAT_WIDTH} finite numbers in [-1, 1], got {_show(action)}")
+        rule, reserve, flags, penalties, coalition = np.split(flat.astype(np.float64), _FLAT_SPLITS)
+        return {"rule": np.int64(np.argmax(rule)), "reserve": (reserve + 1) / 2 * MAX_RESERVE,
+                "flags": (flags > 0).astype(np.int8), "penalties": (penalties + 1) / 2 * MAX_PENALTY,
+                "coalition": np.int64(np.argmax(coalition))}
+
+
+def flatten_action(action: Mapping[str, Any]) -> FloatArray:
+    """(FLAT_WIDTH,) the vector :class:`FlatActions` plays as ``action`` (a Dict action).
+
+    Raises:
+        ConfigError: as :func:`to_mechanism`.
+    """
+    checked = _check(action)
+    return np.concatenate([np.where(np.arange(len(RULES)) == checked["rule"], 1.0, -1.0),
+                           checked["reserve"] / MAX_RESERVE * 2 - 1, np.where(checked["flags"], 1.0, -1.0),
+                           checked["penalties"] / MAX_PENALTY * 2 - 1,
+                           np.where(np.arange(len(COALITIONS)) == checked["coalition"], 1.0, -1.0)])

@@ -141,8 +141,8 @@ def sample_ring(cell: Cell, deviators: int) -> RingSample:
     """Play ``cell`` and stack every market-round, with its first ``deviators`` agents as the ring.
 
     Raises:
-        ConfigError: a ring that cannot be formed (see :func:`check_ring`) or a mechanism with
-            several units or orders per agent.
+        ConfigError: a ring that cannot be formed (see :func:`check_ring`), a mechanism with
+            several units or orders per agent, or common values.
     """
     check_ring(cell.population, cell.seed, deviators)
     episode = cell.episode()
@@ -151,6 +151,9 @@ def sample_ring(cell: Cell, deviators: int) -> RingSample:
     if spec.units_per_agent or spec.orders_per_agent:
         raise ConfigError(f"the coalition search bids one unit per seat; {cell.mechanism} is configured for "
                           "several units or orders per agent")
+    if episode.context.values.common > 0:
+        raise ConfigError(f"the coalition search plays private values; values {cell.values!r} are common "
+                          f"(common={episode.context.values.common})")
     records = list(play(episode, cell.rounds))
     times = None if records[0].times is None else np.concatenate([r.times for r in records])
     return RingSample(np.concatenate([r.values for r in records]), np.concatenate([r.bids for r in records]),

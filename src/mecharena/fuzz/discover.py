@@ -45,6 +45,7 @@ MAX_SAMPLES = 2_000_000
 SEARCH_IDENTITIES = 6
 #: Table entries of the default value grid with several marginal values (11 points per axis for 2 units).
 VECTOR_TYPES = 66
+VALUE_GRID = 129  # value points of a one-value table: finer than tick grids or narrow windows a rule may have
 #: In-sample gain per round that more identities must add over fewer before the search uses them.
 IDENTITY_MARGIN = 1e-3
 Role = Literal["first", "buyer", "seller"]
@@ -106,10 +107,17 @@ def sample_cell(cell: Cell, role: Role = "first") -> Sample:
                           f"to {MAX_UNITS} marginal bids), got {spec.units_per_agent}")
     records = list(play(episode, cell.rounds))
     times = None if records[0].times is None else np.concatenate([r.times for r in records])
-    rules = episode.context.enforcement
+    rules, dist = episode.context.enforcement, episode.context.values
+    common, own_share = None, 1.0
+    if dist.common > 0:  # the part of the seat's value that the others' signals make (see respond)
+        signals = np.concatenate([r.signals for r in records])
+        own = episode.owner == np.arange(episode.owner.size)
+        agents_n = int(own.sum())
+        common = dist.common / agents_n * (signals[:, own].sum(axis=1) - signals[:, seat])
+        own_share = 1 - dist.common + dist.common / agents_n
     return Sample(np.concatenate([r.values for r in records]), np.concatenate([r.bids for r in records]),
                   np.concatenate([r.priority for r in records]), times, seat,
-                  int((episode.owner == seat).sum()), rules.audit_probability * rules.shill_penalty)
+                  int((episode.owner == seat).sum()), rules.audit_probability * rules.shill_penalty, common, own_share)
 
 
 def describe(values: FloatArray, bids: FloatArray, tol: float = 0.02) -> str:
@@ -193,7 +201,7 @@ def best_response(target: Cell, *, seed: int, samples: int = 20_000, grid: int |
         seed: seed of the fitting sample.
         samples: market-rounds to fit on (markets = ceil(samples / rounds)).
         grid: value points of the table per value axis, evenly spaced over the value distribution's
-            support (default: 41 for one value; with K marginal values, the most points per axis
+            support (default: VALUE_GRID for one value; with K marginal values, the most points per axis
             whose table has at most VECTOR_TYPES entries, e.g. 11 for K = 2).
         points: bids of the coarse search grid (about ``points ** (1/D)`` per coordinate of D bids).
         bid_high: the highest bid searched (default: 4x the largest value, capped by the mechanism's
@@ -220,7 +228,8 @@ def best_response(target: Cell, *, seed: int, samples: int = 20_000, grid: int |
         raise ConfigError(f"demand must be <= {MAX_UNITS} for the best-response search (it searches vectors of up "
                           f"to {MAX_UNITS} marginal bids), got {units}")
     if grid is None:
-        grid = 41 if units == 1 else max(g for g in range(2, 42) if math.comb(g + units - 1, units) <= VECTOR_TYPES)
+        fits = (g for g in range(2, 42) if math.comb(g + units - 1, units) <= VECTOR_TYPES)
+        grid = VALUE_GRID if units == 1 else max(fits)
     check_grid(grid, points, bid_high, samples, units)
     if identities > 1 and (not ctx.mechanism.merges_identities or units > 1 or role == "seller"):
         raise ConfigError(f"identities must be 1 for {target.mechanism}{' with demand > 1' if units > 1 else ''}: "
@@ -257,8 +266,8 @@ def describe_action(values: FloatArray, best: FloatArray, identities: int = 1) -
         return describe(values, best)
     if identities > 1:
         own, names = best[:, 0], best[:, 1]
-        said = describe(values, names) if (names > 0).any() else "abstain"
-        return f"bids under {identities} identities: own bid {describe(values, own)}; false names {said}"
+        said = describe(values, names) if (names > 0).any() else "abstains"
+        return f"bids under {identities} identities: its own seat {describe(values, own)}; each false name {said}"
     parts = []
     for k in range(best.shape[1]):
         v, b = values[:, k], best[:, k]

@@ -451,8 +451,10 @@ def best_response(s: MetaGameSettings, strategies: list[str], sigma: FloatArray,
         raise ConfigError("PSRO concatenates the rival profiles' samples, so every strategy must hold the same "
                           "number of seats (no false-name identities)")
     times = None if samples[0].times is None else np.concatenate([x.times for x in samples])
+    common = None if samples[0].common is None else np.concatenate([x.common for x in samples])
     sample = Sample(np.concatenate([x.values for x in samples]), np.concatenate([x.bids for x in samples]),
-                    np.concatenate([x.priority for x in samples]), times, samples[0].seat)
+                    np.concatenate([x.priority for x in samples]), times, samples[0].seat, common=common,
+                    own_share=samples[0].own_share)
     episode = _seat_cell(s, "truthful", {strategies[0]: s.players - 1}, 2, "psro-probe").episode()
     dist, ctx = episode.context.values, episode.context
     check_private_values(ctx.mechanism, ctx.config, sample, bid=float(dist.low + dist.high) / 2)

@@ -36,6 +36,7 @@ the arena; the arena's layers are imported by the tools that need them.
 import argparse
 import functools
 import inspect
+import math
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -87,7 +88,9 @@ Rounds = Annotated[int, Field(ge=1, le=MAX_ROUNDS, description="rounds per marke
 #: markets x rounds plus eval_markets x rounds. About a minute of one core at the most.
 MAX_WORK = 10_000_000
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
-Values = Annotated[str, Field(description="value distribution: uniform | power:shape=2 | exponential:shape=3")]
+Values = Annotated[str, Field(description=(
+    "value distribution: uniform | power:shape=2 | exponential:shape=3 (empirical ones, which read a file, "
+    "are not offered)"))]
 
 
 def _rules_type(model: type[StrictModel], what: str) -> Any:
@@ -116,6 +119,7 @@ def _simulate(mechanism: str, population: str, config: dict[str, Any] | None, ma
               enforcement: dict[str, Any] | None) -> dict[str, Any]:
     from mecharena.metrics.run import simulate_summary
 
+    check_values(values)
     return simulate_summary(mechanism, config or {}, population, markets, rounds, seed, values, information,
                             enforcement)
 
@@ -125,6 +129,7 @@ def _fuzz(library: Path, store: bool, mechanism: str, population: str, config: d
           threshold: float, on_trial, **search: Any) -> dict[str, Any]:
     from mecharena.fuzz.commands import fuzz_cell
 
+    check_values(values)
     _, data = fuzz_cell(mechanism, config or {}, population, information or {}, enforcement or {}, values, seed,
                         threshold=threshold, library=library if store else None, on_trial=on_trial, **search)
     return data
@@ -233,7 +238,10 @@ def _tools(library: Path) -> list[Tool]:
     ) -> dict[str, Any]:
         """Score a designer policy (it picks the auction rules each round) on the stage's held-out
         benchmark of 20 populations. Returns the mean reward per step with its 95% interval over
-        populations, the mean reward components and the per-population scores."""
+        populations, the mean reward components and the per-population scores. The oracle simulates
+        its whole menu of mechanisms every step: episodes x 20 x 25 steps x that menu must be at most
+        10,000,000 (about 45 episodes)."""
+        check_designer_work(policy, episodes)
         return await _in_thread(_evaluate_designer, policy, stage, episodes, seed)
 
     async def exploits(
@@ -255,7 +263,7 @@ def _tools(library: Path) -> list[Tool]:
             for fn, (title, annotations) in titles.items()]
 
 
-def check_work(tool: str, work: int, formula: str) -> None:
+def check_work(tool: str, work: int, formula: str, lower: str = "markets, rounds, budget or restarts") -> None:
     """Refuse a call whose work is over :data:`MAX_WORK` market-rounds (before anything runs).
 
     Raises:
@@ -263,7 +271,38 @@ def check_work(tool: str, work: int, formula: str) -> None:
     """
     if work > MAX_WORK:
         raise ConfigError(f"{tool}: {formula} = {work:,} market-rounds, over the limit of {MAX_WORK:,} per call; "
-                          f"lower markets, rounds, budget or restarts")
+                          f"lower {lower}")
+
+
+def check_values(values: str) -> None:
+    """Refuse a value distribution that reads a file: paths are the server's, never a client's.
+
+    Raises:
+        ConfigError: naming the distribution.
+    """
+    from mecharena.agents.values import reads_file
+
+    if reads_file(values):
+        raise ConfigError(f"values {values!r} reads a file on the server, which this server does not offer; "
+                          f"use uniform, power or exponential")
+
+
+def check_designer_work(policy: str, episodes: int) -> None:
+    """:func:`check_work` for a held-out evaluation: its environment steps, each about a market-round
+    of work; the oracle's count once per mechanism of the menu it simulates to choose each one.
+
+    Raises:
+        ConfigError: as :func:`check_work`, naming ``episodes``.
+    """
+    from mecharena.designer.core import HORIZON
+    from mecharena.designer.policies import menu
+    from mecharena.designer.population import HELD_OUT_SIZE
+
+    factors = {"episodes": episodes, "populations": HELD_OUT_SIZE, "steps": HORIZON}
+    if policy == "oracle":
+        factors["menu"] = len(menu())
+    check_work("evaluate_designer", math.prod(factors.values()),
+               f"{' x '.join(factors)} = {' x '.join(map(str, factors.values()))}", "episodes")
 
 
 def transport_security(host: str) -> TransportSecuritySettings | None:

@@ -93,6 +93,7 @@ class RoundRecord:
     digest: IntArray  # (B,) uint64 digest of what each market revealed
     notes: tuple[dict[str, Any], ...] = ()  # agents' decision traces (see Action.notes), seats and markets global
     talk: Talk | None = None  # messages, detector flags and side payments (episodes with channels)
+    signals: FloatArray | None = None  # (B, N)  what agents knew, where values are interdependent (else: values)
 
 
 def make_episode(
@@ -114,8 +115,8 @@ def make_episode(
     ``"private,delay=1"``) opens message channels; None (the default) opens none.
 
     Raises:
-        ConfigError: markets out of range, a population that the mechanism cannot host, or a channel
-            policy out of range.
+        ConfigError: markets out of range, a population that the mechanism cannot host, common values
+            where the market is two-sided or has multi-unit demand, or a channel policy out of range.
     """
     if not 1 <= markets <= MAX_MARKETS:
         raise ConfigError(f"markets must be in [1, {MAX_MARKETS}], got {markets}")
@@ -128,10 +129,15 @@ def make_episode(
             f"agents with several identities need a one-sided unit-demand mechanism that declares "
             f"merges_identities ({mergeable}), got {mechanism.name}"
         )
+    values = values or ValueDistribution()
+    if values.common > 0 and (spec.units_per_agent or spec.sellers is not None):
+        raise ConfigError(f"common values (common={values.common}) need one-sided unit demand: one signal per "
+                          f"buyer; {mechanism.name} is configured {'two-sided' if spec.sellers is not None else ''}"
+                          f"{'' if spec.sellers is not None else f'for demand {spec.units_per_agent}'}")
     policy = talk.parse_channels(channels)
     if policy is not None:
         policy.check(n)
-    context = MarketContext(mechanism, config, spec, n, values or ValueDistribution(),
+    context = MarketContext(mechanism, config, spec, n, values,
                             information or InformationPolicy(), enforcement or Enforcement(), channels=policy)
     return Episode(context, population, seed, markets, start, policy)
 
@@ -150,7 +156,7 @@ def initial_state(episode: Episode) -> LoopState:
 
 def _gather_actions(episode: Episode, state: LoopState, values: FloatArray) -> tuple[list[Action], Action]:
     """Each group's action, and all of them side by side (B, N)."""
-    ctx, b, n = episode.context, episode.markets, episode.population.size
+    ctx, b = episode.context, episode.markets
     orders = (ctx.spec.orders_per_agent,) if ctx.spec.orders_per_agent else ()
     actions = []
     for i, g in enumerate(episode.population.groups):
@@ -167,7 +173,7 @@ def _gather_actions(episode: Episode, state: LoopState, values: FloatArray) -> t
         [np.zeros((b, a.bids.shape[1]), bool) if a.colluding is None else a.colluding for a in actions], 1)
     times = None
     if ctx.mechanism.uses_times and any(a.times is not None for a in actions):
-        arrival = market_uniforms(episode.seed, ("times", state.round), episode.start, (b, n, *orders))
+        arrival = seat_uniforms(episode, ("times", state.round), orders)
         if orders:  # pass by pass, random order within a pass
             arrival = (np.arange(orders[0]) + arrival) / orders[0]
         times = np.concatenate([arrival[:, g.seats] if a.times is None else a.times
@@ -272,10 +278,28 @@ def _notes(episode: Episode, t: int, actions: list[Action]) -> tuple[dict[str, A
 
 
 def round_values(episode: Episode, t: int) -> FloatArray:
-    """(B, N[, K]) the values of round ``t`` (false names carry their owner's)."""
-    ctx, b, n = episode.context, episode.markets, episode.population.size
+    """(B, N[, K]) the values of round ``t``: column j of the stream is the j-th agent's (in seat order),
+    false names carry their owner's, so adding false names changes nobody's value."""
+    ctx, b, owner = episode.context, episode.markets, episode.owner
     tail = (ctx.spec.units_per_agent,) if ctx.spec.units_per_agent else ()
-    return ctx.values.sample(episode.seed, ("values", t), episode.start, (b, n, *tail))[:, episode.owner]
+    own = owner == np.arange(owner.size)
+    drawn = ctx.values.sample(episode.seed, ("values", t), episode.start, (b, int(own.sum()), *tail))
+    return drawn[:, (np.cumsum(own) - 1)[owner]]
+
+
+def seat_uniforms(episode: Episode, key: tuple, tail: tuple[int, ...] = ()) -> FloatArray:
+    """(B, N, *tail) U[0, 1) draws per seat, keyed by identity: the j-th agent's own seat takes column j
+    of stream ``key`` and false names take their own stream's columns, so a population with false names
+    and the same population without them share every own seat's draws (common random numbers)."""
+    owner, b = episode.owner, episode.markets
+    own = owner == np.arange(owner.size)
+    drawn = market_uniforms(episode.seed, key, episode.start, (b, int(own.sum()), *tail))
+    if own.all():
+        return drawn
+    seats = np.empty((b, owner.size, *tail))
+    seats[:, own] = drawn
+    seats[:, ~own] = market_uniforms(episode.seed, (*key, "false names"), episode.start, (b, int((~own).sum()), *tail))
+    return seats
 
 
 def _talk_phase(episode: Episode, state: LoopState, values: FloatArray) -> tuple[LoopState, talk.Messages,
@@ -339,14 +363,15 @@ def _settle_talk(episode: Episode, state: LoopState, sent: talk.Messages, delive
 def play_round(episode: Episode, state: LoopState) -> tuple[LoopState, RoundRecord]:
     """One round of every market. Pure: returns the next state and the round's record."""
     ctx, pop, t = episode.context, episode.population, state.round
-    b, n = episode.markets, pop.size
-    values = round_values(episode, t)
+    b = episode.markets
+    signals = round_values(episode, t)  # what agents know; their values, with interdependent values, differ
+    values = ctx.values.realize(signals, episode.owner)
     if episode.channels is not None:
-        state, sent, delivered, dropped = _talk_phase(episode, state, values)
-    actions, joint = _gather_actions(episode, state, values)
+        state, sent, delivered, dropped = _talk_phase(episode, state, signals)
+    actions, joint = _gather_actions(episode, state, signals)
     enter = joint.enter
     bids = np.where(enter.reshape(enter.shape + (1,) * (joint.bids.ndim - 2)), joint.bids, 0.0)
-    priority = market_uniforms(episode.seed, ("priority", t), episode.start, (b, n))
+    priority = seat_uniforms(episode, ("priority", t))
     outcome = clear(ctx.mechanism, ctx.config, values, bids, priority, joint.times, strict=False)
     utility, welfare = merge_identities(episode.owner, values, outcome, ctx.mechanism.additive_values)
     audited = market_uniforms(episode.seed, ("audit", t), episode.start, (b,)) < ctx.enforcement.audit_probability
@@ -369,10 +394,11 @@ def play_round(episode: Episode, state: LoopState) -> tuple[LoopState, RoundReco
         feedback = Feedback(allocation=outcome.allocation[:, s], paid=(outcome.payments - outcome.receipts)[:, s],
                             penalty=fines[:, s], utility=utility[:, s], active=enter[:, s])
         draws = Draws(episode.seed, ("update", i, t), episode.start, b)
-        new_states.append(g.agent.update(replace(ctx, seats=s), g.params, state.agents[i], values[:, s], action,
+        new_states.append(g.agent.update(replace(ctx, seats=s), g.params, state.agents[i], signals[:, s], action,
                                          observation, feedback, draws))
     record = RoundRecord(t, values, bids, joint.times, priority, enter, colluding, exited, audited, fines,
-                         outcome, utility, welfare, observation, digest(observation), notes, talked)
+                         outcome, utility, welfare, observation, digest(observation), notes, talked,
+                         None if signals is values else signals)
     return LoopState(t + 1, tuple(new_states), enter, channel_state), record
 
 
