@@ -82,7 +82,8 @@ def test_distributions_invert_their_cdf():
 
 def test_distribution_and_population_specs():
     assert parse_distribution("power:shape=2,high=2") == ValueDistribution(kind="power", shape=2, high=2)
-    with pytest.raises(ConfigError, match=r"^kind must be one of 'uniform', 'power', 'exponential', got 'normal'$"):
+    kinds = "'uniform', 'power', 'exponential', 'empirical'"
+    with pytest.raises(ConfigError, match=rf"^kind must be one of {kinds}, got 'normal'$"):
         parse_distribution("normal")
     with pytest.raises(ConfigError, match=r"high must be > low \(2\.0\), got 1\.0"):
         parse_distribution("uniform:low=2,high=1")

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from mecharena import agents
 from mecharena.core.errors import ConfigError
 from mecharena.designer import core as designer
 from mecharena.designer.action import FLAGS
@@ -288,6 +289,32 @@ def test_exploit_page_shows_the_report_and_the_replayed_timeline(client, report)
     chosen = client.get(f"/exploits/{report.id}?market=5")
     assert chosen.status_code == 200 and "Timeline: market 5" in chosen.text
     assert chosen.text.count("<div class='round'") == report.trace.rounds
+
+
+def test_an_engine_exploit_shows_its_bid_function(client, report, tmp_path):
+    """A best_response report draws its table: one point per grid value, gaps where it abstains, the
+    truthful diagonal beside it; a family's report (the fixture's shading) has no such figure."""
+    from mecharena.fuzz.report import build_report
+    from mecharena.fuzz.search import fuzz
+    from mecharena.metrics.harness import Cell
+
+    assert "id='bid-function'" not in client.get(f"/exploits/{report.id}").text
+    target = Cell(mechanism="first_price", population="truthful:3", rounds=1)
+    result = fuzz(target, families=["best_response"], budget=1, markets=400, rounds=1, eval_markets=400, samples=4000)
+    library = tmp_path / "engine"
+    found = build_report(result, library, trace_markets=20)
+    Library(library, create=True).add(found)
+    page = client.get(f"/exploits/{found.id}", params={"library": str(library)})
+    assert page.status_code == 200
+    clean(page)
+    svg = page.text[page.text.index("<svg id='bid-function'"):]
+    svg = svg[:svg.index("</svg>")]
+    group = agents.population(f"{found.strategy.agent}:1").groups[0]
+    entries = len(group.params.bids.split("/"))
+    abstaining = group.params.bids.split("/").count("x")
+    drawn = sum(len(p.split()) for p in re.findall(r"<polyline class='bids'[^>]* points='([^']*)'", svg))
+    assert drawn == entries - abstaining > 10
+    assert "stroke-dasharray" in svg  # the truthful diagonal
 
 
 def test_exploit_errors_are_pages(client, report):

@@ -165,7 +165,7 @@ def _certify(game: _Game, tables: tuple[FloatArray, ...], group: int, *, markets
     high = min(2.0 * max(d.high for d in game.dists), game.mechanism.market_spec(game.config, fit.values.shape[1])
                .action_high)
     response = respond(game.mechanism, game.config, fit, grid, bid_high=high, points=257, refine=2,
-                       bandwidth=0.005 * dist.width).best
+                       bandwidth=0.005 * dist.width, edges=False).best
     fresh = _pure_sample(game, tables, check_markets, seed, ("certificate", "check", group), group)
     own = fresh.values[:, fresh.seat]
     nearest = np.clip(np.rint((own - grid[0]) / (grid[-1] - grid[0]) * (grid.size - 1)), 0, grid.size - 1)

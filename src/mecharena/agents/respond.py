@@ -251,7 +251,7 @@ def _new_rows(rows: FloatArray, existing: FloatArray) -> FloatArray:
 
 
 def respond(mechanism: Mechanism, config: Any, sample: Sample, values: FloatArray, *, bid_high: float,
-            points: int = 257, refine: int = 2, bandwidth: float = 0.0) -> Response:
+            points: int = 257, refine: int = 2, bandwidth: float = 0.0, edges: bool = True) -> Response:
     """Best action for each type in ``values`` against ``sample``, bids searched over [0, ``bid_high``].
 
     A coarse grid (``points`` bids, or non-increasing vectors of about ``points ** (1/D)`` bids per
@@ -270,6 +270,9 @@ def respond(mechanism: Mechanism, config: Any, sample: Sample, values: FloatArra
         bandwidth: half-width of the window over which A(b) and P(b) are averaged before each value's
             best bid is chosen (0: none; one bid only). A few hundredths of the value range steadies
             the argmax of a flat optimum against sampling noise; the gains reported are the unsmoothed ones.
+        edges: with a bandwidth, take the best unsmoothed action within it of the smoothed optimum (keeps a
+            jump such as a reserve: discontinuous responses) rather than the smoothed optimum itself (smooth
+            bid functions, e.g. an equilibrium's).
 
     Returns:
         The :class:`Response` over every action evaluated.
@@ -283,7 +286,7 @@ def respond(mechanism: Mechanism, config: Any, sample: Sample, values: FloatArra
     spread = np.linspace(0, grid.shape[0] - 1, min(grid.shape[0], REFINED_TYPES))
     centers = np.unique(spread.round().astype(int))
     for _ in range(refine):
-        best = _best(grid[centers], candidates, allocation, payment, bandwidth, truthful[centers])
+        best = _best(grid[centers], candidates, allocation, payment, bandwidth, truthful[centers], edges)
         tried = best[:, None, :] + _offsets(step, width)[None, :, :]
         tried = np.minimum.accumulate(np.clip(tried, 0.0, bid_high), axis=2).reshape(-1, width)
         extra = _new_rows(tried, candidates)
@@ -294,7 +297,7 @@ def respond(mechanism: Mechanism, config: Any, sample: Sample, values: FloatArra
             candidates = joined[order]
             allocation, payment = np.concatenate([allocation, a])[order], np.concatenate([payment, p])[order]
         step /= 8
-    best = _best(grid, candidates, allocation, payment, bandwidth, truthful)
+    best = _best(grid, candidates, allocation, payment, bandwidth, truthful, edges)
     gain = _utility(grid, allocation, payment)
     rows = np.arange(grid.shape[0])
     index = {row.tobytes(): i for i, row in enumerate(candidates + 0.0)}
@@ -330,18 +333,19 @@ def _smooth(candidates: FloatArray, bandwidth: float, *curves: FloatArray) -> tu
 
 
 def _best(values: FloatArray, candidates: FloatArray, allocation: FloatArray, payment: FloatArray,
-          bandwidth: float, truthful: FloatArray) -> FloatArray:
-    """(V, D) each type's best candidate: the best unsmoothed utility within ``bandwidth`` of the maximum
-    of the smoothed utility (one bid and one value only: a curve over bids; the smoothed curve picks the
-    region, which steadies a flat optimum against noise, and the raw curve the point in it, which keeps
-    a jump such as a reserve or a tick edge), then, among the actions whose unsmoothed utility equals
-    that choice's exactly (a flat region), the one closest to truthful bidding (L1 distance)."""
+          bandwidth: float, truthful: FloatArray, edges: bool) -> FloatArray:
+    """(V, D) each type's best candidate: the maximum of the smoothed utility (one bid and one value
+    only: a curve over bids; smoothing steadies a flat optimum against noise), with ``edges`` the best
+    unsmoothed utility within ``bandwidth`` of it (the raw curve picks the point, which keeps a jump
+    such as a reserve or a tick edge); then, among the actions whose unsmoothed utility equals that
+    choice's exactly (a flat region), the one closest to truthful bidding (L1 distance)."""
     utility = _utility(values, allocation, payment)  # (V, G)
     if candidates.shape[1] == 1 and values.shape[1] == 1 and bandwidth > 0:
         smooth_a, smooth_p = _smooth(candidates[:, 0], bandwidth, allocation[:, 0], payment)
-        center = candidates[np.argmax(_utility(values, smooth_a[:, None], smooth_p), axis=1), 0]
-        near = np.abs(candidates[None, :, 0] - center[:, None]) <= bandwidth
-        chosen = np.argmax(np.where(near, utility, -np.inf), axis=1)
+        chosen = np.argmax(_utility(values, smooth_a[:, None], smooth_p), axis=1)
+        if edges:
+            near = np.abs(candidates[None, :, 0] - candidates[chosen, 0][:, None]) <= bandwidth
+            chosen = np.argmax(np.where(near, utility, -np.inf), axis=1)
     else:
         chosen = np.argmax(utility, axis=1)  # (V,)
     top = utility[np.arange(values.shape[0]), chosen][:, None]
@@ -488,6 +492,19 @@ def table_bids(params: TableParams, values: FloatArray) -> tuple[FloatArray, np.
     entry = lookup[tuple(np.moveaxis(index, -1, 0))]
     enter = ~abstain[entry]
     return np.where(enter[..., None], table[entry], 0.0), enter
+
+
+def bid_function(params: TableParams) -> tuple[FloatArray, FloatArray, FloatArray | None] | None:
+    """(values, bids, false names' bids or None) of a one-bid table on its grid, NaN where it abstains;
+    None for a table of several bids per entry."""
+    table, abstain = parse_table(params.bids)
+    if table.ndim > 1:
+        return None
+    names = None
+    if params.names is not None:
+        named, silent = parse_table(params.names)
+        names = np.where(silent, np.nan, named)
+    return np.linspace(params.low, params.high, table.size), np.where(abstain, np.nan, table), names
 
 
 def table_points(low: float, high: float, grid: int, units: int) -> FloatArray:

@@ -57,7 +57,10 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from mecharena import agents
+from mecharena.agents.respond import bid_function
 from mecharena.core.errors import ConfigError, InvalidActionError, MechArenaError, UnknownIdError
+from mecharena.core.types import FloatArray
 from mecharena.designer import core as designer
 from mecharena.designer.action import COALITIONS, FLAGS, PENALTIES, RULES, MechanismAction
 from mecharena.designer.env import DesignerEnv
@@ -691,7 +694,7 @@ class Dashboard:
                 chosen = int(market)
             except ValueError:
                 return error_page(422, f"Exploit {report.id}", f"market must be an integer, got {market!r}", back)
-        body = [f"<h1>Exploit {esc(report.id)}</h1>", self._report_table(report)]
+        body = [f"<h1>Exploit {esc(report.id)}</h1>", self._report_table(report), self._bid_function(report)]
         try:
             body.append(self._replay_section(lib, report))
             body.append(self._timeline(directory, report, chosen, keep))
@@ -725,6 +728,47 @@ class Dashboard:
         body = "".join(f"<tr><th>{esc(k)}</th><td class='text' id='report-{key}'>{esc(v)}</td></tr>"
                        for k, v, key in rows)
         return f"<table id='report'>{body}</table>"
+
+    @staticmethod
+    def _bid_function(r: FailureReport) -> str:
+        """The discovery engine's strategy (a ``best_response`` table) as an inline SVG: its bid against
+        its value beside truthful bidding (dashed), gaps where it abstains; "" for other strategies."""
+        group = agents.population(f"{r.strategy.agent}:1").groups[0]
+        found = bid_function(group.params) if group.agent.name == "best_response" else None
+        if found is None:
+            return ""
+        values, bids, names = found
+        width, height, pad = 480, 260, 36
+        low, high = float(values[0]), float(values[-1])
+        drawn_bids = bids if names is None else np.concatenate([bids, names])
+        top = float(np.nanmax(np.append(drawn_bids, high)))  # the truthful line reaches (high, high)
+
+        def x(v: float) -> float:
+            return pad + (width - 2 * pad) * (v - low) / (high - low)
+
+        def y(b: float) -> float:
+            return height - pad - (height - 2 * pad) * b / top
+
+        def lines(curve: FloatArray, colour: str, label: str) -> str:
+            runs = np.split(np.arange(curve.size), np.flatnonzero(np.diff(np.isfinite(curve))) + 1)
+            return "".join(f"<polyline class='{label}' fill='none' stroke='{colour}' stroke-width='2' points='"
+                           + " ".join(f"{x(values[i]):.1f},{y(curve[i]):.1f}" for i in run) + "'/>"
+                           for run in runs if np.isfinite(curve[run[0]]))
+
+        drawn = lines(bids, "#d62728", "bids") + ("" if names is None else lines(names, "#9467bd", "names"))
+        truthful = (f"<line stroke='#999' stroke-dasharray='4 3' x1='{x(low):.1f}' y1='{y(low):.1f}' "
+                    f"x2='{x(high):.1f}' y2='{y(high):.1f}'/>")
+        axes = (f"<line x1='{pad}' y1='{height - pad}' x2='{width - pad}' y2='{height - pad}' stroke='#555'/>"
+                f"<line x1='{pad}' y1='{pad}' x2='{pad}' y2='{height - pad}' stroke='#555'/>"
+                f"<text x='{pad}' y='{height - 8}'>{low:g}</text><text x='{width - pad - 10}' y='{height - 8}'>"
+                f"{high:g}</text><text x='{width / 2 - 20}' y='{height - 8}'>value</text>"
+                f"<text x='2' y='{pad + 4}'>{top:.2g}</text><text x='2' y='{height / 2}'>bid</text>")
+        legend = (f"<text x='{pad}' y='16' fill='#d62728'>its bid</text>"
+                  f"<text x='{pad + 70}' y='16' fill='#999'>truthful</text>"
+                  + ("" if names is None else f"<text x='{pad + 150}' y='16' fill='#9467bd'>each false name</text>"))
+        return (f"<h2>Bid function</h2><svg id='bid-function' width='{width}' height='{height}' role='img' "
+                f"aria-label='the deviation bid against its value, beside truthful bidding'>{axes}{truthful}{drawn}"
+                f"{legend}</svg>")
 
     @staticmethod
     def _replay_section(lib: Library, report: FailureReport) -> str:
