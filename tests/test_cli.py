@@ -94,6 +94,21 @@ def test_real_process_prints_no_traceback():
     assert "unknown mechanism 'vickrey'" in proc.stderr and "Traceback" not in proc.stderr + proc.stdout
 
 
+@pytest.mark.parametrize("args, line", [
+    (["simulat"], "error: No such command 'simulat'. Did you mean 'simulate'? (see `mecharena --help`)"),
+    (["simulate", "--mechanism", "first_price", "--population", "truthful:3", "--markets", "abc"],
+     "error: Invalid value for '--markets': Input should be a valid integer, unable to parse string as an integer "
+     "(see `mecharena simulate --help`)"),
+    (["simulate", "--population", "truthful:3"], "error: Missing option '--mechanism'. (see `mecharena simulate --help`)"),
+    (["mechanisms", "--bogus"], "error: No such option: --bogus (see `mecharena mechanisms --help`)"),
+])
+def test_usage_errors_are_one_line(args, line):
+    """The command's own usage errors read like every other error: one line on stderr, status 2."""
+    proc = subprocess.run([sys.executable, "-m", "mecharena.cli", *args], check=False, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "COLUMNS": "80"})
+    assert (proc.returncode, proc.stdout, proc.stderr) == (2, "", line + "\n")
+
+
 def test_bench_engine_json_reports_three_paths():
     result = invoke("bench", "engine", "--markets", "2000", "--json")
     assert result.exit_code == 0, result.output

@@ -13,6 +13,7 @@ from rich.table import Table
 from mecharena import agents, mechanisms
 from mecharena.core.config import parse_assignments, shown_value
 from mecharena.core.errors import ConfigError, MechArenaError
+from mecharena.core.settings import CLI_SAMPLES, FuzzSettings, RepairSettings, description
 from mecharena.shell import SeedOption, make_console, seed_option, stdout_to_stderr
 from mecharena.shell import fail as shell_fail
 
@@ -26,6 +27,17 @@ out = make_console()
 err = make_console(stderr=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="print one JSON object instead of tables")]
+FUZZ, REPAIR = FuzzSettings(), RepairSettings()  # the defaults (mecharena.core.settings holds them and the bounds)
+
+
+def _fuzz_option(name: str) -> Any:
+    return typer.Option(help=description(FuzzSettings, name))
+
+
+def _repair_option(name: str) -> Any:
+    return typer.Option(help=description(RepairSettings, name))
+
+
 ValuesOption = Annotated[str, typer.Option(help=(
     "value distribution: uniform | power:shape=2 | exponential:shape=3 | empirical:path=values.csv[,column=NAME] "
     "(a CSV of values: the first column, or the one named); add common=C for interdependent values, e.g. "
@@ -423,23 +435,23 @@ def fuzz_command(
     mechanism: Annotated[str, typer.Option(help="mechanism id (see `mecharena mechanisms`)")],
     population: Annotated[str, typer.Option(help="the population whose own policy deviations are scored against")],
     settings: Annotated[list[str] | None, typer.Option("--set", help="config field key=value (repeatable)")] = None,
-    deviators: Annotated[int, typer.Option(help="K agents deviating together (K > 1: a coalition)")] = 1,
-    families: Annotated[str | None, typer.Option(
-        help="comma-separated deviation families (default: every family that applies)")] = None,
-    budget: Annotated[int, typer.Option(help="evaluations in the search")] = 60,
+    deviators: Annotated[int, _fuzz_option("deviators")] = FUZZ.deviators,
+    families: Annotated[str | None, typer.Option(help="comma-separated " + description(FuzzSettings, "families"))
+                        ] = None,
+    budget: Annotated[int, _fuzz_option("budget")] = FUZZ.budget,
     seed: SeedOption = 0,
     info: Annotated[list[str] | None, typer.Option("--info", help="information policy key=value")] = None,
     enforce: Annotated[list[str] | None, typer.Option("--enforce", help="enforcement key=value")] = None,
     values: ValuesOption = "uniform",
-    sampler: Annotated[str, typer.Option(help="tpe or cmaes")] = "tpe",
-    restarts: Annotated[int, typer.Option(help="independent studies per family")] = 1,
-    markets: Annotated[int, typer.Option(help="markets per search evaluation")] = 400,
-    rounds: Annotated[int, typer.Option(help="rounds per evaluation")] = 10,
-    eval_markets: Annotated[int, typer.Option(help="markets of the fresh evaluation of the best deviation")] = 2000,
-    threshold: Annotated[float, typer.Option(help="gain below which a deviation does not count as an exploit")] = 1e-3,
+    sampler: Annotated[str, _fuzz_option("sampler")] = FUZZ.sampler,
+    restarts: Annotated[int, _fuzz_option("restarts")] = FUZZ.restarts,
+    markets: Annotated[int, _fuzz_option("markets")] = FUZZ.markets,
+    rounds: Annotated[int, _fuzz_option("rounds")] = FUZZ.rounds,
+    eval_markets: Annotated[int, _fuzz_option("eval_markets")] = FUZZ.eval_markets,
+    threshold: Annotated[float, _fuzz_option("threshold")] = FUZZ.threshold,
     library: Annotated[Path, typer.Option(help="exploit library directory for failure reports")] = Path("exploits"),
     report: Annotated[bool, typer.Option(help="write a failure report when an exploit is found")] = True,
-    samples: Annotated[int, typer.Option(help="market-rounds the discovery engine fits its best response on")] = 20_000,
+    samples: Annotated[int, _fuzz_option("samples")] = CLI_SAMPLES,
     plot: Annotated[Path | None, typer.Option(help="PNG of the discovery engine's bid function (default: beside "
                                                    "the failure report's traces)")] = None,
     as_json: JsonFlag = False,
@@ -578,12 +590,16 @@ def repair(
     settings: Annotated[list[str] | None, typer.Option("--set", help="config field key=value (repeatable)")] = None,
     info: Annotated[list[str] | None, typer.Option("--info", help="information policy key=value")] = None,
     enforce: Annotated[list[str] | None, typer.Option("--enforce", help="enforcement key=value")] = None,
-    families: Annotated[str | None, typer.Option(help="comma-separated deviation families")] = None,
-    deviators: Annotated[int, typer.Option(help="K deviators")] = 1,
-    budget: Annotated[int, typer.Option(help="designs tried")] = 30,
-    inner_budget: Annotated[int, typer.Option(help="fuzz evaluations per design")] = 16,
-    welfare_floor: Annotated[float, typer.Option(help="least welfare, as a share of the original's")] = 0.9,
-    revenue_floor: Annotated[float, typer.Option(help="least revenue, as a share of the original's")] = 0.9,
+    families: Annotated[str | None, typer.Option(help="comma-separated " + description(RepairSettings, "families"))
+                        ] = None,
+    deviators: Annotated[int, _repair_option("deviators")] = REPAIR.deviators,
+    budget: Annotated[int, _repair_option("budget")] = REPAIR.budget,
+    inner_budget: Annotated[int, _repair_option("inner_budget")] = REPAIR.inner_budget,
+    welfare_floor: Annotated[float, _repair_option("welfare_floor")] = REPAIR.welfare_floor,
+    revenue_floor: Annotated[float, _repair_option("revenue_floor")] = REPAIR.revenue_floor,
+    markets: Annotated[int, _repair_option("markets")] = REPAIR.markets,
+    rounds: Annotated[int, _repair_option("rounds")] = REPAIR.rounds,
+    eval_markets: Annotated[int, _repair_option("eval_markets")] = REPAIR.eval_markets,
     seed: SeedOption = 0,
     search: Annotated[list[str] | None, typer.Option(
         "--search", help="also search a config field: NAME=LOW:HIGH or NAME=A,B,C (repeatable)")] = None,
@@ -598,7 +614,8 @@ def repair(
                               information=parse_settings(info or [], "--info"),
                               enforcement=parse_settings(enforce or [], "--enforce"), families=names,
                               deviators=deviators, budget=budget, inner_budget=inner_budget,
-                              welfare_floor=welfare_floor, revenue_floor=revenue_floor, seed=seed,
+                              welfare_floor=welfare_floor, revenue_floor=revenue_floor, markets=markets,
+                              rounds=rounds, eval_markets=eval_markets, seed=seed,
                               search=parse_search(search or []), as_json=as_json, console=out)
     except MechArenaError as exc:
         raise fail(exc) from None
@@ -1143,5 +1160,25 @@ def train_grpo(
     out.print(table)
 
 
+def main() -> None:
+    """The ``mecharena`` command: the Typer app, with usage errors (an unknown command or option, a
+    value of the wrong type) on one ``error:`` line like every other error, status 2."""
+    try:
+        code = app(standalone_mode=False, prog_name="mecharena")
+    except Exception as exc:  # click's classes, matched by name: Typer may vendor its own click
+        kinds = {kind.__name__ for kind in type(exc).__mro__}
+        if "Abort" in kinds:
+            err.print("aborted")
+            raise SystemExit(130) from None
+        if "ClickException" not in kinds:
+            raise
+        if "NoArgsIsHelpError" in kinds:  # the help is already shown
+            raise SystemExit(exc.exit_code) from None
+        ctx = getattr(exc, "ctx", None)
+        where = f" (see `{ctx.command_path} --help`)" if "UsageError" in kinds and ctx is not None else ""
+        raise SystemExit(fail(ConfigError(exc.format_message() + where)).exit_code) from None
+    raise SystemExit(code if isinstance(code, int) else 0)
+
+
 if __name__ == "__main__":
-    app()
+    main()

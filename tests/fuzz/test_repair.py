@@ -67,11 +67,11 @@ def test_pareto_front_and_thresholds_by_hand():
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"welfare_floor": 1.5}, r"welfare_floor must be in \[0, 1\], got 1.5"),
-    ({"revenue_floor": -0.1}, r"revenue_floor must be in \[0, 1\], got -0.1"),
-    ({"budget": 0}, r"budget must be an integer >= 1, got 0"),
-    ({"inner_budget": 0}, r"inner_budget must be an integer >= 1, got 0"),
-    ({"markets": 1}, r"markets must be an integer >= 2, got 1"),
+    ({"welfare_floor": 1.5}, r"welfare_floor must be a finite float in \[0, 1\], got 1.5"),
+    ({"revenue_floor": -0.1}, r"revenue_floor must be a finite float in \[0, 1\], got -0.1"),
+    ({"budget": 0}, r"budget must be a finite int in \[1, 2000\], got 0"),
+    ({"inner_budget": 0}, r"inner_budget must be a finite int in \[1, 2000\], got 0"),
+    ({"markets": 1}, r"markets must be a finite int in \[2, 100000\], got 1"),
 ])
 def test_bad_inputs_are_pinned(kwargs, message):
     with pytest.raises(ConfigError, match=message):

@@ -66,9 +66,9 @@ def test_search_is_deterministic():
 
 @pytest.mark.parametrize(("kwargs", "error", "message"), [
     ({"families": []}, ConfigError, r"^families must name at least one deviation family"),
-    ({"budget": 0}, ConfigError, r"^budget must be >= 1 evaluation, got 0$"),
+    ({"budget": 0}, ConfigError, r"^budget must be a finite int in \[1, 2000\], got 0$"),
     ({"deviators": 5}, ConfigError, r"deviators must be in \[1, 4\] \(the agents of 'truthful:4'\), got 5"),
-    ({"deviators": 0}, ConfigError, r"deviators must be in \[1, 4\]"),
+    ({"deviators": 0}, ConfigError, r"deviators must be a finite int in \[1, 64\], got 0"),
     ({"families": ["shadow"]}, UnknownIdError, r"unknown deviation family 'shadow'; did you mean 'shading'"),
     ({"families": ["rotation"]}, ConfigError, r"no deviation family applies .* a coalition family needs --deviators >= 2"),
     ({"sampler": "grid"}, ConfigError, r"^sampler must be one of 'tpe', 'cmaes', got 'grid'$"),

@@ -33,6 +33,7 @@ import numpy as np
 from mecharena.agents.respond import (MAX_IDENTITIES, MAX_TABLE, MAX_UNITS, Response, Sample, check_private_values,
                                       format_table, respond, table_points)
 from mecharena.core.errors import ConfigError
+from mecharena.core.settings import MAX_SAMPLES
 from mecharena.core.types import FloatArray
 from mecharena.fuzz.score import Deviation, agent_seats, deviated_population, replace_cell
 from mecharena.metrics.harness import Cell
@@ -40,7 +41,6 @@ from mecharena.sim.loop import play
 
 MAX_GRID = 1025
 MAX_POINTS = 4097
-MAX_SAMPLES = 2_000_000
 #: Identities searched for mechanisms that merge them (m = 1 .. SEARCH_IDENTITIES).
 SEARCH_IDENTITIES = 6
 #: Table entries of the default value grid with several marginal values (11 points per axis for 2 units).

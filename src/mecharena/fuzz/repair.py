@@ -58,9 +58,10 @@ from typing import Any
 from pydantic import Field
 
 from mecharena import mechanisms
-from mecharena.core.config import StrictModel
+from mecharena.core.config import StrictModel, check_seed
 from mecharena.core.errors import ConfigError, MechArenaError
 from mecharena.core.seeding import generator
+from mecharena.core.settings import RepairSettings
 from mecharena.fuzz.score import replace_cell
 from mecharena.fuzz.search import fuzz
 from mecharena.mechanisms.policy import Enforcement, InformationPolicy
@@ -206,17 +207,6 @@ def pareto_front(points: list[tuple[float, float, float]]) -> list[int]:
     return [i for i, p in enumerate(points) if not any(dominates(q, p) for j, q in enumerate(points) if j != i)]
 
 
-def _check(*, budget: int, inner_budget: int, welfare_floor: float, revenue_floor: float, markets: int,
-           rounds: int, eval_markets: int, seed: int) -> None:
-    for name, value in (("welfare_floor", welfare_floor), ("revenue_floor", revenue_floor)):
-        if not isinstance(value, int | float) or not 0.0 <= float(value) <= 1.0:
-            raise ConfigError(f"{name} must be in [0, 1], got {value!r}")
-    for name, value, least in (("budget", budget, 1), ("inner_budget", inner_budget, 1), ("markets", markets, 2),
-                               ("rounds", rounds, 1), ("eval_markets", eval_markets, 2), ("seed", seed, 0)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < least:
-            raise ConfigError(f"{name} must be an integer >= {least}, got {value!r}")
-
-
 Space = dict[str, tuple[float, float] | list[Any]]  # config field -> (low, high) or choices
 
 
@@ -294,19 +284,22 @@ def _params(design: Design, space: Space) -> dict[str, Any] | None:
     return params
 
 
+_DEFAULT = RepairSettings()
+
+
 def repair(
     target: Cell,
     *,
-    families: list[str] | None = None,
-    deviators: int = 1,
-    budget: int = 30,
-    inner_budget: int = 16,
-    welfare_floor: float = 0.9,
-    revenue_floor: float = 0.9,
+    families: list[str] | None = _DEFAULT.families,
+    deviators: int = _DEFAULT.deviators,
+    budget: int = _DEFAULT.budget,
+    inner_budget: int = _DEFAULT.inner_budget,
+    welfare_floor: float = _DEFAULT.welfare_floor,
+    revenue_floor: float = _DEFAULT.revenue_floor,
     seed: int = 0,
-    markets: int = 300,
-    rounds: int = 8,
-    eval_markets: int = 1000,
+    markets: int = _DEFAULT.markets,
+    rounds: int = _DEFAULT.rounds,
+    eval_markets: int = _DEFAULT.eval_markets,
     search: Space | None = None,
     on_candidate: Callable[[Candidate, int], None] | None = None,
 ) -> RepairResult:
@@ -337,8 +330,10 @@ def repair(
     """
     import optuna  # a second of import time that only the search needs
 
-    _check(budget=budget, inner_budget=inner_budget, welfare_floor=welfare_floor, revenue_floor=revenue_floor,
-           markets=markets, rounds=rounds, eval_markets=eval_markets, seed=seed)
+    RepairSettings.build(families=families, deviators=deviators, budget=budget, inner_budget=inner_budget,
+                         welfare_floor=welfare_floor, revenue_floor=revenue_floor, markets=markets, rounds=rounds,
+                         eval_markets=eval_markets)
+    check_seed(seed)
     target.episode()  # validates mechanism, config and population before any search
     space = check_space(target.mechanism, search)
     base = Design.of(target)

@@ -15,10 +15,11 @@ re-evaluated on a fresh, independent seed with more markets: ``max(0, gain)`` wi
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from mecharena.core.errors import ConfigError, MechArenaError
 from mecharena.core.seeding import generator
+from mecharena.core.settings import FuzzSettings, Sampler
 from mecharena.fuzz import policy_search
 from mecharena.fuzz.coalition import Ring, ring_response
 from mecharena.fuzz.discover import SEARCH_IDENTITIES, Found, best_response
@@ -26,7 +27,6 @@ from mecharena.fuzz.families import FAMILIES, Family, Param
 from mecharena.fuzz.score import Deviation, Gain, Scorer, deviated_population
 from mecharena.metrics.harness import Cell
 
-Sampler = Literal["tpe", "cmaes"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,22 +130,25 @@ def _suggest(trial, p: Param) -> Any:
     return trial.suggest_float(p.name, p.low, p.high)
 
 
+_DEFAULT = FuzzSettings()
+
+
 def fuzz(
     target: Cell,
     *,
-    families: list[str] | None = None,
-    deviators: int = 1,
-    budget: int = 60,
+    families: list[str] | None = _DEFAULT.families,
+    deviators: int = _DEFAULT.deviators,
+    budget: int = _DEFAULT.budget,
     seed: int = 0,
-    sampler: Sampler = "tpe",
-    restarts: int = 1,
-    markets: int = 400,
-    rounds: int = 10,
-    eval_markets: int = 2000,
-    threshold: float = 1e-3,
+    sampler: Sampler = _DEFAULT.sampler,
+    restarts: int = _DEFAULT.restarts,
+    markets: int = _DEFAULT.markets,
+    rounds: int = _DEFAULT.rounds,
+    eval_markets: int = _DEFAULT.eval_markets,
+    threshold: float = _DEFAULT.threshold,
     min_trials: int = 8,
     starts: bool = True,
-    samples: int | None = None,
+    samples: int | None = _DEFAULT.samples,
     on_trial: Callable[[Trial, int], None] | None = None,
 ) -> FuzzResult:
     """Search for the most profitable deviation from ``target``'s population.
@@ -180,20 +183,17 @@ def fuzz(
         on_trial: called with each scored trial and the evaluation count (progress bars).
 
     Raises:
-        ConfigError: no families, a budget below 1, bad sizes, or no family applies.
+        ConfigError: no families, a setting outside :class:`~mecharena.core.settings.FuzzSettings`'
+            bounds, or no family applies.
         UnknownIdError: an unknown family.
     """
     import optuna  # imported here: a second of import time that only fuzzing needs
 
+    FuzzSettings.build(families=families, deviators=deviators, budget=budget, sampler=sampler, restarts=restarts,
+                       markets=markets, rounds=rounds, eval_markets=eval_markets, threshold=threshold,
+                       samples=samples)
     if families is not None and not families:
         raise ConfigError("families must name at least one deviation family (see `mecharena fuzz --help`)")
-    if budget < 1:
-        raise ConfigError(f"budget must be >= 1 evaluation, got {budget}")
-    if restarts < 1 or markets < 2 or rounds < 1 or eval_markets < 2:
-        raise ConfigError(f"restarts >= 1, markets >= 2, rounds >= 1 and eval_markets >= 2 are required, got "
-                          f"restarts={restarts}, markets={markets}, rounds={rounds}, eval_markets={eval_markets}")
-    if sampler not in ("tpe", "cmaes"):
-        raise ConfigError(f"sampler must be one of 'tpe', 'cmaes', got {sampler!r}")
     chosen = [FAMILIES.get(name) for name in (families or [n for n, f in FAMILIES.items() if not f.opt_in])]
     scorer = Scorer(target)  # validates the target before any search
     deviated_population(target.population, target.seed, deviators, "truthful")  # someone must deviate

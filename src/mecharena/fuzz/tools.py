@@ -122,19 +122,11 @@ def repair_command(
     information: dict[str, Any] | None = None,
     enforcement: dict[str, Any] | None = None,
     values: str = "uniform",
-    families: list[str] | None = None,
-    deviators: int = 1,
-    budget: int = 30,
-    inner_budget: int = 16,
-    welfare_floor: float = 0.9,
-    revenue_floor: float = 0.9,
     seed: int = 0,
-    markets: int = 300,
-    rounds: int = 8,
-    eval_markets: int = 1000,
     search: dict[str, Any] | None = None,
     as_json: bool = False,
     console: Console | None = None,
+    **settings_: Any,
 ) -> int:
     """Repair ``mechanism`` (with ``settings``) against ``population`` and print the report.
 
@@ -143,8 +135,9 @@ def repair_command(
         population: the population spec, e.g. ``truthful:4``.
         information, enforcement: fields of the target's information and enforcement policies.
         values: the value distribution spec.
-        families, deviators, budget, inner_budget, welfare_floor, revenue_floor, seed, markets, rounds,
-            eval_markets, search: see :func:`~mecharena.fuzz.repair.repair`.
+        seed, search: see :func:`~mecharena.fuzz.repair.repair`.
+        settings_: fields of :class:`~mecharena.core.settings.RepairSettings` (families, deviators,
+            budget, ...), passed to :func:`~mecharena.fuzz.repair.repair`.
         as_json: print one JSON object (``RepairResult.as_dict()``) instead of tables.
         console: where to print (default: stdout).
 
@@ -157,18 +150,17 @@ def repair_command(
         UnknownIdError: an unknown mechanism, agent or family.
     """
     console = console or make_console()
-    if families is not None and not families:
+    if settings_.get("families") == []:
         raise ConfigError("families must name at least one deviation family, got an empty list")
     cell = _cell(mechanism, settings, population, information, enforcement, values)
-    result = repair(cell, families=families, deviators=deviators, budget=budget, inner_budget=inner_budget,
-                    welfare_floor=welfare_floor, revenue_floor=revenue_floor, seed=seed, markets=markets,
-                    rounds=rounds, eval_markets=eval_markets, search=search)
+    result = repair(cell, seed=seed, search=search, **settings_)
     if as_json:
         _write_json(console, result.as_dict())
         return 0
     console.print(repair_table(result))
     feasible = sum(c.feasible for c in result.candidates)
-    console.print(f"{len(result.candidates)} designs evaluated (the original + {budget} proposed), {feasible} feasible.")
+    console.print(f"{len(result.candidates)} designs evaluated (the original + {len(result.candidates) - 1} "
+                  f"proposed), {feasible} feasible.")
     rec, orig = result.recommended, result.original
     if result.improved and rec is not None:
         console.print(f"[bold green]recommended:[/] design #{rec.index}: exploitability "

@@ -50,6 +50,7 @@ from mcp.types import ToolAnnotations
 from pydantic import ConfigDict, Field, ValidationError, WithJsonSchema
 
 from mecharena import __version__
+from mecharena.core import settings
 from mecharena.core.config import Seed, StrictModel, explain
 from mecharena.core.errors import ConfigError, MechArenaError
 
@@ -60,7 +61,7 @@ HTTP_PATH = "/mcp"
 
 MAX_MARKETS = 1_000_000
 MAX_ROUNDS = 10_000
-FUZZ_BUDGET = 24  # evaluations: ~1 s for a five-bidder auction, where the CLI's 60 take ~2-4 s
+FUZZ = settings.FuzzSettings()  # fuzz's defaults and bounds (the budget aside: settings.MCP_BUDGET)
 DESIGNER_POLICIES = Literal["random", "greedy", "oracle", "learned"]
 
 INSTRUCTIONS = """Mechanism Arena stress-tests economic mechanisms (auctions, double auctions, posted
@@ -190,24 +191,21 @@ def _tools(library: Path) -> list[Tool]:
         population: Annotated[str, Field(description=(
             "the population whose own policy deviations are scored against, e.g. truthful:5"))],
         config: MechanismConfig = None,
-        deviators: Annotated[int, Field(ge=1, le=64, description=(
-            "K agents deviating together (K > 1: a coalition)"))] = 1,
+        deviators: settings.Deviators = FUZZ.deviators,
         families: Annotated[list[str] | None, Field(description=(
             "deviation families to search, e.g. [\"shading\", \"sybil\"]; default: every family that applies"))
         ] = None,
-        budget: Annotated[int, Field(ge=1, le=2000, description="evaluations in the search")] = FUZZ_BUDGET,
+        budget: settings.Budget = settings.MCP_BUDGET,
         seed: Seed = 0,
         information: Information = None,
         enforcement: Rules = None,
         values: Values = "uniform",
-        sampler: Annotated[Literal["tpe", "cmaes"], Field(description="Optuna sampler")] = "tpe",
-        restarts: Annotated[int, Field(ge=1, le=16, description="independent studies per family")] = 1,
-        markets: Annotated[int, Field(ge=1, le=100_000, description="markets per search evaluation")] = 400,
-        rounds: Annotated[int, Field(ge=1, le=1000, description="rounds per evaluation")] = 10,
-        eval_markets: Annotated[int, Field(ge=1, le=MAX_MARKETS, description=(
-            "markets of the fresh evaluation of the best deviation"))] = 2000,
-        threshold: Annotated[float, Field(ge=0, description=(
-            "gain below which a deviation does not count as an exploit"))] = 1e-3,
+        sampler: Annotated[settings.Sampler, Field(description="Optuna sampler")] = FUZZ.sampler,
+        restarts: settings.Restarts = FUZZ.restarts,
+        markets: settings.Markets = FUZZ.markets,
+        rounds: settings.Rounds = FUZZ.rounds,
+        eval_markets: settings.EvalMarkets = FUZZ.eval_markets,
+        threshold: settings.Threshold = FUZZ.threshold,
         store: Annotated[bool, Field(description=(
             "write a failure report into the server's exploit library when an exploit is found"))] = False,
     ) -> dict[str, Any]:

@@ -1,0 +1,76 @@
+"""Operation settings: how hard ``fuzz`` and ``repair`` search, every default, bound and description once.
+
+The Python functions (:func:`mecharena.fuzz.search.fuzz`, :func:`mecharena.fuzz.repair.repair`)
+take their defaults from these models and validate their arguments with them; the CLI's options
+take their help and defaults from them and validate the same way; the MCP ``fuzz`` tool publishes
+the same bounds in its argument schema (the field types below). A bound changes here alone, and
+``tests/fuzz/test_settings.py`` checks that the CLI, the MCP tool and the Python API agree.
+
+Two defaults differ on purpose, each named here: the MCP tool's budget (``MCP_BUDGET``, about a
+second for a five-bidder auction) and the CLI's discovery-engine sample (``CLI_SAMPLES``, where the
+Python default is one search evaluation's market-rounds).
+
+>>> FuzzSettings.build(budget=0)
+Traceback (most recent call last):
+...
+mecharena.core.errors.ConfigError: budget must be a finite int in [1, 2000], got 0
+"""
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from mecharena.core.config import StrictModel
+
+MCP_BUDGET = 24
+CLI_SAMPLES = 20_000
+MAX_SAMPLES = 2_000_000  # market-rounds the discovery engine clears per candidate bid: memory bound
+
+Deviators = Annotated[int, Field(ge=1, le=64, description="K agents deviating together (K > 1: a coalition)")]
+Budget = Annotated[int, Field(ge=1, le=2000, description="evaluations in the search")]
+Sampler = Literal["tpe", "cmaes"]
+Restarts = Annotated[int, Field(ge=1, le=16, description="independent studies per family")]
+Markets = Annotated[int, Field(ge=2, le=100_000, description="markets per search evaluation")]
+Rounds = Annotated[int, Field(ge=1, le=1000, description="rounds per evaluation")]
+EvalMarkets = Annotated[int, Field(ge=2, le=1_000_000, description=(
+    "markets of the fresh evaluation of the best deviation"))]
+Threshold = Annotated[float, Field(ge=0, le=1000, description=(
+    "gain below which a deviation does not count as an exploit"))]
+Samples = Annotated[int, Field(ge=2, le=MAX_SAMPLES, description=(
+    "market-rounds the discovery engine fits its best response on"))]
+
+
+class FuzzSettings(StrictModel):
+    """The search of :func:`mecharena.fuzz.search.fuzz` (see its docstring for what each does)."""
+
+    families: list[str] | None = Field(None, description=(
+        "deviation families to search (default: every family that applies, opt-in ones aside)"))
+    deviators: Deviators = 1
+    budget: Budget = 60
+    sampler: Sampler = Field("tpe", description="Optuna sampler: tpe or cmaes")
+    restarts: Restarts = 1
+    markets: Markets = 400
+    rounds: Rounds = 10
+    eval_markets: EvalMarkets = 2000
+    threshold: Threshold = 1e-3
+    samples: Samples | None = Field(None, description=(
+        "market-rounds the discovery engine fits its best response on (None: one search evaluation's)"))
+
+
+class RepairSettings(StrictModel):
+    """The search of :func:`mecharena.fuzz.repair.repair`."""
+
+    families: list[str] | None = Field(None, description="deviation families the inner fuzzing searches")
+    deviators: Deviators = 1
+    budget: int = Field(30, ge=1, le=2000, description="designs tried")
+    inner_budget: Budget = Field(16, description="fuzz evaluations per design")
+    welfare_floor: float = Field(0.9, ge=0, le=1, description="least welfare, as a share of the original's")
+    revenue_floor: float = Field(0.9, ge=0, le=1, description="least revenue, as a share of the original's")
+    markets: Markets = Field(300, description="markets per evaluation (fuzzing steps and welfare/revenue)")
+    rounds: Rounds = 8
+    eval_markets: EvalMarkets = 1000
+
+
+def description(model: type[StrictModel], name: str) -> str:
+    """The field's description, for a CLI option's help."""
+    return model.model_fields[name].description or name
