@@ -610,13 +610,16 @@ def repair(
 
     try:
         names = None if families is None else [f.strip() for f in families.split(",") if f.strip()]
-        code = repair_command(mechanism, parse_settings(settings or []), population,
-                              information=parse_settings(info or [], "--info"),
-                              enforcement=parse_settings(enforce or [], "--enforce"), families=names,
-                              deviators=deviators, budget=budget, inner_budget=inner_budget,
-                              welfare_floor=welfare_floor, revenue_floor=revenue_floor, markets=markets,
-                              rounds=rounds, eval_markets=eval_markets, seed=seed,
-                              search=parse_search(search or []), as_json=as_json, console=out)
+        with Progress(console=err, transient=True, disable=as_json or not err.is_terminal) as bar:
+            task = bar.add_task("designs", total=budget + 1)  # the original, then each proposal
+            code = repair_command(mechanism, parse_settings(settings or []), population,
+                                  information=parse_settings(info or [], "--info"),
+                                  enforcement=parse_settings(enforce or [], "--enforce"), families=names,
+                                  deviators=deviators, budget=budget, inner_budget=inner_budget,
+                                  welfare_floor=welfare_floor, revenue_floor=revenue_floor, markets=markets,
+                                  rounds=rounds, eval_markets=eval_markets, seed=seed,
+                                  search=parse_search(search or []), as_json=as_json, console=out,
+                                  on_candidate=lambda _candidate, done: bar.update(task, completed=done))
     except MechArenaError as exc:
         raise fail(exc) from None
     raise typer.Exit(code)

@@ -63,7 +63,7 @@ def test_empirical_points_are_the_record_not_the_path(power_csv, tmp_path):
     (["0.3", "0.3"], "", r"at least two distinct values, got \[0\.3, 0\.3\]"),
     ([], "", r"values file .*v\.csv is empty"),
     (["value", "0.1", "0.2"], ",column=price", r"has no column 'price'; its header: \['value'\]"),
-    (["0.1", "0.2"], ",shape=2", "an empirical value distribution takes path and column, got shape"),
+    (["0.1", "0.2"], ",shape=2", "an empirical value distribution takes path, column and common, got shape"),
 ])
 def test_bad_values_files_get_one_clear_line(tmp_path, lines, spec_tail, message):
     path = write(tmp_path / "v.csv", lines)
@@ -81,3 +81,5 @@ def test_missing_file_and_inconsistent_fields(tmp_path):
     with pytest.raises(ConfigError, match=r"high of an empirical distribution is its data's highest value \(1\.0\)"):
         ValueDistribution.build(kind="empirical", points=(0.0, 1.0), high=2.0)
     assert empirical(np.array([0.2, 0.1, 0.4])).points == (0.1, 0.2, 0.4)
+    shared = parse_distribution(f"empirical:path={write(tmp_path / 'c.csv', ['0.1', '0.9'])},common=0.5")
+    assert shared.common == 0.5 and shared.points == (0.1, 0.9)

@@ -66,8 +66,10 @@ def test_repair_command_prints_json_and_tables():
     data = json.loads(buf.getvalue())
     assert {"original", "candidates", "pareto", "recommended", "thresholds"} <= set(data)
     console, buf = _console()
-    assert repair_command("first_price", {}, "truthful:4", console=console, **kw) == 0
-    assert "Repair: first_price vs truthful:4" in buf.getvalue()
+    done = []  # the progress callback: the original design, then each proposal
+    assert repair_command("first_price", {}, "truthful:4", console=console, on_candidate=lambda _c, n: done.append(n),
+                          **kw) == 0
+    assert "Repair: first_price vs truthful:4" in buf.getvalue() and done == [1, 2, 3]
 
 
 def test_rank_command_prints_json_and_tables():

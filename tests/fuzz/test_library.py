@@ -184,3 +184,26 @@ def test_commands_print(report, library):
     out = io.StringIO()
     assert exploits_show(str(library.directory), report.id, as_json=False, console=Console(file=out, width=200)) == 0
     assert "mecharena regress" in out.getvalue() and "mitigation" in out.getvalue()
+
+
+def test_a_seller_deviation_is_reported_replayed_and_regressed_as_a_seller(tmp_path):
+    """In a two-sided market the engine's best deviation may be a seller's (k = 0: the price is the
+    ask); its report keeps the buyers in place (``after``), names the seller's seat, and its trace gain
+    equals the scorer's on the same markets bit for bit."""
+    from mecharena.fuzz.regress import regress
+
+    result = fuzz(Cell(mechanism="k_double", config={"buyers": 2, "k": 0.0}, population="truthful:4"),
+                  families=["best_response"], budget=1, markets=200, rounds=1, eval_markets=400, samples=1000)
+    assert result.best.deviation.after == 2 and result.fresh.lo > 0
+    report = build_report(result, tmp_path, trace_markets=50)
+    involved = report.agents_involved
+    assert (involved.after, involved.seats) == (2, [2]) and involved.population.startswith("truthful:2,best_response(")
+    library = Library(tmp_path, create=True)
+    library.add(report)
+    assert library.replay(report.id)["ok"]
+    trace = report.trace
+    cell = report.target(seed=trace.seed, markets=trace.markets, rounds=trace.rounds)
+    assert trace.recorded_gain == Scorer(cell).score(report.deviation(), seed=trace.seed, markets=trace.markets,
+                                                     rounds=trace.rounds).mean
+    (row,) = regress(library, "k_double", {"buyers": 2, "k": 0.0}, markets=2000)
+    assert row["still_pays"], row

@@ -59,29 +59,18 @@ def test_mcp_publishes_the_models_bounds_and_defaults():
     assert published["sampler"]["enum"] == ["tpe", "cmaes"]
 
 
-@pytest.mark.parametrize("name", bounded(FuzzSettings))
-def test_python_and_cli_refuse_the_same_out_of_range_fuzz_settings(name):
-    low, high = bounds(FuzzSettings, name)
+@pytest.mark.parametrize("model, name", [(FuzzSettings, n) for n in bounded(FuzzSettings)]
+                         + [(RepairSettings, n) for n in bounded(RepairSettings)])
+def test_python_and_cli_refuse_the_same_out_of_range_settings(model, name):
+    low, high = bounds(model, name)
     bad = high + 1 if high is not None else low - 1
-    bad = int(bad) if isinstance(FuzzSettings.model_fields[name].default, int) or name == "samples" else bad
-    message = f"{name} must be {FuzzSettings.allowed(name)}, got {bad}"
-    with pytest.raises(ConfigError, match=f"^{re.escape(message)}$"):
-        fuzz(TARGET, **{name: bad})
-    result = CliRunner().invoke(app, ["fuzz", "--mechanism", "first_price", "--population", "truthful:3",
-                                      f"--{name.replace('_', '-')}", str(bad), "--json"])
-    assert result.exit_code == 2 and message in " ".join(result.output.split()), result.output
-
-
-@pytest.mark.parametrize("name", bounded(RepairSettings))
-def test_python_and_cli_refuse_the_same_out_of_range_repair_settings(name):
-    low, high = bounds(RepairSettings, name)
-    bad = high + 1 if high is not None else low - 1
-    if isinstance(RepairSettings.model_fields[name].default, int):
+    if isinstance(model.model_fields[name].default, int) or name == "samples":
         bad = int(bad)
-    message = f"{name} must be {RepairSettings.allowed(name)}, got {bad}"
+    message = f"{name} must be {model.allowed(name)}, got {bad}"
+    search, command = (fuzz, "fuzz") if model is FuzzSettings else (repair, "repair")
     with pytest.raises(ConfigError, match=f"^{re.escape(message)}$"):
-        repair(TARGET, **{name: bad})
-    result = CliRunner().invoke(app, ["repair", "--mechanism", "first_price", "--population", "truthful:3",
+        search(TARGET, **{name: bad})
+    result = CliRunner().invoke(app, [command, "--mechanism", "first_price", "--population", "truthful:3",
                                       f"--{name.replace('_', '-')}", str(bad), "--json"])
     assert result.exit_code == 2 and message in " ".join(result.output.split()), result.output
 

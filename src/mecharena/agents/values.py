@@ -149,10 +149,10 @@ def parse_distribution(spec: str) -> ValueDistribution:
     if fields["kind"] == "empirical":
         if "path" not in fields:
             raise ConfigError(f"an empirical value distribution needs path=FILE (a CSV of values), got {spec!r}")
-        extra = sorted(set(fields) - {"kind", "path", "column"})
+        extra = sorted(set(fields) - {"kind", "path", "column", "common"})
         if extra:
-            raise ConfigError(f"an empirical value distribution takes path and column, got {', '.join(extra)}")
-        return empirical(read_values(Path(str(fields["path"])), fields.get("column")))
+            raise ConfigError(f"an empirical value distribution takes path, column and common, got {', '.join(extra)}")
+        return empirical(read_values(Path(str(fields["path"])), fields.get("column")), fields.get("common", 0.0))
     return ValueDistribution.build(**fields)
 
 
@@ -161,8 +161,9 @@ def reads_file(spec: str) -> bool:
     return spec.partition(":")[0].strip() == "empirical"
 
 
-def empirical(sample: FloatArray) -> ValueDistribution:
-    """The empirical distribution of ``sample``: all of it sorted, or MAX_POINTS evenly spaced quantiles.
+def empirical(sample: FloatArray, common: float | str = 0.0) -> ValueDistribution:
+    """The empirical distribution of ``sample``: all of it sorted, or MAX_POINTS evenly spaced quantiles
+    (``common``: see :class:`ValueDistribution`).
 
     Raises:
         ConfigError: fewer than two distinct values, or a value that is negative or not finite.
@@ -175,7 +176,7 @@ def empirical(sample: FloatArray) -> ValueDistribution:
         raise ConfigError(f"an empirical value distribution needs at least two distinct values, got {sample.tolist()}")
     if sample.size > MAX_POINTS:
         sample = np.quantile(sample, np.linspace(0.0, 1.0, MAX_POINTS))
-    return ValueDistribution.build(kind="empirical", points=tuple(sample.tolist()))
+    return ValueDistribution.build(kind="empirical", points=tuple(sample.tolist()), common=common)
 
 
 def read_values(path: Path, column: str | None = None) -> FloatArray:

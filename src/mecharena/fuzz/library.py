@@ -188,7 +188,7 @@ class Library:
         baseline = self.directory / report.trace.baseline
         deviated = self.directory / report.trace.deviated
         reports = {"baseline": replay_ledger(baseline), "deviated": replay_ledger(deviated)}
-        replayed = ledger_gain(baseline, deviated, report.agents_involved.deviators)
+        replayed = ledger_gain(baseline, deviated, report.agents_involved.deviators, report.agents_involved.after)
         exact = same_float(replayed, report.trace.recorded_gain)
         gain = report.gain
         return {"id": report.id, **{k: v.to_dict() for k, v in reports.items()},

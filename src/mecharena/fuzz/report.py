@@ -8,7 +8,8 @@ the deviation, on the same seed, and the gain recomputed from their events), the
 mitigation and the regression check that says when the exploit is closed.
 
 Gain from a pair of ledgers (``recorded_gain``): with ``K`` deviators whose seats are
-``agent_seats(owner, K)`` of each ledger's owner map and ``T`` rounds,
+``agent_seats(owner, A + K)[A:]`` of each ledger's owner map (``A`` agents keep their place before
+them: a seller deviator's buyers) and ``T`` rounds,
 
     gain = mean over markets b of (sum_t sum_{i in seats} u_dev[t, b, i] - u_base[t, b, i]) / (K T)
 
@@ -64,6 +65,9 @@ class AgentsInvolved(StrictModel):
     """Who deviates: K agents, their own seats in the deviated market and their agent type."""
 
     deviators: int = Field(ge=1)
+    after: int = Field(0, ge=0, description=(
+        "agents before the deviators that keep their place (a seller deviator in a two-sided market comes "
+        "after the buyers)"))
     seats: list[int] = Field(description="own seats of the deviators (agent_seats of the deviated owner map)")
     identities: list[int] = Field(description="every seat the deviators control (false names included)")
     agent: str = Field(description="agent spec the deviators play")
@@ -143,7 +147,7 @@ class FailureReport(StrictModel):
     def deviation(self) -> Deviation:
         """The stored deviation, ready for :meth:`~mecharena.fuzz.score.Scorer.score`."""
         return Deviation(self.strategy.family, tuple(sorted(self.strategy.params.items())),
-                         self.agents_involved.deviators)
+                         self.agents_involved.deviators, self.agents_involved.after)
 
     def target(self, **fields: Any) -> Cell:
         """The attacked cell (markets, rounds and seed from the fresh evaluation), ``fields`` changed."""
@@ -164,7 +168,8 @@ def exploit_id(target: Cell, deviation: Deviation) -> str:
         "information": target.information.model_dump(mode="json"),
         "enforcement": target.enforcement.model_dump(mode="json"),
         "values": target.values,
-        "deviation": {"family": deviation.family, "params": dict(deviation.params), "deviators": deviation.deviators},
+        "deviation": {"family": deviation.family, "params": dict(deviation.params), "deviators": deviation.deviators,
+                      **({"after": deviation.after} if deviation.after else {})},  # buyers' ids unchanged
     }
     text = json.dumps(identity, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:ID_LENGTH]
@@ -195,15 +200,17 @@ def regression_command(library_dir: str | os.PathLike[str], mechanism: str, conf
     return shlex.join(parts)
 
 
-def _seat_utility(directory: Path, deviators: int) -> tuple[FloatArray, IntArray, int]:
-    """(B,) the first ``deviators`` agents' utility per agent and round in one ledger, its market ids, rounds."""
+def _seat_utility(directory: Path, deviators: int, after: int = 0) -> tuple[FloatArray, IntArray, int]:
+    """(B,) the utility per agent and round of the ``deviators`` agents after the first ``after`` in one
+    ledger, its market ids, rounds."""
     meta = read_meta(directory)
     if meta.mode != "full":
         raise LedgerError(f"ledger {str(directory)!r} must be recorded in mode 'full' to compute a gain, "
                           f"got mode {meta.mode!r}")
-    seats = agent_seats(np.asarray(meta.owner, dtype=np.int64), deviators)
+    seats = agent_seats(np.asarray(meta.owner, dtype=np.int64), after + deviators)[after:]
     if seats.size != deviators:
-        raise LedgerError(f"ledger {str(directory)!r} has {seats.size} agents, fewer than the {deviators} deviators")
+        raise LedgerError(f"ledger {str(directory)!r} has {seats.size + after} agents, fewer than the {after} before "
+                          f"and the {deviators} deviators")
     con = connect(directory)
     try:
         seat_list = ", ".join(str(int(s)) for s in seats)
@@ -225,7 +232,8 @@ def _seat_utility(directory: Path, deviators: int) -> tuple[FloatArray, IntArray
 
 
 
-def ledger_gain(baseline: str | os.PathLike[str], deviated: str | os.PathLike[str], deviators: int) -> float:
+def ledger_gain(baseline: str | os.PathLike[str], deviated: str | os.PathLike[str], deviators: int,
+                after: int = 0) -> float:
     """The deviators' gain per agent and round computed from two full-mode ledgers' events.
 
     Args:
@@ -239,8 +247,8 @@ def ledger_gain(baseline: str | os.PathLike[str], deviated: str | os.PathLike[st
     Raises:
         LedgerError: a ledger is missing, corrupt, not full-mode, or the two do not pair up.
     """
-    base, base_markets, base_rounds = _seat_utility(ledger_directory(baseline), deviators)
-    dev, dev_markets, dev_rounds = _seat_utility(ledger_directory(deviated), deviators)
+    base, base_markets, base_rounds = _seat_utility(ledger_directory(baseline), deviators, after)
+    dev, dev_markets, dev_rounds = _seat_utility(ledger_directory(deviated), deviators, after)
     if base_rounds != dev_rounds or not np.array_equal(base_markets, dev_markets):
         raise LedgerError(f"ledgers {str(baseline)!r} and {str(deviated)!r} must cover the same markets and rounds, "
                           f"got {base_markets.size} markets x {base_rounds} rounds and "
@@ -296,14 +304,15 @@ def build_report(result: FuzzResult, library_dir: str | os.PathLike[str], *,
     library = Path(library_dir)
     relative = {name: f"{TRACES}/{report_id}/{name}" for name in ("baseline", "deviated")}
     base_cell = replace_cell(target, seed=seed, markets=trace_markets, rounds=rounds)
-    population = deviated_population(target.population, seed, deviation.deviators, agent)
+    population = deviated_population(target.population, seed, deviation.deviators, agent, deviation.after)
     dev_cell = replace_cell(base_cell, population=population)
     _record_trace(base_cell, library / relative["baseline"])
     _record_trace(dev_cell, library / relative["deviated"])
-    recorded = ledger_gain(library / relative["baseline"], library / relative["deviated"], deviation.deviators)
+    recorded = ledger_gain(library / relative["baseline"], library / relative["deviated"], deviation.deviators,
+                           deviation.after)
 
     owner = np.asarray(read_meta(library / relative["deviated"]).owner, dtype=np.int64)
-    seats = agent_seats(owner, deviation.deviators)
+    seats = agent_seats(owner, deviation.after + deviation.deviators)[deviation.after:]
     settings = ", ".join(f"{k}={v!r}" for k, v in config.items()) or "defaults"
     return FailureReport(
         id=report_id,
@@ -316,7 +325,8 @@ def build_report(result: FuzzResult, library_dir: str | os.PathLike[str], *,
         values=target.values,
         affected_rule=f"{mechanism.name} v{mechanism.version}: {mechanism.summary} ({settings}); "
                       f"attacked by {family.summary}",
-        agents_involved=AgentsInvolved(deviators=deviation.deviators, seats=[int(s) for s in seats],
+        agents_involved=AgentsInvolved(deviators=deviation.deviators, after=deviation.after,
+                                       seats=[int(s) for s in seats],
                                        identities=[int(i) for i in np.flatnonzero(np.isin(owner, seats))],
                                        agent=agent, population=population),
         strategy=Strategy(family=family.name, params=dict(deviation.params), agent=agent,

@@ -8,6 +8,7 @@ The CLI parses its options and hands them here; these functions validate them (r
 
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
@@ -126,6 +127,7 @@ def repair_command(
     search: dict[str, Any] | None = None,
     as_json: bool = False,
     console: Console | None = None,
+    on_candidate: Callable[[Any, int], None] | None = None,
     **settings_: Any,
 ) -> int:
     """Repair ``mechanism`` (with ``settings``) against ``population`` and print the report.
@@ -140,6 +142,7 @@ def repair_command(
             budget, ...), passed to :func:`~mecharena.fuzz.repair.repair`.
         as_json: print one JSON object (``RepairResult.as_dict()``) instead of tables.
         console: where to print (default: stdout).
+        on_candidate: called with each evaluated design and the count so far (progress bars).
 
     Returns:
         0 when the report was printed (a recommendation that keeps the original is still a result).
@@ -153,7 +156,7 @@ def repair_command(
     if settings_.get("families") == []:
         raise ConfigError("families must name at least one deviation family, got an empty list")
     cell = _cell(mechanism, settings, population, information, enforcement, values)
-    result = repair(cell, seed=seed, search=search, **settings_)
+    result = repair(cell, seed=seed, search=search, on_candidate=on_candidate, **settings_)
     if as_json:
         _write_json(console, result.as_dict())
         return 0
