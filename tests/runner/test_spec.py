@@ -90,7 +90,7 @@ def test_bad_enforcement_and_values():
         "spec.yaml:19: enforcement.strict.audit_probability: audit_probability must be a finite float in [0, 1], "
         "got 1.5")
     assert error(SMALL + "values: power:shap=2\n") == \
-        "spec.yaml:18: values: unknown field 'shap' for ValueDistribution; allowed: kind, low, high, shape"
+        "spec.yaml:18: values: unknown field 'shap' for ValueDistribution; allowed: kind, low, high, shape, points, common"
 
 
 def test_missing_and_empty():
