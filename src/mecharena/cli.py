@@ -7,14 +7,14 @@ from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import Progress
 from rich.table import Table
 
 from mecharena import agents, mechanisms
 from mecharena.core.config import parse_assignments, shown_value
 from mecharena.core.errors import ConfigError, MechArenaError
 from mecharena.core.settings import CLI_SAMPLES, FuzzSettings, RepairSettings, description
-from mecharena.shell import SeedOption, make_console, seed_option, stdout_to_stderr
+from mecharena.shell import SeedOption, make_console, progress_bar, seed_option, stdout_to_stderr
 from mecharena.shell import fail as shell_fail
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -151,7 +151,7 @@ def run_simulation(mechanism_name: str, settings: dict[str, Any], population: st
                    ledger_mode: str = "full", channels: str | None = None) -> dict[str, Any]:
     from mecharena.metrics.run import simulate_summary
 
-    with Progress(console=err, transient=True, disable=not progress) as bar:
+    with progress_bar(err, hidden=not progress) as bar:
         task = bar.add_task(f"{mechanism_name} x {population}", total=rounds)
         return simulate_summary(mechanism_name, settings, population, markets, rounds, seed, values, information,
                                 enforcement, ledger, ledger_mode, on_round=lambda _t: bar.advance(task),
@@ -253,7 +253,7 @@ def demo(
     """A tour: every mechanism against its textbook population, one table."""
     rows = []
     try:
-        with Progress(console=err, transient=True, disable=as_json or not sys.stderr.isatty()) as bar:
+        with progress_bar(err, hidden=as_json) as bar:
             task = bar.add_task("mechanisms", total=len(DEMO_RUNS))
             for name, settings, population in DEMO_RUNS:
                 result = run_simulation(name, settings, population, markets, rounds, seed, "uniform", False)
@@ -273,8 +273,7 @@ def run_progress(as_json: bool) -> tuple[Progress, Any]:
     per finished cell otherwise, nothing with --json. Returns the bar (a context manager) and
     the callback."""
     live = not as_json and err.is_terminal
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   TextColumn("ETA"), TimeRemainingColumn(), console=err, transient=True, disable=not live)
+    bar = progress_bar(err, hidden=not live)
     task = bar.add_task("cells", total=None)
 
     def on_progress(event) -> None:  # a mecharena.runner.RunProgress
@@ -465,7 +464,7 @@ def fuzz_command(
 
     try:
         names = None if families is None else [f.strip() for f in families.split(",") if f.strip()]
-        with Progress(console=err, transient=True, disable=as_json or not err.is_terminal) as bar:
+        with progress_bar(err, hidden=as_json) as bar:
             task = bar.add_task("fuzzing", total=budget)
             result, data = fuzz_cell(mechanism, parse_settings(settings or []), population,
                                      parse_settings(info or [], "--info"), parse_settings(enforce or [], "--enforce"),
@@ -610,7 +609,7 @@ def repair(
 
     try:
         names = None if families is None else [f.strip() for f in families.split(",") if f.strip()]
-        with Progress(console=err, transient=True, disable=as_json or not err.is_terminal) as bar:
+        with progress_bar(err, hidden=as_json) as bar:
             task = bar.add_task("designs", total=budget + 1)  # the original, then each proposal
             code = repair_command(mechanism, parse_settings(settings or []), population,
                                   information=parse_settings(info or [], "--info"),
@@ -860,8 +859,7 @@ def designer_play(
 
     try:
         chosen = mecharena_policies()(policy, check_stage(stage), seed=seed)
-        with Progress(TextColumn("designer episode"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=err, disable=as_json) as progress:
+        with progress_bar(err, "designer episode", hidden=as_json) as progress:
             task = progress.add_task("steps", total=core.HORIZON)
             result = play_episode(chosen, stage, seed, directory, on_step=lambda _: progress.advance(task))
     except MechArenaError as exc:
@@ -926,8 +924,7 @@ def designer_benchmark(
         chosen = [int(s) for s in stages.split(",") if s.strip()]
     except ValueError:
         raise fail(ConfigError(f"--stages must be comma-separated integers, got {stages!r}")) from None
-    with Progress(TextColumn("stages"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err,
-                  transient=True, disable=as_json or not err.is_terminal) as bar:
+    with progress_bar(err, "stages", hidden=as_json) as bar:
         task = bar.add_task("stages", total=len(chosen))
         _exit_with(commands.designer_benchmark, chosen, episodes, seed, out_dir, as_json,
                    progress=lambda _: bar.advance(task))

@@ -21,6 +21,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console, ConsoleDimensions
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from mecharena.core.config import check_seed
 from mecharena.core.errors import MechArenaError
@@ -101,3 +102,10 @@ def stdout_to_stderr() -> Iterator[None]:
             sys.stdout.flush()
             os.dup2(saved, fd)
             os.close(saved)
+
+
+def progress_bar(console: Console, label: str = "{task.description}", *, hidden: bool = False) -> Progress:
+    """The progress display of every long command: label, bar, done/total, elapsed time and ETA, on
+    ``console`` (stderr) when it is a terminal; gone when finished."""
+    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"),
+                    TimeRemainingColumn(), console=console, transient=True, disable=hidden or not console.is_terminal)

@@ -11,12 +11,12 @@ from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 from rich.table import Table
 
 from mecharena.core.config import check_seed
 from mecharena.core.errors import MechArenaError
-from mecharena.shell import fail, make_console, seed_option
+from mecharena.shell import fail, make_console, progress_bar, seed_option
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False,
                   help="The scarce-GPU bargaining economy: baselines, episodes, training data.")
@@ -42,8 +42,7 @@ def _interval(result: dict[str, Any]) -> str:
 
 
 def _progress(total: int, label: str, hidden: bool) -> Progress:
-    bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err,
-                   transient=True, disable=hidden or not err.is_terminal)
+    bar = progress_bar(err, label, hidden=hidden)
     bar.add_task(label, total=total)
     return bar
 
