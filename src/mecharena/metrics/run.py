@@ -48,7 +48,7 @@ def simulate_summary(mechanism_name: str, settings: dict[str, Any], population: 
                            enforcement=rules, channels=channels)
     outcomes: dict[str, dict[str, int]] = {}
     if ledger is None:
-        result = trace(episode, rounds, on_round=on_round,
+        result = trace(episode, rounds, on_round=on_round, per_round=markets == 1,  # memory O(B), not O(T B)
                        on_record=lambda record: structured_outcomes((record,), outcomes))
     else:
         from mecharena.ledger import Ledger, describe
@@ -58,7 +58,7 @@ def simulate_summary(mechanism_name: str, settings: dict[str, Any], population: 
                 book.record(record)
                 structured_outcomes((record,), outcomes)
 
-            result = trace(episode, rounds, on_round=on_round, on_record=record_and_count)
+            result = trace(episode, rounds, on_round=on_round, on_record=record_and_count, per_round=markets == 1)
     summary = {
         "mechanism": mechanism.name,
         "config": config.model_dump(),

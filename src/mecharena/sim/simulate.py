@@ -85,14 +85,28 @@ def aggregates(record: RoundRecord) -> dict[str, FloatArray]:
 
 
 def trace(episode: Episode, rounds: int, *, on_round: Callable[[int], None] | None = None,
-          on_record: Callable[[RoundRecord], None] | None = None) -> Trace:
-    """Play ``episode`` for ``rounds`` rounds, handing each record to ``on_record`` (e.g. a ledger)."""
+          on_record: Callable[[RoundRecord], None] | None = None, per_round: bool = True) -> Trace:
+    """Play ``episode`` for ``rounds`` rounds, handing each record to ``on_record`` (e.g. a ledger).
+
+    With ``per_round=False`` the trace keeps each market's mean over the rounds instead of every round
+    (arrays (1, B)): memory O(B) whatever the rounds. The metrics of :mod:`mecharena.metrics.summary`
+    average over rounds within each market first, summing rounds in the same order, so with B > 1
+    they come out the same bit for bit.
+    """
     records: dict[str, list[FloatArray]] = {name: [] for name in Trace.__slots__}
+    totals: dict[str, FloatArray] = {}
     for record in play(episode, rounds):
         if on_record is not None:
             on_record(record)
         for name, value in aggregates(record).items():
-            records[name].append(value)
+            if per_round:
+                records[name].append(value)
+            elif name in totals:
+                totals[name] += value
+            else:
+                totals[name] = np.array(value, dtype=np.float64)
         if on_round is not None:
             on_round(record.round)
-    return Trace(**{name: np.stack(rows) for name, rows in records.items()})
+    if per_round:
+        return Trace(**{name: np.stack(rows) for name, rows in records.items()})
+    return Trace(**{name: (total / rounds)[None, :] for name, total in totals.items()})
