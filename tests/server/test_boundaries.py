@@ -199,11 +199,16 @@ def test_non_loopback_bind_needs_a_token(monkeypatch):
     assert serve_token("0.0.0.0", None) == "from-the-environment-123"
 
 
-def test_serve_refuses_to_start_off_loopback_without_a_token():
+def test_serve_refuses_to_start_off_loopback_without_a_token(monkeypatch):
+    import uvicorn
     from typer.testing import CliRunner
 
     from mecharena.cli import app
 
+    def serve(*args, **kwargs):  # a regression fails here instead of serving on 0.0.0.0 until killed
+        raise AssertionError("the server would have started off loopback without a token")
+
+    monkeypatch.setattr(uvicorn, "run", serve)
     env = {k: v for k, v in os.environ.items() if k != "MECHARENA_TOKEN"}
     result = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0", "--port", "0"], env=env)
     assert result.exit_code != 0 and "needs a bearer token" in result.output and "Traceback" not in result.output
