@@ -30,12 +30,9 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="print one JSON object in
 FUZZ, REPAIR = FuzzSettings(), RepairSettings()  # the defaults (mecharena.core.settings holds them and the bounds)
 
 
-def _fuzz_option(name: str) -> Any:
-    return typer.Option(help=description(FuzzSettings, name))
-
-
-def _repair_option(name: str) -> Any:
-    return typer.Option(help=description(RepairSettings, name))
+def _setting(model: type, name: str) -> Any:
+    """A CLI option whose help is the settings field's description."""
+    return typer.Option(help=description(model, name))
 
 
 ValuesOption = Annotated[str, typer.Option(help=(
@@ -434,23 +431,23 @@ def fuzz_command(
     mechanism: Annotated[str, typer.Option(help="mechanism id (see `mecharena mechanisms`)")],
     population: Annotated[str, typer.Option(help="the population whose own policy deviations are scored against")],
     settings: Annotated[list[str] | None, typer.Option("--set", help="config field key=value (repeatable)")] = None,
-    deviators: Annotated[int, _fuzz_option("deviators")] = FUZZ.deviators,
+    deviators: Annotated[int, _setting(FuzzSettings, "deviators")] = FUZZ.deviators,
     families: Annotated[str | None, typer.Option(help="comma-separated " + description(FuzzSettings, "families"))
                         ] = None,
-    budget: Annotated[int, _fuzz_option("budget")] = FUZZ.budget,
+    budget: Annotated[int, _setting(FuzzSettings, "budget")] = FUZZ.budget,
     seed: SeedOption = 0,
     info: Annotated[list[str] | None, typer.Option("--info", help="information policy key=value")] = None,
     enforce: Annotated[list[str] | None, typer.Option("--enforce", help="enforcement key=value")] = None,
     values: ValuesOption = "uniform",
-    sampler: Annotated[str, _fuzz_option("sampler")] = FUZZ.sampler,
-    restarts: Annotated[int, _fuzz_option("restarts")] = FUZZ.restarts,
-    markets: Annotated[int, _fuzz_option("markets")] = FUZZ.markets,
-    rounds: Annotated[int, _fuzz_option("rounds")] = FUZZ.rounds,
-    eval_markets: Annotated[int, _fuzz_option("eval_markets")] = FUZZ.eval_markets,
-    threshold: Annotated[float, _fuzz_option("threshold")] = FUZZ.threshold,
+    sampler: Annotated[str, _setting(FuzzSettings, "sampler")] = FUZZ.sampler,
+    restarts: Annotated[int, _setting(FuzzSettings, "restarts")] = FUZZ.restarts,
+    markets: Annotated[int, _setting(FuzzSettings, "markets")] = FUZZ.markets,
+    rounds: Annotated[int, _setting(FuzzSettings, "rounds")] = FUZZ.rounds,
+    eval_markets: Annotated[int, _setting(FuzzSettings, "eval_markets")] = FUZZ.eval_markets,
+    threshold: Annotated[float, _setting(FuzzSettings, "threshold")] = FUZZ.threshold,
     library: Annotated[Path, typer.Option(help="exploit library directory for failure reports")] = Path("exploits"),
     report: Annotated[bool, typer.Option(help="write a failure report when an exploit is found")] = True,
-    samples: Annotated[int, _fuzz_option("samples")] = CLI_SAMPLES,
+    samples: Annotated[int, _setting(FuzzSettings, "samples")] = CLI_SAMPLES,
     plot: Annotated[Path | None, typer.Option(help="PNG of the discovery engine's bid function (default: beside "
                                                    "the failure report's traces)")] = None,
     as_json: JsonFlag = False,
@@ -591,14 +588,14 @@ def repair(
     enforce: Annotated[list[str] | None, typer.Option("--enforce", help="enforcement key=value")] = None,
     families: Annotated[str | None, typer.Option(help="comma-separated " + description(RepairSettings, "families"))
                         ] = None,
-    deviators: Annotated[int, _repair_option("deviators")] = REPAIR.deviators,
-    budget: Annotated[int, _repair_option("budget")] = REPAIR.budget,
-    inner_budget: Annotated[int, _repair_option("inner_budget")] = REPAIR.inner_budget,
-    welfare_floor: Annotated[float, _repair_option("welfare_floor")] = REPAIR.welfare_floor,
-    revenue_floor: Annotated[float, _repair_option("revenue_floor")] = REPAIR.revenue_floor,
-    markets: Annotated[int, _repair_option("markets")] = REPAIR.markets,
-    rounds: Annotated[int, _repair_option("rounds")] = REPAIR.rounds,
-    eval_markets: Annotated[int, _repair_option("eval_markets")] = REPAIR.eval_markets,
+    deviators: Annotated[int, _setting(RepairSettings, "deviators")] = REPAIR.deviators,
+    budget: Annotated[int, _setting(RepairSettings, "budget")] = REPAIR.budget,
+    inner_budget: Annotated[int, _setting(RepairSettings, "inner_budget")] = REPAIR.inner_budget,
+    welfare_floor: Annotated[float, _setting(RepairSettings, "welfare_floor")] = REPAIR.welfare_floor,
+    revenue_floor: Annotated[float, _setting(RepairSettings, "revenue_floor")] = REPAIR.revenue_floor,
+    markets: Annotated[int, _setting(RepairSettings, "markets")] = REPAIR.markets,
+    rounds: Annotated[int, _setting(RepairSettings, "rounds")] = REPAIR.rounds,
+    eval_markets: Annotated[int, _setting(RepairSettings, "eval_markets")] = REPAIR.eval_markets,
     seed: SeedOption = 0,
     search: Annotated[list[str] | None, typer.Option(
         "--search", help="also search a config field: NAME=LOW:HIGH or NAME=A,B,C (repeatable)")] = None,
