@@ -28,9 +28,17 @@ of Budish, Cramton and Shim 2015, *QJE* 130(4)). Each identity that contributes 
 Costs are linear, so an agent's gains add up over its identities: the record declares
 ``additive_values`` and the loop merges a sybil's identities by summing their utilities.
 
-**Vesting.** A vesting share paid only to identities that stay the next epoch needs memory across
-epochs, which a clearing kernel does not have; the engine's ``Enforcement.withdrawal_penalty``
-charges a seat that took part and leaves, which is that clawback at the identity level.
+**Vesting and clawback** (the mechanism keeps state across epochs). A share ``vesting`` of each
+reward is not paid but escrowed on the identity (state field ``escrow``, money held on its behalf).
+Each later epoch in which the identity contributes, ``1 / vest_epochs`` of its escrow is released
+to it (geometric vesting); an identity that contributes nothing in an epoch has left, and its
+whole escrow is clawed back (forfeited to the treasury, never paid). An identity may unlock early
+(action field ``unlock`` = 1): it receives its escrow less the ``early_unlock_fee`` share, which is
+forfeited. The step reports ``deposited``, ``released`` and ``forfeited`` per identity, and the
+checker holds it to ``escrow' = escrow + deposited - released - forfeited``. Receipts are what is
+paid out this epoch (the unvested part of the reward plus what vests), so revenue stays the cash
+flow of the epoch and escrow is the protocol's obligation. With ``vesting`` 0 (the default) the
+escrow stays empty and every epoch is what the one-round kernel gave, bit for bit.
 
 **Known results** (the honest contributor takes the posted rate as given; ``U[0, 1]`` costs):
 
@@ -65,8 +73,9 @@ from mecharena.core.config import StrictModel
 from mecharena.fuzz.families import Family, Param
 from mecharena.mechanisms import Mechanism, MechanismConfig, finish, is_valid_number, scalar_outcome
 from mecharena.mechanisms.base import MarketSpec
+from mecharena.mechanisms.schema import ActionField, StateField
 
-VERSION = 1
+VERSION = 2
 WEIGHTINGS = ("linear", "sqrt", "quadratic")
 
 
@@ -86,6 +95,10 @@ class TokenRewardsConfig(MechanismConfig):
         "fifo", description="rationing when claims exceed the emission: arrival order, or pro rata")
     unit_value: float = Field(1.0, ge=0, description="value of a unit of useful contribution to the protocol")
     target: float = Field(3.0, gt=0, description="contribution the protocol can use; more is idle")
+    vesting: float = Field(0.0, ge=0, le=1, description="share of each reward escrowed instead of paid (0: none)")
+    vest_epochs: int = Field(4, ge=1, le=1000,
+                             description="a staying identity is paid 1/vest_epochs of its escrow each epoch")
+    early_unlock_fee: float = Field(0.5, ge=0, le=1, description="share of the escrow forfeited by an early unlock")
 
 
 def weight(config: TokenRewardsConfig, x: Any) -> Any:
@@ -106,8 +119,52 @@ def market_spec(config: TokenRewardsConfig, n_agents: int) -> MarketSpec:
     return MarketSpec(action_rule="each contribution must be finite and >= 0")
 
 
-def kernel(config: TokenRewardsConfig, values: Any, bids: Any, priority: Any, times: Any = None):
-    """B epochs at once; every array is (B, N): unit costs, contributions, priorities, order times."""
+STATE = (StateField("escrow", held=True, description="unvested rewards held for the identity"),)
+ACTIONS = (ActionField("unlock", 0, 1, 0, integer=True,
+                       description="1: take the escrow now, less the early-unlock fee (the rest is forfeited)"),)
+
+
+def step(config: TokenRewardsConfig, state: dict, values: Any, bids: Any, priority: Any, times: Any, actions: dict):
+    """B epochs at once from the escrow ``state['escrow']`` (B, N); values, bids, priorities, order times
+    and ``actions['unlock']`` are (B, N)."""
+    outcome = _epoch(config, values, bids, priority, times)
+    escrow, unlock = state["escrow"], actions["unlock"] > 0
+    stays = outcome.participated
+    released = np.where(unlock, (1.0 - config.early_unlock_fee) * escrow, np.where(stays, escrow / config.vest_epochs,
+                                                                                    0.0))
+    forfeited = np.where(unlock, config.early_unlock_fee * escrow, np.where(stays, 0.0, escrow))
+    deposited = config.vesting * outcome.receipts
+    paid = outcome.receipts - deposited + released
+    gains = values * outcome.allocation  # -c x, exactly as the epoch computed it
+    outcome = finish(outcome.allocation, outcome.payments, paid, gains, outcome.valid, outcome.participated,
+                     outcome.max_welfare, outcome.welfare)
+    new = {"escrow": escrow - released - forfeited + deposited}
+    return new, outcome, {"deposited": deposited, "released": released, "forfeited": forfeited}
+
+
+def step_reference(config: TokenRewardsConfig, state: dict, values: list, bids: list, priority: list, times: Any,
+                   actions: dict) -> tuple[dict, dict, dict]:
+    """One epoch of one market in plain Python: the test oracle of :func:`step`."""
+    out = epoch_reference(config, values, bids, priority, times)
+    rows = []
+    for e, unlock, stays, reward in zip(state["escrow"], actions["unlock"], out["participated"], out["receipts"],
+                                        strict=True):
+        if unlock:
+            released, forfeited = (1.0 - config.early_unlock_fee) * e, config.early_unlock_fee * e
+        else:
+            released, forfeited = (e / config.vest_epochs, 0.0) if stays else (0.0, e)
+        deposited = config.vesting * reward
+        rows.append((e - released - forfeited + deposited, deposited, released, forfeited, reward - deposited + released))
+    escrow, deposited, released, forfeited, paid = (list(column) for column in zip(*rows, strict=True))
+    gains = [v * a for v, a in zip(values, out["allocation"], strict=True)]
+    outcome = scalar_outcome(gains, out["allocation"], out["payments"], paid, out["valid"], out["participated"],
+                             out["max_welfare"], out["welfare"])
+    return {"escrow": escrow}, outcome, {"deposited": deposited, "released": released, "forfeited": forfeited}
+
+
+def _epoch(config: TokenRewardsConfig, values: Any, bids: Any, priority: Any, times: Any = None):
+    """The epoch's rewards as if nothing vested: B epochs at once; every array is (B, N): unit costs,
+    contributions, priorities, order times."""
     b = bids.shape[0]
     with np.errstate(invalid="ignore"):
         valid = np.isfinite(bids) & (bids >= 0)
@@ -137,8 +194,8 @@ def kernel(config: TokenRewardsConfig, values: Any, bids: Any, priority: Any, ti
     return finish(-x, fees, reward, gains, valid, part, max_welfare=max_welfare, welfare=welfare)
 
 
-def reference(config: TokenRewardsConfig, values: list, bids: list, priority: list, times: Any = None) -> dict:
-    """One epoch in plain Python: the test oracle of the kernel."""
+def epoch_reference(config: TokenRewardsConfig, values: list, bids: list, priority: list, times: Any = None) -> dict:
+    """One epoch's rewards as if nothing vested, in plain Python: the oracle of :func:`_epoch`."""
     n = len(bids)
     valid = [is_valid_number(x) and (times is None or is_valid_number(times[i], 0.0, 1.0)) for i, x in enumerate(bids)]
     x = [bids[i] if valid[i] else 0.0 for i in range(n)]
@@ -194,11 +251,12 @@ def truthful(config: TokenRewardsConfig, values: Any, spec: Any) -> Any:
 MECHANISM = Mechanism(
     name="token_rewards", version=VERSION,
     summary="epoch contribution mining: posted rate per weighted unit from a capped emission",
-    config_model=TokenRewardsConfig, kernel=kernel, reference=reference, properties=properties,
+    config_model=TokenRewardsConfig, kernel=None, reference=None, properties=properties,
     market_spec=market_spec, truthful=truthful, uses_times=True, merges_identities=True, additive_values=True,
     examples=({}, {"ordering": "batch", "weighting": "sqrt", "identity_cost": 0.2},
-              {"cap": 0.5, "stake_weight": 1.0, "emission": 1.0}, {"weighting": "quadratic", "emission": 0.5}),
-    doc=__doc__,
+              {"cap": 0.5, "stake_weight": 1.0, "emission": 1.0}, {"weighting": "quadratic", "emission": 0.5},
+              {"vesting": 0.5, "vest_epochs": 3, "early_unlock_fee": 0.25}),
+    doc=__doc__, state=STATE, actions=ACTIONS, step=step, step_reference=step_reference,
 )
 
 
@@ -271,6 +329,20 @@ def front_runner_act(context: MarketContext, params: FrontRunnerParams, state: N
     return Action(bids=bids, times=np.full(bids.shape, params.time))
 
 
+class MercenaryParams(StrictModel):
+    """A contributor that takes its escrow with it when it leaves."""
+
+    capacity: float = Field(1.0, gt=0, le=100, description="most it can contribute per epoch")
+
+
+def mercenary_act(context: MarketContext, params: MercenaryParams, state: None, values: Any, draws: Any):
+    """The honest contribution; in an epoch where that is nothing (it leaves), it unlocks its escrow first:
+    losing the early-unlock fee beats the clawback of all of it."""
+    _require(context, "mercenary")
+    bids = best_contribution(context.config, values, params.capacity)
+    return Action(bids=bids, fields={"unlock": (bids == 0).astype(float)})
+
+
 AGENTS = [
     AgentType(name="contributor", version=VERSION, summary="honest contributor at the posted rate, one identity",
               act=contributor_act, params_model=ContributorParams),
@@ -280,6 +352,8 @@ AGENTS = [
               act=whale_act, params_model=WhaleParams),
     AgentType(name="front_runner", version=VERSION, summary="honest contribution placed ahead of the queue",
               act=front_runner_act, params_model=FrontRunnerParams),
+    AgentType(name="mercenary", version=VERSION, summary="honest contributor that unlocks its escrow before leaving",
+              act=mercenary_act, params_model=MercenaryParams),
 ]
 
 # The deviators keep the contributor's capacity: a deviation changes strategy, never the type.

@@ -36,7 +36,7 @@ def covers(metric, x):
 def test_plugin_loads_and_passes_the_checker(tk):
     plugin = plugins.load(str(PLUGIN))
     assert [m.name for m in plugin.mechanisms] == ["token_rewards"]
-    assert {a.name for a in plugin.agents} == {"contributor", "sybil_farmer", "whale", "front_runner"}
+    assert {a.name for a in plugin.agents} == {"contributor", "sybil_farmer", "whale", "front_runner", "mercenary"}
     assert {f.name for f in plugin.families} == {"sybil_split", "whale_pool", "front_run"}
     assert check_mechanism(mechanisms.get("token_rewards")) >= 4 * 4
 
@@ -55,11 +55,11 @@ def test_rationing_fifo_serves_arrival_order_batch_pro_rata(tk):
     bids = np.ones((1, 3))
     priority = np.array([[0.1, 0.2, 0.3]])
     times = np.array([[0.9, 0.0, 0.5]])
-    fifo = tk.kernel(tk.TokenRewardsConfig.build(emission=1.0), values, bids, priority, times)
+    fifo = tk.MECHANISM.kernel(tk.TokenRewardsConfig.build(emission=1.0), values, bids, priority, times)
     np.testing.assert_allclose(fifo.receipts, [[0.0, 0.5, 0.5]])
-    batch = tk.kernel(tk.TokenRewardsConfig.build(emission=1.0, ordering="batch"), values, bids, priority, times)
+    batch = tk.MECHANISM.kernel(tk.TokenRewardsConfig.build(emission=1.0, ordering="batch"), values, bids, priority, times)
     np.testing.assert_allclose(batch.receipts, [[1 / 3, 1 / 3, 1 / 3]])
-    capped = tk.kernel(tk.TokenRewardsConfig.build(cap=0.25, weighting="sqrt", identity_cost=0.1, emission=9),
+    capped = tk.MECHANISM.kernel(tk.TokenRewardsConfig.build(cap=0.25, weighting="sqrt", identity_cost=0.1, emission=9),
                        values + 0.2, bids, priority, None)
     np.testing.assert_allclose(capped.utility, [[0.5 * 0.5 - 0.2 - 0.1] * 3])
     np.testing.assert_allclose(capped.welfare, [1.0 * 3 - 0.6])  # target 3: every unit is useful
@@ -86,11 +86,11 @@ def test_honest_contribution_is_a_best_response_while_the_emission_is_slack(tk, 
     values = rng.random((500, 4))
     honest = tk.best_contribution(cfg, values, 1.0)
     priority = rng.random((500, 4))
-    base = tk.kernel(cfg, values, honest, priority).utility[:, 0]
+    base = tk.MECHANISM.kernel(cfg, values, honest, priority).utility[:, 0]
     for alt in np.linspace(0, 1, 41):
         bids = honest.copy()
         bids[:, 0] = alt
-        assert (tk.kernel(cfg, values, bids, priority).utility[:, 0] <= base + 1e-12).all()
+        assert (tk.MECHANISM.kernel(cfg, values, bids, priority).utility[:, 0] <= base + 1e-12).all()
 
 
 def test_sybil_identities_merge_additively(tk):

@@ -78,6 +78,9 @@ class Action:
     enter: BoolArray | None = None  # (B, S)  False: the seat sits out (its bid is ignored)
     times: FloatArray | None = None  # (B, S)  order times in [0, 1] (sequential mechanisms)
     colluding: BoolArray | None = None  # (B, S)  bidding under a collusive agreement (found by audits)
+    # Actions beyond the bid that the mechanism declares (mecharena.mechanisms.schema), name -> (B, S);
+    # a field left out takes its declared default.
+    fields: dict[str, FloatArray] | None = None
     memo: Any = None  # private to the group: handed back to its ``update`` (e.g. the arm it drew)
     # How the group decided, for the ledger's ``traces``: JSON-ready dicts, each with the group's
     # own ``market`` (0..B-1) and ``seat`` (0..S-1) indices plus ``kind`` and ``text``
@@ -104,6 +107,7 @@ class Feedback:
     penalty: FloatArray  # (B, S)  fines charged this round
     utility: FloatArray  # (B, S)  net of fines
     active: BoolArray  # (B, S)  took part this round
+    state: dict[str, FloatArray] = field(default_factory=dict)  # the mechanism's per-seat state after the round
 
 
 @dataclass(frozen=True, slots=True)

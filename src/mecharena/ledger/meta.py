@@ -46,6 +46,10 @@ class LedgerError(MechArenaError, ValueError):
     """A ledger directory, its metadata or its event files are missing, unreadable or inconsistent."""
 
 
+#: Metadata fields of a stateful mechanism's ledger (empty lists otherwise).
+STATEFUL = ("actions", "seat_state", "market_state")
+
+
 class LedgerMeta(StrictModel):
     """The contents of ``meta.json``.
 
@@ -79,6 +83,11 @@ class LedgerMeta(StrictModel):
     enforcement: Enforcement
     values: ValueDistribution
     channels: ChannelPolicy | None = Field(None, description="message channels (None: agents could not talk)")
+    actions: list[str] = Field([], description="the mechanism's action fields beyond bids: events columns action_NAME")
+    seat_state: list[str] = Field([], description="the mechanism's per-seat state after each round: events columns "
+                                  "state_NAME")
+    market_state: list[str] = Field([], description="its per-market state after each round: markets columns "
+                                    "state_NAME")
     cell: dict[str, Any] | None = Field(None, description="the experiment cell, when the run came from one")
     manifest_sha256: str | None = Field(None, description="SHA-256 of parts.jsonl when the ledger was last closed "
                                         "(None while open, and in format version 1)")
@@ -124,13 +133,17 @@ def describe(episode: Episode, rounds: int | None = None, cell: dict[str, Any] |
         enforcement=ctx.enforcement,
         values=ctx.values,
         channels=episode.channels,
+        actions=[a.name for a in ctx.mechanism.actions],
+        seat_state=[f.name for f in ctx.mechanism.state if f.per == "seat"],
+        market_state=[f.name for f in ctx.mechanism.state if f.per == "market"],
         cell=cell,
     )
 
 
 def meta_checksum(meta: LedgerMeta) -> str:
     """SHA-256 (hex) of every field but ``checksum``, as canonical JSON (sorted keys, no spaces)."""
-    data = meta.model_dump(mode="json", exclude={"checksum"})
+    # the fields of a stateful mechanism count only where present, so ledgers written before them still verify
+    data = meta.model_dump(mode="json", exclude={"checksum"} | {k for k in STATEFUL if not getattr(meta, k)})
     return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 

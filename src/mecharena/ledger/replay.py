@@ -1,8 +1,11 @@
 """Replay: rebuild every recorded outcome from the events alone and compare, bit for bit.
 
 For each recorded round, the values, bids, order times and priorities of the ``events``
-table are cleared again by the engine (:func:`mecharena.mechanisms.clear`, the mechanism and
-config named by the metadata); fines are recomputed from the recorded audits, collusion
+table are cleared again by the engine (:func:`mecharena.mechanisms.base.advance`, the mechanism and
+config named by the metadata); a mechanism that keeps state steps from the state the ledger
+recorded after the previous round (the initial state for round 0) with the recorded actions
+beyond bids, and the state it reaches is compared with the recorded one, so every state
+transition is checked; fines are recomputed from the recorded audits, collusion
 flags, exits, entries and bids, the metadata's owner map and enforcement rules, exactly as
 :func:`mecharena.sim.loop.play_round` charges them:
 
@@ -46,7 +49,8 @@ from mecharena.ledger.tables import (
     SEAT_CHECKS,
     round_totals,
 )
-from mecharena.mechanisms.base import clear
+from mecharena.mechanisms.base import advance
+from mecharena.mechanisms.schema import State
 from mecharena.sim.loop import digest, merge_identities, observe, penalties
 
 DEFAULT_LIMIT = 100
@@ -210,11 +214,18 @@ def replay(directory: str | os.PathLike[str], *, limit: int = DEFAULT_LIMIT) -> 
         notes.append("the ledger was never closed (its writer was interrupted); replaying the rounds it flushed")
     unverified = verify(path, meta)
     totals = _recorded_totals(path, meta)
+    declared = ([a.name for a in mechanism.actions], [f.name for f in mechanism.state if f.per == "seat"],
+                [f.name for f in mechanism.state if f.per == "market"])
+    recorded = (meta.actions, meta.seat_state, meta.market_state)
+    if declared != recorded:
+        raise LedgerError(f"ledger metadata {str(path / 'meta.json')!r}: {meta.mechanism} now declares actions, seat "
+                          f"and market state {declared} but the ledger recorded {recorded}")
     collector = _Collector(limit)
     rounds = 0
     missing_totals: list[int] = []
+    carried: dict[int, State] = {}  # round -> the mechanism's state after it, as recorded
     for seq in event_parts(path):
-        rounds += _replay_part(path, seq, meta, context, totals, collector, missing_totals)
+        rounds += _replay_part(path, seq, meta, context, totals, collector, missing_totals, carried)
     b, n = meta.markets, meta.seats
     if rounds == 0:
         notes.append("the ledger holds no rounds")
@@ -238,9 +249,21 @@ def _recorded_totals(directory: Path, meta: LedgerMeta) -> dict[int, dict[str, A
     return rows
 
 
+def _state_before(context: MarketContext, carried: dict[int, State], t: int, b: int, n: int, seq: int) -> State:
+    """The mechanism's state when round ``t`` began: the initial state, or what the ledger recorded after ``t - 1``."""
+    if t == 0 or not context.mechanism.stateful:
+        return context.mechanism.initial(context.config, b, n)
+    if t - 1 not in carried:
+        raise LedgerError(f"ledger part {part_name(seq)}: round {t} of a stateful mechanism cannot be replayed without "
+                          f"the state after round {t - 1}, which no earlier part recorded")
+    return carried.pop(t - 1)
+
+
 def _replay_part(directory: Path, seq: int, meta: LedgerMeta, context: MarketContext,
-                 totals: dict[int, dict[str, Any]], collector: _Collector, missing_totals: list[int]) -> int:
-    """Replay every round of event part ``seq``; returns the number of rounds."""
+                 totals: dict[int, dict[str, Any]], collector: _Collector, missing_totals: list[int],
+                 carried: dict[int, State]) -> int:
+    """Replay every round of event part ``seq``; returns the number of rounds. A stateful mechanism steps from
+    the state recorded after the previous round (``carried``, filled here for the next part)."""
     paths = {t: directory / t / part_name(seq) for t in (EVENTS, MARKETS)}
     events, markets = read_part(paths[EVENTS]), read_part(paths[MARKETS])
     b, n = meta.markets, meta.seats
@@ -290,14 +313,25 @@ def _replay_part(directory: Path, seq: int, meta: LedgerMeta, context: MarketCon
     talk = (seats("flagged", np.bool_), seats("transfer")) if meta.channels is not None else None
     recorded_markets = {name: _array(markets, name, paths[MARKETS], np.uint64 if name == "digest" else np.float64)
                         .reshape(r, b) for name in MARKET_CHECKS}
+    actions = {name: seats(f"action_{name}") for name in meta.actions}
+    recorded_state = {**{name: seats(f"state_{name}") for name in meta.seat_state},
+                      **{name: _array(markets, f"state_{name}", paths[MARKETS], np.float64).reshape(r, b)
+                         for name in meta.market_state}}
     for k in range(r):
         t = int(round_ids[k])
         round_times = times[k] if has_times[k] else None
+        before = _state_before(context, carried, t, b, n, seq)
         try:
-            out = clear(context.mechanism, context.config, values[k], bids[k], priority[k], round_times, strict=False)
+            step = advance(context.mechanism, context.config, before, values[k], bids[k], priority[k], round_times,
+                           {name: a[k] for name, a in actions.items()}, strict=False)
         except MechArenaError as exc:
             raise LedgerError(f"ledger part {part_name(seq)}: round {t} cannot be cleared from its recorded "
                               f"inputs: {exc}") from None
+        out = step.outcome
+        for name, array in recorded_state.items():
+            collector.compare(f"state_{name}", array[k], step.state[name], t, market_ids)
+        if recorded_state:
+            carried[t] = {name: array[k] for name, array in recorded_state.items()}
         utility, welfare = merge_identities(owner, values[k], out, context.mechanism.additive_values)
         fines = penalties(context.enforcement, owner, audited[k], flags["colluding"][k], flags["exited"][k],
                           flags["active"][k], bids[k])

@@ -75,7 +75,13 @@ def events_schema(meta: LedgerMeta) -> pa.Schema:
         + [(name, pa.bool_()) for name in ("active", "colluding", "exited", "valid", "participated")]
         + [(name, _F64) for name in ("allocation", "payment", "receipt", "penalty", "utility")]
         + [("flagged", pa.bool_()), ("transfer", _F64)]
+        + [(f"action_{name}", _F64) for name in meta.actions] + [(f"state_{name}", _F64) for name in meta.seat_state]
     )
+
+
+def markets_schema(meta: LedgerMeta) -> pa.Schema:
+    """Schema of the ``markets`` table: :data:`MARKETS_SCHEMA` and the mechanism's per-market state."""
+    return pa.schema(list(MARKETS_SCHEMA) + [(f"state_{name}", _F64) for name in meta.market_state])
 
 
 MARKETS_SCHEMA = pa.schema(
@@ -105,6 +111,10 @@ class Layout:
     market_ids: pa.Array  # (B,) int64
     no_times: pa.Array  # (B * N,) all null
     events_schema: pa.Schema
+    markets_schema: pa.Schema
+    actions: tuple[str, ...]  # the mechanism's action fields beyond bids
+    seat_state: tuple[str, ...]  # its per-seat state fields
+    market_state: tuple[str, ...]  # its per-market state fields
 
     @classmethod
     def from_meta(cls, meta: LedgerMeta) -> "Layout":
@@ -118,6 +128,8 @@ class Layout:
             market_ids=pa.array(ids),
             no_times=pa.nulls(b * n, _wide(meta.time_width)),
             events_schema=events_schema(meta),
+            markets_schema=markets_schema(meta),
+            actions=tuple(meta.actions), seat_state=tuple(meta.seat_state), market_state=tuple(meta.market_state),
         )
 
     def check(self, record: RoundRecord) -> None:
@@ -161,6 +173,8 @@ def events_table(layout: Layout, record: RoundRecord) -> pa.Table:
         _column(record.utility, 0),
         *((_bools(np.zeros(n_rows, dtype=bool)), _column(np.zeros(n_rows), 0)) if record.talk is None
           else (_bools(record.talk.flagged), _column(record.talk.transfers, 0))),
+        *(_column(record.actions[name], 0) for name in layout.actions),
+        *(_column(record.next_state[name], 0) for name in layout.seat_state),
     ]
     return pa.Table.from_arrays(columns, schema=layout.events_schema)
 
@@ -173,8 +187,9 @@ def markets_table(layout: Layout, record: RoundRecord) -> pa.Table:
         pa.array(np.full(layout.markets, record.round, dtype=np.int32)), layout.market_ids,
         _bools(record.audited), _column(out.revenue, 0), _column(record.welfare, 0), _column(out.max_welfare, 0),
         pa.array(price, mask=np.isnan(price)), pa.array(np.asarray(record.digest, dtype=np.uint64)),
+        *(_column(record.next_state[name], 0) for name in layout.market_state),
     ]
-    return pa.Table.from_arrays(columns, schema=MARKETS_SCHEMA)
+    return pa.Table.from_arrays(columns, schema=layout.markets_schema)
 
 
 def round_totals(

@@ -1,4 +1,5 @@
-"""Mechanisms: one module each, a registry, and the validated engine entry point :func:`clear`.
+"""Mechanisms: one module each, a registry, and the validated engine entry points :func:`clear` (one round)
+and :func:`advance` (one round from a state, for every mechanism, stateful or not).
 
 The registry holds the built-in mechanisms and those of loaded plug-ins (:mod:`mecharena.plugins`);
 a plug-in builds its :class:`Mechanism` from the same parts the built-in ones use: a
@@ -9,8 +10,10 @@ a plug-in builds its :class:`Mechanism` from the same parts the built-in ones us
 from typing import Any
 
 from mecharena.core.registry import Registry
+from mecharena.mechanisms.schema import ActionField, StateField
 from mecharena.mechanisms import (
     cda,
+    schema,
     first_price,
     k_double,
     mcafee,
@@ -28,6 +31,8 @@ from mecharena.mechanisms.base import (
     Mechanism,
     MechanismConfig,
     Outcome,
+    Step,
+    advance,
     clear,
     finish,
     is_valid_number,
@@ -50,14 +55,15 @@ def get(name: str) -> Mechanism:
 
 
 def describe(mechanism: Mechanism) -> dict[str, Any]:
-    """A mechanism as JSON: name, version, summary, description, promised properties, config fields."""
+    """A mechanism as JSON: name, version, summary, description, promised properties, config fields, and the
+    state and actions beyond bids it declares (empty lists for a mechanism of one round)."""
     model = mechanism.config_model
     fields = [{"name": name, "default": info.default, "allowed": model.allowed(name),
                "description": info.description or ""} for name, info in model.model_fields.items()]
     return {"name": mechanism.name, "version": mechanism.version, "summary": mechanism.summary,
             "description": (mechanism.doc or "").strip(), "properties": sorted(mechanism.properties(mechanism.config())),
-            "config": fields}
+            "config": fields, **schema.describe(mechanism.state, mechanism.actions)}
 
 
-__all__ = ["PROPERTIES", "REGISTRY", "MarketSpec", "Mechanism", "MechanismConfig", "Outcome", "clear", "describe",
-           "finish", "get", "is_valid_number", "scalar_outcome"]
+__all__ = ["PROPERTIES", "REGISTRY", "ActionField", "MarketSpec", "Mechanism", "MechanismConfig", "Outcome", "StateField",
+           "Step", "advance", "clear", "describe", "finish", "get", "is_valid_number", "scalar_outcome"]

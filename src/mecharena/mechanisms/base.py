@@ -7,10 +7,17 @@ on the config. :func:`clear` is the public path: it validates config and array s
 the kernel and, when ``strict``, turns any invalid action into :class:`InvalidActionError`.
 Inside the kernel an invalid action is a flag (``Outcome.valid``) and is treated as
 abstaining, never an exception mid-batch.
+
+A mechanism may also play across rounds: it declares its state and its actions beyond bids
+(:mod:`mecharena.mechanisms.schema`) and a ``step`` from one round's state to the next, with a
+scalar ``step_reference`` as its oracle. :func:`advance` is the one path for every mechanism: a
+stateless one is the one-round case (its state is empty and its outcome is :func:`clear`'s, bit
+for bit); a stateful one's ``kernel`` is its first round from the initial state, so every one-shot
+tool (best responses, equilibria, coalitions) sees that round.
 """
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -18,6 +25,15 @@ import numpy as np
 from mecharena.core.config import StrictModel
 from mecharena.core.errors import ConfigError, InvalidActionError
 from mecharena.core.types import BoolArray, FloatArray
+from mecharena.mechanisms.schema import (
+    ActionField,
+    State,
+    StateField,
+    check_declaration,
+    check_state,
+    clean_actions,
+    initial_state,
+)
 
 #: Names of the properties a mechanism may promise for a given config.
 PROPERTIES = {
@@ -59,6 +75,10 @@ class Outcome:
 
 Kernel = Callable[..., Outcome]
 Reference = Callable[..., dict[str, Any]]
+# (config, state, values, bids, priority, times, actions) -> (state, Outcome, events)
+StepFunction = Callable[..., tuple[State, Outcome, dict[str, FloatArray]]]
+# (config, state, values, bids, priority, times, actions) for ONE market, plain Python -> (state, outcome, events)
+StepReference = Callable[..., tuple[dict[str, Any], dict[str, Any], dict[str, Any]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +100,8 @@ class Mechanism:
     version: int
     summary: str
     config_model: type[MechanismConfig]
-    kernel: Kernel  # (config, values, bids, priority, times) -> Outcome
-    reference: Reference  # (config, values, bids, priority, times) for ONE market -> dict
+    kernel: Kernel | None  # (config, values, bids, priority, times) -> Outcome; None: a step's first round
+    reference: Reference | None  # (config, values, bids, priority, times) for ONE market -> dict
     properties: Callable[[Any], frozenset[str]]
     market_spec: Callable[[Any, int], MarketSpec] = lambda config, n: MarketSpec()
     truthful: Callable[[Any, FloatArray, MarketSpec], FloatArray] = (
@@ -96,6 +116,52 @@ class Mechanism:
     additive_values: bool = False
     examples: tuple[dict[str, Any], ...] = ({},)  # configs the checker exercises
     doc: str = field(default="", repr=False)
+    # Across rounds (see mecharena.mechanisms.schema): the declared state and actions beyond bids, the step
+    # (config, state, values, bids, priority, times, actions) -> (state, Outcome, events) and its scalar oracle.
+    state: tuple[StateField, ...] = ()
+    actions: tuple[ActionField, ...] = ()
+    step: StepFunction | None = field(default=None, repr=False)
+    step_reference: StepReference | None = field(default=None, repr=False)
+    init: Callable[[Any, int, int], State] | None = field(default=None, repr=False)  # None: declared initials
+
+    def __post_init__(self) -> None:
+        check_declaration(self.name, self.state, self.actions)
+        if self.step is None:
+            if self.state or self.actions or self.step_reference or self.init:
+                raise ConfigError(f"mechanism {self.name}: declares state, actions, a step_reference or an init but "
+                                  f"no step")
+            if self.kernel is None or self.reference is None:
+                raise ConfigError(f"mechanism {self.name}: needs a kernel and a reference (or a step)")
+            return
+        if self.step_reference is None:
+            raise ConfigError(f"mechanism {self.name}: a step needs a step_reference (one market in plain Python, "
+                              f"the checker's oracle)")
+        if self.kernel is None:
+            object.__setattr__(self, "kernel", self._first_round)
+        if self.reference is None:
+            object.__setattr__(self, "reference", self._first_round_reference)
+
+    @property
+    def stateful(self) -> bool:
+        return self.step is not None
+
+    def initial(self, config: Any, markets: int, n: int) -> State:
+        """The state at the start of an episode of ``markets`` markets of ``n`` seats ({} when stateless)."""
+        if not self.stateful:
+            return {}
+        state = initial_state(self.state, markets, n) if self.init is None else self.init(config, markets, n)
+        return check_state(self.name, self.state, state, markets, n, "init returned")
+
+    def _first_round(self, config: Any, values: FloatArray, bids: FloatArray, priority: FloatArray,
+                     times: FloatArray | None = None) -> Outcome:
+        b, n = values.shape[:2]
+        actions, _ = clean_actions(self.actions, None, b, n)
+        return self.step(config, self.initial(config, b, n), values, bids, priority, times, actions)[1]
+
+    def _first_round_reference(self, config: Any, values: list, bids: list, priority: list, times: Any = None) -> dict:
+        state = {name: array[0].tolist() for name, array in self.initial(config, 1, len(values)).items()}
+        actions = {a.name: [a.default] * len(values) for a in self.actions}
+        return self.step_reference(config, state, values, bids, priority, times, actions)[1]
 
     def config(self, config: Any = None) -> Any:
         """``config`` validated into this mechanism's config model (a dict, model or None)."""
@@ -190,14 +256,88 @@ def clear(
     spec = mechanism.market_spec(config, n_agents)
     values, bids, priority, times = check_shapes(spec, values, bids, priority, times)
     outcome = mechanism.kernel(config, values, bids, priority, times)
-    if strict and not outcome.valid.all():
+    if strict:
+        _refuse_invalid(mechanism, spec, outcome, bids, times)
+    return outcome
+
+
+def _refuse_invalid(mechanism: Mechanism, spec: MarketSpec, outcome: Outcome, bids: FloatArray,
+                    times: FloatArray | None) -> None:
+    """Raise on the first seat whose action the kernel flagged invalid."""
+    if not outcome.valid.all():
         b, i = (int(x) for x in np.argwhere(~outcome.valid)[0])
         raise InvalidActionError(
             f"bids[{b}, {i}] = {bids[b, i].tolist()!r} is not a valid action for {mechanism.name}: "
             f"{spec.action_rule}"
             + (" and times must be in [0, 1]" if mechanism.uses_times and times is not None else "")
         )
-    return outcome
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One round of B markets of any mechanism: the state after it, the outcome and the step's events."""
+
+    state: State  # name -> (B, N) or (B,), read-only; {} for a stateless mechanism
+    outcome: Outcome
+    events: dict[str, FloatArray]  # name -> (B, N) or (B,): what the step did (e.g. deposited, released)
+
+
+def advance(
+    mechanism: Mechanism,
+    config: Any,
+    state: State,
+    values: Any,
+    bids: Any,
+    priority: Any,
+    times: Any = None,
+    actions: Mapping[str, Any] | None = None,
+    *,
+    strict: bool = True,
+) -> Step:
+    """One round of B markets from ``state``: the validated path for every mechanism.
+
+    A stateless mechanism takes ``{}`` and returns it; its outcome is :func:`clear`'s. A stateful
+    one checks ``state`` against its declaration, fills the action fields an agent left out with
+    their defaults, replaces entries outside the declared range by the default and flags them in
+    ``Outcome.valid`` (or raises, when ``strict``), and checks the state its step returns.
+
+    Args:
+        state: the state before the round (:meth:`Mechanism.initial` at the start of an episode).
+        actions: action fields beyond bids, name -> (B, N); absent ones take their defaults.
+        Others: as :func:`clear`.
+
+    Raises:
+        ConfigError: the config, the state or an action field's name or shape is wrong, or the step
+            returned a state that breaks its declaration.
+        InvalidActionError: as :func:`clear`; and (strict) an action field outside its range.
+    """
+    if not mechanism.stateful:
+        if state or actions:
+            what = "state" if state else f"action fields {sorted(actions or {})}"
+            raise ConfigError(f"{mechanism.name} keeps no state across rounds and declares no actions beyond "
+                              f"bids, got {what}")
+        return Step({}, clear(mechanism, config, values, bids, priority, times, strict=strict), {})
+    config = mechanism.config(config)
+    n_agents = np.shape(values)[1] if np.ndim(values) >= 2 else 0
+    spec = mechanism.market_spec(config, n_agents)
+    values, bids, priority, times = check_shapes(spec, values, bids, priority, times)
+    b, n = values.shape[:2]
+    state = check_state(mechanism.name, mechanism.state, state, b, n, "was given")
+    cleaned, bad = clean_actions(mechanism.actions, actions, b, n)
+    if strict and bad.any():
+        row, i = (int(x) for x in np.argwhere(bad)[0])
+        broken = next(a for a in mechanism.actions if not a.valid(np.asarray(actions[a.name])[row:row + 1, i]).all())
+        raise InvalidActionError(f"{broken.name}[{row}, {i}] = {np.asarray(actions[broken.name])[row, i].item()!r} is not a "
+                                 f"valid action for {mechanism.name}: {broken.rule()}")
+    new, outcome, events = mechanism.step(config, state, values, bids, priority, times, cleaned)
+    new = check_state(mechanism.name, mechanism.state, new, b, n, "step returned")
+    for array in new.values():
+        array.flags.writeable = False
+    if bad.any():
+        outcome = replace(outcome, valid=outcome.valid & ~bad)
+    if strict:
+        _refuse_invalid(mechanism, spec, outcome, bids, times)
+    return Step(new, outcome, dict(events))
 
 
 def finish(

@@ -24,12 +24,27 @@ import numpy as np
 from mecharena.core.errors import ConfigError, MechArenaError
 from mecharena.core.seeding import generator
 from mecharena.core.types import FloatArray
-from mecharena.mechanisms.base import PROPERTIES, MarketSpec, Mechanism, Outcome, clear
+from mecharena.mechanisms.base import PROPERTIES, MarketSpec, Mechanism, Outcome, Step, advance, clear
+from mecharena.mechanisms.schema import HELD_EVENTS, State
 
 TOL = 1e-9
 AGENT_COUNTS = (1, 2, 3, 5, 8)
 PER_MARKET = ("revenue", "welfare", "max_welfare")
 FLAGS = ("valid", "participated")
+
+#: Checks of a mechanism that keeps state, run over :data:`STEPS` rounds from its initial state (with random
+#: actions beyond bids, some outside their declared ranges).
+STATE_CHECKS: dict[str, str] = {
+    "state_schema": "init and every step return exactly the declared state fields, float64 of the declared shapes, "
+                    "finite; events are finite arrays with a leading markets axis",
+    "state_unchanged": "a step leaves the state it was given unchanged (it returns a new one)",
+    "step_deterministic": "two identical steps give identical states, outcomes and events",
+    "step_batch_split": "stepping a sub-batch (its rows of the state too) gives the same rows",
+    "step_reference": "the batched step equals the scalar step_reference market by market: state, outcome, events",
+    "held_money": "money held for identities is conserved: held' = held + deposited - released - forfeited, each "
+                  ">= 0, held >= 0, and released money is part of the identity's receipts",
+}
+STEPS = 3
 
 #: Every check, in the order it runs on each case; the promised properties come last.
 CHECKS: dict[str, str] = {
@@ -43,6 +58,7 @@ CHECKS: dict[str, str] = {
     "batch_split": "clearing a sub-batch gives the same rows as clearing the whole batch",
     "reference": "the batched kernel equals the scalar reference market by market",
     "welfare_bound": "realized welfare never exceeds the maximum feasible welfare",
+    **STATE_CHECKS,
     "known_properties": "every promised property is one of " + ", ".join(PROPERTIES),
     **PROPERTIES,
 }
@@ -215,6 +231,129 @@ def _check_properties(case: _Case, spec: MarketSpec, values, truthful, priority,
                                     f"{deviation[b, agent].tolist()} instead of {truthful[b, agent].tolist()}")
 
 
+def _random_actions(case: _Case, rng: np.random.Generator, markets: int) -> State:
+    """Each declared action field: uniform over its range (integers where declared), 5% of entries out of it."""
+    actions = {}
+    for a in case.mechanism.actions:
+        x = a.low + rng.random((markets, case.n)) * (a.high - a.low)
+        x = np.round(x) if a.integer else x
+        actions[a.name] = np.where(rng.random(x.shape) < 0.05, rng.choice([np.nan, a.low - 1, a.high + 1]), x)
+    return actions
+
+
+def _same_step(a: Step, b: Step) -> str | None:
+    """The first part in which two steps differ, or None."""
+    for name in a.state.keys() | b.state.keys():
+        if name not in a.state or name not in b.state or not np.array_equal(a.state[name], b.state[name]):
+            return f"state field {name!r}"
+    for name in Outcome.__slots__:
+        if not np.array_equal(getattr(a.outcome, name), getattr(b.outcome, name)):
+            return f"outcome {name}"
+    for name in a.events.keys() | b.events.keys():
+        if name not in a.events or name not in b.events or not np.array_equal(a.events[name], b.events[name]):
+            return f"event {name!r}"
+    return None
+
+
+def _close(got: Any, expected: Any) -> bool:
+    return np.allclose(np.asarray(got, float), np.asarray(expected, float), rtol=TOL, atol=TOL, equal_nan=False)
+
+
+def _check_held(case: _Case, before: State, after: Step) -> None:
+    held = [f.name for f in case.mechanism.state if f.held]
+    if not held:
+        return
+    missing = [e for e in HELD_EVENTS if e not in after.events]
+    if missing:
+        raise case.fail("held_money", f"the mechanism holds money ({held}) but its step reports no {missing} events")
+    moved = {e: after.events[e] for e in HELD_EVENTS}
+    for name, array in moved.items():
+        if (array < -TOL).any():
+            raise case.fail("held_money", f"event {name!r} is negative: {array.min():.6g}")
+    change = sum(after.state[f] for f in held) - sum(before[f] for f in held)
+    flow = moved["deposited"] - moved["released"] - moved["forfeited"]
+    if not _close(change, flow):
+        b, i = (int(x) for x in np.argwhere(~np.isclose(change, flow, rtol=TOL, atol=TOL))[0])
+        raise case.fail("held_money", f"market {b} seat {i}: held money changed by {change[b, i]:.6g} but "
+                        f"deposited - released - forfeited = {flow[b, i]:.6g}")
+    if any((after.state[f] < -TOL).any() for f in held):
+        raise case.fail("held_money", "held money became negative")
+    if (moved["released"] > after.outcome.receipts + TOL).any():
+        raise case.fail("held_money", "an identity was released more than it received")
+
+
+def _run_steps(case: _Case, spec: MarketSpec, rng: np.random.Generator, markets: int) -> None:
+    """The :data:`STATE_CHECKS` over :data:`STEPS` rounds from the initial state."""
+    mechanism, config, n = case.mechanism, case.config, case.n
+    with case.check("state_schema"):
+        state = mechanism.initial(config, markets, n)
+    half = markets // 2
+    for _ in range(STEPS):
+        values = random_values(spec, rng, markets, n)
+        bids = random_bids(spec, rng, np.asarray(mechanism.truthful(config, values, spec), dtype=np.float64))
+        priority = rng.random((markets, n))
+        times = rng.random(bids.shape[:2] + bids.shape[2:]) if mechanism.uses_times else None
+        if times is not None and spec.units_per_agent:
+            times = times[:, :, 0]
+        actions = _random_actions(case, rng, markets)
+        given = {name: array.copy() for name, array in state.items()}
+        with case.check("state_schema"):
+            step = advance(mechanism, config, given, values, bids, priority, times, actions, strict=False)
+            for name, array in step.events.items():
+                if not isinstance(array, np.ndarray) or array.shape[:1] != (markets,) or not np.isfinite(array).all():
+                    raise case.fail("state_schema", f"event {name!r} must be a finite array with {markets} rows")
+        _check_arrays(case, step.outcome, markets)
+        with case.check("state_unchanged"):
+            if changed := [k for k in state if not np.array_equal(given[k], state[k])]:
+                raise case.fail("state_unchanged", f"the step changed the state it was given in place: {changed}")
+        with case.check("step_deterministic"):
+            again = advance(mechanism, config, state, values, bids, priority, times, actions, strict=False)
+            if differs := _same_step(step, again):
+                raise case.fail("step_deterministic", f"{differs} differs between two identical steps")
+        with case.check("step_batch_split"):
+            part = advance(mechanism, config, {k: v[half:] for k, v in state.items()}, values[half:], bids[half:],
+                           priority[half:], None if times is None else times[half:],
+                           {k: v[half:] for k, v in actions.items()}, strict=False)
+            rows = Step({k: v[half:] for k, v in step.state.items()},
+                        Outcome(**{f: getattr(step.outcome, f)[half:] for f in Outcome.__slots__}),
+                        {k: v[half:] for k, v in step.events.items()})
+            if differs := _same_step(part, rows):
+                raise case.fail("step_batch_split", f"stepping a sub-batch changes the {differs} of its markets")
+        with case.check("step_reference"):
+            _compare_step(case, state, step, values, bids, priority, times, actions)
+        with case.check("welfare_bound"):
+            if (step.outcome.welfare > step.outcome.max_welfare + TOL).any():
+                raise case.fail("welfare_bound", "realized welfare exceeds the maximum feasible welfare")
+        with case.check("held_money"):
+            _check_held(case, state, step)
+        state = step.state
+
+
+def _compare_step(case: _Case, state: State, step: Step, values, bids, priority, times, actions: State) -> None:
+    for b in range(values.shape[0]):
+        # the reference sees the actions as the step did: entries outside their range replaced by the default
+        taken = {a.name: np.where(a.valid(actions[a.name][b]), actions[a.name][b], a.default).tolist()
+                 for a in case.mechanism.actions}
+        expected_state, expected, expected_events = case.mechanism.step_reference(
+            case.config, {k: v[b].tolist() for k, v in state.items()}, values[b].tolist(), bids[b].tolist(),
+            priority[b].tolist(), None if times is None else times[b].tolist(), taken)
+        bad = np.zeros(case.n, bool)
+        for a in case.mechanism.actions:
+            bad |= ~a.valid(actions[a.name][b])
+        expected = {**expected, "valid": [v and not x for v, x in zip(expected["valid"], bad, strict=True)]}
+        parts = [("state", step.state, expected_state), ("outcome", step.outcome.market(b), expected),
+                 ("event", step.events, expected_events)]
+        for kind, got, want in parts:
+            if set(want) != set(got):
+                raise case.fail("step_reference", f"market {b}: the step gives {kind} keys {sorted(got)} but the "
+                                f"reference gives {sorted(want)}")
+            for name in want:
+                row = got[name] if kind == "outcome" else got[name][b]
+                if not _close(row, want[name]):
+                    raise case.fail("step_reference", f"market {b}: batched {kind} {name}={np.asarray(row).tolist()} "
+                                    f"but the scalar reference gives {want[name]}")
+
+
 def _run_case(case: _Case, spec: MarketSpec, rng: np.random.Generator, markets: int) -> None:
     """Every check of :data:`CHECKS` but ``examples`` on one config and market size."""
     mechanism, config, n = case.mechanism, case.config, case.n
@@ -258,6 +397,8 @@ def _run_case(case: _Case, spec: MarketSpec, rng: np.random.Generator, markets: 
     with case.check("welfare_bound"):
         if (out.welfare > out.max_welfare + TOL).any():
             raise case.fail("welfare_bound", "realized welfare exceeds the maximum feasible welfare")
+    if mechanism.stateful:
+        _run_steps(case, spec, rng, markets)
     _check_properties(case, spec, values, truthful, priority, times, rng)
 
 
@@ -308,7 +449,8 @@ def run_checks(mechanism: Mechanism, *, markets: int = 60, seed: int = 0,
     if "examples" not in failures:
         passed.add("examples")
     status = {name: "failed" if name in failures else "passed" if name in passed else
-              "not promised" if name in PROPERTIES else "not run" for name in CHECKS}
+              "not promised" if name in PROPERTIES else
+              "no state" if name in STATE_CHECKS and not mechanism.stateful else "not run" for name in CHECKS}
     return CheckReport(mechanism.name, cases, status, tuple(failures.values()))
 
 

@@ -45,7 +45,6 @@ from pydantic import Field, field_validator
 from mecharena import agents, mechanisms
 from mecharena.core.config import StrictModel
 from mecharena.core.types import FloatArray
-from mecharena.mechanisms.base import Outcome, clear
 from mecharena.mechanisms.policy import Enforcement, InformationPolicy
 from mecharena.metrics.summary import mean_ci, ratio_ci
 from mecharena.sim.channels import ChannelPolicy, parse_channels
@@ -58,6 +57,7 @@ from mecharena.sim.loop import (
     make_episode,
     merge_identities,
     play,
+    reclear,
 )
 from mecharena.sim.simulate import aggregates
 
@@ -96,12 +96,6 @@ class Cell(StrictModel):
                             information=self.information, enforcement=self.enforcement, channels=self.channels)
 
 
-def _reclear(episode: Episode, record: RoundRecord, bids: FloatArray) -> Outcome:
-    """The round re-cleared with other bids, everything else equal."""
-    ctx = episode.context
-    return clear(ctx.mechanism, ctx.config, record.values, bids, record.priority, record.times, strict=False)
-
-
 def _ic_regret(episode: Episode, record: RoundRecord, seat: np.ndarray) -> FloatArray:
     rows = np.arange(record.bids.shape[0])
     base = record.outcome.utility[rows, seat]
@@ -113,7 +107,7 @@ def _ic_regret(episode: Episode, record: RoundRecord, seat: np.ndarray) -> Float
     for alt in [own * m for m in DEVIATIONS] + [truthful]:
         bids = record.bids.copy()
         bids[rows, seat] = np.minimum(alt, high)
-        best = np.maximum(best, _reclear(episode, record, bids).utility[rows, seat] - base)
+        best = np.maximum(best, reclear(episode.context, record, bids).utility[rows, seat] - base)
     return best
 
 
@@ -160,7 +154,7 @@ def evaluate(cell: Cell, on_round=None) -> dict[str, Any]:
         if record.colluding.any():
             ctx = episode.context
             honest = np.where(record.colluding, ctx.mechanism.truthful(ctx.config, record.values, ctx.spec), record.bids)
-            cf = _reclear(episode, record, honest)
+            cf = reclear(episode.context, record, honest)
             gain = ((out.utility - cf.utility) * record.colluding).sum(axis=1)
             elevation = np.nan_to_num(clearing_price(out) - clearing_price(cf))
         rows["collusion_gain"].append(gain)
@@ -169,7 +163,7 @@ def evaluate(cell: Cell, on_round=None) -> dict[str, Any]:
         false_names = ~is_owner[None, :] & (record.bids.reshape(b, n, -1) > 0).any(axis=2)
         if false_names.any():
             alone = np.where(false_names.reshape(false_names.shape + (1,) * (record.bids.ndim - 2)), 0.0, record.bids)
-            cf_utility, _ = merge_identities(owner, record.values, _reclear(episode, record, alone),
+            cf_utility, _ = merge_identities(owner, record.values, reclear(episode.context, record, alone),
                                              episode.context.mechanism.additive_values)
             has_names = np.zeros((b, n), bool)
             has_names[:, np.unique(owner[~is_owner])] = True

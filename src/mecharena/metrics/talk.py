@@ -23,11 +23,10 @@ from typing import Any
 import numpy as np
 
 from mecharena.core.types import BoolArray, FloatArray
-from mecharena.mechanisms.base import clear
 from mecharena.metrics.harness import Cell
 from mecharena.metrics.summary import mean_ci
 from mecharena.sim.channels import flag_agreements
-from mecharena.sim.loop import Episode, RoundRecord, clearing_price, play
+from mecharena.sim.loop import Episode, RoundRecord, clearing_price, play, reclear
 
 
 def flag_round(record: RoundRecord) -> BoolArray:
@@ -44,7 +43,7 @@ def _counterfactual(episode: Episode, record: RoundRecord) -> tuple[FloatArray, 
         return np.zeros(b), np.zeros(b)
     ctx = episode.context
     honest = np.where(record.colluding, ctx.mechanism.truthful(ctx.config, record.values, ctx.spec), record.bids)
-    cf = clear(ctx.mechanism, ctx.config, record.values, honest, record.priority, record.times, strict=False)
+    cf = reclear(ctx, record, honest)
     out = record.outcome
     return (np.nan_to_num(clearing_price(out) - clearing_price(cf)),
             ((out.utility - cf.utility) * record.colluding).sum(axis=1))

@@ -24,7 +24,7 @@ Without channels none of this runs and a round is what it was before channels ex
 """
 
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -36,7 +36,8 @@ from mecharena.core.errors import ConfigError
 from mecharena.core.seeding import market_uniforms
 from mecharena.core.types import BoolArray, FloatArray, IntArray
 from mecharena.mechanisms import REGISTRY as MECHANISMS
-from mecharena.mechanisms.base import Mechanism, Outcome, clear
+from mecharena.mechanisms.base import Mechanism, Outcome, advance
+from mecharena.mechanisms.schema import State
 from mecharena.mechanisms.policy import Enforcement, InformationPolicy
 from mecharena.sim import channels as talk
 from mecharena.sim.channels import ChannelPolicy, ChannelState, Talk
@@ -70,6 +71,7 @@ class LoopState:
     agents: tuple[Any, ...]  # one state per population group
     active: BoolArray  # (B, N)  took part in the previous round
     channels: ChannelState | None = None  # messages in flight and means for side payments
+    mechanism: State = field(default_factory=dict)  # the mechanism's own state ({}: stateless)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +96,10 @@ class RoundRecord:
     notes: tuple[dict[str, Any], ...] = ()  # agents' decision traces (see Action.notes), seats and markets global
     talk: Talk | None = None  # messages, detector flags and side payments (episodes with channels)
     signals: FloatArray | None = None  # (B, N)  what agents knew, where values are interdependent (else: values)
+    actions: State = field(default_factory=dict)  # action fields beyond bids, as the mechanism took them
+    state: State = field(default_factory=dict)  # the mechanism's state before the round ({}: stateless)
+    next_state: State = field(default_factory=dict)  # ... and after it
+    events: State = field(default_factory=dict)  # what the mechanism's step did (e.g. escrow deposited, released)
 
 
 def make_episode(
@@ -151,7 +157,9 @@ def initial_state(episode: Episode) -> LoopState:
     )
     n = episode.population.size
     channel_state = None if episode.channels is None else talk.initial_state(episode.channels, episode.markets, n)
-    return LoopState(0, states, np.ones((episode.markets, n), dtype=bool), channel_state)
+    ctx = episode.context
+    return LoopState(0, states, np.ones((episode.markets, n), dtype=bool), channel_state,
+                     ctx.mechanism.initial(ctx.config, episode.markets, n))
 
 
 def _gather_actions(episode: Episode, state: LoopState, values: FloatArray) -> tuple[list[Action], Action]:
@@ -171,6 +179,7 @@ def _gather_actions(episode: Episode, state: LoopState, values: FloatArray) -> t
     enter = np.concatenate([np.ones((b, a.bids.shape[1]), bool) if a.enter is None else a.enter for a in actions], 1)
     colluding = np.concatenate(
         [np.zeros((b, a.bids.shape[1]), bool) if a.colluding is None else a.colluding for a in actions], 1)
+    fields = _action_fields(episode, actions)
     times = None
     if ctx.mechanism.uses_times and any(a.times is not None for a in actions):
         arrival = seat_uniforms(episode, ("times", state.round), orders)
@@ -178,7 +187,26 @@ def _gather_actions(episode: Episode, state: LoopState, values: FloatArray) -> t
             arrival = (np.arange(orders[0]) + arrival) / orders[0]
         times = np.concatenate([arrival[:, g.seats] if a.times is None else a.times
                                 for g, a in zip(episode.population.groups, actions, strict=True)], axis=1)
-    return actions, Action(bids=bids, enter=enter, times=times, colluding=colluding)
+    return actions, Action(bids=bids, enter=enter, times=times, colluding=colluding, fields=fields)
+
+
+def _action_fields(episode: Episode, actions: list[Action]) -> dict[str, FloatArray]:
+    """(B, N) per action field the mechanism declares beyond bids; a group that leaves one out takes its default."""
+    mechanism, b = episode.context.mechanism, episode.markets
+    declared = {a.name: a for a in mechanism.actions}
+    columns: dict[str, list[FloatArray]] = {name: [] for name in declared}
+    for g, action in zip(episode.population.groups, actions, strict=True):
+        given, shape = action.fields or {}, (b, g.stop - g.start)
+        if extra := sorted(set(given) - set(declared)):
+            raise ConfigError(f"agent {g.agent.name} returned action fields {extra}, which {mechanism.name} does not "
+                              f"declare (declared: {sorted(declared) or 'none'})")
+        for name, spec in declared.items():
+            x = np.asarray(given.get(name, np.full(shape, spec.default)), dtype=float)
+            if x.shape != shape:
+                raise ConfigError(f"agent {g.agent.name} returned action field {name!r} of shape {x.shape}, "
+                                  f"expected {shape}")
+            columns[name].append(x)
+    return {name: np.concatenate(parts, axis=1) for name, parts in columns.items()}
 
 
 def clearing_price(outcome: Outcome) -> FloatArray:
@@ -187,6 +215,13 @@ def clearing_price(outcome: Outcome) -> FloatArray:
     units = bought.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(units > 0, (outcome.payments * (bought > 0)).sum(axis=1) / units, np.nan)
+
+
+def reclear(context: MarketContext, record: RoundRecord, bids: FloatArray) -> Outcome:
+    """The round of ``record`` cleared again with other bids, everything else equal (a stateful mechanism
+    from the state the round started in, with the same actions beyond bids)."""
+    return advance(context.mechanism, context.config, record.state, record.values, bids, record.priority,
+                   record.times, record.actions, strict=False).outcome
 
 
 def observe(context: MarketContext, outcome: Outcome, bids: FloatArray) -> Observation:
@@ -372,7 +407,9 @@ def play_round(episode: Episode, state: LoopState) -> tuple[LoopState, RoundReco
     enter = joint.enter
     bids = np.where(enter.reshape(enter.shape + (1,) * (joint.bids.ndim - 2)), joint.bids, 0.0)
     priority = seat_uniforms(episode, ("priority", t))
-    outcome = clear(ctx.mechanism, ctx.config, values, bids, priority, joint.times, strict=False)
+    step = advance(ctx.mechanism, ctx.config, state.mechanism, values, bids, priority, joint.times, joint.fields,
+                   strict=False)
+    outcome = step.outcome
     utility, welfare = merge_identities(episode.owner, values, outcome, ctx.mechanism.additive_values)
     audited = market_uniforms(episode.seed, ("audit", t), episode.start, (b,)) < ctx.enforcement.audit_probability
     exited = state.active & ~enter
@@ -392,14 +429,16 @@ def play_round(episode: Episode, state: LoopState) -> tuple[LoopState, RoundReco
     for i, (g, action) in enumerate(zip(pop.groups, actions, strict=True)):
         s = g.seats
         feedback = Feedback(allocation=outcome.allocation[:, s], paid=(outcome.payments - outcome.receipts)[:, s],
-                            penalty=fines[:, s], utility=utility[:, s], active=enter[:, s])
+                            penalty=fines[:, s], utility=utility[:, s], active=enter[:, s],
+                            state={f.name: step.state[f.name][:, s] for f in ctx.mechanism.state if f.per == "seat"})
         draws = Draws(episode.seed, ("update", i, t), episode.start, b)
         new_states.append(g.agent.update(replace(ctx, seats=s), g.params, state.agents[i], signals[:, s], action,
                                          observation, feedback, draws))
     record = RoundRecord(t, values, bids, joint.times, priority, enter, colluding, exited, audited, fines,
                          outcome, utility, welfare, observation, digest(observation), notes, talked,
-                         None if signals is values else signals)
-    return LoopState(t + 1, tuple(new_states), enter, channel_state), record
+                         None if signals is values else signals, joint.fields, state.mechanism, step.state,
+                         step.events)
+    return LoopState(t + 1, tuple(new_states), enter, channel_state, step.state), record
 
 
 def play(episode: Episode, rounds: int) -> Iterator[RoundRecord]:
