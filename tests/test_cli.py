@@ -109,12 +109,13 @@ def test_usage_errors_are_one_line(args, line):
     assert (proc.returncode, proc.stdout, proc.stderr) == (2, "", line + "\n")
 
 
-def test_bench_engine_json_reports_three_paths():
+def test_bench_engine_json_reports_four_paths():
     result = invoke("bench", "engine", "--markets", "2000", "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    for key in ("engine_markets_per_s", "bare_kernel_markets_per_s", "scalar_reference_markets_per_s",
-                "engine_over_bare", "engine_over_scalar", "engine_peak_bytes"):
+    for key in ("engine_markets_per_s", "protocol_markets_per_s", "bare_kernel_markets_per_s",
+                "scalar_reference_markets_per_s", "engine_over_bare", "engine_over_scalar", "protocol_over_engine",
+                "engine_peak_bytes"):
         assert data[key] > 0
     assert invoke("bench", "engine", "--markets", "0").exit_code == 2
 

@@ -40,7 +40,7 @@ def test_bare_kernel_does_the_engines_work(reserve):
 def test_engine_benchmark_json():
     result = engine.run(markets=300, agents=4, repeats=2, reference_markets=20)
     assert TIMING_KEYS | {"wall_seconds", "cpu_seconds", "markets_per_cpu_s", "engine_over_bare"} <= set(result)
-    assert set(result["wall_seconds"]) == set(result["cpu_seconds"]) == {"engine", "bare", "scalar"}
+    assert set(result["wall_seconds"]) == set(result["cpu_seconds"]) == {"engine", "protocol", "bare", "scalar"}
     assert result["repeats"] == 2 and result["ratios_from"] == "cpu seconds"
     json.dumps(result)
 

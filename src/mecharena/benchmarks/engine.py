@@ -1,11 +1,13 @@
 """Engine throughput: second price, n = 10, B = 100,000 markets, on one set of inputs.
 
-Three paths do the same work on the same markets (who takes part, the winner with ties broken
+Four paths do the same work on the same markets (who takes part, the winner with ties broken
 by priority, the price ``max(second bid, reserve)``, the (B, N) allocation and payments): the
 full engine path (:func:`mecharena.mechanisms.clear`: config and shape validation, the compiled
-kernel, the whole ``Outcome``), a bare NumPy kernel (:func:`bare_clear`, no validation, nothing
+kernel, the whole ``Outcome``), the protocol of mechanisms across rounds
+(:func:`mecharena.mechanisms.advance` from the empty state, the round loop's path; target: at
+least 1/1.5 of the engine's throughput), a bare NumPy kernel (:func:`bare_clear`, no validation, nothing
 else), and the plain-Python scalar reference (on the first ``reference_markets`` markets).
-The engine and bare paths are timed in turn (:mod:`mecharena.benchmarks.timing`), medians of
+The engine, protocol and bare paths are timed in turn (:mod:`mecharena.benchmarks.timing`), medians of
 ``repeats``; throughput is markets per wall second and per CPU second; peak memory is the
 tracemalloc peak of one engine call (NumPy reports its allocations to tracemalloc).
 """
@@ -17,7 +19,7 @@ import numpy as np
 from mecharena.benchmarks.timing import interleaved, machine_load, report, timed
 from mecharena.core.seeding import generator
 from mecharena.core.types import FloatArray
-from mecharena.mechanisms import clear, get
+from mecharena.mechanisms import advance, clear, get
 
 RESERVE = 0.1
 
@@ -58,6 +60,9 @@ def run(markets: int = 100_000, agents: int = 10, repeats: int = 7, reference_ma
     def engine() -> object:
         return clear(mechanism, config, values, bids, priority)
 
+    def protocol() -> object:
+        return advance(mechanism, config, {}, values, bids, priority)
+
     def bare() -> object:
         return bare_clear(bids, priority, RESERVE)
 
@@ -65,24 +70,26 @@ def run(markets: int = 100_000, agents: int = 10, repeats: int = 7, reference_ma
         for m in range(reference_markets):
             mechanism.reference(config, values[m].tolist(), bids[m].tolist(), priority[m].tolist(), None)
 
-    times = interleaved({"engine": engine, "bare": bare}, repeats)
+    times = interleaved({"engine": engine, "protocol": protocol, "bare": bare}, repeats)
     times["scalar"] = timed(scalar, repeats=1)
     tracemalloc.start()
     engine()
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    work = {"engine": markets, "bare": markets, "scalar": reference_markets}
+    work = {"engine": markets, "protocol": markets, "bare": markets, "scalar": reference_markets}
     wall = {k: work[k] / t["wall_s"] for k, t in times.items()}
     cpu_s = {k: max(t["cpu_s"], 1e-9) for k, t in times.items()}  # a clock tick can exceed a tiny run
     cpu = {k: work[k] / cpu_s[k] for k in times}
-    ratio = {"engine_over_bare": cpu["engine"] / cpu["bare"], "engine_over_scalar": cpu["engine"] / cpu["scalar"]}
-    targets = {"engine_over_bare": 0.5, "engine_over_scalar": 10.0}
+    ratio = {"engine_over_bare": cpu["engine"] / cpu["bare"], "engine_over_scalar": cpu["engine"] / cpu["scalar"],
+             "protocol_over_engine": cpu["protocol"] / cpu["engine"]}
+    targets = {"engine_over_bare": 0.5, "engine_over_scalar": 10.0, "protocol_over_engine": 1 / 1.5}
     return report("engine", {
         "mechanism": "second_price",
         "markets": markets,
         "agents": agents,
         "reference_markets": reference_markets,
         "engine_markets_per_s": wall["engine"],
+        "protocol_markets_per_s": wall["protocol"],
         "bare_kernel_markets_per_s": wall["bare"],
         "scalar_reference_markets_per_s": wall["scalar"],
         "markets_per_cpu_s": cpu,
