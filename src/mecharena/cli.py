@@ -237,6 +237,9 @@ DEMO_RUNS = [
     ("posted_price", {"price": 0.6}, "truthful:5"),
     ("vcm", {"mpcr": 0.4}, "bne:5"),
     ("provision_point", {"threshold": 2.0}, "truthful:5"),
+    ("english", {"increment": 0.01}, "truthful:5"),
+    ("dutch", {}, "bne:5"),
+    ("position", {"slots": 3}, "envy_free:5"),
 ]
 
 

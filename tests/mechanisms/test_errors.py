@@ -24,6 +24,13 @@ OUT_OF_RANGE = [
     ("vcm", "endowment", -1, r"endowment must be a finite float > 0, got -1"),
     ("provision_point", "threshold", 0, r"threshold must be a finite float > 0, got 0"),
     ("provision_point", "rebate", "all", r"rebate must be one of 'none', 'proportional', got 'all'"),
+    ("english", "increment", -0.1, r"increment must be a finite float >= 0, got -0.1"),
+    ("english", "dropouts", "shown", r"dropouts must be one of 'hidden', 'visible', got 'shown'"),
+    ("dutch", "start_price", 0, r"start_price must be a finite float > 0, got 0"),
+    ("dutch", "reserve_price", 2.0, r"DutchConfig: Value error, reserve_price \(2.0\) must not exceed start_price \(1.0\)"),
+    ("position", "slots", 17, r"slots must be a finite int in \[1, 16\], got 17"),
+    ("position", "ctr_decay", 1.5, r"ctr_decay must be a finite float in \(0, 1\], got 1.5"),
+    ("position", "pricing", "first", r"pricing must be one of 'gsp', 'vcg', got 'first'"),
 ]
 
 

@@ -1,6 +1,7 @@
 """Bayes-Nash agent: the symmetric equilibrium bid, assuming every other agent is its twin.
 
-For the k-unit pay-as-bid auction with unit demand (k = 1 is the first-price auction),
+For the k-unit pay-as-bid auction with unit demand (k = 1 is the first-price auction, and the
+continuous Dutch clock starting above every value, its strategic twin),
 i.i.d. values with CDF F and a public reserve r, the symmetric equilibrium bid is
 
     b(v) = E[max(Y, r) | Y < v] = v - (1 / G(v)) * integral_r^v G(y) dy,   v >= r,
@@ -112,6 +113,14 @@ def common_value_bids(dist: ValueDistribution, signals: FloatArray, n: int, firs
     return np.interp(signals, grid, w)
 
 
+def first_price_like(context: MarketContext) -> bool:
+    """First price, pay-as-bid, or a continuous Dutch clock that starts above every value (first price's
+    strategic twin: its outcome is first price's for the same bids)."""
+    name, config = context.mechanism.name, context.config
+    return name in ("first_price", "pay_as_bid") or (name == "dutch" and config.increment == 0
+                                                      and config.start_price >= context.values.high)
+
+
 def auction_bids(context: MarketContext, values: FloatArray, agent: str, power: float = 1.0) -> FloatArray | None:
     """Equilibrium bids in first price and unit-demand pay-as-bid (None for other mechanisms).
 
@@ -119,7 +128,7 @@ def auction_bids(context: MarketContext, values: FloatArray, agent: str, power: 
         ConfigError: an entry fee, multi-unit demand or common values (no closed form).
     """
     name, config = context.mechanism.name, context.config
-    if name not in ("first_price", "pay_as_bid"):
+    if not first_price_like(context):
         return None
     if context.values.common > 0:
         raise ConfigError(f"{agent} has no closed form with common values (common={context.values.common}); "
@@ -136,7 +145,7 @@ def act(context: MarketContext, params, state, values: FloatArray, draws) -> Flo
     name, config = context.mechanism.name, context.config
     if context.values.common > 0:
         return _common_value_act(context, values)
-    if name in ("first_price", "pay_as_bid") and getattr(config, "entry_fee", 0.0) == 0:
+    if first_price_like(context) and getattr(config, "entry_fee", 0.0) == 0:
         bids = auction_bids(context, values, "bne")
         if bids is not None:
             return bids

@@ -13,11 +13,13 @@ from mecharena.core.registry import Registry
 from mecharena.mechanisms.schema import ActionField, StateField
 from mecharena.mechanisms import (
     cda,
+    clock,
     schema,
     first_price,
     k_double,
     mcafee,
     pay_as_bid,
+    position,
     posted_price,
     provision_point,
     second_price,
@@ -42,9 +44,11 @@ from mecharena.mechanisms.base import (
 REGISTRY: Registry[Mechanism] = Registry(
     "mechanism",
     {
-        m.MECHANISM.name: m.MECHANISM
-        for m in (first_price, second_price, uniform_price, pay_as_bid, vcg, mcafee, k_double, cda,
-                  posted_price, vcm, provision_point)
+        m.name: m
+        for m in (*(module.MECHANISM for module in (first_price, second_price, uniform_price, pay_as_bid, vcg,
+                                                     mcafee, k_double, cda, posted_price, vcm, provision_point,
+                                                     position)),
+                  clock.ENGLISH, clock.DUTCH)
     },
 )
 
