@@ -52,12 +52,12 @@ def test_smollm2_designs_a_whole_episode_with_valid_actions(smollm2, tmp_path):
     assert [s["mechanism"] for s in steps] == chosen  # the traced action is the one stepped
 
 
-def test_two_smollm2_bidders_play_twenty_rounds_with_valid_actions(smollm2, tmp_path):
+def test_two_smollm2_bidders_play_eight_rounds_with_valid_actions(smollm2, tmp_path):
     population = parse_population(f"llm(config={smollm2},tools=0):2,truthful:1", REGISTRY)
     episode = make_episode(mechanisms.get("first_price"), {"reserve_price": 0.1}, population, markets=1, seed=0)
-    con = connect(record_episode(episode, tmp_path / "market", rounds=20))
+    con = connect(record_episode(episode, tmp_path / "market", rounds=8))  # 16 decisions, about 9 s each
     kinds = dict(con.execute("SELECT kind, count(*) FROM traces GROUP BY kind").fetchall())
-    assert kinds == {"prompt": 40, "response": 40, "action": 40, "outcome": 40}  # every request valid: no repair, no fallback
+    assert kinds == {"prompt": 16, "response": 16, "action": 16, "outcome": 16}  # every request valid: no repair, no fallback
     cleared = {(r, s): (bid, active) for r, s, bid, active in
                con.execute("SELECT round, seat, bid, active FROM events WHERE seat < 2").fetchall()}
     for r, s, text in con.execute("SELECT round, seat, text FROM traces WHERE kind = 'action'").fetchall():

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from mecharena import agents
-from mecharena.agents.respond import format_table
+from mecharena.agents.respond import CHUNK_ROWS, format_table
 from mecharena.agents.ring_table import MAX_RING, ROLE_SEPARATOR
 from mecharena.core.errors import ConfigError
 from mecharena.core.types import FloatArray, IntArray
@@ -52,7 +52,6 @@ from mecharena.sim.loop import play
 
 FAMILY = "coalition"
 MAX_SWEEPS = 50
-_CHUNK_ROWS = 1_000_000  # market copies per clearing call
 _OFFSETS = 17  # refinement bids around each cell's choice
 _ORDINALS = ("highest", "second-highest", "third-highest")
 
@@ -171,10 +170,10 @@ class _Clearer:
         """(R, K) members' utility in markets ``rows`` (R,) with the members' bids ``bids`` (R, K)."""
         s = self.sample
         out = np.empty((rows.size, s.seats.size))
-        for start in range(0, rows.size, _CHUNK_ROWS):
-            part = rows[start:start + _CHUNK_ROWS]
+        for start in range(0, rows.size, CHUNK_ROWS):
+            part = rows[start:start + CHUNK_ROWS]
             full = s.bids[part]
-            full[:, s.seats] = np.minimum(bids[start:start + _CHUNK_ROWS], self.high)
+            full[:, s.seats] = np.minimum(bids[start:start + CHUNK_ROWS], self.high)
             times = None if s.times is None else s.times[part]
             result = self.mechanism.kernel(self.config, s.values[part], full, s.priority[part], times)
             out[start:start + part.size] = result.utility[:, s.seats]
@@ -222,7 +221,7 @@ def _improve_role(clearer: _Clearer, roles: _Roles, tables: FloatArray, r: int, 
     cells = roles.cell[:, r]
     incumbent = np.bincount(cells, clearer.total(every, current), minlength=v)  # (V,)
     # every coarse candidate on every market, summed by cell
-    per_call = max(1, _CHUNK_ROWS // m)
+    per_call = max(1, CHUNK_ROWS // m)
     sums = np.empty((coarse.size, v))
     for start in range(0, coarse.size, per_call):
         chunk = coarse[start:start + per_call]
