@@ -240,6 +240,7 @@ DEMO_RUNS = [
     ("english", {"increment": 0.01}, "truthful:5"),
     ("dutch", {}, "bne:5"),
     ("position", {"slots": 3}, "envy_free:5"),
+    ("lmsr", {"liquidity": 1.0}, "truthful:5"),
 ]
 
 

@@ -17,6 +17,7 @@ from mecharena.mechanisms import (
     schema,
     first_price,
     k_double,
+    lmsr,
     mcafee,
     pay_as_bid,
     position,
@@ -47,7 +48,7 @@ REGISTRY: Registry[Mechanism] = Registry(
         m.name: m
         for m in (*(module.MECHANISM for module in (first_price, second_price, uniform_price, pay_as_bid, vcg,
                                                      mcafee, k_double, cda, posted_price, vcm, provision_point,
-                                                     position)),
+                                                     position, lmsr)),
                   clock.ENGLISH, clock.DUTCH)
     },
 )
