@@ -21,7 +21,7 @@ def bids(ctx, values, rho):
     return CRRA.act(ctx, CRRA.params_model.build(rho=rho), None, values, None)
 
 
-@pytest.mark.parametrize(("n", "rho"), [(2, 0.5), (3, 0.2), (5, 0.9), (10, 0.5)])
+@pytest.mark.parametrize(("n", "rho"), [(2, 0.5), (3, 0.2), (5, 0.9), (10, 0.5), (3, -1.0), (5, -3.5)])
 def test_uniform_first_price_bid_is_the_cox_smith_walker_closed_form(n, rho):
     """CRRA u(x) = x^(1-rho): b(v) = (n-1) v / (n-1 + (1-rho)) (Cox, Smith and Walker 1988, J. Risk and
     Uncertainty 1: 61-99; Krishna, Auction Theory, 2nd ed., section 4.1)."""
@@ -43,12 +43,19 @@ def test_risk_neutral_is_the_bne_and_risk_aversion_bids_higher(name, config, n):
         higher = bids(ctx, v, rho)
         assert (higher[above] > previous[above]).all() and (higher <= v + 1e-12).all()
         previous = higher
+    previous = neutral
+    for rho in (-0.5, -2.0):  # risk-seeking: lower bids, a larger surplus at a lower chance of winning
+        lower = bids(ctx, v, rho)
+        assert (lower[above] < previous[above]).all() and (lower >= 0).all()
+        previous = lower
 
 
 @pytest.mark.parametrize(("n", "rho", "reserve", "dist"), [
     (3, 0.5, 0.0, ValueDistribution()),
     (4, 0.3, 0.25, ValueDistribution()),
     (3, 0.6, 0.0, ValueDistribution(kind="power", shape=2.0)),
+    (3, -1.5, 0.0, ValueDistribution()),
+    (4, -0.7, 0.2, ValueDistribution(kind="power", shape=2.0)),
 ])
 def test_equilibrium_bid_is_a_numerical_best_response(n, rho, reserve, dist):
     """Against n-1 rivals who use the agent's own bid function, each value's bid maximises expected CRRA
@@ -86,7 +93,7 @@ def test_crra_refuses_what_it_cannot_solve():
         bids(context("first_price", {"entry_fee": 0.1}, 2), np.ones((1, 2)), 0.5)
     with pytest.raises(ConfigError, match=r"^crra for pay_as_bid needs unit demand"):
         bids(context("pay_as_bid", {"demand": 2}, 2), np.ones((1, 2, 2)), 0.5)
-    with pytest.raises(ConfigError, match=r"^crra: rho must be a finite float in \[0, 1\), got 1$"):
+    with pytest.raises(ConfigError, match=r"^crra: rho must be a finite float in \[-4, 1\), got 1$"):
         agents.population("crra(rho=1):2")
 
 

@@ -1,7 +1,7 @@
-"""Risk-averse bidder with constant relative risk aversion (CRRA): the symmetric equilibrium bid.
+"""Bidder with constant relative risk aversion (CRRA), risk-averse or risk-seeking: the symmetric equilibrium bid.
 
-Utility of a surplus x >= 0 is ``u(x) = x^(1-rho) / (1-rho)``, rho in [0, 1) (rho = 0: risk
-neutral). Write a = 1 - rho. In the k-unit pay-as-bid auction with unit demand (k = 1: first
+Utility of a surplus x >= 0 is ``u(x) = x^(1-rho) / (1-rho)``, rho in [-4, 1) (rho = 0: risk
+neutral; rho > 0: risk-averse, concave u; rho < 0: risk-seeking, convex u). Write a = 1 - rho. In the k-unit pay-as-bid auction with unit demand (k = 1: first
 price), i.i.d. values with CDF F, n bidders and a public reserve r, let G be the CDF of Y, the
 k-th highest of the other n - 1 values (the bid to beat). If the others bid b(.) increasing, a
 bidder of value v mimicking type z wins with probability G(z) and maximises
@@ -21,7 +21,10 @@ U[0, 1] values, k = 1 and r = 0, ``H(y) = y^((n-1)/(1-rho))`` and
 
 the Cox, Smith and Walker (1988, *J. Risk and Uncertainty* 1: 61-99) CRRA bid: above the
 risk-neutral ``(n-1) v / n`` for every rho > 0 (risk aversion raises bids; revenue equivalence
-fails in the seller's favour). A value below r bids its value (it cannot win). A secret
+fails in the seller's favour) and below it for every rho < 0 (a risk-seeking bidder gambles on a
+larger surplus at a lower chance of winning; revenue falls). The derivation holds for every
+rho < 1: the mimicking objective ``a ln(v - b(z)) + ln G(z)`` is concave in z for any a > 0, so the
+first-order condition gives the best response. A value below r bids its value (it cannot win). A secret
 reserve is planned as 0. Where truthful bidding is dominant (second price, uniform price with
 the (k+1)-th price, VCG, posted price) it bids truthfully: dominance holds for any attitude
 to risk. The integral uses a grid of 4,096 intervals with 8-point Gauss-Legendre per interval,
@@ -41,7 +44,8 @@ VERSION = 2
 
 
 class CRRAParams(StrictModel):
-    rho: float = Field(0.5, ge=0, lt=1, description="relative risk aversion: u(x) = x^(1-rho)/(1-rho)")
+    rho: float = Field(0.5, ge=-4, lt=1, description="relative risk aversion: u(x) = x^(1-rho)/(1-rho); "
+                       "< 0: risk-seeking")
 
 
 def crra_bids(dist: ValueDistribution, values: FloatArray, n: int, k: int, reserve: float, rho: float) -> FloatArray:
