@@ -241,6 +241,7 @@ DEMO_RUNS = [
     ("dutch", {}, "bne:5"),
     ("position", {"slots": 3}, "envy_free:5"),
     ("lmsr", {"liquidity": 1.0}, "truthful:5"),
+    ("deferred_acceptance", {"proposers": 3}, "truthful:6"),
 ]
 
 

@@ -31,6 +31,7 @@ OUT_OF_RANGE = [
     ("position", "slots", 17, r"slots must be a finite int in \[1, 16\], got 17"),
     ("position", "ctr_decay", 1.5, r"ctr_decay must be a finite float in \(0, 1\], got 1.5"),
     ("position", "pricing", "first", r"pricing must be one of 'gsp', 'vcg', got 'first'"),
+    ("deferred_acceptance", "proposers", 0, r"proposers must be a finite int in \[1, 5\], got 0"),
     ("lmsr", "liquidity", 0, r"liquidity must be a finite float in \(0, 1000000.0\], got 0"),
 ]
 

@@ -1,7 +1,8 @@
 """Bidder with constant relative risk aversion (CRRA), risk-averse or risk-seeking: the symmetric equilibrium bid.
 
 Utility of a surplus x >= 0 is ``u(x) = x^(1-rho) / (1-rho)``, rho in [-4, 1) (rho = 0: risk
-neutral; rho > 0: risk-averse, concave u; rho < 0: risk-seeking, convex u). Write a = 1 - rho. In the k-unit pay-as-bid auction with unit demand (k = 1: first
+neutral; rho > 0: risk-averse, concave u; rho < 0: risk-seeking, convex u). Write a = 1 - rho.
+In the k-unit pay-as-bid auction with unit demand (k = 1: first
 price), i.i.d. values with CDF F, n bidders and a public reserve r, let G be the CDF of Y, the
 k-th highest of the other n - 1 values (the bid to beat). If the others bid b(.) increasing, a
 bidder of value v mimicking type z wins with probability G(z) and maximises

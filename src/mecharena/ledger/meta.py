@@ -111,7 +111,7 @@ def describe(episode: Episode, rounds: int | None = None, cell: dict[str, Any] |
         cell: the experiment cell as JSON-ready data (``Cell.model_dump(mode="json")``), if any.
     """
     ctx = episode.context
-    units = int(ctx.spec.units_per_agent)
+    units = int(ctx.spec.value_width)
     orders = int(getattr(ctx.spec, "orders_per_agent", 0) or 0)
     return LedgerMeta(
         mechanism=ctx.mechanism.name,

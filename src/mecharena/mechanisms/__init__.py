@@ -18,6 +18,7 @@ from mecharena.mechanisms import (
     first_price,
     k_double,
     lmsr,
+    matching,
     mcafee,
     pay_as_bid,
     position,
@@ -48,7 +49,7 @@ REGISTRY: Registry[Mechanism] = Registry(
         m.name: m
         for m in (*(module.MECHANISM for module in (first_price, second_price, uniform_price, pay_as_bid, vcg,
                                                      mcafee, k_double, cda, posted_price, vcm, provision_point,
-                                                     position, lmsr)),
+                                                     position, lmsr, matching)),
                   clock.ENGLISH, clock.DUTCH)
     },
 )

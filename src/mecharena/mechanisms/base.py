@@ -85,11 +85,17 @@ StepReference = Callable[..., tuple[dict[str, Any], dict[str, Any], dict[str, An
 class MarketSpec:
     """How the agents of one market look to a mechanism under a given config."""
 
-    units_per_agent: int = 0  # 0: values and bids are (B, N); K > 0: (B, N, K)
+    units_per_agent: int = 0  # 0: values and bids are (B, N); K > 0: (B, N, K)  marginal values, non-increasing
     orders_per_agent: int = 0  # 0: one order each; P > 0: bids and times are (B, N, P), values (B, N)
     sellers: BoolArray | None = None  # (N,)  True: the agent sells (asks) instead of bidding
+    partners: int = 0  # M > 0: values and bids are (B, N, M): utilities for each member of the other side (matching)
     action_high: float = float("inf")
     action_rule: str = "each bid must be finite and >= 0"
+
+    @property
+    def value_width(self) -> int:
+        """The trailing width of values (0: (B, N))."""
+        return self.units_per_agent or self.partners
 
 
 @dataclass(frozen=True)
@@ -192,9 +198,9 @@ def check_shapes(
             marginal values increase.
     """
     values = _as_float("values", values)
-    want_ndim = 3 if spec.units_per_agent else 2
-    if values.ndim != want_ndim or (spec.units_per_agent and values.shape[2] != spec.units_per_agent):
-        layout = f"(B, N, {spec.units_per_agent})" if spec.units_per_agent else "(B, N)"
+    width = spec.value_width
+    if values.ndim != (3 if width else 2) or (width and values.shape[2] != width):
+        layout = f"(B, N, {width})" if width else "(B, N)"
         raise InvalidActionError(f"values must have shape {layout}, got {values.shape}")
     if values.shape[0] == 0 or values.shape[1] == 0:
         raise InvalidActionError(f"values must hold at least one market and one agent, got {values.shape}")

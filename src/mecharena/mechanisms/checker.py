@@ -95,6 +95,8 @@ class CheckReport:
 def random_values(spec: MarketSpec, rng: np.random.Generator, markets: int, n: int) -> FloatArray:
     if spec.units_per_agent:
         return -np.sort(-rng.random((markets, n, spec.units_per_agent)), axis=2)
+    if spec.partners:
+        return rng.random((markets, n, spec.partners))
     return rng.random((markets, n))
 
 

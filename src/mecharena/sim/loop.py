@@ -129,23 +129,27 @@ def make_episode(
     config = mechanism.config(config)
     n = population.size
     spec = mechanism.market_spec(config, n)
-    if (population.owner != np.arange(n)).any() and (not mechanism.merges_identities or spec.units_per_agent):
+    if (population.owner != np.arange(n)).any() and (not mechanism.merges_identities or spec.value_width):
         mergeable = ", ".join(name for name, m in MECHANISMS.items() if m.merges_identities)
         raise ConfigError(
             f"agents with several identities need a one-sided unit-demand mechanism that declares "
             f"merges_identities ({mergeable}), got {mechanism.name}"
         )
     values = values or ValueDistribution()
-    if values.common > 0 and (spec.units_per_agent or spec.sellers is not None):
+    if values.common > 0 and (spec.value_width or spec.sellers is not None):
         raise ConfigError(f"common values (common={values.common}) need one-sided unit demand: one signal per "
                           f"buyer; {mechanism.name} is configured {'two-sided' if spec.sellers is not None else ''}"
-                          f"{'' if spec.sellers is not None else f'for demand {spec.units_per_agent}'}")
+                          f"{'' if spec.sellers is not None else _value_layout(spec)}")
     policy = talk.parse_channels(channels)
     if policy is not None:
         policy.check(n)
     context = MarketContext(mechanism, config, spec, n, values,
                             information or InformationPolicy(), enforcement or Enforcement(), channels=policy)
     return Episode(context, population, seed, markets, start, policy)
+
+
+def _value_layout(spec: Any) -> str:
+    return f"for demand {spec.units_per_agent}" if spec.units_per_agent else f"for matching ({spec.partners} partners)"
 
 
 def initial_state(episode: Episode) -> LoopState:
@@ -316,7 +320,7 @@ def round_values(episode: Episode, t: int) -> FloatArray:
     """(B, N[, K]) the values of round ``t``: column j of the stream is the j-th agent's (in seat order),
     false names carry their owner's, so adding false names changes nobody's value."""
     ctx, b, owner = episode.context, episode.markets, episode.owner
-    tail = (ctx.spec.units_per_agent,) if ctx.spec.units_per_agent else ()
+    tail = (ctx.spec.value_width,) if ctx.spec.value_width else ()
     own = owner == np.arange(owner.size)
     drawn = ctx.values.sample(episode.seed, ("values", t), episode.start, (b, int(own.sum()), *tail))
     return drawn[:, (np.cumsum(own) - 1)[owner]]

@@ -116,7 +116,7 @@ def _build(config: ArenaConfig, seed: int) -> tuple[Episode, int]:
                            values=agents.parse_distribution(config.values), information=config.information,
                            enforcement=config.enforcement, channels=config.channels)
     spec = episode.context.spec
-    if spec.units_per_agent or spec.orders_per_agent or spec.sellers is not None:
+    if spec.value_width or spec.orders_per_agent or spec.sellers is not None:
         raise ConfigError(f"mechanism must be a one-sided sealed-bid auction with one bid per seat, "
                           f"got {config.mechanism}")
     return episode, learners
