@@ -119,9 +119,9 @@ class PolicyState:
 
 
 def _check(context: MarketContext) -> None:
-    if context.spec.units_per_agent or context.spec.orders_per_agent:
+    if context.spec.value_width or context.spec.orders_per_agent:
         raise ConfigError(f"policy bids one unit per seat; {context.mechanism.name} is configured for several "
-                          "units or orders per agent")
+                          "units, partners or orders per agent")
 
 
 def init(context: MarketContext, params: PolicyParams, seats: int, draws: Draws) -> PolicyState:

@@ -147,9 +147,9 @@ def sample_ring(cell: Cell, deviators: int) -> RingSample:
     episode = cell.episode()
     seats = agent_seats(episode.owner, deviators)
     spec = episode.context.spec
-    if spec.units_per_agent or spec.orders_per_agent:
+    if spec.value_width or spec.orders_per_agent:
         raise ConfigError(f"the coalition search bids one unit per seat; {cell.mechanism} is configured for "
-                          "several units or orders per agent")
+                          "several units, partners or orders per agent")
     if episode.context.values.common > 0:
         raise ConfigError(f"the coalition search plays private values; values {cell.values!r} are common "
                           f"(common={episode.context.values.common})")

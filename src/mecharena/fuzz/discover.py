@@ -102,6 +102,9 @@ def sample_cell(cell: Cell, role: Role = "first") -> Sample:
     if spec.orders_per_agent:
         raise ConfigError(f"the best-response search places one order per seat; {cell.mechanism} is configured "
                           f"for {spec.orders_per_agent} orders per agent")
+    if spec.partners:
+        raise ConfigError(f"the best-response search plays bids and marginal-bid vectors; {cell.mechanism}'s reports "
+                          f"rank partners (utilities per member of the other side), which it does not search")
     if spec.units_per_agent > MAX_UNITS:
         raise ConfigError(f"demand must be <= {MAX_UNITS} for the best-response search (it searches vectors of up "
                           f"to {MAX_UNITS} marginal bids), got {spec.units_per_agent}")
