@@ -21,6 +21,12 @@ what it heard last round), the channels deliver what is due (this round's messag
 ``delay`` rounds ago) and each group hears its inbox before acting. Settlement then also fines the
 seats the operator's detector flags on a monitored channel and moves side payments between seats.
 Without channels none of this runs and a round is what it was before channels existed, bit for bit.
+
+Every round clears through :func:`mecharena.mechanisms.base.advance` from the mechanism's state
+(``LoopState.mechanism``: empty for a mechanism of one round, whose outcome is then its kernel's, bit
+for bit); the record keeps the state before and after the round, the actions beyond bids the
+mechanism declares (each group's, or the declared default) and the step's events, and each group's
+feedback carries its seats' state after the round.
 """
 
 from collections.abc import Iterator
@@ -36,7 +42,7 @@ from mecharena.core.errors import ConfigError
 from mecharena.core.seeding import market_uniforms
 from mecharena.core.types import BoolArray, FloatArray, IntArray
 from mecharena.mechanisms import REGISTRY as MECHANISMS
-from mecharena.mechanisms.base import Mechanism, Outcome, advance
+from mecharena.mechanisms.base import MarketSpec, Mechanism, Outcome, advance
 from mecharena.mechanisms.schema import State
 from mecharena.mechanisms.policy import Enforcement, InformationPolicy
 from mecharena.sim import channels as talk
@@ -148,7 +154,7 @@ def make_episode(
     return Episode(context, population, seed, markets, start, policy)
 
 
-def _value_layout(spec: Any) -> str:
+def _value_layout(spec: MarketSpec) -> str:
     return f"for demand {spec.units_per_agent}" if spec.units_per_agent else f"for matching ({spec.partners} partners)"
 
 
