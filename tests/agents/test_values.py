@@ -63,7 +63,7 @@ def test_empirical_points_are_the_record_not_the_path(power_csv, tmp_path):
     (["0.3", "0.3"], "", r"at least two distinct values, got \[0\.3, 0\.3\]"),
     ([], "", r"values file .*v\.csv is empty"),
     (["value", "0.1", "0.2"], ",column=price", r"has no column 'price'; its header: \['value'\]"),
-    (["0.1", "0.2"], ",shape=2", "an empirical value distribution takes path, column and common, got shape"),
+    (["0.1", "0.2"], ",shape=2", "an empirical value distribution takes path, column, common and persistent, got shape"),
 ])
 def test_bad_values_files_get_one_clear_line(tmp_path, lines, spec_tail, message):
     path = write(tmp_path / "v.csv", lines)

@@ -134,3 +134,16 @@ def test_bad_populations_for_a_mechanism_are_refused_before_play():
                                markets=2, seed=0), 1))
     with pytest.raises(ConfigError, match=r"^cartel: threshold must be a finite float in \[0, 1000\], got -1$"):
         agents.population("cartel(threshold=-1):3")
+
+
+def test_persistent_values_are_drawn_once_per_episode_and_kept():
+    """A type per agent: every round of an episode repeats round 0's values; without it they are drawn afresh,
+    and round 0 is the same either way (the same stream)."""
+    def rounds(spec):
+        episode = make_episode(mechanisms.get("second_price"), None, agents.population("truthful:3", 0), markets=50,
+                               seed=4, values=agents.parse_distribution(spec))
+        return [r.values for r in play(episode, 3)]
+
+    kept, fresh = rounds("uniform:persistent=true"), rounds("uniform")
+    assert all(np.array_equal(v, kept[0]) for v in kept) and np.array_equal(kept[0], fresh[0])
+    assert not np.array_equal(fresh[1], fresh[0]) and np.unique(kept[0]).size == kept[0].size

@@ -38,7 +38,9 @@ class ValueDistribution(StrictModel):
     values are interdependent: agent i's value is ``(1 - c) s_i + c mean_j s_j`` over the market's
     agents (false names aside), so the highest signal tends to overestimate its value (the winner's
     curse); c = 1 is a pure common value, the mean signal (a wallet game, Klemperer 1998). See
-    :meth:`realize` and, for equilibrium bids, :func:`mecharena.agents.bne.common_value_bids`.
+    :meth:`realize` and, for equilibrium bids, :func:`mecharena.agents.bne.common_value_bids`. With
+    ``persistent`` an agent's value is drawn once per episode and kept every round (a type, as in
+    reputation and repeated games with fixed valuations); by default it is drawn afresh each round.
 
     >>> d = ValueDistribution(kind="power", shape=2.0)
     >>> float(d.ppf(np.array(0.25)))
@@ -57,6 +59,9 @@ class ValueDistribution(StrictModel):
     common: float = Field(0.0, ge=0, le=1, description=(
         "share of each value common to its market: value = (1 - common) x own signal + common x the market's "
         "mean signal (0: private values)"))
+    persistent: bool = Field(False, description=(
+        "each agent keeps the value drawn for round 0 (its type) in every round of an episode; false: drawn afresh "
+        "each round"))
 
     @model_validator(mode="before")
     @classmethod
@@ -149,10 +154,13 @@ def parse_distribution(spec: str) -> ValueDistribution:
     if fields["kind"] == "empirical":
         if "path" not in fields:
             raise ConfigError(f"an empirical value distribution needs path=FILE (a CSV of values), got {spec!r}")
-        extra = sorted(set(fields) - {"kind", "path", "column", "common"})
+        extra = sorted(set(fields) - {"kind", "path", "column", "common", "persistent"})
         if extra:
-            raise ConfigError(f"an empirical value distribution takes path, column and common, got {', '.join(extra)}")
-        return empirical(read_values(Path(str(fields["path"])), fields.get("column")), fields.get("common", 0.0))
+            raise ConfigError(f"an empirical value distribution takes path, column, common and persistent, got "
+                              f"{', '.join(extra)}")
+        found = empirical(read_values(Path(str(fields["path"])), fields.get("column")), fields.get("common", 0.0))
+        return found.model_copy(update={"persistent": ValueDistribution.build(
+            persistent=fields.get("persistent", False)).persistent})
     return ValueDistribution.build(**fields)
 
 

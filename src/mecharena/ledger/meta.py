@@ -144,6 +144,8 @@ def meta_checksum(meta: LedgerMeta) -> str:
     """SHA-256 (hex) of every field but ``checksum``, as canonical JSON (sorted keys, no spaces)."""
     # the fields of a stateful mechanism count only where present, so ledgers written before them still verify
     data = meta.model_dump(mode="json", exclude={"checksum"} | {k for k in STATEFUL if not getattr(meta, k)})
+    if not meta.values.persistent:  # likewise persistent values
+        del data["values"]["persistent"]
     return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 

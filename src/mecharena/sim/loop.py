@@ -324,11 +324,13 @@ def _notes(episode: Episode, t: int, actions: list[Action]) -> tuple[dict[str, A
 
 def round_values(episode: Episode, t: int) -> FloatArray:
     """(B, N[, K]) the values of round ``t``: column j of the stream is the j-th agent's (in seat order),
-    false names carry their owner's, so adding false names changes nobody's value."""
+    false names carry their owner's, so adding false names changes nobody's value; with persistent values
+    every round takes round 0's."""
     ctx, b, owner = episode.context, episode.markets, episode.owner
     tail = (ctx.spec.value_width,) if ctx.spec.value_width else ()
     own = owner == np.arange(owner.size)
-    drawn = ctx.values.sample(episode.seed, ("values", t), episode.start, (b, int(own.sum()), *tail))
+    key = ("values", 0 if ctx.values.persistent else t)
+    drawn = ctx.values.sample(episode.seed, key, episode.start, (b, int(own.sum()), *tail))
     return drawn[:, (np.cumsum(own) - 1)[owner]]
 
 
