@@ -138,7 +138,9 @@ def list_mechanisms(as_json: JsonFlag = False) -> None:
         table.add_column(column)
     for row in rows:
         fields = "\n".join(f"{f['name']}={f['default']!r}: {f['allowed']}" for f in row["config"]) or "-"
-        table.add_row(row["name"], str(row["version"]), row["summary"], fields, ", ".join(row["properties"]) or "-")
+        rule = row["summary"] + "".join(f"\n[dim]{kind}: {', '.join(x['name'] for x in row[kind])}[/]"
+                                        for kind in ("state", "actions") if row[kind])
+        table.add_row(row["name"], str(row["version"]), rule, fields, ", ".join(row["properties"]) or "-")
     out.print(table)
 
 
