@@ -95,3 +95,30 @@ def test_streamed_trace_gives_the_same_metrics_bit_for_bit():
     full, streamed = trace(episode, 7), trace(episode, 7, per_round=False)
     assert full.revenue.shape == (7, 300) and streamed.revenue.shape == (1, 300)
     assert summarize(streamed) == summarize(full)
+
+
+def test_a_run_that_would_not_fit_in_memory_stops_before_it_starts(monkeypatch):
+    """The estimate (320 bytes per market and seat, 96 per market and round of a per-round trace) is checked
+    against the memory available; the error names the sizes and what to lower, and nothing was played."""
+    from typer.testing import CliRunner
+
+    from mecharena.cli import app
+    from mecharena.core import memory
+    from mecharena.sim.loop import make_episode
+    from mecharena.sim.simulate import trace, trace_bytes
+
+    assert trace_bytes(10**6, 4, 200, per_round=True) == 10**6 * 4 * 320 + 10**6 * 200 * 96
+    monkeypatch.setattr(memory, "available", lambda: 50 * 2**20)  # 50 MiB
+    played = []
+    with pytest.raises(ConfigError, match=r"^simulating a per-round trace of markets=100000 x rounds=10 with 4 agents "
+                                          r"needs about 0\.2 GiB but 0\.0 GiB are available; lower --markets or "
+                                          r"--rounds"):
+        trace(make_episode(mechanisms.get("second_price"), None, agents.population("truthful:4", 0), markets=100_000,
+                           seed=0), 10, on_round=played.append)
+    assert played == []
+    result = CliRunner().invoke(app, ["simulate", "--mechanism", "second_price", "--population", "truthful:4",
+                                      "--markets", "100000", "--rounds", "2"])
+    assert result.exit_code == 2 and "needs about 0.1 GiB but 0.0 GiB are available; lower --markets" in result.output
+    small = trace(make_episode(mechanisms.get("second_price"), None, agents.population("truthful:4", 0), markets=1000,
+                               seed=0), 2)
+    assert small.revenue.shape == (2, 1000)

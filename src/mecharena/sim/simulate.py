@@ -13,6 +13,7 @@ import numpy as np
 
 from mecharena.agents.population import Population
 from mecharena.agents.values import ValueDistribution
+from mecharena.core import memory
 from mecharena.core.types import FloatArray
 from mecharena.mechanisms.base import Mechanism
 from mecharena.mechanisms.policy import Enforcement, InformationPolicy
@@ -84,6 +85,17 @@ def aggregates(record: RoundRecord) -> dict[str, FloatArray]:
     }
 
 
+#: Bytes a round of the loop holds per market and seat (its (B, N) arrays and their temporaries; measured:
+#: about 1.2 GB at B = 1e6, N = 4) and a per-round trace keeps per market and round (its columns, stacked once).
+LOOP_BYTES_PER_SEAT = 320
+TRACE_BYTES_PER_ROUND = 2 * 8 * len(Trace.__slots__)
+
+
+def trace_bytes(markets: int, seats: int, rounds: int, per_round: bool) -> int:
+    """The memory :func:`trace` needs, estimated."""
+    return markets * seats * LOOP_BYTES_PER_SEAT + (markets * rounds * TRACE_BYTES_PER_ROUND if per_round else 0)
+
+
 def trace(episode: Episode, rounds: int, *, on_round: Callable[[int], None] | None = None,
           on_record: Callable[[RoundRecord], None] | None = None, per_round: bool = True) -> Trace:
     """Play ``episode`` for ``rounds`` rounds, handing each record to ``on_record`` (e.g. a ledger).
@@ -92,7 +104,14 @@ def trace(episode: Episode, rounds: int, *, on_round: Callable[[int], None] | No
     (arrays (1, B)): memory O(B) whatever the rounds. The metrics of :mod:`mecharena.metrics.summary`
     average over rounds within each market first, summing rounds in the same order, so with B > 1
     they come out the same bit for bit.
+
+    Raises:
+        ConfigError: the run would need more memory than is available (checked before it starts).
     """
+    b, n = episode.markets, episode.population.size
+    keeps = f"a per-round trace of markets={b} x rounds={rounds}" if per_round else f"markets={b}"
+    memory.require(trace_bytes(b, n, rounds, per_round), f"simulating {keeps} with {n} agents",
+                   "lower --markets" + (" or --rounds (or keep per-market means)" if per_round else ""))
     records: dict[str, list[FloatArray]] = {name: [] for name in Trace.__slots__}
     totals: dict[str, FloatArray] = {}
     for record in play(episode, rounds):
