@@ -132,3 +132,35 @@ def test_rediscovers_exit_against_an_entry_fee():
                                 "markets": 500})
     out = np.mean([(r.bids[:, 0] <= 0).mean() for r in play(cell.episode(), cell.rounds)])
     assert 0.1 < out < 0.9, out  # it sits out (pays no fee) in some rounds and comes back in others
+
+
+def test_the_policy_maps_features_to_the_mechanisms_declared_actions(isolated_registries):
+    """Token rewards declare ``unlock``: weights beyond the first 30 set it (here: bias 1, so always unlock), and
+    the search starts from every field at its default; a spec for another number of fields is refused."""
+    from mecharena import plugins
+    from mecharena.agents.policy import start_weights
+    from mecharena.fuzz.policy_search import start_point
+
+    plugins.load("examples/plugins/token_incentive.py")
+    token = mechanisms.get("token_rewards")
+    assert start_point(Cell(mechanism="token_rewards", population="contributor:2")).size == WEIGHTS + F
+    np.testing.assert_array_equal(start_weights(token), np.concatenate([TRUTHFUL, np.zeros(F)]))
+    unlock = np.concatenate([TRUTHFUL, np.eye(F)[0]])
+    config = {"vesting": 0.5, "early_unlock_fee": 0.25, "emission": 100.0}
+
+    def records(spec):
+        episode = Cell(mechanism="token_rewards", config=config, population=f"{spec}:1,contributor:1", markets=50,
+                       seed=2).episode()
+        return list(play(episode, 3))
+
+    always = records(f"policy(w={format_weights(unlock)})")
+    never = records(f"policy(w={format_weights(TRUTHFUL)})")
+    assert all((r.actions["unlock"][:, 0] == 1).all() and (r.actions["unlock"][:, 1] == 0).all() for r in always)
+    assert all((r.actions["unlock"][:, 0] == 0).all() for r in never)
+    escrow = always[0].next_state["escrow"][:, 0]
+    np.testing.assert_allclose(always[1].events["forfeited"][:, 0], 0.25 * escrow)  # the fee on what it unlocked
+    np.testing.assert_allclose(always[1].events["released"][:, 0], 0.75 * escrow)
+    two_fields = np.concatenate([TRUTHFUL, np.zeros(2 * F)])
+    with pytest.raises(ConfigError, match=r"^policy: w holds weights for 2 action fields but token_rewards declares "
+                                          r"1 \(unlock\)$"):
+        records(f"policy(w={format_weights(two_fields)})")

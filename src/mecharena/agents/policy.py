@@ -24,7 +24,11 @@ Three linear maps of the features, 3 x F = 30 weights in the spec (``w``, separa
 a multiplier ``g = a . f``, an offset ``c = b . f`` and an entry score ``e . f``. The seat enters
 when the entry score is > 0 and bids ``clip(value * g + c, 0, action_high)``: ``bid = value x g``
 when ``b`` is 0, an absolute bid (e.g. just above the reserve) when ``a`` is 0. The default weights
-(g = 1, c = 0, always enter) bid truthfully. Sitting out is an exit (the loop charges the withdrawal
+(g = 1, c = 0, always enter) bid truthfully. Where the mechanism declares actions beyond bids
+(:mod:`mecharena.mechanisms.schema`), F more weights per action field, in declaration order, map
+the features to it: ``clip(h . f, low, high)``, rounded for an integer field (30 weights alone
+leave every field at its default; :func:`start_weights` sets each at its default).
+Sitting out is an exit (the loop charges the withdrawal
 penalty); bidding 0 while in is abstaining.
 
 The state is last round's features 3-8 as (B, S) arrays; nothing per agent in Python. The policy
@@ -43,6 +47,7 @@ from mecharena.agents.base import Action, AgentType, Draws, Feedback, MarketCont
 from mecharena.core.config import StrictModel, shown_value
 from mecharena.core.errors import ConfigError
 from mecharena.core.types import FloatArray
+from mecharena.mechanisms.base import Mechanism
 
 VERSION = 1
 FEATURES = ("bias", "value", "reserve", "price", "won", "paid", "rival_won", "rival_bid", "was_in", "lead")
@@ -58,17 +63,18 @@ def format_weights(weights: FloatArray) -> str:
 
 
 def parse_weights(text: str) -> FloatArray:
-    """(WEIGHTS,) weights from :func:`format_weights`'s text.
+    """(WEIGHTS + k F,) weights from :func:`format_weights`'s text (k: weights of k action fields).
 
     Raises:
-        ConfigError: not exactly WEIGHTS entries, or an entry that is not a finite number in
-            [-MAX_WEIGHT, MAX_WEIGHT].
+        ConfigError: fewer than WEIGHTS entries or a count that is not WEIGHTS plus a multiple of F, or
+            an entry that is not a finite number in [-MAX_WEIGHT, MAX_WEIGHT].
     """
     parts = str(text).split("/")
-    if len(parts) != WEIGHTS:
+    if len(parts) < WEIGHTS or len(parts) % F:
         raise ConfigError(f"w must hold {WEIGHTS} numbers separated by '/' (multiplier, offset and entry weights "
-                          f"over the features {', '.join(FEATURES)}), got {len(parts)}")
-    out = np.empty(WEIGHTS)
+                          f"over the features {', '.join(FEATURES)}), and {F} more per action field the mechanism "
+                          f"declares, got {len(parts)}")
+    out = np.empty(len(parts))
     for i, part in enumerate(parts):
         try:
             out[i] = float(part)
@@ -85,7 +91,7 @@ class PolicyParams(StrictModel):
 
     w: str = Field(format_weights(TRUTHFUL),
                    description=f"{WEIGHTS} weights separated by '/': multiplier, offset and entry maps over "
-                               f"{F} features")
+                               f"{F} features, and {F} more per action field the mechanism declares")
 
     @classmethod
     def build(cls, **fields: object) -> "PolicyParams":
@@ -157,10 +163,37 @@ def decide(weights: FloatArray, feats: FloatArray, high: float) -> tuple[FloatAr
     return np.clip(feats[:, :, 1] * g + c, 0.0, high), e > 0
 
 
+def start_weights(mechanism: Mechanism) -> FloatArray:
+    """Truthful bidding, always in, and each of the mechanism's action fields at its default."""
+    fields = [np.eye(F)[0] * a.default for a in mechanism.actions]
+    return np.concatenate([TRUTHFUL, *fields])
+
+
+def field_actions(context: MarketContext, weights: FloatArray, feats: FloatArray) -> dict[str, FloatArray]:
+    """The mechanism's action fields, each (B, S), from the weights after the first WEIGHTS (none: defaults).
+
+    Raises:
+        ConfigError: weights for another number of action fields than the mechanism declares.
+    """
+    declared = context.mechanism.actions
+    extra = (weights.size - WEIGHTS) // F
+    if extra == 0:
+        return {}
+    if extra != len(declared):
+        raise ConfigError(f"policy: w holds weights for {extra} action fields but {context.mechanism.name} declares "
+                          f"{len(declared)} ({', '.join(a.name for a in declared) or 'none'})")
+    out = {}
+    for k, a in enumerate(declared):
+        x = np.clip(feats @ weights[WEIGHTS + k * F:WEIGHTS + (k + 1) * F], a.low, a.high)
+        out[a.name] = np.round(x) if a.integer else x
+    return out
+
+
 def act(context: MarketContext, params: PolicyParams, state: PolicyState, values: FloatArray,
         draws: Draws) -> Action:
-    bids, enter = decide(parse_weights(params.w), features(context, state, values), context.spec.action_high)
-    return Action(bids=np.where(enter, bids, 0.0), enter=enter)
+    weights, feats = parse_weights(params.w), features(context, state, values)
+    bids, enter = decide(weights, feats, context.spec.action_high)
+    return Action(bids=np.where(enter, bids, 0.0), enter=enter, fields=field_actions(context, weights, feats) or None)
 
 
 def update(context: MarketContext, params: PolicyParams, state: PolicyState, values: FloatArray, action: Action,
@@ -181,5 +214,5 @@ def update(context: MarketContext, params: PolicyParams, state: PolicyState, val
 
 
 AGENT = AgentType(name="policy", version=VERSION,
-                  summary="a searched policy from what the market reveals to a bid and entry (30 weights)",
+                  summary="a searched policy from what the market reveals to a bid, entry and declared actions",
                   act=act, init=init, update=update, params_model=PolicyParams)

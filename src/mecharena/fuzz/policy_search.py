@@ -35,7 +35,8 @@ from typing import Any
 import numpy as np
 from cmaes import CMA
 
-from mecharena.agents.policy import TRUTHFUL, WEIGHTS, format_weights, parse_weights
+from mecharena.agents.policy import format_weights, parse_weights, start_weights
+from mecharena import mechanisms
 from mecharena.core.config import check_seed
 from mecharena.core.errors import ConfigError, MechArenaError
 from mecharena.core.seeding import generator
@@ -57,7 +58,7 @@ class Generation:
     """One generation of the search: its candidates and their gains on the search seed."""
 
     index: int
-    candidates: FloatArray  # (L, WEIGHTS)  as evaluated (rounded to their spec text)
+    candidates: FloatArray  # (L, W)  as evaluated (rounded to their spec text)
     gains: FloatArray  # (L,)  mean gain per agent and round
 
     def as_dict(self) -> dict[str, Any]:
@@ -70,7 +71,7 @@ class PolicyFound:
     """The best policy found, the deviation that plays it and its gains."""
 
     deviation: Deviation
-    weights: FloatArray  # (WEIGHTS,)
+    weights: FloatArray  # (W,)  WEIGHTS and F per action field of the mechanism
     search: Gain  # on the search seed (biased upward: the best of many)
     fresh: Gain  # on a fresh seed: the honest estimate
     generations: tuple[Generation, ...]
@@ -107,12 +108,17 @@ def check_settings(generations: int, population: int, markets: int, rounds: int,
         raise ConfigError(f"sigma must be a finite number in (0, {BOUND:g}], got {sigma}")
 
 
+def start_point(target: Cell) -> FloatArray:
+    """The search's default start for ``target``'s mechanism (see :func:`mecharena.agents.policy.start_weights`)."""
+    return start_weights(mechanisms.get(target.mechanism))
+
+
 def applies(target: Cell, deviators: int, rounds: int) -> str | None:
     """None if the policy search can play ``target`` with ``rounds`` rounds, else the reason it cannot."""
     if rounds < 2:
         return f"the policy search needs repeated rounds (rounds >= 2), got {rounds}"
     try:
-        Scorer(target).score(policy_deviation(TRUTHFUL, deviators), seed=0, markets=2, rounds=2)
+        Scorer(target).score(policy_deviation(start_point(target), deviators), seed=0, markets=2, rounds=2)
     except MechArenaError as exc:
         return str(exc)
     return None
@@ -150,7 +156,8 @@ def policy_search(target: Cell, *, seed: int, deviators: int = 1, generations: i
         rounds: rounds of every evaluation (default: the target's).
         eval_markets: markets of the fresh evaluation.
         sigma: CMA-ES's initial step size (weights are searched in [-4, 4]).
-        start: (WEIGHTS,) the initial mean (default: truthful bidding, always in).
+        start: the initial mean (default :func:`start_point`: truthful bidding, always in, action fields at their
+            defaults).
         store: a JSONL file holding every generation; an existing one with the same settings is
             resumed (its generations are not evaluated again).
         scorer: a :class:`Scorer` of ``target`` to reuse (its baselines are cached).
@@ -165,9 +172,11 @@ def policy_search(target: Cell, *, seed: int, deviators: int = 1, generations: i
     seed = check_seed(seed)
     rounds = target.rounds if rounds is None else rounds
     check_settings(generations, population, markets, rounds, eval_markets, sigma)
-    x0 = TRUTHFUL.copy() if start is None else np.asarray(start, dtype=float)
-    if x0.shape != (WEIGHTS,) or not (np.isfinite(x0).all() and (np.abs(x0) <= BOUND).all()):
-        raise ConfigError(f"start must hold {WEIGHTS} finite weights in [-{BOUND:g}, {BOUND:g}]")
+    default = start_point(target)
+    x0 = default if start is None else np.asarray(start, dtype=float)
+    size = default.size
+    if x0.shape != (size,) or not (np.isfinite(x0).all() and (np.abs(x0) <= BOUND).all()):
+        raise ConfigError(f"start must hold {size} finite weights in [-{BOUND:g}, {BOUND:g}]")
     scorer = Scorer(target) if scorer is None else scorer
     streams = generator(seed, ("policy_search",))
     search_seed, fresh_seed, cma_seed = (int(x) for x in streams.integers(0, 2**31 - 1, size=3))
@@ -199,7 +208,7 @@ def evolve(scorer: Scorer, *, deviators: int, search_seed: int, cma_seed: int, g
     stored = [] if path is None else _load(path, header)
     if path is not None and not path.exists():
         path.write_text(json.dumps({"header": header}) + "\n")
-    bounds = np.tile([-BOUND, BOUND], (WEIGHTS, 1))
+    bounds = np.tile([-BOUND, BOUND], (start.size, 1))
     cma = CMA(mean=start, sigma=sigma, bounds=bounds, seed=cma_seed, population_size=population)
     done: list[Generation] = []
     best: tuple[float, FloatArray, Gain | None] = (-math.inf, start, None)

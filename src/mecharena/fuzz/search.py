@@ -221,7 +221,7 @@ def fuzz(
         policy_search.evolve(scorer, deviators=deviators, search_seed=search_seed,
                              cma_seed=int(generator(seed, ("policy_cma",)).integers(2**31 - 1)),
                              generations=max(1, per_family // size), population=size, markets=markets,
-                             rounds=rounds, sigma=policy_search.SIGMA, start=policy_search.TRUTHFUL,
+                             rounds=rounds, sigma=policy_search.SIGMA, start=policy_search.start_point(scorer.target),
                              on_candidate=record)
     samples = markets * rounds if samples is None else samples
     response, ring, engine_best = None, None, float("-inf")
