@@ -28,8 +28,7 @@ when ``b`` is 0, an absolute bid (e.g. just above the reserve) when ``a`` is 0. 
 (:mod:`mecharena.mechanisms.schema`), F more weights per action field, in declaration order, map
 the features to it: ``clip(h . f, low, high)``, rounded for an integer field (30 weights alone
 leave every field at its default; :func:`start_weights` sets each at its default).
-Sitting out is an exit (the loop charges the withdrawal
-penalty); bidding 0 while in is abstaining.
+Sitting out is an exit (the loop charges the withdrawal penalty); bidding 0 while in is abstaining.
 
 The state is last round's features 3-8 as (B, S) arrays; nothing per agent in Python. The policy
 is deterministic: the same weights replay the same strategy, so a found policy is stored with its
