@@ -13,6 +13,7 @@ from mecharena import agents, mechanisms
 from mecharena.core.errors import ConfigError
 from mecharena.mechanisms import clear
 from mecharena.mechanisms.checker import check_mechanism
+from mecharena.mechanisms.policy import InformationPolicy
 from mecharena.mechanisms.position import envy_free_bids
 from mecharena.metrics.run import simulate_summary
 from mecharena.sim.loop import make_episode, play
@@ -162,3 +163,22 @@ def test_the_envy_free_agent_plays_through_the_loop_and_needs_every_seat():
     with pytest.raises(ConfigError, match=r"^envy_free plays a complete-information equilibrium: its group must hold "
                                           r"every seat of the market \(4\), got 3; use envy_free:4$"):
         next(play(episode, 1))
+
+
+@pytest.mark.parametrize("config", [{}, {"slots": 2, "reserve_price": 0.2}, {"slots": 4, "ctr_decay": 0.8}])
+def test_repeated_gsp_balanced_bidders_converge_to_vcg_revenue(config):
+    """Cary et al. (2007): asynchronous balanced bidding reaches the envy-free equilibrium, whose payments are
+    VCG's. Five bidders keep their values (persistent) and see last round's bids; round 0 is truthful GSP,
+    which pays more than VCG; by round 60 every one of 1,000 markets pays exactly what VCG would."""
+    position = mechanisms.get("position")
+    episode = make_episode(position, config, agents.population("balanced:5", 0), markets=1000, seed=1,
+                           values=agents.parse_distribution("uniform:persistent=true"),
+                           information=InformationPolicy(competing_bids=True))
+    records = list(play(episode, 60))
+    values = records[0].values
+    vcg = clear(position, {**config, "pricing": "vcg"}, values, values, records[0].priority).revenue
+    assert (records[0].outcome.revenue > vcg + 1e-9).mean() > 0.5
+    np.testing.assert_allclose(records[-1].outcome.revenue, vcg, atol=1e-9)
+    with pytest.raises(ConfigError, match=r"^balanced best-responds to last round's bids: the information policy "
+                                          r"must announce them \(competing_bids=true\)$"):
+        next(play(make_episode(position, config, agents.population("balanced:3", 0), markets=2, seed=1), 1))

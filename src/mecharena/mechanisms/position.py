@@ -21,7 +21,9 @@ Known results (Edelman, Ostrovsky and Schwarz 2007, *AER* 97(1); Varian 2007, *I
   ``b_k = (1/alpha_(k-1)) sum_{j >= k-1} (alpha_j - alpha_(j+1)) v'_(j+1)`` with v' = max(v, r)
   (the top bidder bids its value; those below position K + 1 bid their values; those with
   values below r stay out). The ``envy_free`` agent type plays it; its revenue equals VCG's with
-  truthful bidders, market by market. It is an equilibrium: no unilateral deviation pays.
+  truthful bidders, market by market. It is an equilibrium: no unilateral deviation pays;
+* repeated, with bidders who keep their values and see last round's bids, greedy balanced bidding
+  (the ``balanced`` agent; Cary et al. 2007, *EC*) converges to that equilibrium: VCG's revenue.
 """
 
 from typing import Any, Literal
