@@ -267,3 +267,13 @@ def test_a_plugins_stateful_mechanism_records_and_replays_every_state_transition
     reseal(path)
     report = replay(path)
     assert not report.ok and {m.field for m in report.mismatches} == {"state_escrow"}
+
+
+def test_the_strict_error_names_the_broken_field_when_an_earlier_field_was_left_out(tk):
+    two = replace(mechanisms.get("token_rewards"), name="token_two", actions=(ActionField("first"),
+                                                                              *mechanisms.get("token_rewards").actions))
+    state = two.initial(two.config(), 2, 3)
+    with pytest.raises(InvalidActionError, match=r"^unlock\[0, 2\] = 5\.0 is not a valid action for token_two: "
+                                                 r"unlock must be an integer in \[0, 1\]$"):
+        advance(two, None, state, np.full((2, 3), 0.1), np.ones((2, 3)), np.full((2, 3), 0.5),
+                actions={"unlock": np.array([[0, 0, 5], [0, 0, 0]])})

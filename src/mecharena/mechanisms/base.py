@@ -330,9 +330,10 @@ def advance(
     cleaned, bad = clean_actions(mechanism.actions, actions, b, n)
     if strict and bad.any():
         row, i = (int(x) for x in np.argwhere(bad)[0])
-        broken = next(a for a in mechanism.actions if not a.valid(np.asarray(actions[a.name])[row:row + 1, i]).all())
-        raise InvalidActionError(f"{broken.name}[{row}, {i}] = {np.asarray(actions[broken.name])[row, i].item()!r} is not a "
-                                 f"valid action for {mechanism.name}: {broken.rule()}")
+        given = {a.name: np.asarray(actions[a.name], dtype=float)[row, i] for a in mechanism.actions if a.name in actions}
+        broken = next(a for a in mechanism.actions if a.name in given and not a.valid(given[a.name]))
+        raise InvalidActionError(f"{broken.name}[{row}, {i}] = {given[broken.name].item()!r} is not a valid action for "
+                                 f"{mechanism.name}: {broken.rule()}")
     new, outcome, events = mechanism.step(config, state, values, bids, priority, times, cleaned)
     new = check_state(mechanism.name, mechanism.state, new, b, n, "step returned")
     for array in new.values():
