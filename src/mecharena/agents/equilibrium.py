@@ -296,8 +296,10 @@ def solve(mechanism: Mechanism, config: Any, n: int, dist: ValueDistribution, **
 
 def cache_key(mechanism: Mechanism, config: Any, n: int, dist: ValueDistribution, settings: dict[str, Any]) -> str:
     """A stable id of everything a solution depends on."""
+    # a one-shot equilibrium depends on the prior, not on whether values persist across rounds
+    prior = dist.model_dump(mode="json", exclude={"persistent"})
     data = {"mechanism": mechanism.name, "version": mechanism.version, "config": mechanism.config(config).model_dump(
-        mode="json"), "n": n, "values": dist.model_dump(mode="json"), "settings": settings, "solver": VERSION}
+        mode="json"), "n": n, "values": prior, "settings": settings, "solver": VERSION}
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:24]
 
 
