@@ -56,7 +56,7 @@ def test_unknown_mechanism_config_field():
 
 def test_unknown_agent_id():
     text = SMALL.replace('bne: "bne:4"', 'bne: "bnee:4"')
-    assert error(text).startswith("spec.yaml:14: populations.bne: unknown agent 'bnee'; did you mean 'bne'?")
+    assert error(text).startswith("spec.yaml:14: populations.bne: unknown agent 'bnee'; did you mean 'bne' or 'balanced'?")
 
 
 def test_unknown_population_label_in_mechanism_entry():
@@ -90,7 +90,8 @@ def test_bad_enforcement_and_values():
         "spec.yaml:19: enforcement.strict.audit_probability: audit_probability must be a finite float in [0, 1], "
         "got 1.5")
     assert error(SMALL + "values: power:shap=2\n") == \
-        "spec.yaml:18: values: unknown field 'shap' for ValueDistribution; allowed: kind, low, high, shape, points, common"
+        ("spec.yaml:18: values: unknown field 'shap' for ValueDistribution; allowed: kind, low, high, shape, points, "
+         "common, persistent")
 
 
 def test_missing_and_empty():
