@@ -38,7 +38,11 @@ def _setting(model: type, name: str) -> Any:
 ValuesOption = Annotated[str, typer.Option(help=(
     "value distribution: uniform | power:shape=2 | exponential:shape=3 | empirical:path=values.csv[,column=NAME] "
     "(a CSV of values: the first column, or the one named); add common=C for interdependent values, e.g. "
-    "uniform:common=1 (a pure common value: the mean signal)"))]
+    "uniform:common=1 (a pure common value: the mean signal), and persistent=true to keep each agent's value "
+    "every round of an episode"))]
+SetOption = Annotated[list[str] | None, typer.Option("--set", help="config field key=value (repeatable)")]
+InfoOption = Annotated[list[str] | None, typer.Option("--info", help="information policy key=value")]
+EnforceOption = Annotated[list[str] | None, typer.Option("--enforce", help="enforcement key=value")]
 
 
 def fail(exc: Exception) -> typer.Exit:
@@ -191,7 +195,7 @@ def runs_table(title: str, rows: list[dict[str, Any]]) -> Table:
 def simulate(
     mechanism: Annotated[str, typer.Option(help="mechanism id (see `mecharena mechanisms`)")],
     population: Annotated[str, typer.Option(help="TYPE:COUNT[,TYPE:COUNT...], e.g. truthful:5 or bne:3")],
-    settings: Annotated[list[str] | None, typer.Option("--set", help="config field key=value (repeatable)")] = None,
+    settings: SetOption = None,
     markets: Annotated[int, typer.Option(help="independent markets B")] = 1000,
     rounds: Annotated[int, typer.Option(help="rounds per market T")] = 10,
     seed: SeedOption = 0,
@@ -437,14 +441,14 @@ def replay(
 def fuzz_command(
     mechanism: Annotated[str, typer.Option(help="mechanism id (see `mecharena mechanisms`)")],
     population: Annotated[str, typer.Option(help="the population whose own policy deviations are scored against")],
-    settings: Annotated[list[str] | None, typer.Option("--set", help="config field key=value (repeatable)")] = None,
+    settings: SetOption = None,
     deviators: Annotated[int, _setting(FuzzSettings, "deviators")] = FUZZ.deviators,
     families: Annotated[str | None, typer.Option(help="comma-separated " + description(FuzzSettings, "families"))
                         ] = None,
     budget: Annotated[int, _setting(FuzzSettings, "budget")] = FUZZ.budget,
     seed: SeedOption = 0,
-    info: Annotated[list[str] | None, typer.Option("--info", help="information policy key=value")] = None,
-    enforce: Annotated[list[str] | None, typer.Option("--enforce", help="enforcement key=value")] = None,
+    info: InfoOption = None,
+    enforce: EnforceOption = None,
     values: ValuesOption = "uniform",
     sampler: Annotated[str, _setting(FuzzSettings, "sampler")] = FUZZ.sampler,
     restarts: Annotated[int, _setting(FuzzSettings, "restarts")] = FUZZ.restarts,
@@ -566,7 +570,7 @@ def exploits_replay(exploit: Annotated[str, typer.Argument(help="report id (or a
 @app.command("regress")
 def regress(
     mechanism: Annotated[str, typer.Option(help="the mechanism variant to check")],
-    settings: Annotated[list[str] | None, typer.Option("--set", help="config field key=value (repeatable)")] = None,
+    settings: SetOption = None,
     library: LibraryOption = Path("exploits"),
     seed: Annotated[int, seed_option("root seed of the re-evaluations")] = 0,
     markets: Annotated[int, typer.Option(help="markets per re-evaluation")] = 2000,
@@ -590,9 +594,9 @@ def regress(
 def repair(
     mechanism: Annotated[str, typer.Option(help="the mechanism to repair")],
     population: Annotated[str, typer.Option(help="the population it must hold up against")],
-    settings: Annotated[list[str] | None, typer.Option("--set", help="config field key=value (repeatable)")] = None,
-    info: Annotated[list[str] | None, typer.Option("--info", help="information policy key=value")] = None,
-    enforce: Annotated[list[str] | None, typer.Option("--enforce", help="enforcement key=value")] = None,
+    settings: SetOption = None,
+    info: InfoOption = None,
+    enforce: EnforceOption = None,
     families: Annotated[str | None, typer.Option(help="comma-separated " + description(RepairSettings, "families"))
                         ] = None,
     deviators: Annotated[int, _setting(RepairSettings, "deviators")] = REPAIR.deviators,
@@ -655,7 +659,7 @@ def metagame(
     mechanism: Annotated[str, typer.Option(help="mechanism id (see `mecharena mechanisms`)")],
     strategies: Annotated[str, typer.Option(
         help="comma-separated agent specs, e.g. 'truthful,bne,curve(scale=0.8)' (PSRO's starting set)")] = "truthful",
-    settings: Annotated[list[str] | None, typer.Option("--set", help="config field key=value (repeatable)")] = None,
+    settings: SetOption = None,
     players: Annotated[int, typer.Option(help="players n of the symmetric game")] = 3,
     markets: Annotated[int, typer.Option(help="markets per profile")] = 2000,
     rounds: Annotated[int, typer.Option(help="rounds per market")] = 1,
