@@ -89,14 +89,16 @@ def step(config: LMSRConfig, state: dict, values: Any, bids: Any, priority: Any,
     q_yes, q_no = state["q_yes"].copy(), state["q_no"].copy()
     bought_yes, bought_no, paid = np.zeros((b_markets, n)), np.zeros((b_markets, n)), np.zeros((b_markets, n))
     rows = np.arange(b_markets)
+    before = cost(b, q_yes, q_no)
     for i in np.argsort(-priority, axis=1, kind="stable").T:  # the j-th trader of every market at once
         gap = target[rows, i] - (q_yes - q_no)
         trade = trading[rows, i]
         dy, dn = np.where(trade, np.maximum(gap, 0.0), 0.0), np.where(trade, np.maximum(-gap, 0.0), 0.0)
-        before = cost(b, q_yes, q_no)
         q_yes, q_no = q_yes + dy, q_no + dn
+        after = cost(b, q_yes, q_no)
         bought_yes[rows, i], bought_no[rows, i] = dy, dn
-        paid[rows, i] = np.where(trade, cost(b, q_yes, q_no) - before, 0.0)
+        paid[rows, i] = np.where(trade, after - before, 0.0)
+        before = after
     gains = values * bought_yes + (1.0 - values) * bought_no
     collected = state["collected"] + paid.sum(axis=1)
     new = {"q_yes": q_yes, "q_no": q_no, "collected": collected, "yes": state["yes"] + bought_yes,
