@@ -62,7 +62,6 @@ to print the exploitability table of docs/usecases.md.
 
 import argparse
 import math
-import struct
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +75,8 @@ from mecharena.agents.base import require_mechanism
 from mecharena.core.config import StrictModel
 from mecharena.fuzz.families import Family, Param
 from mecharena.mechanisms import MarketSpec, Mechanism, MechanismConfig, finish, scalar_outcome
+from mecharena.mechanisms.draws import seat_key, seat_keys, uniform, uniforms
+from mecharena.mechanisms.reputation import displayed  # the same Beta-posterior score
 
 NAME = "reputation_market"
 RENEW = 2.0  # an effort order offset by this re-enters under a new identity
@@ -116,37 +117,6 @@ def truthful(config: ReputationConfig, values: Any, spec: MarketSpec) -> Any:
     return np.concatenate([np.ones(shape + (config.periods,)), np.zeros(shape + (config.periods,))], axis=-1)
 
 
-# --- randomness: a counter-based hash of each seat's priority (the kernel may draw from its inputs only) ---
-
-_MASK = (1 << 64) - 1
-_GOLDEN, _MUL1, _MUL2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
-
-
-def _mix(z: Any) -> Any:
-    """SplitMix64's finalizer (Steele, Lea and Flood 2014) on uint64 arrays (wrapping arithmetic)."""
-    z = z + np.uint64(_GOLDEN)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(_MUL1)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(_MUL2)
-    return z ^ (z >> np.uint64(31))
-
-
-def _mix_int(z: int) -> int:
-    z = (z + _GOLDEN) & _MASK
-    z = ((z ^ (z >> 30)) * _MUL1) & _MASK
-    z = ((z ^ (z >> 27)) * _MUL2) & _MASK
-    return z ^ (z >> 31)
-
-
-def _uniform(keys: Any, period: int, stream: int) -> Any:
-    """(B, N) U[0, 1) draws for one period and stream (0: the buyer, 1: her rating)."""
-    salt = np.uint64(_mix_int(4 * period + stream + 1))
-    return (_mix(keys ^ salt) >> np.uint64(11)).astype(np.float64) * 2.0**-53
-
-
-def _uniform_int(key: int, period: int, stream: int) -> float:
-    return (_mix_int(key ^ _mix_int(4 * period + stream + 1)) >> 11) * 2.0**-53
-
-
 # --- the game -----------------------------------------------------------------------------------
 
 
@@ -184,21 +154,12 @@ def parse_orders(config: ReputationConfig, bids: Any) -> tuple[Any, Any, Any, An
     return valid, np.where(keep, effort, 0.0), renew & keep, np.where(keep, fakes, 0.0)
 
 
-def displayed(config: ReputationConfig, positive: Any, negative: Any) -> Any:
-    """The Beta posterior mean ``(m s + positive) / (s + positive + negative)``; m without enough evidence."""
-    m, s = config.prior_mean, config.prior_strength
-    weight = positive + negative
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = np.where(s + weight > 0, (m * s + positive) / (s + weight), m)
-    return np.where(weight < config.min_history, m, r) if config.min_history > 0 else r
-
-
 def play_game(config: ReputationConfig, values: Any, bids: Any, priority: Any) -> Game:
     """B reputation games at once: values (B, N), bids (B, N, 2P), priority (B, N). Pure and deterministic."""
     valid, effort, renew, fakes = parse_orders(config, bids)
     b, n = values.shape
     c, mu, lam = config.effort_cost, config.price_share, config.decay
-    keys = np.ascontiguousarray(priority, dtype=np.float64).view(np.uint64)
+    keys = seat_keys(priority)
     member = valid & (fakes.sum(axis=-1) > 0)
     ring = member.sum(axis=1, keepdims=True)
     positive, negative = np.zeros((b, n)), np.zeros((b, n))
@@ -210,7 +171,7 @@ def play_game(config: ReputationConfig, values: Any, bids: Any, priority: Any) -
         positive, negative = np.where(new, 0.0, positive), np.where(new, 0.0, negative)
         identities = identities + new
         shown = np.where(valid, displayed(config, positive, negative), 0.0)
-        draw, signal = _uniform(keys, t, 0), _uniform(keys, t, 1)
+        draw, signal = uniforms(keys, 4 * t), uniforms(keys, 4 * t + 1)
         sold = valid & (draw < shown)
         quality = effort[..., t] * values
         price = mu * shown
@@ -266,7 +227,7 @@ def reference(config: ReputationConfig, values: list, bids: list, priority: list
                                                                                    for x in row[p:]) for row in bids]
     fakes = [[row[p + t] if valid[i] else 0.0 for t in range(p)] for i, row in enumerate(bids)]
     members = [i for i in range(n) if valid[i] and sum(fakes[i]) > 0]
-    keys = [struct.unpack("<Q", struct.pack("<d", float(x)))[0] for x in priority]
+    keys = [seat_key(x) for x in priority]
     pos, neg, ids = [0.0] * n, [0.0] * n, [1.0 if v else 0.0 for v in valid]
     sold_units, profit, welfare, best = [0.0] * n, [0.0] * n, 0.0, 0.0
     for t in range(p):
@@ -277,7 +238,7 @@ def reference(config: ReputationConfig, values: list, bids: list, priority: list
             else:
                 received[i] = sum(fakes[j][t] for j in members if j != i) / (len(members) - 1)
         for i in range(n):
-            draw, signal = _uniform_int(keys[i], t, 0), _uniform_int(keys[i], t, 1)
+            draw, signal = uniform(keys[i], 4 * t), uniform(keys[i], 4 * t + 1)
             outside = (1.0 - mu) * draw
             best += max(0.0, (1.0 - c) * values[i] - outside)
             if not valid[i]:

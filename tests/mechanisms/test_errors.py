@@ -32,7 +32,16 @@ OUT_OF_RANGE = [
     ("position", "ctr_decay", 1.5, r"ctr_decay must be a finite float in \(0, 1\], got 1.5"),
     ("position", "pricing", "first", r"pricing must be one of 'gsp', 'vcg', got 'first'"),
     ("deferred_acceptance", "proposers", 0, r"proposers must be a finite int in \[1, 5\], got 0"),
-    ("lmsr", "liquidity", 0, r"liquidity must be a finite float in \(0, 1000000.0\], got 0"),
+    ("lmsr", "liquidity", 0, r"liquidity must be a finite float in \(0, 1000000.0\], got 0"),    ("reputation", "effort_cost", 2, r"effort_cost must be a finite float in \[0, 1\], got 2"),
+    ("reputation", "future_value", -1, r"future_value must be a finite float in \[0, 100\], got -1"),
+    ("reputation", "prior_mean", 1.5, r"prior_mean must be a finite float in \[0, 1\], got 1.5"),
+    ("reputation", "prior_strength", -1, r"prior_strength must be a finite float in \[0, 1000000.0\], got -1"),
+    ("reputation", "decay", 0, r"decay must be a finite float in \(0, 1\], got 0"),
+    ("reputation", "min_history", -1, r"min_history must be a finite float in \[0, 1000000.0\], got -1"),
+    ("reputation", "unverified_weight", 2, r"unverified_weight must be a finite float in \[0, 1\], got 2"),
+    ("reputation", "listing_fee", -1, r"listing_fee must be a finite float in \[0, 100\], got -1"),
+    ("reputation", "fake_cost", -1, r"fake_cost must be a finite float in \[0, 100\], got -1"),
+    ("reputation", "max_fakes", -1, r"max_fakes must be a finite float in \[0, 1000\], got -1"),
 ]
 
 

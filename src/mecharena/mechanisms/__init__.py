@@ -24,6 +24,7 @@ from mecharena.mechanisms import (
     position,
     posted_price,
     provision_point,
+    reputation,
     second_price,
     uniform_price,
     vcg,
@@ -49,7 +50,7 @@ REGISTRY: Registry[Mechanism] = Registry(
         m.name: m
         for m in (*(module.MECHANISM for module in (first_price, second_price, uniform_price, pay_as_bid, vcg,
                                                      mcafee, k_double, cda, posted_price, vcm, provision_point,
-                                                     position, lmsr, matching)),
+                                                     position, lmsr, matching, reputation)),
                   clock.ENGLISH, clock.DUTCH)
     },
 )
