@@ -768,12 +768,18 @@ def bench_discovery(
 def bench_loop(
     markets: Annotated[int, typer.Option(help="markets B")] = 4096,
     rounds: Annotated[int, typer.Option(help="rounds timed")] = 30,
+    scenario: Annotated[str, typer.Option(
+        help="auction (10 seats, adaptive agents, first price) or reputation (the reputation marketplace: state "
+             "across rounds, declared actions)")] = "auction",
     as_json: JsonFlag = False,
 ) -> None:
-    """Round-loop market-rounds per second, 10 seats with adaptive agents, B=4,096."""
-    from mecharena.benchmarks.loop import run
+    """Round-loop market-rounds per second, 10 seats, B=4,096: an auction with adaptive agents, or the reputation
+    marketplace."""
+    from mecharena.benchmarks.loop import SCENARIOS, run
 
-    print_bench(run(**sizes(markets, rounds)), as_json)
+    if scenario not in SCENARIOS:
+        raise fail(ConfigError(f"scenario must be one of {', '.join(SCENARIOS)}, got {scenario!r}"))
+    print_bench(run(**sizes(markets, rounds), scenario=scenario), as_json)
 
 
 @bench_app.command("ledger")

@@ -66,12 +66,22 @@ def test_serve_benchmark_reports_a_server_that_does_not_come_up():
     assert bad.exit_code == 2 and "startup-timeout must be in (0, 3600] seconds, got 0.0" in bad.output
 
 
-def test_loop_benchmark_json():
+@pytest.mark.parametrize("scenario", ["auction", "reputation"])
+def test_loop_benchmark_json(scenario):
     from mecharena.benchmarks import loop
 
-    result = loop.run(markets=16, rounds=2, repeats=2)
+    result = loop.run(markets=16, rounds=2, repeats=2, scenario=scenario)
     assert TIMING_KEYS | {"seconds", "cpu_seconds", "wall_trials", "market_rounds_per_s"} <= set(result)
-    assert len(result["wall_trials"]) == 2
+    assert len(result["wall_trials"]) == 2 and result["scenario"] == scenario
+
+
+def test_loop_benchmark_refuses_an_unknown_scenario():
+    from typer.testing import CliRunner
+
+    from mecharena.cli import app
+
+    result = CliRunner().invoke(app, ["bench", "loop", "--scenario", "nope"])
+    assert result.exit_code == 2 and "scenario must be one of auction, reputation, got 'nope'" in result.output
 
 
 def assert_timed(result: dict, paths: set[str], repeats: int) -> None:

@@ -114,7 +114,7 @@ def test_rediscovers_reserve_sniping():
     ctx = Cell.model_validate(SNIPE.model_dump()).episode().context
     state = init(ctx, None, 1, type("D", (), {"markets": 101})())
     values = np.linspace(0.6, 1.0, 101)[:, None]
-    bids, enter = decide(found.weights, features(ctx, state, values), ctx.spec.action_high)
+    bids, enter = decide(found.weights, features(ctx, state, values), values, ctx.spec.action_high)
     assert enter.all() and 0.5 <= np.median(bids) <= 0.6, bids.ravel()
 
 
@@ -135,16 +135,19 @@ def test_rediscovers_exit_against_an_entry_fee():
 
 
 def test_the_policy_maps_features_to_the_mechanisms_declared_actions(isolated_registries):
-    """Token rewards declare ``unlock``: weights beyond the first 30 set it (here: bias 1, so always unlock), and
-    the search starts from every field at its default; a spec for another number of fields is refused."""
+    """Token rewards declare ``unlock``: weights beyond the first 30 (the 10 features of a stateless market) set
+    it (here: bias 1, so always unlock); the search starts from every field at its default, over the features
+    a stateful market adds; a spec for another number of fields is refused."""
     from mecharena import plugins
-    from mecharena.agents.policy import start_weights
+    from mecharena.agents.policy import FEATURES, feature_names, start_weights
     from mecharena.fuzz.policy_search import start_point
 
     plugins.load("examples/plugins/token_incentive.py")
     token = mechanisms.get("token_rewards")
-    assert start_point(Cell(mechanism="token_rewards", population="contributor:2")).size == WEIGHTS + F
-    np.testing.assert_array_equal(start_weights(token), np.concatenate([TRUTHFUL, np.zeros(F)]))
+    assert feature_names(token) == (*FEATURES, "round", "own_escrow")  # it keeps state: the end game, its escrow
+    wide = np.eye(F + 2)[0]
+    assert start_point(Cell(mechanism="token_rewards", population="contributor:2")).size == 4 * (F + 2)
+    np.testing.assert_array_equal(start_weights(token), np.concatenate([wide, 0 * wide, wide, 0 * wide]))
     unlock = np.concatenate([TRUTHFUL, np.eye(F)[0]])
     config = {"vesting": 0.5, "early_unlock_fee": 0.25, "emission": 100.0}
 

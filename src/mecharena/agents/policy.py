@@ -20,17 +20,25 @@ market keeps hidden is 0:
                      coalition's members see each other's values, as one agent group does
 ====  =============  ===================================================================================
 
-Three linear maps of the features, 3 x F = 30 weights in the spec (``w``, separated by '/'):
-a multiplier ``g = a . f``, an offset ``c = b . f`` and an entry score ``e . f``. The seat enters
-when the entry score is > 0 and bids ``clip(value * g + c, 0, action_high)``: ``bid = value x g``
-when ``b`` is 0, an absolute bid (e.g. just above the reserve) when ``a`` is 0. The default weights
-(g = 1, c = 0, always enter) bid truthfully. Where the mechanism declares actions beyond bids
+A mechanism that keeps state across rounds (:mod:`mecharena.mechanisms.schema`) adds features: ``round``
+(rounds played so far: an end game needs it) and, for each per-seat state field, the seat's own entry
+after last round (``own_NAME``; its initial value at first): a seller's score, an identity's escrow. A
+seat always knows its own state; F is then 11 plus the number of per-seat fields.
+
+Three linear maps of the features, 3 x F weights in the spec (``w``, separated by '/'; 30 for a stateless
+mechanism): a multiplier ``g = a . f``, an offset ``c = b . f`` and an entry score ``e . f``. The seat
+enters when the entry score is > 0 and bids ``clip(truthful * g + c, 0, action_high)``, ``truthful``
+being the mechanism's truthful bid for its value (the value itself in an auction; a seller's honest
+price where the mechanism says so): ``bid = value x g`` when ``b`` is 0, an absolute bid (e.g. just
+above the reserve) when ``a`` is 0. The default weights (g = 1, c = 0, always enter) bid truthfully.
+Where the mechanism declares actions beyond bids
 (:mod:`mecharena.mechanisms.schema`), F more weights per action field, in declaration order, map
 the features to it: ``clip(h . f, low, high)``, rounded for an integer field (30 weights alone
 leave every field at its default; :func:`start_weights` sets each at its default).
 Sitting out is an exit (the loop charges the withdrawal penalty); bidding 0 while in is abstaining.
 
-The state is last round's features 3-8 as (B, S) arrays; nothing per agent in Python. The policy
+The state is last round's features 3-8 as (B, S) arrays (and the own state as (B, S, k)); nothing per
+agent in Python. The policy
 is deterministic: the same weights replay the same strategy, so a found policy is stored with its
 exploit as its spec, ``policy(w=...)``.
 """
@@ -61,18 +69,26 @@ def format_weights(weights: FloatArray) -> str:
     return "/".join(f"{float(w):.6g}" for w in weights)
 
 
+def feature_names(mechanism: Mechanism) -> tuple[str, ...]:
+    """The features a seat sees in ``mechanism``'s markets (see the module docstring)."""
+    if not mechanism.stateful:
+        return FEATURES
+    return (*FEATURES, "round", *(f"own_{f.name}" for f in mechanism.state if f.per == "seat"))
+
+
 def parse_weights(text: str) -> FloatArray:
-    """(WEIGHTS + k F,) weights from :func:`format_weights`'s text (k: weights of k action fields).
+    """The weights in :func:`format_weights`'s text (their count is checked against the mechanism's features
+    when the policy plays: :func:`layout`).
 
     Raises:
-        ConfigError: fewer than WEIGHTS entries or a count that is not WEIGHTS plus a multiple of F, or
-            an entry that is not a finite number in [-MAX_WEIGHT, MAX_WEIGHT].
+        ConfigError: fewer than WEIGHTS entries, or an entry that is not a finite number in
+            [-MAX_WEIGHT, MAX_WEIGHT].
     """
     parts = str(text).split("/")
-    if len(parts) < WEIGHTS or len(parts) % F:
+    if len(parts) < WEIGHTS:
         raise ConfigError(f"w must hold {WEIGHTS} numbers separated by '/' (multiplier, offset and entry weights "
                           f"over the features {', '.join(FEATURES)}), and {F} more per action field the mechanism "
-                          f"declares, got {len(parts)}")
+                          f"declares (more features where it keeps state), got {len(parts)}")
     out = np.empty(len(parts))
     for i, part in enumerate(parts):
         try:
@@ -121,6 +137,8 @@ class PolicyState:
     rival_won: FloatArray  # (B, S)
     rival_bid: FloatArray  # (B, S)
     was_in: FloatArray  # (B, S)
+    round: int = 0
+    own: FloatArray | None = None  # (B, S, k)  the seat's per-seat mechanism state; None: stateless
 
 
 def _check(context: MarketContext) -> None:
@@ -129,10 +147,21 @@ def _check(context: MarketContext) -> None:
                           "units, partners or orders per agent")
 
 
+def _own(mechanism: Mechanism, state: dict[str, FloatArray], shape: tuple[int, int]) -> FloatArray | None:
+    """(B, S, k) the group's per-seat state fields (None for a stateless mechanism)."""
+    if not mechanism.stateful:
+        return None
+    fields = [state[f.name] for f in mechanism.state if f.per == "seat"]
+    return np.stack(fields, axis=2) if fields else np.zeros((*shape, 0))
+
+
 def init(context: MarketContext, params: PolicyParams, seats: int, draws: Draws) -> PolicyState:
     _check(context)
     zeros = np.zeros((draws.markets, seats))
-    return PolicyState(zeros, zeros, zeros, zeros, zeros, np.ones_like(zeros))
+    initial = context.mechanism.initial(context.config, draws.markets, context.n_agents) if \
+        context.mechanism.stateful else {}
+    own = _own(context.mechanism, {name: array[:, context.seats] for name, array in initial.items()}, zeros.shape)
+    return PolicyState(zeros, zeros, zeros, zeros, zeros, np.ones_like(zeros), 0, own)
 
 
 def lead(values: FloatArray) -> FloatArray:
@@ -152,46 +181,71 @@ def lead(values: FloatArray) -> FloatArray:
 def features(context: MarketContext, state: PolicyState, values: FloatArray) -> FloatArray:
     """(B, S, F) the features of the module docstring."""
     ones = np.ones_like(values)
-    return np.stack([ones, values, ones * context.visible_reserve, state.price, state.won, state.paid,
-                     state.rival_won, state.rival_bid, state.was_in, lead(values)], axis=2)
+    base = [ones, values, ones * context.visible_reserve, state.price, state.won, state.paid, state.rival_won,
+            state.rival_bid, state.was_in, lead(values)]
+    if state.own is None:
+        return np.stack(base, axis=2)
+    return np.concatenate([np.stack([*base, ones * state.round], axis=2), state.own], axis=2)
 
 
-def decide(weights: FloatArray, feats: FloatArray, high: float) -> tuple[FloatArray, np.ndarray]:
-    """(bids, enter), each (B, S), from (WEIGHTS,) weights and (B, S, F) features."""
-    g, c, e = (feats @ weights[i * F:(i + 1) * F] for i in range(3))
-    return np.clip(feats[:, :, 1] * g + c, 0.0, high), e > 0
+def layout(mechanism: Mechanism, weights: FloatArray) -> tuple[int, int]:
+    """(features per map, action fields weighted) of ``weights`` for ``mechanism``: 3 maps over its features,
+    then none or every declared action field. Weights over the F = 10 features of a stateless market
+    also play a stateful one (its extra features weigh 0).
+
+    Raises:
+        ConfigError: another count, naming what the mechanism takes.
+    """
+    declared = len(mechanism.actions)
+    for width in dict.fromkeys((len(feature_names(mechanism)), F)):
+        for extra in (0, declared):
+            if weights.size == (3 + extra) * width:
+                return width, extra
+    width = len(feature_names(mechanism))
+    names = ", ".join(a.name for a in mechanism.actions) or "none"
+    for w in (width, F):
+        extra, rest = divmod(weights.size - 3 * w, w)
+        if not rest and extra > 0:
+            raise ConfigError(f"policy: w holds weights for {extra} action fields but {mechanism.name} declares "
+                              f"{declared} ({names})")
+    counts = sorted({(3 + k) * w for w in (width, F) for k in (0, declared)})
+    raise ConfigError(f"policy: w holds {weights.size} weights; {mechanism.name} takes "
+                      f"{' or '.join(map(str, counts))} ({width} features: {', '.join(feature_names(mechanism))}; "
+                      f"action fields: {names})")
+
+
+def decide(weights: FloatArray, feats: FloatArray, truthful: FloatArray, high: float) -> tuple[FloatArray, np.ndarray]:
+    """(bids, enter), each (B, S), from the weights, (B, S, F) features and the (B, S) truthful bids (the
+    first 3 F weights)."""
+    width = feats.shape[2]
+    g, c, e = (feats @ weights[i * width:(i + 1) * width] for i in range(3))
+    return np.clip(truthful * g + c, 0.0, high), e > 0
 
 
 def start_weights(mechanism: Mechanism) -> FloatArray:
     """Truthful bidding, always in, and each of the mechanism's action fields at its default."""
-    fields = [np.eye(F)[0] * a.default for a in mechanism.actions]
-    return np.concatenate([TRUTHFUL, *fields])
+    bias = np.eye(len(feature_names(mechanism)))[0]
+    return np.concatenate([bias, 0 * bias, bias, *(bias * a.default for a in mechanism.actions)])
 
 
 def field_actions(context: MarketContext, weights: FloatArray, feats: FloatArray) -> dict[str, FloatArray]:
-    """The mechanism's action fields, each (B, S), from the weights after the first WEIGHTS (none: defaults).
-
-    Raises:
-        ConfigError: weights for another number of action fields than the mechanism declares.
-    """
-    declared = context.mechanism.actions
-    extra = (weights.size - WEIGHTS) // F
-    if extra == 0:
-        return {}
-    if extra != len(declared):
-        raise ConfigError(f"policy: w holds weights for {extra} action fields but {context.mechanism.name} declares "
-                          f"{len(declared)} ({', '.join(a.name for a in declared) or 'none'})")
+    """The mechanism's action fields, each (B, S), from the weights after the first 3 F (none: defaults);
+    ``feats`` (B, S, F) as :func:`layout` reads the weights."""
+    width = feats.shape[2]
     out = {}
-    for k, a in enumerate(declared):
-        x = np.clip(feats @ weights[WEIGHTS + k * F:WEIGHTS + (k + 1) * F], a.low, a.high)
+    for k, a in enumerate(context.mechanism.actions[:weights.size // width - 3]):
+        x = np.clip(feats @ weights[(3 + k) * width:(4 + k) * width], a.low, a.high)
         out[a.name] = np.round(x) if a.integer else x
     return out
 
 
 def act(context: MarketContext, params: PolicyParams, state: PolicyState, values: FloatArray,
         draws: Draws) -> Action:
-    weights, feats = parse_weights(params.w), features(context, state, values)
-    bids, enter = decide(weights, feats, context.spec.action_high)
+    weights = parse_weights(params.w)
+    width, _ = layout(context.mechanism, weights)
+    feats = features(context, state, values)[:, :, :width]
+    truthful = context.mechanism.truthful(context.config, values, context.spec)
+    bids, enter = decide(weights, feats, truthful, context.spec.action_high)
     return Action(bids=np.where(enter, bids, 0.0), enter=enter, fields=field_actions(context, weights, feats) or None)
 
 
@@ -209,7 +263,8 @@ def update(context: MarketContext, params: PolicyParams, state: PolicyState, val
     price = np.broadcast_to(np.nan_to_num(observation.price, nan=0.0)[:, None], shape).copy()
     return dataclasses.replace(state, price=price, won=(feedback.allocation > 0).astype(float),
                                paid=feedback.paid.astype(float), rival_won=rival_won, rival_bid=rival_bid,
-                               was_in=feedback.active.astype(float))
+                               was_in=feedback.active.astype(float), round=state.round + 1,
+                               own=_own(context.mechanism, feedback.state, shape))
 
 
 AGENT = AgentType(name="policy", version=VERSION,

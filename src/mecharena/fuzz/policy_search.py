@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from cmaes import CMA
 
-from mecharena.agents.policy import format_weights, parse_weights, start_weights
+from mecharena.agents.policy import format_weights, layout, parse_weights, start_weights
 from mecharena import mechanisms
 from mecharena.core.config import check_seed
 from mecharena.core.errors import ConfigError, MechArenaError
@@ -47,6 +47,9 @@ from mecharena.metrics.harness import Cell
 FAMILY = "policy"
 BOUND = 4.0  # every weight is searched in [-BOUND, BOUND]
 SIGMA = 0.05  # initial step: larger steps land most candidates on the flat region of never winning
+# initial step of the action fields' weights: an integer field (re-enter, claim) changes only where its map
+# crosses 1/2, so small steps from its default never leave the plateau
+FIELD_SIGMA = 0.5
 POPULATION = 14  # candidates per generation: CMA-ES's default 4 + 3 ln(30)
 MAX_GENERATIONS = 10_000
 MAX_POPULATION = 1000
@@ -71,7 +74,7 @@ class PolicyFound:
     """The best policy found, the deviation that plays it and its gains."""
 
     deviation: Deviation
-    weights: FloatArray  # (W,)  WEIGHTS and F per action field of the mechanism
+    weights: FloatArray  # (W,)  3 F and F per action field of the mechanism (policy.layout)
     search: Gain  # on the search seed (biased upward: the best of many)
     fresh: Gain  # on a fresh seed: the honest estimate
     generations: tuple[Generation, ...]
@@ -209,7 +212,10 @@ def evolve(scorer: Scorer, *, deviators: int, search_seed: int, cma_seed: int, g
     if path is not None and not path.exists():
         path.write_text(json.dumps({"header": header}) + "\n")
     bounds = np.tile([-BOUND, BOUND], (start.size, 1))
-    cma = CMA(mean=start, sigma=sigma, bounds=bounds, seed=cma_seed, population_size=population)
+    width, _ = layout(mechanisms.get(scorer.target.mechanism), start)
+    scale = np.where(np.arange(start.size) < 3 * width, 1.0, max(FIELD_SIGMA / sigma, 1.0))
+    cma = CMA(mean=start, sigma=sigma, bounds=bounds, seed=cma_seed, population_size=population,
+              cov=np.diag(scale**2))
     done: list[Generation] = []
     best: tuple[float, FloatArray, Gain | None] = (-math.inf, start, None)
     for index in range(generations):
