@@ -248,6 +248,7 @@ DEMO_RUNS = [
     ("position", {"slots": 3}, "envy_free:5"),
     ("lmsr", {"liquidity": 1.0}, "truthful:5"),
     ("deferred_acceptance", {"proposers": 3}, "truthful:6"),
+    ("reputation", {"decay": 0.8}, "truthful:5"),
 ]
 
 
