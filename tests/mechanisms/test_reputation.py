@@ -15,6 +15,7 @@ import pytest
 
 from mecharena import mechanisms
 from mecharena.agents.policy import feature_names, format_weights, start_weights
+from mecharena.core.errors import ConfigError
 from mecharena.mechanisms.base import advance
 from mecharena.mechanisms.reputation import ReputationConfig, displayed
 from mecharena.metrics.harness import Cell
@@ -150,6 +151,13 @@ def test_a_policy_sees_its_own_score_and_the_round():
     np.testing.assert_allclose(records[0].actions["quality"][:, 0], 0.7)  # the prior mean before any rating
     for before, after in zip(records, records[1:], strict=False):
         np.testing.assert_allclose(after.actions["quality"][:, 0], before.next_state["score"][:, 0])
+
+
+def test_a_policy_with_a_weight_count_the_market_cannot_read_is_refused_naming_the_counts():
+    cell = Cell(mechanism="reputation", markets=4, population=f"policy(w={'/'.join(['0'] * 33)}):1,truthful:2")
+    with pytest.raises(ConfigError, match=r"^policy: w holds 33 weights; reputation takes 30 or 45 or 60 or 90 \(15 "
+                                          r"features: bias, .*own_score; action fields: quality, reenter, fakes\)$"):
+        list(play(cell.episode(), 1))
 
 
 def _usecase():

@@ -148,7 +148,8 @@ def step(config: ReputationConfig, state: dict, values: Any, bids: Any, priority
     outside, signal = uniforms(keys, BUYER), uniforms(keys, RATING)
     price = np.where(listed, bids, 0.0) * shown
     sold = listed & (shown - price >= outside)
-    quality = actions["quality"] * np.clip(values, 0.0, 1.0)
+    theta = np.clip(values, 0.0, 1.0)
+    quality = actions["quality"] * theta
     fakes = np.where(listed, np.minimum(actions["fakes"], config.max_fakes), 0.0)
     good = sold & (signal < quality)
     positive = lam * positive + good + config.unverified_weight * fakes
@@ -158,7 +159,7 @@ def step(config: ReputationConfig, state: dict, values: Any, bids: Any, priority
     gains = np.where(sold, price - c * quality, 0.0) - spent + config.future_value * (score - worth)
     new_state = {"positive": positive, "negative": negative, "listings": state["listings"] + new, "score": score}
     welfare = (np.where(sold, (1.0 - c) * quality - outside, 0.0) - spent).sum(axis=1)
-    best = np.maximum(0.0, (1.0 - c) * np.clip(values, 0.0, 1.0) - outside).sum(axis=1)
+    best = np.maximum(0.0, (1.0 - c) * theta - outside).sum(axis=1)
     outcome = finish(-sold.astype(float), config.listing_fee * new, np.zeros(bids.shape), gains, valid, listed,
                      best, welfare)
     return new_state, outcome, {"shown": np.where(listed, shown, 0.0), "sold": sold.astype(float),
