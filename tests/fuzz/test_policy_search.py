@@ -6,12 +6,13 @@ import pytest
 from mecharena import agents, mechanisms
 from mecharena.agents.base import Feedback, MarketContext, Observation
 from mecharena.agents.policy import F, TRUTHFUL, WEIGHTS, PolicyParams, decide, features, format_weights, init, parse_weights
+from mecharena.agents.policy import feature_names, start_weights
 from mecharena.agents.policy import init as policy_init
 from mecharena.agents.policy import update as policy_update
 from mecharena.agents.values import ValueDistribution
 from mecharena.core.errors import ConfigError
 from mecharena.fuzz import fuzz
-from mecharena.fuzz.policy_search import policy_deviation, policy_search
+from mecharena.fuzz.policy_search import policy_deviation, policy_search, polish
 from mecharena.fuzz.score import Scorer
 from mecharena.mechanisms.policy import InformationPolicy
 from mecharena.metrics.harness import Cell
@@ -167,3 +168,24 @@ def test_the_policy_maps_features_to_the_mechanisms_declared_actions(isolated_re
     with pytest.raises(ConfigError, match=r"^policy: w holds weights for 2 action fields but token_rewards declares "
                                           r"1 \(unlock\)$"):
         records(f"policy(w={format_weights(two_fields)})")
+
+
+def test_the_polish_walks_an_action_field_up_to_the_edge_of_a_cliff():
+    """Service marketplace, proposals ranked by skill, shortfalls under notice = 0.3 unnoticed and never audited:
+    from full effort, the polish finds the constant effort 1 - notice (0.70 to 0.72 on its grids), the edge
+    below which every task is disputed and refunded. Seat 0 wins the round's tasks (one expected, two posted at
+    v >= 0.5 each with probability 1/2) when its skill is the top of four i.i.d. U[0, 1] ones, so it saves
+    c (1 - e) E[theta 1{top}] = 0.3 x 0.3 x E[theta^4] = 0.018 per round."""
+    service = mechanisms.get("service")
+    cell = Cell(mechanism="service", config={"first_bias": 0.0, "notice": 0.3}, population="truthful:4",
+                values="uniform:persistent=true", rounds=4)
+    scorer = Scorer(cell)
+    start = start_weights(service)
+    width = len(feature_names(service))
+    honest = scorer.score(policy_deviation(start), seed=3, markets=400, rounds=4)
+    weights, gain = polish(scorer, start, honest, deviators=1, seed=3, markets=400, rounds=4)
+    quality = weights[3 * width:4 * width]
+    assert 0.70 <= quality[0] <= 0.72 and not quality[1:].any()
+    fresh = scorer.score(policy_deviation(weights), seed=11, markets=4000, rounds=4)
+    expect = 0.3 * (1 - quality[0]) / 5
+    assert fresh.lo - 0.001 <= expect <= fresh.hi + 0.001 and gain.mean > 0.01

@@ -20,6 +20,16 @@ a seed. Measured on the reserve-sniping cell of ``tests/fuzz/test_policy_search.
 generations of 8 candidates (80 evaluations of 300 markets x 6 rounds) reach the sniping
 family's gain.
 
+Steps and the polish. CMA-ES starts with a step of SIGMA on the bid maps and FIELD_SIGMA on each action
+field's map (split over its features, so the field itself moves by about FIELD_SIGMA), each divided by
+its feature's typical size in honest play (:func:`feature_sizes`: a stateful market's round and own
+state are counts). Its best policy is then polished one action field at a time (:func:`polish`), which
+finds an edge CMA-ES mostly steps over. Measured on the reputation marketplace
+(examples/usecases/reputation_marketplace.py, seed 0, 80 generations): the gain found under the average
+rule rose from 0.081 to 0.140 per round, and under verified reviews from 0.018 to 0.046, above a
+hand-written re-entry policy (0.038); on the service marketplace the polish finds the unnoticed
+shortfall (effort 1 - notice) that CMA-ES alone left at 0.92.
+
 Resumable: with ``store`` every generation (its candidates and their gains) is appended to a JSONL
 file; a later call with the same settings replays the stored generations into a fresh CMA-ES
 (checking that it proposes the same candidates) and continues from there.
@@ -35,21 +45,23 @@ from typing import Any
 import numpy as np
 from cmaes import CMA
 
-from mecharena.agents.policy import format_weights, layout, parse_weights, start_weights
+from mecharena.agents.policy import feature_names, format_weights, layout, parse_weights, start_weights
 from mecharena import mechanisms
 from mecharena.core.config import check_seed
 from mecharena.core.errors import ConfigError, MechArenaError
 from mecharena.core.seeding import generator
 from mecharena.core.types import FloatArray
-from mecharena.fuzz.score import Deviation, Gain, Scorer
+from mecharena.fuzz.score import Deviation, Gain, Scorer, replace_cell
 from mecharena.metrics.harness import Cell
+from mecharena.sim.loop import play
 
 FAMILY = "policy"
 BOUND = 4.0  # every weight is searched in [-BOUND, BOUND]
 SIGMA = 0.05  # initial step: larger steps land most candidates on the flat region of never winning
-# initial step of the action fields' weights: an integer field (re-enter, claim) changes only where its map
-# crosses 1/2, so small steps from its default never leave the plateau
+# initial step of each action field (its map's weights share it): an integer field (re-enter, claim) changes
+# only where its map crosses 1/2, so small steps from its default never leave the plateau
 FIELD_SIGMA = 0.5
+POLISH = 21  # constants and moves of each action field per grid of the polish
 POPULATION = 14  # candidates per generation: CMA-ES's default 4 + 3 ln(30)
 MAX_GENERATIONS = 10_000
 MAX_POPULATION = 1000
@@ -114,6 +126,28 @@ def check_settings(generations: int, population: int, markets: int, rounds: int,
 def start_point(target: Cell) -> FloatArray:
     """The search's default start for ``target``'s mechanism (see :func:`mecharena.agents.policy.start_weights`)."""
     return start_weights(mechanisms.get(target.mechanism))
+
+
+def feature_sizes(target: Cell, rounds: int, seed: int, markets: int = 64) -> FloatArray:
+    """(F,) each policy feature's typical size (mean absolute value, at least 1) in the honest play of ``target``.
+
+    The initial step of a weight is divided by its feature's size, so that the search's first steps move
+    every feature's term alike: a stateful market's ``round`` (0 to rounds - 1) and own state (counts of
+    ratings, tasks, strikes: tens) would otherwise swing the action by several units at once and every
+    early candidate would sit at an action bound. Stateless features are in units of values: 1.
+    """
+    mechanism = mechanisms.get(target.mechanism)
+    names = feature_names(mechanism)
+    sizes = np.ones(len(names))
+    if not mechanism.stateful:
+        return sizes
+    sizes[names.index("round")] = max(1.0, (rounds - 1) / 2)
+    records = list(play(replace_cell(target, seed=seed, markets=markets, rounds=rounds).episode(), rounds))
+    for f in mechanism.state:
+        if f.per == "seat":
+            size = np.mean([np.abs(r.next_state[f.name]).mean() for r in records])
+            sizes[names.index(f"own_{f.name}")] = max(1.0, float(size))
+    return sizes
 
 
 def applies(target: Cell, deviators: int, rounds: int) -> str | None:
@@ -188,9 +222,53 @@ def policy_search(target: Cell, *, seed: int, deviators: int = 1, generations: i
                                         generations=generations, population=population, markets=markets,
                                         rounds=rounds, sigma=sigma, start=x0,
                                         store=None if store is None else (Path(store), header))
+    weights, search_gain = polish(scorer, weights, search_gain, deviators=deviators, seed=search_seed, markets=markets,
+                                  rounds=rounds)
     deviation = policy_deviation(weights, deviators)
     fresh = scorer.score(deviation, seed=fresh_seed, markets=eval_markets, rounds=rounds)
     return PolicyFound(deviation, weights, search_gain, fresh, done, seed)
+
+
+def polish(scorer: Scorer, weights: FloatArray, gain: Gain, *, deviators: int, seed: int, markets: int,
+           rounds: int) -> tuple[FloatArray, Gain]:
+    """Coordinate search from the found policy over each action field in turn: the field held at each of
+    POLISH constants across its range, and its map shifted by as many moves across the range; then shifts
+    ten times finer around the best. A candidate is kept only when it raises the gain on the search seed.
+
+    CMA-ES steps every weight at once, so a field whose payoff falls off a cliff next to its best value (an
+    effort just above what customers notice) is mostly sampled over the cliff; one field at a time, with
+    the map's other terms dropped or kept, walks up to the edge. Markets without action fields are left
+    as found.
+    """
+    mechanism = mechanisms.get(scorer.target.mechanism)
+    width, extra = layout(mechanism, weights)
+
+    def trial(candidate: FloatArray) -> None:
+        nonlocal weights, gain
+        candidate = parse_weights(format_weights(np.clip(candidate, -BOUND, BOUND)))
+        if not np.array_equal(candidate, weights):
+            scored = scorer.score(policy_deviation(candidate, deviators), seed=seed, markets=markets, rounds=rounds)
+            if scored.mean > gain.mean:
+                weights, gain = candidate, scored
+
+    for k, a in enumerate(mechanism.actions[:extra]):
+        i = (3 + k) * width
+        span = a.high - a.low
+        found = weights.copy()
+        for x, move in zip(np.linspace(a.low, a.high, POLISH), np.linspace(-span, span, POLISH), strict=True):
+            constant = found.copy()
+            constant[i:i + width] = 0.0
+            constant[i] = x
+            trial(constant)
+            shifted = found.copy()
+            shifted[i] += move
+            trial(shifted)
+        centre = weights.copy()
+        for move in np.linspace(-2 * span / (POLISH - 1), 2 * span / (POLISH - 1), POLISH):
+            shifted = centre.copy()
+            shifted[i] += move
+            trial(shifted)
+    return weights, gain
 
 
 def evolve(scorer: Scorer, *, deviators: int, search_seed: int, cma_seed: int, generations: int, population: int,
@@ -213,7 +291,8 @@ def evolve(scorer: Scorer, *, deviators: int, search_seed: int, cma_seed: int, g
         path.write_text(json.dumps({"header": header}) + "\n")
     bounds = np.tile([-BOUND, BOUND], (start.size, 1))
     width, _ = layout(mechanisms.get(scorer.target.mechanism), start)
-    scale = np.where(np.arange(start.size) < 3 * width, 1.0, max(FIELD_SIGMA / sigma, 1.0))
+    scale = np.where(np.arange(start.size) < 3 * width, 1.0, max(FIELD_SIGMA / math.sqrt(width) / sigma, 1.0))
+    scale /= np.resize(feature_sizes(scorer.target, rounds, search_seed)[:width], start.size)
     cma = CMA(mean=start, sigma=sigma, bounds=bounds, seed=cma_seed, population_size=population,
               cov=np.diag(scale**2))
     done: list[Generation] = []
