@@ -24,7 +24,7 @@ import numpy as np
 from mecharena.fuzz.policy_search import policy_search
 from mecharena.mechanisms.reputation import RULES
 from mecharena.metrics.harness import Cell
-from mecharena.metrics.summary import mean_ci, ratio_ci
+from mecharena.metrics.summary import format_ci, mean_ci, ratio_ci
 from mecharena.sim.loop import play
 
 SELLERS, ROUNDS = 4, 20
@@ -105,11 +105,6 @@ def use_case_table(rules: tuple[str, ...] = tuple(RULES), *, generations: int = 
     return {"found": found, "metrics": metrics, "costs": costs, "settings": settings}
 
 
-def _ci(stat: dict[str, Any], digits: int = 3) -> str:
-    lo, hi = stat["ci95"]
-    return f"{stat['mean']:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
-
-
 def markdown(table: dict[str, Any]) -> str:
     rules = list(table["found"])
     found = table["found"]
@@ -118,7 +113,7 @@ def markdown(table: dict[str, Any]) -> str:
     for rule in rules:
         b = found[rule]["behaviour"]
         config = " ".join(f"{k}={v:g}" for k, v in RULES[rule].items()) or "defaults"
-        lines.append(f"| {rule} | {config} | {_ci(found[rule]['gain'])} | {b['effort']:.2f} | {b['price_share']:.2f} "
+        lines.append(f"| {rule} | {config} | {format_ci(found[rule]['gain'])} | {b['effort']:.2f} | {b['price_share']:.2f} "
                      f"| {b['reentries']:.2f} | {b['fakes']:.2f} | {b['score_gap']:+.2f} |")
     lines += ["", "| honest sellers, per listing and round | " + " | ".join(rules) + " |",
               "|---|" + "---|" * len(rules)]
@@ -126,13 +121,13 @@ def markdown(table: dict[str, Any]) -> str:
              "seller_profit": "seller profit (with the listing's worth)", "quality": "quality per trade",
              "score_error": "score error (mean abs. score - type)"}
     for name, label in names.items():
-        lines.append(f"| {label} | " + " | ".join(_ci(table["metrics"][r][name]) for r in rules) + " |")
+        lines.append(f"| {label} | " + " | ".join(format_ci(table["metrics"][r][name]) for r in rules) + " |")
     if table["costs"]:
         pairs = list(table["costs"])
         lines += ["", "| cost of the repair (paired, honest sellers) | " + " | ".join(f"`{p}`" for p in pairs) + " |",
                   "|---|" + "---|" * len(pairs)]
         for name in METRICS:
-            lines.append(f"| {names[name]} | " + " | ".join(_ci(table["costs"][p][name], 4) for p in pairs) + " |")
+            lines.append(f"| {names[name]} | " + " | ".join(format_ci(table["costs"][p][name], 4) for p in pairs) + " |")
     return "\n".join(lines)
 
 

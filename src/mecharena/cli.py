@@ -249,6 +249,7 @@ DEMO_RUNS = [
     ("lmsr", {"liquidity": 1.0}, "truthful:5"),
     ("deferred_acceptance", {"proposers": 3}, "truthful:6"),
     ("reputation", {"decay": 0.8}, "truthful:5"),
+    ("service", {"suspend_after": 3.0}, "truthful:5"),
 ]
 
 

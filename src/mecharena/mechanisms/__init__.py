@@ -26,6 +26,7 @@ from mecharena.mechanisms import (
     provision_point,
     reputation,
     second_price,
+    service,
     uniform_price,
     vcg,
     vcm,
@@ -50,7 +51,7 @@ REGISTRY: Registry[Mechanism] = Registry(
         m.name: m
         for m in (*(module.MECHANISM for module in (first_price, second_price, uniform_price, pay_as_bid, vcg,
                                                      mcafee, k_double, cda, posted_price, vcm, provision_point,
-                                                     position, lmsr, matching, reputation)),
+                                                     position, lmsr, matching, reputation, service)),
                   clock.ENGLISH, clock.DUTCH)
     },
 )

@@ -43,6 +43,12 @@ def ratio_ci(numerator: FloatArray, denominator: FloatArray) -> dict[str, object
     return _interval(ratio, se)
 
 
+def format_ci(stat: dict[str, object], digits: int = 3) -> str:
+    """``mean [lo, hi]`` of a :func:`mean_ci` or :func:`ratio_ci` result, for tables."""
+    lo, hi = stat["ci95"]
+    return f"{stat['mean']:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
 def summarize(trace: Trace) -> dict[str, dict[str, object]]:
     """The headline metrics of a simulation."""
     return {
