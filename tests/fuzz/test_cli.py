@@ -34,7 +34,7 @@ def test_fuzz_writes_a_report_that_replays_and_regresses(tmp_path):
 
 def test_fuzz_without_an_exploit_writes_no_report(tmp_path):
     result = invoke("fuzz", "--mechanism", "second_price", "--population", "truthful:4", "--budget", "12",
-                    "--markets", "200", "--rounds", "3", "--library", tmp_path / "lib", "--json")
+                    "--markets", "200", "--rounds", "3", "--samples", "3000", "--library", tmp_path / "lib", "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert not data["exploit"] and data["report"] is None and not (tmp_path / "lib").exists()
@@ -54,7 +54,7 @@ def test_fuzz_bad_input_is_a_clear_error(tmp_path):
 
 def test_fuzz_json_reports_the_size_and_seed_it_used(tmp_path):
     result = invoke("fuzz", "--mechanism", "second_price", "--population", "truthful:3", "--budget", "4",
-                    "--markets", "50", "--rounds", "3", "--eval-markets", "60", "--seed", "7",
+                    "--markets", "50", "--rounds", "3", "--eval-markets", "60", "--seed", "7", "--samples", "1500",
                     "--library", tmp_path / "lib", "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)

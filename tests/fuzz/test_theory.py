@@ -28,12 +28,15 @@ def test_first_price_exploitability_matches_the_best_response_gain(n):
     assert result.exploitability["mean"] == gain.mean
 
 
-@pytest.mark.parametrize(("mechanism", "config"), [("second_price", {}), ("vcg", {"units": 2}),
-                                                    ("second_price", {"reserve_price": 0.3})])
-def test_no_false_alarm_where_truthful_bidding_is_dominant(mechanism, config):
+@pytest.mark.parametrize(("mechanism", "config", "samples"), [("second_price", {}, None), ("vcg", {"units": 2}, 1000),
+                                                               ("second_price", {"reserve_price": 0.3}, None)])
+def test_no_false_alarm_where_truthful_bidding_is_dominant(mechanism, config, samples):
     """Vickrey (1961); Clarke (1971); Groves (1973): against truthful opponents no unilateral deviation
-    pays, so every family's best fresh gain must have an upper 95% bound at (or near) zero."""
-    result = fuzz(Cell(mechanism=mechanism, config=config, population="truthful:5"), budget=60, seed=2)
+    pays, so every family's best fresh gain must have an upper 95% bound at (or near) zero. (With two units
+    the best response searches bid vectors, each clearing VCG once per bidder besides: it fits on fewer
+    market-rounds, which makes a false alarm likelier, not rarer.)"""
+    result = fuzz(Cell(mechanism=mechanism, config=config, population="truthful:5"), budget=60, seed=2,
+                  samples=samples)
     assert result.exploitability["mean"] == 0.0
     assert result.fresh.hi <= 1e-3, result.as_dict()["fresh_gain"]
 

@@ -66,7 +66,8 @@ def test_a_plugin_mechanism_runs_through_check_simulate_run_fuzz_and_report(tmp_
     assert str(os.getpid()) not in workers  # computed by the spawned workers, which loaded the plug-in themselves
 
     fuzz = run_json(*with_plugin, "fuzz", "--mechanism", "half_price", "--population", "myagent:3", "--budget", "6",
-                    "--markets", "200", "--rounds", "2", "--eval-markets", "400", "--library", "exploits")
+                    "--markets", "200", "--rounds", "2", "--eval-markets", "400", "--samples", "2000",
+                    "--library", "exploits")
     # the budget bounds the sampled families; the discovery engine's trials come on top
     assert fuzz["target"]["mechanism"] == "half_price" and fuzz["search"]["budget"] == 6 and fuzz["evaluations"] >= 1
     assert {"shading", "sybil", "exit"} <= set(fuzz["families"]) and fuzz["exploitability"]["mean"] >= 0

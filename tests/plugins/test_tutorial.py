@@ -53,6 +53,8 @@ def test_every_command_of_the_tutorial_runs(tmp_path, monkeypatch):
     assert (tmp_path / "runs" / "all_pay" / "report.html").is_file()
     exploits = Library(tmp_path / "exploits").list()
     assert exploits and {e.mechanism for e in exploits} == {"all_pay"}  # second price closes them (exit 0 above) ...
+    at_equilibrium = [e for e in exploits if e.population == "all_pay_bne:3"]
+    assert [e.strategy.params["identities"] > 1 and e.gain.ci95[0] > 0.1 for e in at_equilibrium] == [True]  # false names
     still_pays = runner.invoke(app, ["--plugin", "examples/plugins/all_pay.py", "regress", "--mechanism", "all_pay"])
     assert still_pays.exit_code == 1  # ... and they still pay against all_pay itself, as the doc says
 
