@@ -250,6 +250,7 @@ DEMO_RUNS = [
     ("deferred_acceptance", {"proposers": 3}, "truthful:6"),
     ("reputation", {"decay": 0.8}, "truthful:5"),
     ("service", {"suspend_after": 3.0}, "truthful:5"),
+    ("prisoners_dilemma", {"noise": 0.05}, "tit_for_tat:4"),
 ]
 
 

@@ -55,6 +55,11 @@ OUT_OF_RANGE = [
     ("service", "audit_cost", -1, r"audit_cost must be a finite float in \[0, 10\], got -1"),
     ("service", "notice", 1.5, r"notice must be a finite float in \[0, 1\], got 1.5"),
     ("service", "account_cost", -1, r"account_cost must be a finite float in \[0, 10\], got -1"),
+    ("prisoners_dilemma", "noise", 0.6, r"noise must be a finite float in \[0, 0.5\], got 0.6"),
+    ("prisoners_dilemma", "temptation", 101, r"temptation must be a finite float in \[-100, 100\], got 101"),
+    ("prisoners_dilemma", "reward", -101, r"reward must be a finite float in \[-100, 100\], got -101"),
+    ("prisoners_dilemma", "punishment", 101, r"punishment must be a finite float in \[-100, 100\], got 101"),
+    ("prisoners_dilemma", "sucker", -101, r"sucker must be a finite float in \[-100, 100\], got -101"),
     ("service", "max_fakes", 1001, r"max_fakes must be a finite float in \[0, 1000\], got 1001"),
 ]
 

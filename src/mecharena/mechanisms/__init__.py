@@ -23,6 +23,7 @@ from mecharena.mechanisms import (
     pay_as_bid,
     position,
     posted_price,
+    prisoners_dilemma,
     provision_point,
     reputation,
     second_price,
@@ -51,7 +52,8 @@ REGISTRY: Registry[Mechanism] = Registry(
         m.name: m
         for m in (*(module.MECHANISM for module in (first_price, second_price, uniform_price, pay_as_bid, vcg,
                                                      mcafee, k_double, cda, posted_price, vcm, provision_point,
-                                                     position, lmsr, matching, reputation, service)),
+                                                     position, lmsr, matching, reputation, service,
+                                                     prisoners_dilemma)),
                   clock.ENGLISH, clock.DUTCH)
     },
 )
