@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from mecharena import mechanisms
+from mecharena.agents.long_horizon import LongHorizonParams, plan
 from mecharena.agents.policy import format_weights, start_weights
 from mecharena.agents.tit_for_tat import best_generosity
 from mecharena.core.errors import ConfigError
@@ -132,3 +133,27 @@ def test_the_policy_search_discovers_that_forgiving_pays_against_tit_for_tat_und
     after_defection = np.concatenate([after.events["cooperated"][:, 0][before.next_state["seen"][:, 0] == 0]
                                       for before, after in zip(records, records[1:], strict=False)])
     assert after_defection.size > 500 and after_defection.mean() > 0.9  # it forgives what it saw
+
+
+def _seat0(noise: float, spec: str, rounds: int = 20, markets: int = 3000) -> np.ndarray:
+    """(rounds, markets) seat 0's payoff playing ``spec`` against tit-for-tat."""
+    cell = Cell(mechanism="prisoners_dilemma", config={"noise": noise}, population=f"{spec}:1,tit_for_tat:1",
+                markets=markets)
+    return np.stack([r.utility[:, 0] for r in play(cell.episode(), rounds)])
+
+
+def test_the_long_horizon_player_defects_in_the_last_round_only_and_earns_its_plans_value():
+    """Backward induction against tit-for-tat (Kreps et al. 1982 for the finite game's end effect): without noise
+    it cooperates for 19 rounds and defects in the 20th (T - R = 2 more than tit-for-tat earns in its seat); under
+    noise 0.05 it earns its plan's value (the Bellman recursion, checked by simulation), more than unconditional
+    cooperation's exact 2.8575 a round; short-sighted (discount 0.2) it defects at once."""
+    clean = _seat0(0.0, "long_horizon(horizon=20)", markets=20)
+    np.testing.assert_array_equal(clean[:19], R)
+    np.testing.assert_array_equal(clean[19], T)
+    noisy = _seat0(0.05, "long_horizon(horizon=20)").mean(axis=0)
+    _, value = plan(DilemmaConfig(noise=0.05), LongHorizonParams(horizon=20), 0.05)
+    assert abs(noisy.mean() - value[0, 1] / 20) < 4 * noisy.std(ddof=1) / np.sqrt(noisy.size)
+    assert value[0, 1] / 20 > (R + 19 * (R * 0.95 + S * 0.05)) / 20 + 0.05
+    myopic = _seat0(0.0, "long_horizon(discount=0.2,horizon=20)", markets=20)
+    np.testing.assert_array_equal(myopic[0], T)
+    np.testing.assert_array_equal(myopic[1:], P)
