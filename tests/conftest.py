@@ -1,4 +1,7 @@
+import importlib.util
 import os
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +19,16 @@ def run(mechanism: str, config: dict, population: str, markets: int = 200_000, r
     trace = simulate(mechanisms.get(mechanism), config, agents.population(population), markets=markets,
                      rounds=rounds, seed=seed, **kw)
     return summarize(trace), trace
+
+
+def load_usecase(name: str):
+    """The script ``examples/usecases/NAME.py`` as a module (the use-case tables the docs print)."""
+    path = Path(__file__).parents[1] / "examples" / "usecases" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(name, module)
+    spec.loader.exec_module(module)
+    return module
 
 
 def within(metric: dict, expected: float, sigmas: float = 4.0) -> bool:

@@ -6,9 +6,6 @@ Sources: Josang and Ismail 2002 (the Beta reputation system, forgetting factor);
 Shapiro 1983 and Tadelis 1999 (reputation premium, reputation as an asset).
 """
 
-import importlib.util
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,6 +17,7 @@ from mecharena.mechanisms.base import advance
 from mecharena.mechanisms.reputation import ReputationConfig, displayed
 from mecharena.metrics.harness import Cell
 from mecharena.sim.loop import play
+from tests.conftest import load_usecase
 
 REPUTATION = mechanisms.get("reputation")
 
@@ -160,21 +158,13 @@ def test_a_policy_with_a_weight_count_the_market_cannot_read_is_refused_naming_t
         list(play(cell.episode(), 1))
 
 
-def _usecase():
-    path = Path(__file__).parents[2] / "examples" / "usecases" / "reputation_marketplace.py"
-    spec = importlib.util.spec_from_file_location("reputation_marketplace", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("reputation_marketplace", module)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.slow
 def test_the_search_finds_fake_reviews_and_shirking_and_the_repair_closes_them():
     """No attack named: the policy search over price, quality, re-entry and fake reviews finds a gain under the
     average rule, made of fake reviews that lift the score above the seller's type; under the repair (verified
     purchases only, forgetting, an entry fee) it finds nothing (upper bound below 0.003 per round)."""
-    table = _usecase().use_case_table(("average", "repaired"), generations=30, markets=200, eval_markets=1000)
+    table = load_usecase("reputation_marketplace").use_case_table(("average", "repaired"), generations=30, markets=200,
+                                                                  eval_markets=1000)
     average, repaired = table["found"]["average"], table["found"]["repaired"]
     assert average["gain"]["ci95"][0] > 0.03, average
     assert average["behaviour"]["fakes"] > 0.1 and average["behaviour"]["score_gap"] > 0.1, average

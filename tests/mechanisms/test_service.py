@@ -5,9 +5,6 @@ Source of the failure mode it is built around: Bansal et al. 2025, Magentic Mark
 take the first acceptable proposal far more often than the best one).
 """
 
-import importlib.util
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +12,7 @@ import pytest
 from mecharena import mechanisms
 from mecharena.mechanisms.base import advance
 from mecharena.mechanisms.service import ServiceConfig
+from tests.conftest import load_usecase
 
 SERVICE = mechanisms.get("service")
 MARKETS = 4000
@@ -143,25 +141,17 @@ def test_actions_outside_the_schema_are_flagged_inside_the_batch_not_raised():
     np.testing.assert_array_equal(step.events["delay"], clean.events["delay"])  # the fields fell back to defaults
 
 
-def _usecase():
-    path = Path(__file__).parents[2] / "examples" / "usecases" / "service_marketplace.py"
-    spec = importlib.util.spec_from_file_location("service_marketplace", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("service_marketplace", module)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.slow
 def test_the_search_finds_haste_and_fake_disputes_and_the_repair_closes_them():
     """No attack named: the policy search over proposing, effort, haste and puppet tasks finds the first-proposal
-    bias at launch (it answers at once and takes most tasks) and, once proposals are ranked, fake disputes that
-    strike the rivals out; under the repair it finds nothing (upper bound below 0.003 per round)."""
-    table = _usecase().use_case_table(("launch", "ranked", "repaired"), generations=20, markets=150,
-                                      eval_markets=800)
+    bias at launch (it answers at once and takes most tasks) with a shortfall just under what customers notice
+    (effort 0.8) and, once proposals are ranked, fake disputes that strike the rivals out; under the repair it
+    finds nothing (upper bound below 0.003 per round)."""
+    table = load_usecase("service_marketplace").use_case_table(("launch", "ranked", "repaired"), generations=20,
+                                                               markets=150, eval_markets=800)
     launch, ranked, repaired = (table["found"][d] for d in ("launch", "ranked", "repaired"))
     assert launch["gain"]["ci95"][0] > 0.04 and launch["behaviour"]["haste"] > 0.8, launch
-    assert launch["behaviour"]["task_share"] > 0.8, launch
+    assert launch["behaviour"]["task_share"] > 0.8 and 0.79 < launch["behaviour"]["effort"] < 0.85, launch  # shading
     assert ranked["gain"]["ci95"][0] > 0.02 and ranked["behaviour"]["rivals_suspended"] > 0.3, ranked
     assert repaired["gain"]["ci95"][1] < 0.003, repaired
     cost = table["costs"]["repaired - launch"]
