@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -14,10 +15,12 @@ from mecharena.core.errors import ConfigError
 from mecharena.core.registry import Registry
 from mecharena.ledger import record_episode
 from mecharena.ledger.store import connect
+from mecharena.llm import agent as llm_agent
 from mecharena.llm.agent import AGENT, BidDecision, LLMParams, Memory, decide, run_tool
+from mecharena.llm.config import ProviderConfig
 from mecharena.llm.providers import GenerationParams
 from mecharena.llm.structured import Tally
-from mecharena.sim.loop import make_episode
+from mecharena.sim.loop import make_episode, play
 from tests.llm.conftest import serving
 from tests.llm.test_structured import Scripted
 
@@ -70,8 +73,9 @@ def test_a_decision_calls_a_tool_then_acts_and_every_step_is_noted(tmp_path):
     context = episode("truthful:3").context
     provider = Scripted(act("best_response"), act(bid=0.55))
     params = LLMParams(config="unused", tools=2)
-    enter, bid, notes = decide(provider, params, GenerationParams(), context, memory_with([0.0, 0.3, 0.52]),
-                               0, 0, 0.8, 4, seed=11, tally=Tally())
+    enter, bid, fields, notes = decide(provider, params, GenerationParams(), context, memory_with([0.0, 0.3, 0.52]),
+                                       0, 0, 0.8, 4, seed=11, tally=Tally())
+    assert fields == {}  # a market of one round declares no action fields
     assert (enter, bid) == (True, 0.55)
     assert [n["kind"] for n in notes] == ["prompt", "response", "outcome", "tool_call", "tool_result", "response",
                                           "outcome", "action"]
@@ -88,8 +92,8 @@ def test_a_decision_calls_a_tool_then_acts_and_every_step_is_noted(tmp_path):
 def test_tool_calls_stop_at_the_limit_and_a_spent_budget_sits_out():
     context = episode("truthful:3").context
     provider = Scripted(act("history", bid=0.7), act("history", bid=0.7))
-    _, bid, notes = decide(provider, LLMParams(config="unused", tools=1, budget=1.0), GenerationParams(), context,
-                           memory_with([0.0, 0.3, 0.52]), 0, 0, 0.8, 1, seed=0, tally=Tally())
+    _, bid, _, notes = decide(provider, LLMParams(config="unused", tools=1, budget=1.0), GenerationParams(), context,
+                              memory_with([0.0, 0.3, 0.52]), 0, 0, 0.8, 1, seed=0, tally=Tally())
     assert [n["kind"] for n in notes].count("tool_call") == 1 and notes[-1]["kind"] == "action"
     assert bid == 0.7  # the second answer still asked for a tool: at the limit its bid is the action
     spent = memory_with([0.0, 0.3, 0.52])
@@ -303,3 +307,40 @@ def test_simulate_reports_how_the_llm_seats_structured_requests_ended(tmp_path, 
             "llm": {"requests": 12, "valid": 4, "repaired": 4, "fallback": 4, "error": 0}}
     else:
         assert "llm structured output: 12 requests, 4 valid, 4 repaired, 4 fallback, 0 error" in result.stdout
+
+
+def test_in_a_market_across_rounds_the_llm_reads_the_declared_actions_and_its_record(monkeypatch):
+    """The service marketplace: the answer's model holds one key per declared action field with its range (what
+    constrained decoding enforces), the prompt states each field, what a bid means there and the seat's own
+    record; an answer out of the declared range is repaired; and the fields the model chose reach the mechanism
+    (an agent answering haste = 1 wins every task customers give the first proposal)."""
+    service = mechanisms.get("service")
+    model = llm_agent.decision_model(service)
+    schema = model.model_json_schema()["properties"]
+    assert (schema["quality"]["minimum"], schema["quality"]["maximum"]) == (0.0, 1.0)
+    assert schema["fakes"]["maximum"] == 1000.0 and schema["tool"]["enum"] == ["none", "history"]
+
+    def answer(**fields) -> str:
+        return json.dumps({"thought": "t", "tool": "none", "tool_bid": 0.0, "enter": True, "bid": 1.0,
+                           "quality": 1.0, "haste": 0.0, "fakes": 0.0, **fields})
+
+    context = episode("truthful:4", mechanism="service").context
+    memory = replace(memory_with([0.0] * 4), own={"strikes": np.array([[2.0]]), "tasks": np.array([[5.0]])})
+    provider = Scripted(answer(quality=2.0), answer(quality=0.5, haste=1.0))
+    enter, bid, fields, notes = decide(provider, LLMParams(config="unused", tools=0), GenerationParams(), context,
+                                       memory, 0, 0, 0.7, 3, seed=0, tally=Tally())
+    assert (enter, bid, fields) == (True, 1.0, {"quality": 0.5, "haste": 1.0, "fakes": 0.0})
+    assert [n["text"] for n in notes if n["kind"] == "outcome"] == ["repaired"]
+    system, user = provider.asked[0][0]
+    assert "haste: share of its preparation time skipped" in system["content"]
+    assert "each bid must be in [0, 1] (> 0: proposes for every task)" in system["content"]
+    assert "Your record after last round: strikes 2, tasks 5." in user["content"]
+    assert provider.asked[0][1].json_schema["properties"]["haste"]["maximum"] == 1.0
+
+    scripted = Scripted(*[answer(haste=1.0)] * 3)
+    monkeypatch.setattr(llm_agent, "shared_provider", lambda path: (ProviderConfig(backend="openai", concurrency=1),
+                                                                   scripted))
+    records = list(play(episode("llm(config=unused,tools=0):1,truthful:3", mechanism="service", seed=4), 3))
+    for record in records:
+        assert record.actions["haste"][0, 0] == 1.0
+        assert record.events["won"][0, 0] == record.events["won"][0].sum()  # first proposal every time

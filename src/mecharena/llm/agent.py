@@ -39,6 +39,15 @@ hands to the ledger (``traces.jsonl``, DuckDB view ``traces``): kinds ``prompt``
 structured request (text ``valid``, ``repaired``, ``fallback`` or ``error``), which ``simulate``
 counts (:func:`mecharena.metrics.run.structured_outcomes`).
 
+**Markets across rounds.** In a stateful mechanism (:mod:`mecharena.mechanisms.schema`: the
+reputation marketplace, the service marketplace, the prisoner's dilemma, a plug-in's) the agent reads
+the mechanism's own declaration: the prompt states what a bid means there (the market spec's rule),
+every declared action field (its description and range) and the seat's own state after last round;
+the answer's model (:func:`decision_model`) adds one key per action field with its bounds, so
+constrained decoding holds the model to the declared schema, and the action carries the fields. The
+simulating tools clear one round, which misprices a record carried across rounds, so there only
+``history`` is offered; the ``truthful`` fallback is the mechanism's honest plan.
+
 **Talk.** Where the episode opens message channels (``mecharena.sim.channels``), each round
 before bidding the model may send one message (:class:`MessageChoice`: the channel, the
 receiver, a proposal naming a designated winner and a bid cap, a report, an accusation, a side
@@ -50,13 +59,14 @@ Randomness: each decision's sampling seed is drawn from the group's market-keyed
 run asks the same questions with the same seeds (and a provider cache makes a rerun free).
 """
 
+import functools
 import json
 import os
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, create_model
 
 from mecharena.agents.base import (
     Action,
@@ -76,7 +86,7 @@ from mecharena.fuzz.families import Family, Param
 from mecharena.llm.config import shared_provider
 from mecharena.llm.providers import GenerationParams, Provider, bounded_map
 from mecharena.llm.structured import Answer, Tally, ask, schema_prompt
-from mecharena.mechanisms import clear, describe
+from mecharena.mechanisms import ActionField, Mechanism, clear, describe
 from mecharena.sim.channels import CHANNELS, KINDS
 
 VERSION = 1
@@ -162,18 +172,55 @@ class Memory:
     seen: int  # rounds remembered so far
     heard: Any = None  # (B, S) object: this round's delivered messages as JSON text ("" none); None: no channels
     talk_notes: tuple[dict[str, Any], ...] = ()  # this round's talk requests, traced with its decisions
+    own: dict[str, FloatArray] | None = None  # (B, S) per seat-state field after last round; None: stateless
+
+
+def decision_model(mechanism: Mechanism) -> type[BidDecision]:
+    """The answer's model in ``mechanism``'s market: :class:`BidDecision`, and in a stateful market one more key
+    per declared action field (its description and range) with only the history tool.
+
+    >>> from mecharena import mechanisms
+    >>> list(decision_model(mechanisms.get("service")).model_fields)[-3:]
+    ['quality', 'haste', 'fakes']
+    """
+    return _decision_model(mechanism.actions) if mechanism.stateful else BidDecision
+
+
+@functools.lru_cache(maxsize=64)
+def _decision_model(actions: tuple[ActionField, ...]) -> type[BidDecision]:
+    if clash := [a.name for a in actions if a.name in BidDecision.model_fields]:
+        raise ConfigError(f"llm: the action fields {clash} take the names of the answer's own keys "
+                          f"({', '.join(BidDecision.model_fields)})")
+    fields: dict[str, Any] = {
+        a.name: (int if a.integer else float, Field(ge=a.low, le=a.high, description=a.description)) for a in actions}
+    return create_model("RoundDecision", __base__=BidDecision, __doc__=BidDecision.__doc__,
+                        tool=(Literal["none", "history"], Field(description="a tool to call first, or none")),
+                        **fields)
+
+
+def _own(context: MarketContext, state: dict[str, FloatArray]) -> dict[str, FloatArray] | None:
+    if not context.mechanism.stateful:
+        return None
+    return {f.name: np.array(state[f.name], dtype=float) for f in context.mechanism.state if f.per == "seat"}
 
 
 def _init(context: MarketContext, params: LLMParams, seats: int, draws: Draws) -> Memory:
-    require_mechanism(context, "llm", SUPPORTED, unit_demand=True)
+    if not context.mechanism.stateful:
+        require_mechanism(context, "llm", SUPPORTED, unit_demand=True)
+    elif context.spec.value_width or context.spec.orders_per_agent:
+        raise ConfigError(f"llm bids one unit per seat; {context.mechanism.name} is configured for several units, "
+                          "partners or orders per agent")
+    decision_model(context.mechanism)  # field names that clash fail before the first round
     if draws.markets * seats > MAX_DECISIONS:
         raise ConfigError(f"llm agents ask the model once per market and seat per round: markets x seats must be "
                           f"at most {MAX_DECISIONS}, got {draws.markets} x {seats}")
     shared_provider(config_path(params))  # a bad config fails before the first round
     shape = (draws.markets, seats, params.memory)
     nan = np.full(shape, np.nan)
+    initial = context.mechanism.initial(context.config, draws.markets, context.n_agents)
     return Memory(nan, nan, nan, nan, nan, nan, np.full((*shape, context.n_agents), np.nan),
-                  np.zeros(shape[:2]), 0)
+                  np.zeros(shape[:2]), 0,
+                  own=_own(context, {name: array[:, context.seats] for name, array in initial.items()}))
 
 
 def config_path(params: LLMParams) -> str:
@@ -189,9 +236,18 @@ def _rules(context: MarketContext) -> str:
     # every flag told after the round (the reserve is told before it, below)
     shown = [name.replace("_", " ") for name in type(info).model_fields if name != "reserve" and getattr(info, name)]
     reserve = context.visible_reserve
-    text = (f"Market: {context.mechanism.name} ({describe(context.mechanism)['summary']}), {context.n_agents} bidders, "
-            f"one item per bidder at most. Reserve price: {f'{reserve:.3f}' if reserve else 'none announced'}. "
-            f"After each round the market announces: {', '.join(shown) or 'nothing'}.")
+    mechanism = context.mechanism
+    if mechanism.stateful:
+        fields = "; ".join(f"{a.name}: {a.description}, {'a whole number' if a.integer else 'a number'} from "
+                           f"{a.low:g} to {a.high:g}" for a in mechanism.actions)
+        text = (f"Market: {mechanism.name} ({describe(mechanism)['summary']}), {context.n_agents} seats, played "
+                f"over rounds: what it records about you carries from round to round. Your bid: "
+                f"{context.spec.action_rule}." + (f" Besides the bid you choose each round: {fields}." if fields else "")
+                + f" After each round the market announces: {', '.join(shown) or 'nothing'}.")
+    else:
+        text = (f"Market: {mechanism.name} ({describe(mechanism)['summary']}), {context.n_agents} bidders, "
+                f"one item per bidder at most. Reserve price: {f'{reserve:.3f}' if reserve else 'none announced'}. "
+                f"After each round the market announces: {', '.join(shown) or 'nothing'}.")
     charged = {k: v for k, v in fines.model_dump().items() if v}
     return text + (f" Fines and audits: {json.dumps(charged)}." if charged else "")
 
@@ -213,15 +269,24 @@ def prompt(context: MarketContext, params: LLMParams, memory: Memory, b: int, s:
     """The chat messages of one decision (market ``b``, seat ``s`` of the group)."""
     left = None if params.budget is None else max(params.budget - float(memory.spent[b, s]), 0.0)
     recent = _window(memory, b, s, SHOWN)
-    tools = (f"You may call up to {params.tools} tool(s) before acting (set tool, and tool_bid for payoff): payoff "
-             f"(expected utility of bidding tool_bid), history (all {params.memory} remembered rounds), best_response "
-             f"(the best bid against what you have seen)." if params.tools else "No tools: set tool to none.")
-    user = (f"Round {round_}. Your value for the item this round: {value:.3f}."
+    model = decision_model(context.mechanism)
+    if not params.tools:
+        tools = "No tools: set tool to none."
+    elif model is BidDecision:
+        tools = (f"You may call up to {params.tools} tool(s) before acting (set tool, and tool_bid for payoff): "
+                 f"payoff (expected utility of bidding tool_bid), history (all {params.memory} remembered rounds), "
+                 f"best_response (the best bid against what you have seen).")
+    else:
+        tools = f"You may call the tool history (all {params.memory} remembered rounds) up to {params.tools} time(s)."
+    own = "" if memory.own is None else " Your record after last round: " + ", ".join(
+        f"{name} {float(array[b, s]):.3g}" for name, array in memory.own.items()) + "."
+    user = (f"Round {round_}. Your value {'this round' if memory.own is not None else 'for the item this round'}: "
+            f"{value:.3f}.{own}"
             + (f" Budget left: {left:.3f} (you cannot pay more)." if left is not None else "")
             + f"\nYour last rounds (oldest first): {json.dumps(recent) if recent else 'none yet'}\n"
             + (f"Messages you received this round: {memory.heard[b, s] or 'none'}\n" if memory.heard is not None
                else "")
-            + f"{tools}\nTo act, set tool to none, enter, and bid. {schema_prompt(BidDecision)}")
+            + f"{tools}\nTo act, set tool to none, enter, and bid. {schema_prompt(model)}")
     hint = f" {HINTS[params.hint]}" if params.objective == "red_team" and params.hint else ""
     return [{"role": "system", "content": f"{OBJECTIVES[params.objective]}{hint} {_rules(context)}"},
             {"role": "user", "content": user}]
@@ -271,16 +336,21 @@ def run_tool(decision: BidDecision, context: MarketContext, memory: Memory, b: i
 # ----------------------------------------------------------------------------- acting
 def decide(provider: Provider, params: LLMParams, gen: GenerationParams, context: MarketContext, memory: Memory,
            b: int, s: int, value: float, round_: int, seed: int, tally: Tally | None = None
-           ) -> tuple[bool, float, list[dict]]:
-    """One observe-reason-act decision: (enter, bid, notes)."""
+           ) -> tuple[bool, float, dict[str, float], list[dict]]:
+    """One observe-reason-act decision: (enter, bid, the declared action fields (none in a stateless market),
+    notes)."""
     seat = range(*context.seats.indices(context.n_agents))[s]
+    model = decision_model(context.mechanism)
+    actions = context.mechanism.actions if model is not BidDecision else ()
     messages = prompt(context, params, memory, b, s, value, round_)
     notes = [{"step": 0, "kind": "prompt", "text": json.dumps(messages)}]
-    fallback = BidDecision(thought="fallback", tool="none", tool_bid=0.0, enter=params.fallback == "truthful",
-                           bid=value if params.fallback == "truthful" else 0.0)
+    honest = value if model is BidDecision else float(context.mechanism.truthful(context.config, np.array([[value]]),
+                                                                                   context.spec)[0, 0])
+    fallback = model(thought="fallback", tool="none", tool_bid=0.0, enter=params.fallback == "truthful",
+                     bid=honest if params.fallback == "truthful" else 0.0, **{a.name: a.default for a in actions})
     rng = np.random.default_rng(seed)
     for step in range(params.tools + 1):
-        answer: Answer = ask(provider, messages, BidDecision, gen.model_copy(update={"seed": seed + step}),
+        answer: Answer = ask(provider, messages, model, gen.model_copy(update={"seed": seed + step}),
                              fallback=fallback, tally=tally)
         notes += [*answer.notes(step=step), {"step": step, "kind": "outcome", "text": answer.outcome}]
         decision = answer.value
@@ -295,9 +365,10 @@ def decide(provider: Provider, params: LLMParams, gen: GenerationParams, context
                                                 f"Call another tool or act (tool none)."}]
     left = np.inf if params.budget is None else max(params.budget - float(memory.spent[b, s]), 0.0)
     enter, bid = decision.enter and left > 0, min(decision.bid, left)  # a spent budget sits out
-    notes.append({"step": step, "kind": "action", "text": json.dumps({"enter": enter, "bid": bid,
+    fields = {a.name: float(getattr(decision, a.name)) for a in actions}
+    notes.append({"step": step, "kind": "action", "text": json.dumps({"enter": enter, "bid": bid, **fields,
                                                                       "thought": decision.thought})})
-    return enter, bid, notes
+    return enter, bid, fields, notes
 
 
 def _act(context: MarketContext, params: LLMParams, memory: Memory, values: FloatArray, draws: Draws) -> Action:
@@ -307,7 +378,7 @@ def _act(context: MarketContext, params: LLMParams, memory: Memory, values: Floa
     seeds = (draws.uniform("seed", s) * 2**31).astype(np.int64)
     round_ = memory.seen  # rounds this group has played
 
-    def one(index: int) -> tuple[bool, float, list[dict]]:
+    def one(index: int) -> tuple[bool, float, dict[str, float], list[dict]]:
         i, j = divmod(index, s)
         return decide(provider, params, gen, context, memory, i, j, float(values[i, j]), round_,
                       int(seeds[i, j]))
@@ -315,9 +386,10 @@ def _act(context: MarketContext, params: LLMParams, memory: Memory, values: Floa
     results = bounded_map(one, range(b * s), config.concurrency)
     enter = np.array([r[0] for r in results]).reshape(b, s)
     bids = np.array([r[1] for r in results], dtype=float).reshape(b, s)
+    fields = {name: np.array([r[2][name] for r in results], dtype=float).reshape(b, s) for name in results[0][2]}
     notes = memory.talk_notes + tuple({"market": index // s, "seat": index % s, **note}
-                                      for index, r in enumerate(results) for note in r[2])
-    return Action(bids=np.where(enter, bids, 0.0), enter=enter, notes=notes)
+                                      for index, r in enumerate(results) for note in r[3])
+    return Action(bids=np.where(enter, bids, 0.0), enter=enter, notes=notes, fields=fields or None)
 
 
 def _shift(old: FloatArray, new: FloatArray) -> FloatArray:
@@ -338,7 +410,8 @@ def _update(context: MarketContext, params: LLMParams, memory: Memory, values: F
         price=_shift(memory.price, np.repeat(observation.price[:, None], s, axis=1)),
         rivals=memory.rivals if params.memory == 0 else np.concatenate([memory.rivals[:, :, 1:], rivals[:, :, None]],
                                                                          axis=2),
-        spent=memory.spent + np.maximum(feedback.paid, 0.0), seen=memory.seen + 1, talk_notes=())
+        spent=memory.spent + np.maximum(feedback.paid, 0.0), seen=memory.seen + 1, talk_notes=(),
+        own=None if memory.own is None else _own(context, feedback.state))
 
 
 # ----------------------------------------------------------------------------- talking
@@ -415,4 +488,5 @@ FAMILY = Family("llm_red_team", "llm", (Param("hint", 0, len(HINTS) - 1, "int"),
                 "whatever the failure report's exploit calls for; read the traces for the model's stated plan",
                 fixed={"objective": "red_team"}, opt_in=True)
 
-__all__ = ["AGENT", "FAMILY", "HINTS", "BidDecision", "LLMParams", "MessageChoice", "decide", "expected_utility", "prompt", "run_tool"]
+__all__ = ["AGENT", "FAMILY", "HINTS", "BidDecision", "LLMParams", "MessageChoice", "decide", "decision_model",
+           "expected_utility", "prompt", "run_tool"]
