@@ -163,7 +163,7 @@ def test_the_search_finds_fake_reviews_and_shirking_and_the_repair_closes_them()
     """No attack named: the policy search over price, quality, re-entry and fake reviews finds a gain under the
     average rule, made of fake reviews that lift the score above the seller's type; under the repair (verified
     purchases only, forgetting, an entry fee) it finds nothing (upper bound below 0.003 per round)."""
-    table = load_usecase("reputation_marketplace").use_case_table(("average", "repaired"), generations=30, markets=200,
+    table = load_usecase("reputation_marketplace").use_case_table(("average", "repaired"), generations=20, markets=200,
                                                                   eval_markets=1000)
     average, repaired = table["found"]["average"], table["found"]["repaired"]
     assert average["gain"]["ci95"][0] > 0.03, average

@@ -147,7 +147,7 @@ def test_the_search_finds_haste_and_fake_disputes_and_the_repair_closes_them():
     bias at launch (it answers at once and takes most tasks) with a shortfall just under what customers notice
     (effort 0.8) and, once proposals are ranked, fake disputes that strike the rivals out; under the repair it
     finds nothing (upper bound below 0.003 per round)."""
-    table = load_usecase("service_marketplace").use_case_table(("launch", "ranked", "repaired"), generations=20,
+    table = load_usecase("service_marketplace").use_case_table(("launch", "ranked", "repaired"), generations=12,
                                                                markets=150, eval_markets=800)
     launch, ranked, repaired = (table["found"][d] for d in ("launch", "ranked", "repaired"))
     assert launch["gain"]["ci95"][0] > 0.04 and launch["behaviour"]["haste"] > 0.8, launch
