@@ -151,7 +151,7 @@ def test_the_long_horizon_player_defects_in_the_last_round_only_and_earns_its_pl
     np.testing.assert_array_equal(clean[:19], R)
     np.testing.assert_array_equal(clean[19], T)
     noisy = _seat0(0.05, "long_horizon(horizon=20)").mean(axis=0)
-    _, value = plan(DilemmaConfig(noise=0.05), LongHorizonParams(horizon=20), 0.05)
+    _, value = plan(DilemmaConfig(noise=0.05), LongHorizonParams(horizon=20))
     assert abs(noisy.mean() - value[0, 1] / 20) < 4 * noisy.std(ddof=1) / np.sqrt(noisy.size)
     assert value[0, 1] / 20 > (R + 19 * (R * 0.95 + S * 0.05)) / 20 + 0.05
     myopic = _seat0(0.0, "long_horizon(discount=0.2,horizon=20)", markets=20)

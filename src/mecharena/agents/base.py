@@ -220,5 +220,21 @@ def require_mechanism(context: MarketContext, agent: str, supported: tuple[str, 
     raise ConfigError(f"{lead} {', '.join(supported)}{' (unit demand)' if unit_demand else ''}, got {name}")
 
 
+def require_one_bid(context: MarketContext, agent: str) -> None:
+    """Raise :class:`ConfigError` unless the market takes one bid per seat (no units, partners or orders)."""
+    if context.spec.value_width or context.spec.orders_per_agent:
+        raise ConfigError(f"{agent} bids one unit per seat; {context.mechanism.name} is configured for several "
+                          "units, partners or orders per agent")
+
+
+def initial_own_state(context: MarketContext, markets: int) -> dict[str, FloatArray]:
+    """The group's per-seat mechanism state before the first round, (B, S) per field: what
+    :attr:`Feedback.state` holds after each round ({} for a mechanism of one round)."""
+    if not context.mechanism.stateful:
+        return {}
+    initial = context.mechanism.initial(context.config, markets, context.n_agents)
+    return {f.name: initial[f.name][:, context.seats] for f in context.mechanism.state if f.per == "seat"}
+
+
 def as_action(result: Action | FloatArray) -> Action:
     return result if isinstance(result, Action) else Action(bids=np.asarray(result, dtype=float))

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import Field
 
-from mecharena.agents.base import Action, AgentType, Draws, Feedback, MarketContext, Observation, require_mechanism
+from mecharena.agents.base import (Action, AgentType, Draws, Feedback, MarketContext, Observation, initial_own_state,
+                                   require_mechanism)
 from mecharena.core.config import StrictModel
 from mecharena.core.types import FloatArray
 from mecharena.mechanisms.prisoners_dilemma import DilemmaConfig
@@ -41,23 +42,24 @@ class LongHorizonParams(StrictModel):
 
 @dataclass(frozen=True, slots=True)
 class LongHorizonState:
+    cooperate: np.ndarray  # (horizon, 2)  the plan (see plan), made once for the episode
     round: int
     cooperated: FloatArray  # (B, S)  its own last move (1: cooperated)
 
 
-def plan(config: DilemmaConfig, params: LongHorizonParams, noise: float) -> tuple[np.ndarray, np.ndarray]:
+def plan(config: DilemmaConfig, params: LongHorizonParams) -> tuple[np.ndarray, np.ndarray]:
     """(cooperate, value): ``cooperate[t, k]`` is True where cooperating is optimal in round t after its own
     last move k (0: defected, 1: cooperated; round 0 uses k = 1, the partner's opening cooperation) and
     ``value[t, k]`` the discounted payoff from round t on.
 
     Against plain tit-for-tat without noise it defects in the last round only:
 
-    >>> cooperate, _ = plan(DilemmaConfig(), LongHorizonParams(horizon=4), 0.0)
+    >>> cooperate, _ = plan(DilemmaConfig(), LongHorizonParams(horizon=4))
     >>> cooperate[:, 1].tolist()
     [True, True, True, False]
     """
     t_, r_, p_, s_ = config.temptation, config.reward, config.punishment, config.sucker
-    g, h = params.partner_generosity, params.horizon
+    g, h, noise = params.partner_generosity, params.horizon, config.noise
     partner = np.array([noise + (1 - noise) * g, (1 - noise) + noise * g])  # P(partner cooperates) after D, C
     partner_first = np.array([1.0, 1.0])  # round 0: the partner opens with cooperation whatever k says
     cooperate = np.zeros((h, 2), dtype=bool)
@@ -77,15 +79,14 @@ def _check(context: MarketContext) -> None:
 
 def init(context: MarketContext, params: LongHorizonParams, seats: int, draws: Draws) -> LongHorizonState:
     _check(context)
-    return LongHorizonState(0, np.ones((draws.markets, seats)))
+    cooperate, _ = plan(context.config, params)
+    return LongHorizonState(cooperate, 0, initial_own_state(context, draws.markets)["cooperated"])
 
 
 def act(context: MarketContext, params: LongHorizonParams, state: LongHorizonState, values: FloatArray,
         draws: Draws) -> Action:
     """(B, S) moves: 1 (cooperate) or 0 (defect), the plan's for this round and its own last move."""
-    _check(context)
-    cooperate, _ = plan(context.config, params, context.config.noise)
-    row = cooperate[min(state.round, params.horizon - 1)]
+    row = state.cooperate[min(state.round, params.horizon - 1)]
     return Action(bids=row[(state.cooperated > 0.5).astype(int)].astype(float))
 
 

@@ -50,7 +50,8 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import Field, field_validator
 
-from mecharena.agents.base import Action, AgentType, Draws, Feedback, MarketContext, Observation
+from mecharena.agents.base import (Action, AgentType, Draws, Feedback, MarketContext, Observation, initial_own_state,
+                                   require_one_bid)
 from mecharena.core.config import StrictModel, shown_value
 from mecharena.core.errors import ConfigError
 from mecharena.core.types import FloatArray
@@ -141,12 +142,6 @@ class PolicyState:
     own: FloatArray | None = None  # (B, S, k)  the seat's per-seat mechanism state; None: stateless
 
 
-def _check(context: MarketContext) -> None:
-    if context.spec.value_width or context.spec.orders_per_agent:
-        raise ConfigError(f"policy bids one unit per seat; {context.mechanism.name} is configured for several "
-                          "units, partners or orders per agent")
-
-
 def _own(mechanism: Mechanism, state: dict[str, FloatArray], shape: tuple[int, int]) -> FloatArray | None:
     """(B, S, k) the group's per-seat state fields (None for a stateless mechanism)."""
     if not mechanism.stateful:
@@ -156,11 +151,9 @@ def _own(mechanism: Mechanism, state: dict[str, FloatArray], shape: tuple[int, i
 
 
 def init(context: MarketContext, params: PolicyParams, seats: int, draws: Draws) -> PolicyState:
-    _check(context)
+    require_one_bid(context, "policy")
     zeros = np.zeros((draws.markets, seats))
-    initial = context.mechanism.initial(context.config, draws.markets, context.n_agents) if \
-        context.mechanism.stateful else {}
-    own = _own(context.mechanism, {name: array[:, context.seats] for name, array in initial.items()}, zeros.shape)
+    own = _own(context.mechanism, initial_own_state(context, draws.markets), zeros.shape)
     return PolicyState(zeros, zeros, zeros, zeros, zeros, np.ones_like(zeros), 0, own)
 
 

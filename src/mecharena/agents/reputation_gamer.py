@@ -36,7 +36,8 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import Field
 
-from mecharena.agents.base import Action, AgentType, Draws, Feedback, MarketContext, Observation, require_mechanism
+from mecharena.agents.base import (Action, AgentType, Draws, Feedback, MarketContext, Observation, initial_own_state,
+                                   require_mechanism)
 from mecharena.core.config import StrictModel
 from mecharena.core.types import FloatArray
 from mecharena.mechanisms.reputation import ReputationConfig
@@ -85,9 +86,8 @@ def _check(context: MarketContext) -> None:
 
 def init(context: MarketContext, params: ReputationGamerParams, seats: int, draws: Draws) -> GamerState:
     _check(context)
-    start = context.mechanism.initial(context.config, draws.markets, context.n_agents)
-    return GamerState(positive=start["positive"][:, context.seats].copy(),
-                      negative=start["negative"][:, context.seats].copy())
+    start = initial_own_state(context, draws.markets)
+    return GamerState(positive=start["positive"], negative=start["negative"])
 
 
 def act(context: MarketContext, params: ReputationGamerParams, state: GamerState, values: FloatArray,

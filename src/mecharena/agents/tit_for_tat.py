@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import Field
 
-from mecharena.agents.base import Action, AgentType, Draws, Feedback, MarketContext, Observation, require_mechanism
+from mecharena.agents.base import (Action, AgentType, Draws, Feedback, MarketContext, Observation, initial_own_state,
+                                   require_mechanism)
 from mecharena.core.config import StrictModel
 from mecharena.core.types import FloatArray
 from mecharena.mechanisms.prisoners_dilemma import DilemmaConfig
@@ -50,8 +51,7 @@ def _check(context: MarketContext) -> None:
 
 def init(context: MarketContext, params: TitForTatParams, seats: int, draws: Draws) -> TitForTatState:
     _check(context)
-    start = context.mechanism.initial(context.config, draws.markets, context.n_agents)
-    return TitForTatState(seen=start["seen"][:, context.seats].copy())
+    return TitForTatState(seen=initial_own_state(context, draws.markets)["seen"])
 
 
 def act(context: MarketContext, params: TitForTatParams, state: TitForTatState, values: FloatArray,

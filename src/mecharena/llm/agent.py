@@ -77,7 +77,9 @@ from mecharena.agents.base import (
     MarketContext,
     Observation,
     Outbox,
+    initial_own_state,
     require_mechanism,
+    require_one_bid,
 )
 from mecharena.core.config import StrictModel
 from mecharena.core.errors import ConfigError
@@ -172,7 +174,7 @@ class Memory:
     seen: int  # rounds remembered so far
     heard: Any = None  # (B, S) object: this round's delivered messages as JSON text ("" none); None: no channels
     talk_notes: tuple[dict[str, Any], ...] = ()  # this round's talk requests, traced with its decisions
-    own: dict[str, FloatArray] | None = None  # (B, S) per seat-state field after last round; None: stateless
+    own: dict[str, FloatArray] | None = None  # Feedback.state after last round (its initial first); None: stateless
 
 
 def decision_model(mechanism: Mechanism) -> type[BidDecision]:
@@ -198,18 +200,11 @@ def _decision_model(actions: tuple[ActionField, ...]) -> type[BidDecision]:
                         **fields)
 
 
-def _own(context: MarketContext, state: dict[str, FloatArray]) -> dict[str, FloatArray] | None:
-    if not context.mechanism.stateful:
-        return None
-    return {f.name: np.array(state[f.name], dtype=float) for f in context.mechanism.state if f.per == "seat"}
-
-
 def _init(context: MarketContext, params: LLMParams, seats: int, draws: Draws) -> Memory:
-    if not context.mechanism.stateful:
+    if context.mechanism.stateful:
+        require_one_bid(context, "llm")
+    else:
         require_mechanism(context, "llm", SUPPORTED, unit_demand=True)
-    elif context.spec.value_width or context.spec.orders_per_agent:
-        raise ConfigError(f"llm bids one unit per seat; {context.mechanism.name} is configured for several units, "
-                          "partners or orders per agent")
     decision_model(context.mechanism)  # field names that clash fail before the first round
     if draws.markets * seats > MAX_DECISIONS:
         raise ConfigError(f"llm agents ask the model once per market and seat per round: markets x seats must be "
@@ -217,10 +212,9 @@ def _init(context: MarketContext, params: LLMParams, seats: int, draws: Draws) -
     shared_provider(config_path(params))  # a bad config fails before the first round
     shape = (draws.markets, seats, params.memory)
     nan = np.full(shape, np.nan)
-    initial = context.mechanism.initial(context.config, draws.markets, context.n_agents)
     return Memory(nan, nan, nan, nan, nan, nan, np.full((*shape, context.n_agents), np.nan),
                   np.zeros(shape[:2]), 0,
-                  own=_own(context, {name: array[:, context.seats] for name, array in initial.items()}))
+                  own=initial_own_state(context, draws.markets) if context.mechanism.stateful else None)
 
 
 def config_path(params: LLMParams) -> str:
@@ -237,17 +231,17 @@ def _rules(context: MarketContext) -> str:
     shown = [name.replace("_", " ") for name in type(info).model_fields if name != "reserve" and getattr(info, name)]
     reserve = context.visible_reserve
     mechanism = context.mechanism
+    market = f"Market: {mechanism.name} ({describe(mechanism)['summary']}), {context.n_agents} "
     if mechanism.stateful:
         fields = "; ".join(f"{a.name}: {a.description}, {'a whole number' if a.integer else 'a number'} from "
                            f"{a.low:g} to {a.high:g}" for a in mechanism.actions)
-        text = (f"Market: {mechanism.name} ({describe(mechanism)['summary']}), {context.n_agents} seats, played "
-                f"over rounds: what it records about you carries from round to round. Your bid: "
-                f"{context.spec.action_rule}." + (f" Besides the bid you choose each round: {fields}." if fields else "")
-                + f" After each round the market announces: {', '.join(shown) or 'nothing'}.")
+        text = (f"{market}seats, played over rounds: what it records about you carries from round to round. Your "
+                f"bid: {context.spec.action_rule}." + (f" Besides the bid you choose each round: {fields}." if fields
+                                                        else ""))
     else:
-        text = (f"Market: {mechanism.name} ({describe(mechanism)['summary']}), {context.n_agents} bidders, "
-                f"one item per bidder at most. Reserve price: {f'{reserve:.3f}' if reserve else 'none announced'}. "
-                f"After each round the market announces: {', '.join(shown) or 'nothing'}.")
+        text = (f"{market}bidders, one item per bidder at most. Reserve price: "
+                f"{f'{reserve:.3f}' if reserve else 'none announced'}.")
+    text += f" After each round the market announces: {', '.join(shown) or 'nothing'}."
     charged = {k: v for k, v in fines.model_dump().items() if v}
     return text + (f" Fines and audits: {json.dumps(charged)}." if charged else "")
 
@@ -269,10 +263,9 @@ def prompt(context: MarketContext, params: LLMParams, memory: Memory, b: int, s:
     """The chat messages of one decision (market ``b``, seat ``s`` of the group)."""
     left = None if params.budget is None else max(params.budget - float(memory.spent[b, s]), 0.0)
     recent = _window(memory, b, s, SHOWN)
-    model = decision_model(context.mechanism)
     if not params.tools:
         tools = "No tools: set tool to none."
-    elif model is BidDecision:
+    elif not context.mechanism.stateful:
         tools = (f"You may call up to {params.tools} tool(s) before acting (set tool, and tool_bid for payoff): "
                  f"payoff (expected utility of bidding tool_bid), history (all {params.memory} remembered rounds), "
                  f"best_response (the best bid against what you have seen).")
@@ -286,7 +279,7 @@ def prompt(context: MarketContext, params: LLMParams, memory: Memory, b: int, s:
             + f"\nYour last rounds (oldest first): {json.dumps(recent) if recent else 'none yet'}\n"
             + (f"Messages you received this round: {memory.heard[b, s] or 'none'}\n" if memory.heard is not None
                else "")
-            + f"{tools}\nTo act, set tool to none, enter, and bid. {schema_prompt(model)}")
+            + f"{tools}\nTo act, set tool to none, enter, and bid. {schema_prompt(decision_model(context.mechanism))}")
     hint = f" {HINTS[params.hint]}" if params.objective == "red_team" and params.hint else ""
     return [{"role": "system", "content": f"{OBJECTIVES[params.objective]}{hint} {_rules(context)}"},
             {"role": "user", "content": user}]
@@ -340,12 +333,12 @@ def decide(provider: Provider, params: LLMParams, gen: GenerationParams, context
     """One observe-reason-act decision: (enter, bid, the declared action fields (none in a stateless market),
     notes)."""
     seat = range(*context.seats.indices(context.n_agents))[s]
-    model = decision_model(context.mechanism)
-    actions = context.mechanism.actions if model is not BidDecision else ()
+    mechanism = context.mechanism
+    model, actions = decision_model(mechanism), mechanism.actions  # a market of one round declares no actions
     messages = prompt(context, params, memory, b, s, value, round_)
     notes = [{"step": 0, "kind": "prompt", "text": json.dumps(messages)}]
-    honest = value if model is BidDecision else float(context.mechanism.truthful(context.config, np.array([[value]]),
-                                                                                   context.spec)[0, 0])
+    honest = float(mechanism.truthful(context.config, np.array([[value]]), context.spec)[0, 0]) if \
+        mechanism.stateful else value
     fallback = model(thought="fallback", tool="none", tool_bid=0.0, enter=params.fallback == "truthful",
                      bid=honest if params.fallback == "truthful" else 0.0, **{a.name: a.default for a in actions})
     rng = np.random.default_rng(seed)
@@ -411,7 +404,7 @@ def _update(context: MarketContext, params: LLMParams, memory: Memory, values: F
         rivals=memory.rivals if params.memory == 0 else np.concatenate([memory.rivals[:, :, 1:], rivals[:, :, None]],
                                                                          axis=2),
         spent=memory.spent + np.maximum(feedback.paid, 0.0), seen=memory.seen + 1, talk_notes=(),
-        own=None if memory.own is None else _own(context, feedback.state))
+        own=None if memory.own is None else dict(feedback.state))
 
 
 # ----------------------------------------------------------------------------- talking
