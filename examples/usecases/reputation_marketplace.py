@@ -24,7 +24,7 @@ import numpy as np
 from mecharena.fuzz.policy_search import policy_search
 from mecharena.mechanisms.reputation import RULES
 from mecharena.metrics.harness import Cell
-from mecharena.metrics.summary import format_ci, mean_ci, ratio_ci
+from mecharena.metrics.summary import ci_table, format_ci, mean_ci, ratio_ci
 from mecharena.sim.loop import play
 
 SELLERS, ROUNDS = 4, 20
@@ -115,19 +115,15 @@ def markdown(table: dict[str, Any]) -> str:
         config = " ".join(f"{k}={v:g}" for k, v in RULES[rule].items()) or "defaults"
         lines.append(f"| {rule} | {config} | {format_ci(found[rule]['gain'])} | {b['effort']:.2f} | {b['price_share']:.2f} "
                      f"| {b['reentries']:.2f} | {b['fakes']:.2f} | {b['score_gap']:+.2f} |")
-    lines += ["", "| honest sellers, per listing and round | " + " | ".join(rules) + " |",
-              "|---|" + "---|" * len(rules)]
     names = {"welfare": "trade surplus (welfare)", "buyer_welfare": "buyer welfare", "trades": "trades",
              "seller_profit": "seller profit (with the listing's worth)", "quality": "quality per trade",
              "score_error": "score error (mean abs. score - type)"}
-    for name, label in names.items():
-        lines.append(f"| {label} | " + " | ".join(format_ci(table["metrics"][r][name]) for r in rules) + " |")
+    lines += ["", *ci_table("honest sellers, per listing and round", {r: r for r in rules}, names,
+                            lambda rule, name: table["metrics"][rule][name])]
     if table["costs"]:
-        pairs = list(table["costs"])
-        lines += ["", "| cost of the repair (paired, honest sellers) | " + " | ".join(f"`{p}`" for p in pairs) + " |",
-                  "|---|" + "---|" * len(pairs)]
-        for name in METRICS:
-            lines.append(f"| {names[name]} | " + " | ".join(format_ci(table["costs"][p][name], 4) for p in pairs) + " |")
+        lines += ["", *ci_table("cost of the repair (paired, honest sellers)", {p: f"`{p}`" for p in table["costs"]},
+                                {name: names[name] for name in METRICS}, lambda pair, name: table["costs"][pair][name],
+                                digits=4)]
     return "\n".join(lines)
 
 

@@ -24,7 +24,7 @@ import numpy as np
 from mecharena.fuzz.policy_search import policy_search
 from mecharena.mechanisms.service import DESIGNS
 from mecharena.metrics.harness import Cell
-from mecharena.metrics.summary import format_ci, mean_ci, ratio_ci
+from mecharena.metrics.summary import ci_table, format_ci, mean_ci, ratio_ci
 from mecharena.sim.loop import play
 
 AGENTS, ROUNDS = 4, 20
@@ -118,16 +118,12 @@ def markdown(table: dict[str, Any]) -> str:
         config = " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in DESIGNS[design].items())
         lines.append(f"| {design} | {config} | {format_ci(found[design]['gain'])} | {b['effort']:.2f} | "
                      f"{b['haste']:.2f} | {b['fakes']:.2f} | {b['task_share']:.2f} | {b['rivals_suspended']:.2f} |")
-    lines += ["", "| honest agents | " + " | ".join(designs) + " |", "|---|" + "---|" * len(designs)]
-    for name, label in NAMES.items():
-        lines.append(f"| {label} | " + " | ".join(format_ci(table["metrics"][d][name]) for d in designs) + " |")
+    lines += ["", *ci_table("honest agents", {d: d for d in designs}, NAMES,
+                            lambda design, name: table["metrics"][design][name])]
     if table["costs"]:
-        pairs = list(table["costs"])
-        lines += ["", "| cost of the repair (paired, honest agents) | " + " | ".join(f"`{p}`" for p in pairs) + " |",
-                  "|---|" + "---|" * len(pairs)]
-        for name in METRICS:
-            lines.append(f"| {NAMES[name]} | " + " | ".join(format_ci(table["costs"][p][name], 4) for p in pairs)
-                         + " |")
+        lines += ["", *ci_table("cost of the repair (paired, honest agents)", {p: f"`{p}`" for p in table["costs"]},
+                                {name: NAMES[name] for name in METRICS}, lambda pair, name: table["costs"][pair][name],
+                                digits=4)]
     return "\n".join(lines)
 
 

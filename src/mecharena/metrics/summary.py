@@ -7,6 +7,8 @@ total maximum welfare); its interval uses the delta method for ratio estimators
 (Cochran, *Sampling Techniques*, 3rd ed., sec. 6.4).
 """
 
+from collections.abc import Callable
+
 import numpy as np
 
 from mecharena.core.types import FloatArray
@@ -47,6 +49,16 @@ def format_ci(stat: dict[str, object], digits: int = 3) -> str:
     """``mean [lo, hi]`` of a :func:`mean_ci` or :func:`ratio_ci` result, for tables."""
     lo, hi = stat["ci95"]
     return f"{stat['mean']:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def ci_table(corner: str, columns: dict[str, str], rows: dict[str, str],
+             stat: Callable[[str, str], dict[str, object]], digits: int = 3) -> list[str]:
+    """A markdown table of intervals, as lines: the header ``corner`` and each column's title (``columns``: key ->
+    title), then a row per ``rows`` entry (key -> label) holding :func:`format_ci` of ``stat(column, row)``."""
+    lines = [f"| {corner} | " + " | ".join(columns.values()) + " |", "|---|" + "---|" * len(columns)]
+    for row, label in rows.items():
+        lines.append(f"| {label} | " + " | ".join(format_ci(stat(column, row), digits) for column in columns) + " |")
+    return lines
 
 
 def summarize(trace: Trace) -> dict[str, dict[str, object]]:
