@@ -157,3 +157,15 @@ def test_the_long_horizon_player_defects_in_the_last_round_only_and_earns_its_pl
     myopic = _seat0(0.0, "long_horizon(discount=0.2,horizon=20)", markets=20)
     np.testing.assert_array_equal(myopic[0], T)
     np.testing.assert_array_equal(myopic[1:], P)
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ("tit_for_tat(generosity=2):2", "tit_for_tat: generosity must be a finite float in [0, 1], got 2"),
+    ("long_horizon(horizon=0):1,tit_for_tat:1", "long_horizon: horizon must be a finite int in [1, 100000], got 0"),
+    ("long_horizon(discount=0):1,tit_for_tat:1", "long_horizon: discount must be a finite float in (0, 1], got 0"),
+])
+def test_bad_agent_parameters_are_refused_naming_the_field(spec, message):
+    cell = Cell(mechanism="prisoners_dilemma", population=spec, markets=2)
+    with pytest.raises(ConfigError) as caught:
+        list(play(cell.episode(), 1))
+    assert str(caught.value) == message
