@@ -497,8 +497,8 @@ def fuzz_command(
     if result.best is not None:
         best = result.best.deviation
         verdict = "" if data["exploit"] else " (not profitable: no exploit found)"
-        if FAMILIES.get(best.family).engine and result.response is not None:
-            table.add_row("what it does", escape(f"{result.response.description}{verdict}"))
+        if result.description:
+            table.add_row("what it does", escape(f"{result.description}{verdict}"))
             table.add_row("best deviation", escape(f"{best.family}: {FAMILIES.get(best.family).summary}"))
         else:
             table.add_row("best deviation", escape(f"{best.family}: {FAMILIES.get(best.family).summary}{verdict}"))
@@ -506,7 +506,7 @@ def fuzz_command(
                                                          for k, v in best.params)))
         table.add_row("fresh gain", f"{result.fresh.mean:.5f} [{result.fresh.lo:.5f}, {result.fresh.hi:.5f}], "
                                     f"frequency {result.fresh.frequency:.2f}")
-    if result.ring is not None:
+    if result.ring is not None and result.ring.description != result.description:
         table.add_row("coalition found", escape(result.ring.description))
     table.add_row("families searched", ", ".join(result.families))
     if result.skipped:
@@ -518,10 +518,11 @@ def fuzz_command(
 
 
 def _bid_function_plot(result: Any, data: dict[str, Any], library: Path, plot: Path | None) -> Path | None:
-    """Draw the engine's bid function to ``plot``, or beside the stored report's traces; None if neither."""
+    """Draw the engine's bid function, when it is the best deviation, to ``plot``, or beside the stored report's
+    traces; None if neither."""
     from mecharena.report.figures import bid_function, save
 
-    found = result.response
+    found = result.response if result.best and result.best.deviation.family == "best_response" else None
     if found is None or (plot is None and not data["report"]):
         return None
     path = plot if plot is not None else library / "traces" / data["report"]["id"] / "bid_function.png"

@@ -1,7 +1,9 @@
-"""A planted flaw that exists only across rounds (examples/plugins/planted/rounds/loyalty_discount.py): its exact
-exploitability by backward induction, checked by playing the induction's strategy, and found by the
-repeated-game policy search, which was told nothing about it; the one-shot engine rightly finds nothing."""
+"""Planted flaws that exist only across rounds (examples/plugins/planted/rounds/): a loyalty discount (its exact
+exploitability by backward induction, checked by playing the induction's strategy) and an unchecked refund claim
+open once a seat is registered (exact by a closed form). The repeated-game policy search, told nothing about
+either, finds each and says what it does; the one-shot engine rightly finds nothing."""
 
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,15 +14,21 @@ import pytest
 from mecharena import agents, mechanisms, plugins
 from mecharena.agents.base import AgentType
 from mecharena.fuzz.discover import best_response
-from mecharena.fuzz.policy_search import policy_search
-from mecharena.fuzz.score import Scorer
+from mecharena.agents.policy import feature_names, start_weights
+from mecharena.benchmarks.discovery import casebook, planted_rounds_case
+from mecharena.fuzz.policy_search import policy_deviation, policy_search
+from mecharena.fuzz.score import Scorer, replace_cell
 from mecharena.mechanisms.checker import check_mechanism
 from mecharena.metrics.harness import Cell
 from mecharena.metrics.summary import mean_ci
 from mecharena.sim.loop import play
 
-PLUGIN = Path(__file__).resolve().parents[2] / "examples" / "plugins" / "planted" / "rounds" / "loyalty_discount.py"
+CASES = Path(__file__).resolve().parents[2] / "examples" / "plugins" / "planted" / "rounds"
+PLUGIN = CASES / "loyalty_discount.py"
 N, ROUNDS, DISCOUNT = 4, 6, 0.3
+# each case: its flawed setting, and what a description of the exploit must say (the flaw, in the play's words)
+FLAWS = {"loyalty_discount": ("discount", r"bids 1\.[3-5]\dx value .*when streak = 1, bids"),
+         "buyer_protection": ("refund", r"bids 1\.[3-5]\dx value.*; claim = 1")}
 
 
 @pytest.fixture(autouse=True)
@@ -75,12 +83,37 @@ def test_playing_the_induction_strategy_earns_the_true_exploitability(case):
     assert lo <= case.true_exploitability(N, ROUNDS, DISCOUNT) <= hi, found
 
 
-def test_the_policy_search_finds_the_flaw_it_was_not_told_about(case):
+@pytest.mark.parametrize("name", sorted(FLAWS))
+def test_the_policy_search_finds_the_flaw_it_was_not_told_about_and_names_it(name):
+    case = sys.modules[plugins.load(str(CASES / f"{name}.py")).module]
+    setting, said = FLAWS[name]
     true = case.true_exploitability(N, ROUNDS, DISCOUNT)
-    found = policy_search(cell(), seed=1, markets=300)
-    assert found.fresh.mean >= 0.85 * true and found.fresh.lo <= true, (found.fresh, true)
-    clean = policy_search(cell(discount=0.0), seed=1, markets=300)
-    assert clean.fresh.mean <= 0.1 * true, clean.fresh  # the same rule without the discount: nothing to find
+    assert true > 0.01
+    flawed = Cell(mechanism=name, config={setting: DISCOUNT}, population=f"truthful:{N}", rounds=ROUNDS, markets=300)
+    found = policy_search(flawed, seed=1, markets=300)
+    assert found.fresh.mean >= 0.9 * true and found.fresh.lo <= true <= found.fresh.hi, (found.fresh, true)
+    assert re.search(said, found.description), found.description
+    clean = policy_search(replace_cell(flawed, config={setting: 0.0}), seed=1, markets=300)
+    assert clean.fresh.mean <= 0.1 * true, clean.fresh  # the same rule without the flaw: nothing to find
+
+
+def test_buyer_protection_closed_form_and_a_hand_played_exploit():
+    """0.06 per round for n = 4, T = 6 (module docstring); the exploit played by hand (claim always, bid v / 0.7
+    once registered) earns it within its 95% interval, and one round alone has nothing to exploit."""
+    case = sys.modules[plugins.load(str(CASES / "buyer_protection.py")).module]
+    phi = 0.7
+    assert case.true_exploitability(4, 6) == pytest.approx(5 / 6 * (phi**2 / 20 + (1 - phi**2) / 2
+                                                                     - 0.75 * phi * (1 - phi) - 1 / 20), abs=1e-9)
+    assert case.true_exploitability(4, 6) == pytest.approx(0.06, abs=1e-9)
+    assert case.true_exploitability(4, 1) == 0.0 == case.true_exploitability(4, 6, refund=0.0)
+    target = Cell(mechanism="buyer_protection", population="truthful:4", rounds=6)
+    layout_size = start_weights(mechanisms.get("buyer_protection")).size // 4  # features per map
+    w = np.zeros(4 * layout_size)
+    w[0] = w[2 * layout_size] = w[3 * layout_size] = 1.0  # multiplier 1, always in, claim 1
+    w[layout_size - 1] = 1 / phi - 1  # the multiplier grows by 1/phi - 1 once registered (the last feature)
+    assert feature_names(mechanisms.get("buyer_protection"))[-1] == "own_registered"
+    gain = Scorer(target).score(policy_deviation(w), seed=3, markets=20_000, rounds=6)
+    assert gain.lo <= 0.06 <= gain.hi, gain
 
 
 def test_a_one_shot_search_sees_only_round_zero_where_there_is_nothing(case):
@@ -88,3 +121,9 @@ def test_a_one_shot_search_sees_only_round_zero_where_there_is_nothing(case):
     found = best_response(target, seed=2, samples=4000)
     fresh = Scorer(target).score(found.deviation, seed=3, markets=4000, rounds=1)
     assert fresh.hi <= 0.1 * case.true_exploitability(N, ROUNDS, DISCOUNT), fresh
+
+
+def test_the_discovery_benchmark_scores_every_case_across_rounds_against_its_oracle():
+    assert sorted(p.stem for p in casebook("rounds")) == sorted(FLAWS)
+    row = planted_rounds_case(CASES / "buyer_protection.py", N, eval_markets=2000, rounds=ROUNDS)
+    assert row["true"] == pytest.approx(0.06) and row["ratio"] >= 0.9 and "claim = 1" in row["description"], row

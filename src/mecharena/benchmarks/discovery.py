@@ -9,6 +9,9 @@ planted flaw's true exploitability it finds.
   seed (``eval_markets`` markets) with its 95% interval, and the ratio found / true. Target: >= 0.9.
   The search has the deviator's actions of the case's definition: false names as ``fuzz`` searches
   them, up to the case's ``MAX_IDENTITIES`` (1 where it names none).
+* ``planted_rounds``: the same for the flaws that exist only across rounds (``planted/rounds/*.py``, each
+  with ``true_exploitability(n, rounds)``), found by the repeated-game policy search over ``ROUNDS``
+  rounds, with what the found policy does in words. Target: >= 0.9.
 """
 
 import glob
@@ -20,17 +23,20 @@ from typing import Any
 from mecharena import plugins
 from mecharena.benchmarks.timing import machine_load, report, timed
 from mecharena.fuzz.discover import best_response
+from mecharena.fuzz.policy_search import policy_search
 from mecharena.fuzz.score import Scorer
 from mecharena.fuzz.search import engine_searches
 from mecharena.metrics.harness import Cell
 
 TARGET_SECONDS = 30.0
 TARGET_RATIO = 0.9
+ROUNDS = 6  # rounds of the planted cases across rounds
 
 
-def casebook() -> list[Path]:
-    """The planted cases shipped beside the package's examples (empty when the examples are absent)."""
-    root = Path(__file__).resolve().parents[3] / "examples" / "plugins" / "planted"
+def casebook(folder: str = "") -> list[Path]:
+    """The planted cases shipped beside the package's examples (empty when the examples are absent); ``folder``:
+    "rounds" for the flaws across rounds."""
+    root = Path(__file__).resolve().parents[3] / "examples" / "plugins" / "planted" / folder
     return sorted(Path(p) for p in glob.glob(str(root / "*.py")))
 
 
@@ -57,6 +63,19 @@ def planted_case(path: Path, n: int, *, samples: int, eval_markets: int, seed: i
             "ratio": gain.mean / true if true > 0 else math.nan, "description": found.description}
 
 
+def planted_rounds_case(path: Path, n: int, *, eval_markets: int, rounds: int = ROUNDS,
+                        seed: int = 0) -> dict[str, Any]:
+    """The policy search against one planted case across rounds: found gain (fresh seed, 95% CI), true
+    exploitability, ratio and what the found policy does."""
+    name = plugins.load(str(path)).mechanisms[0].name
+    target = Cell(mechanism=name, population=f"truthful:{n}", rounds=rounds)
+    found = policy_search(target, seed=seed, eval_markets=eval_markets)
+    true = float(_case(path).true_exploitability(n, rounds))
+    gain = found.fresh
+    return {"case": name, "n": n, "rounds": rounds, "true": true, "found": gain.mean, "ci95": [gain.lo, gain.hi],
+            "ratio": gain.mean / true if true > 0 else math.nan, "description": found.description}
+
+
 def run(n: int = 10, samples: int = 20_000, cases_n: int = 4, eval_markets: int = 40_000,
         repeats: int = 1) -> dict[str, Any]:
     """The benchmark's JSON (see the module docstring)."""
@@ -64,13 +83,15 @@ def run(n: int = 10, samples: int = 20_000, cases_n: int = 4, eval_markets: int 
     target = Cell(mechanism="first_price", population=f"truthful:{n}", rounds=1)
     times = timed(lambda: best_response(target, seed=0, samples=samples), repeats)
     cases = [planted_case(path, cases_n, samples=samples, eval_markets=eval_markets) for path in casebook()]
+    across = [planted_rounds_case(path, cases_n, eval_markets=eval_markets // 4) for path in casebook("rounds")]
     body = {
         "one_shot": {"mechanism": "first_price", "n": n, "samples": samples, "wall_seconds": times["wall_s"],
                      "cpu_seconds": times["cpu_s"], "wall_trials": times["wall_trials"],
                      "cpu_trials": times["cpu_trials"], "target_seconds": TARGET_SECONDS,
                      "meets": times["cpu_s"] < TARGET_SECONDS},
         "planted": cases,
-        "planted_meets": {c["case"]: c["ratio"] >= TARGET_RATIO for c in cases},
+        "planted_rounds": across,
+        "planted_meets": {c["case"]: c["ratio"] >= TARGET_RATIO for c in cases + across},
         "target_ratio": TARGET_RATIO,
     }
     return report("discovery", body, load, repeats)

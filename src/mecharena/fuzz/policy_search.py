@@ -51,6 +51,7 @@ from mecharena.core.config import check_seed
 from mecharena.core.errors import ConfigError, MechArenaError
 from mecharena.core.seeding import generator
 from mecharena.core.types import FloatArray
+from mecharena.fuzz.behaviour import describe_play
 from mecharena.fuzz.score import Deviation, Gain, Scorer, replace_cell
 from mecharena.metrics.harness import Cell
 from mecharena.sim.loop import play
@@ -65,6 +66,7 @@ POLISH = 21  # constants and moves of each action field per grid of the polish
 POPULATION = 14  # candidates per generation: CMA-ES's default 4 + 3 ln(30)
 MAX_GENERATIONS = 10_000
 MAX_POPULATION = 1000
+DESCRIBE_MARKETS = 400  # markets played to say what the found policy does
 MIN_POPULATION = 4  # CMA-ES's recombination weights need two parents (cmaes divides by zero below)
 
 
@@ -91,6 +93,7 @@ class PolicyFound:
     fresh: Gain  # on a fresh seed: the honest estimate
     generations: tuple[Generation, ...]
     seed: int
+    description: str | None = None  # what it does, read from its play (fuzz.behaviour)
 
     @property
     def evaluations(self) -> int:
@@ -99,7 +102,8 @@ class PolicyFound:
     def as_dict(self) -> dict[str, Any]:
         return {"agent": self.deviation.agent_spec, "deviators": self.deviation.deviators,
                 "search_gain": self.search.as_dict(), "fresh_gain": self.fresh.as_dict(),
-                "generations": len(self.generations), "evaluations": self.evaluations, "seed": self.seed}
+                "generations": len(self.generations), "evaluations": self.evaluations, "seed": self.seed,
+                "description": self.description}
 
 
 def policy_deviation(weights: FloatArray, deviators: int = 1) -> Deviation:
@@ -201,7 +205,8 @@ def policy_search(target: Cell, *, seed: int, deviators: int = 1, generations: i
 
     Returns:
         The best candidate of all generations (by search gain), polished (:func:`polish`: up to 3 x POLISH
-        more evaluations per action field), with its fresh gain.
+        more evaluations per action field), with its fresh gain and what it does in words (read from its play on
+        the fresh seed).
 
     Raises:
         ConfigError: a setting out of range, a store with other settings, or a market the policy
@@ -227,7 +232,8 @@ def policy_search(target: Cell, *, seed: int, deviators: int = 1, generations: i
                                   rounds=rounds)
     deviation = policy_deviation(weights, deviators)
     fresh = scorer.score(deviation, seed=fresh_seed, markets=eval_markets, rounds=rounds)
-    return PolicyFound(deviation, weights, search_gain, fresh, done, seed)
+    said = describe_play(target, deviation, seed=fresh_seed, markets=min(eval_markets, DESCRIBE_MARKETS), rounds=rounds)
+    return PolicyFound(deviation, weights, search_gain, fresh, done, seed, said)
 
 
 def polish(scorer: Scorer, weights: FloatArray, gain: Gain, *, deviators: int, seed: int, markets: int,

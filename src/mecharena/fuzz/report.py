@@ -297,7 +297,7 @@ def build_report(result: FuzzResult, library_dir: str | os.PathLike[str], *,
     agent = deviation.agent_spec
     report_id = exploit_id(target, deviation)
     seed = trace_seed(report_id)
-    found = result.response if family.engine and result.response is not None else None
+    found = result.response if deviation.family == "best_response" else None
     rounds = int(result.search.get("rounds", fresh.rounds))
     threshold = float(result.search.get("threshold", 1e-3))
 
@@ -330,7 +330,7 @@ def build_report(result: FuzzResult, library_dir: str | os.PathLike[str], *,
                                        identities=[int(i) for i in np.flatnonzero(np.isin(owner, seats))],
                                        agent=agent, population=population),
         strategy=Strategy(family=family.name, params=dict(deviation.params), agent=agent,
-                          summary=f"{family.summary}: {found.description}" if found else family.summary),
+                          summary=f"{family.summary}: {result.description}" if result.description else family.summary),
         gain=GainEstimate(mean=fresh.mean, ci95=(fresh.lo, fresh.hi), baseline=fresh.baseline,
                           markets=fresh.markets, rounds=fresh.rounds, seed=fresh.seed),
         frequency=fresh.frequency,

@@ -21,6 +21,7 @@ from mecharena.core.errors import ConfigError, MechArenaError
 from mecharena.core.seeding import generator
 from mecharena.core.settings import FuzzSettings, Sampler
 from mecharena.fuzz import policy_search
+from mecharena.fuzz.behaviour import describe_play
 from mecharena.fuzz.coalition import Ring, ring_response
 from mecharena.fuzz.discover import SEARCH_IDENTITIES, Found, best_response
 from mecharena.fuzz.families import FAMILIES, Family, Param
@@ -51,6 +52,7 @@ class FuzzResult:
     search: dict[str, Any] = field(default_factory=dict)
     response: Found | None = None  # the discovery engine's best response, when it was searched
     ring: Ring | None = None  # the discovery engine's joint best response of the K deviators, when searched
+    behaviour: str | None = None  # what the best deviation does, read from its play, when it is a searched policy
 
     @property
     def exploitability(self) -> dict[str, Any]:
@@ -58,6 +60,14 @@ class FuzzResult:
         if self.fresh is None:
             return {"mean": 0.0, "ci95": [0.0, 0.0]}
         return {"mean": max(0.0, self.fresh.mean), "ci95": [max(0.0, self.fresh.lo), max(0.0, self.fresh.hi)]}
+
+    @property
+    def description(self) -> str | None:
+        """What the best deviation does in words, where the discovery engine found it (None for a named family)."""
+        family = None if self.best is None else self.best.deviation.family
+        words = {"best_response": self.response and self.response.description,
+                 "coalition": self.ring and self.ring.description, policy_search.FAMILY: self.behaviour}
+        return words.get(family) or None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -74,6 +84,7 @@ class FuzzResult:
             "search": self.search,
             "best_response": None if self.response is None else self.response.as_dict(),
             "coalition": None if self.ring is None else self.ring.as_dict(),
+            "description": self.description,
         }
 
 
@@ -274,10 +285,15 @@ def fuzz(
         optuna.logging.set_verbosity(level)
     best = max(trials, key=lambda tr: tr.gain.mean)
     fresh = scorer.score(best.deviation, seed=fresh_seed, markets=eval_markets, rounds=rounds)
+    behaviour = None
+    if best.deviation.family == policy_search.FAMILY:
+        behaviour = describe_play(target, best.deviation, seed=fresh_seed, rounds=rounds,
+                                  markets=min(eval_markets, policy_search.DESCRIBE_MARKETS))
     # the result names the search's own size and seed, not the cell's (unused) defaults
     used = target.model_copy(update={"markets": markets, "rounds": rounds, "seed": seed})
     return FuzzResult(used, deviators, tuple(f.name for f in usable), skipped, tuple(trials), best, fresh,
                       len(trials), tuple(dict.fromkeys(stopped)),
                       {"sampler": sampler, "budget": budget, "restarts": restarts, "markets": markets,
                        "rounds": rounds, "eval_markets": eval_markets, "threshold": threshold, "seed": seed,
-                       "samples": samples, "search_seed": search_seed, "fresh_seed": fresh_seed}, response, ring)
+                       "samples": samples, "search_seed": search_seed, "fresh_seed": fresh_seed}, response, ring,
+                      behaviour)
