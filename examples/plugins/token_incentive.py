@@ -31,8 +31,8 @@ Costs are linear, so an agent's gains add up over its identities: the record dec
 **Vesting and clawback** (the mechanism keeps state across epochs). A share ``vesting`` of each
 reward is not paid but escrowed on the identity (state field ``escrow``, money held on its behalf).
 Each later epoch in which the identity contributes, ``1 / vest_epochs`` of its escrow is released
-to it (geometric vesting); an identity that contributes nothing in an epoch has left, and its
-whole escrow is clawed back (forfeited to the treasury, never paid). An identity may unlock early
+to it (geometric vesting); an identity that contributes less than ``min_stay`` in an epoch (0: nothing
+at all) has left, and its whole escrow is clawed back (forfeited to the treasury, never paid). An identity may unlock early
 (action field ``unlock`` = 1): it receives its escrow less the ``early_unlock_fee`` share, which is
 forfeited. The step reports ``deposited``, ``released`` and ``forfeited`` per identity, and the
 checker holds it to ``escrow' = escrow + deposited - released - forfeited``. Receipts are what is
@@ -59,7 +59,8 @@ escrow stays empty and every epoch is what the one-round kernel gave, bit for bi
   nothing.
 
 Load it with ``mecharena --plugin examples/plugins/token_incentive.py COMMAND ...``;
-``use_case_table()`` reproduces the before/after table of docs/usecases.md.
+``use_case_table()`` reproduces the before/after table of docs/usecases.md, ``vesting_table()`` the one on
+vesting and clawback.
 """
 
 from typing import Any, Literal
@@ -99,6 +100,8 @@ class TokenRewardsConfig(MechanismConfig):
     vest_epochs: int = Field(4, ge=1, le=1000,
                              description="a staying identity is paid 1/vest_epochs of its escrow each epoch")
     early_unlock_fee: float = Field(0.5, ge=0, le=1, description="share of the escrow forfeited by an early unlock")
+    min_stay: float = Field(0.0, ge=0, description="least contribution an epoch counts as staying, for vesting "
+                                                   "(0: any contribution > 0)")
 
 
 def weight(config: TokenRewardsConfig, x: Any) -> Any:
@@ -129,7 +132,7 @@ def step(config: TokenRewardsConfig, state: dict, values: Any, bids: Any, priori
     and ``actions['unlock']`` are (B, N)."""
     outcome = _epoch(config, values, bids, priority, times)
     escrow, unlock = state["escrow"], actions["unlock"] > 0
-    stays = outcome.participated
+    stays = outcome.participated & (-outcome.allocation >= config.min_stay)
     released = np.where(unlock, (1.0 - config.early_unlock_fee) * escrow, np.where(stays, escrow / config.vest_epochs,
                                                                                     0.0))
     forfeited = np.where(unlock, config.early_unlock_fee * escrow, np.where(stays, 0.0, escrow))
@@ -147,8 +150,9 @@ def step_reference(config: TokenRewardsConfig, state: dict, values: list, bids: 
     """One epoch of one market in plain Python: the test oracle of :func:`step`."""
     out = epoch_reference(config, values, bids, priority, times)
     rows = []
-    for e, unlock, stays, reward in zip(state["escrow"], actions["unlock"], out["participated"], out["receipts"],
-                                        strict=True):
+    for e, unlock, part, given, reward in zip(state["escrow"], actions["unlock"], out["participated"],
+                                              out["allocation"], out["receipts"], strict=True):
+        stays = part and -given >= config.min_stay
         if unlock:
             released, forfeited = (1.0 - config.early_unlock_fee) * e, config.early_unlock_fee * e
         else:
@@ -255,7 +259,8 @@ MECHANISM = Mechanism(
     market_spec=market_spec, truthful=truthful, uses_times=True, merges_identities=True, additive_values=True,
     examples=({}, {"ordering": "batch", "weighting": "sqrt", "identity_cost": 0.2},
               {"cap": 0.5, "stake_weight": 1.0, "emission": 1.0}, {"weighting": "quadratic", "emission": 0.5},
-              {"vesting": 0.5, "vest_epochs": 3, "early_unlock_fee": 0.25}),
+              {"vesting": 0.5, "vest_epochs": 3, "early_unlock_fee": 0.25},
+              {"vesting": 0.5, "min_stay": 0.5, "early_unlock_fee": 1.0}),
     doc=__doc__, state=STATE, actions=ACTIONS, step=step, step_reference=step_reference,
 )
 
@@ -394,7 +399,8 @@ def token_metrics(cell: Any) -> dict[str, dict[str, Any]]:
 
     Per market and epoch, 95% intervals over markets:
 
-    * ``useful``: contribution the protocol can use, ``min(X, target)``; ``reward``: tokens paid out;
+    * ``useful``: contribution the protocol can use, ``min(X, target)``; ``reward``: tokens paid out or owed
+      (paid plus the change of the escrow: vested rewards count when earned, clawbacks when forfeited);
     * ``reward_efficiency``: ``unit_value * useful / reward`` over all markets and epochs (value bought per
       token; a ratio of sums, with the interval of the ratio);
     * ``welfare``: ``unit_value * useful - costs``; ``participation``: share of agents contributing;
@@ -416,8 +422,9 @@ def token_metrics(cell: Any) -> dict[str, dict[str, Any]]:
     for record in play(episode, cell.rounds):
         out = record.outcome
         reward = out.receipts.sum(axis=1)
+        owed = (record.next_state["escrow"] - record.state["escrow"]).sum(axis=1) if record.state else 0.0
         rows["useful"].append(np.minimum(-out.allocation.sum(axis=1), config.target))
-        rows["reward"].append(reward)
+        rows["reward"].append(reward + owed)
         rows["welfare"].append(out.welfare)
         rows["participation"].append(((out.participated.astype(float) @ to_owner)[:, is_owner] > 0).mean(axis=1))
         rows["sybil"].append(np.where(reward > 0, out.receipts[:, ~is_owner].sum(axis=1) / np.where(reward > 0,
@@ -489,10 +496,66 @@ def use_case_table(seed: int = 0, *, budget: int = 8, markets: int = 200, rounds
     return results, "\n".join(lines)
 
 
-if __name__ == "__main__":  # python examples/plugins/token_incentive.py: print the table
+#: Vesting designs (docs/usecases.md, "Vesting and clawback"). Each caps the counted contribution at the
+#: contributor's capacity, so that a searched policy cannot gain by being larger than the type it replaces.
+VESTING = {
+    "no vesting": {"cap": 1.0},
+    "vesting": {"cap": 1.0, "vesting": 0.5},
+    "free unlock": {"cap": 1.0, "vesting": 0.5, "early_unlock_fee": 0.0},
+    "repaired": {"cap": 1.0, "vesting": 0.5, "min_stay": 1.0, "early_unlock_fee": 1.0},
+}
+VESTING_EPOCHS = 8
+
+
+def vesting_table(seed: int = 0, *, designs: tuple[str, ...] = tuple(VESTING), generations: int = 40,
+                  markets: int = 300, eval_markets: int = 2000, metric_markets: int = 4000
+                  ) -> tuple[list[dict[str, Any]], str]:
+    """What a strategic contributor extracts from each vesting design, and what it costs the protocol.
+
+    For each design of :data:`VESTING`, the repeated-game policy search (told nothing about vesting; it
+    sees its own escrow and may unlock) finds one contributor's best policy against ``contributor:6`` over
+    :data:`VESTING_EPOCHS` epochs: its gain per epoch over contributing as the posted rate says, on a fresh
+    seed, and what it does. The protocol is measured (:func:`token_metrics`) with honest contributors and
+    with all six playing the found policy. Needs this file loaded as a plug-in.
+
+    Returns:
+        One dict per design, and the Markdown of docs/usecases.md (the table, then what each found policy does).
+    """
+    from mecharena.fuzz.policy_search import policy_search
+    from mecharena.metrics.harness import Cell
+    from mecharena.metrics.summary import ci_table
+
+    rows = []
+    for design in designs:
+        target = Cell(mechanism="token_rewards", config=VESTING[design], population="contributor:6",
+                      rounds=VESTING_EPOCHS, markets=metric_markets, seed=seed)
+        found = policy_search(target, seed=seed, generations=generations, markets=markets, eval_markets=eval_markets)
+        everyone = target.model_copy(update={"population": f"{found.deviation.agent_spec}:6"})
+        rows.append({"design": design, "config": VESTING[design], "spec": found.deviation.agent_spec,
+                     "gain": {"mean": found.fresh.mean, "ci95": [found.fresh.lo, found.fresh.hi]},
+                     "does": found.description, "honest": token_metrics(target), "everyone": token_metrics(everyone)})
+    by = {r["design"]: r for r in rows}
+    columns = {"gain": "gain found (per epoch)", "honest reward": "reward (honest)",
+               "honest reward_efficiency": "reward efficiency (honest)", "everyone useful": "useful (all play it)",
+               "everyone reward": "reward (all play it)", "everyone reward_efficiency": "reward efficiency (all play it)"}
+
+    def stat(column: str, design: str) -> dict[str, Any]:
+        if column == "gain":
+            return by[design]["gain"]
+        population, metric = column.split()
+        return by[design][population][metric]
+
+    labels = {d: f"{d} ({' '.join(f'{k}={v:g}' for k, v in VESTING[d].items())})" for d in designs}
+    lines = ci_table("design", columns, labels, stat)
+    lines += ["", *(f"* {d}: {by[d]['does']}" for d in designs)]
+    return rows, "\n".join(lines)
+
+
+if __name__ == "__main__":  # python examples/plugins/token_incentive.py [SEED] [vesting]: print a table
     import sys
 
     from mecharena import plugins
 
     plugins.load(__file__)
-    print(use_case_table(int(sys.argv[1]) if len(sys.argv) > 1 else 0)[1])
+    seed = int(sys.argv[1]) if len(sys.argv) > 1 else 0
+    print(vesting_table(seed)[1] if sys.argv[2:] == ["vesting"] else use_case_table(seed)[1])

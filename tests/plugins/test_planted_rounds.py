@@ -27,7 +27,7 @@ CASES = Path(__file__).resolve().parents[2] / "examples" / "plugins" / "planted"
 PLUGIN = CASES / "loyalty_discount.py"
 N, ROUNDS, DISCOUNT = 4, 6, 0.3
 # each case: its flawed setting, and what a description of the exploit must say (the flaw, in the play's words)
-FLAWS = {"loyalty_discount": ("discount", r"bids 1\.[3-5]\dx value .*when streak = 1, bids"),
+FLAWS = {"loyalty_discount": ("discount", r"if streak = 1: bids 1\.[3-5]\dx value"),
          "buyer_protection": ("refund", r"bids 1\.[3-5]\dx value.*; claim = 1")}
 
 

@@ -78,6 +78,7 @@ class Action:
     enter: BoolArray | None = None  # (B, S)  False: the seat sits out (its bid is ignored)
     times: FloatArray | None = None  # (B, S)  order times in [0, 1] (sequential mechanisms)
     colluding: BoolArray | None = None  # (B, S)  bidding under a collusive agreement (found by audits)
+    audit: BoolArray | None = None  # (B,)  markets the group asks the enforcement policy to audit this round
     # Actions beyond the bid that the mechanism declares (mecharena.mechanisms.schema), name -> (B, S);
     # a field left out takes its declared default.
     fields: dict[str, FloatArray] | None = None

@@ -2,7 +2,8 @@
 
 A searched policy is 30 or more weights; what it does is in its decisions. :func:`describe_play` plays
 the deviation, pools the deviators' decisions over markets and rounds, and says for each output
-(the bid as a line in the value, entry, each declared action field) what it does, split by the one
+(the bid as a line in the value where it bids, when it takes part (bids > 0: a value threshold where
+one explains the decisions), each declared action field) what it does, split by the one
 condition that changes it most: round 0 or later, having won the round before, or a per-seat field
 of the mechanism's state being set (e.g. ``registered = 1``, ``strikes > 0``). A split is named only
 where both sides hold MIN_SHARE of the decisions and differ by more than the output's tolerance, so a
@@ -24,6 +25,7 @@ from mecharena.sim.loop import play
 MIN_SHARE = 0.05  # each side of a named split holds at least this share of the decisions
 BID_TOL = 0.02  # fitted bids within this of each other (at the 10th and 90th value percentiles) read the same
 RATE_TOL = 0.1  # entry rates within this read the same
+THRESHOLD_FIT = 0.95  # a value threshold names entry where it explains this share of the decisions
 FIELD_TOL = 0.05  # action fields whose means differ by less than this share of their range read the same
 
 
@@ -56,7 +58,7 @@ def decisions(target: Cell, deviation: Deviation, *, seed: int, markets: int, ro
         if rounds > 1:
             row["cond in round 0"] = np.full(row["bid"].shape, record.round == 0)
             if won_before is not None:
-                row["cond after winning"] = won_before
+                row["cond it won the round before"] = won_before
         for name in sorted(declared & record.state.keys()):
             x = record.state[name][:, seats]
             row[f"cond {name} = 1" if np.isin(x, (0.0, 1.0)).all() else f"cond {name} > 0"] = x > 0
@@ -88,7 +90,7 @@ def _clause(d: Decisions, within: BoolArray, say, gap) -> tuple[str, bool]:
     if found is None:
         return say(within), False
     label, cond = found
-    return f"{say(within & cond)} when {label}, {say(within & ~cond)} otherwise", True
+    return f"if {label}: {say(within & cond)}, else {say(within & ~cond)}", True
 
 
 def _line(d: Decisions, among: BoolArray) -> tuple[float, float]:
@@ -107,6 +109,20 @@ def _bid_words(slope: float, intercept: float) -> str:
         return "bids its value"
     offset = f" {'+' if intercept >= 0 else '-'} {abs(intercept):.2f}" if abs(intercept) >= BID_TOL else ""
     return f"bids {slope:.2f}x value{offset}"
+
+
+def _entry_words(values: FloatArray, part: BoolArray) -> str:
+    """When the seat takes part (bids > 0): a value threshold where one explains THRESHOLD_FIT of the
+    decisions, else how often."""
+    if part.all() or not part.any():
+        return "always takes part" if part.all() else "stays out"
+    cuts = np.unique(np.percentile(values, np.arange(1, 100)))
+    below = (values[:, None] < cuts[None, :]) == part[:, None]
+    fit = below.mean(axis=0)
+    best = int(np.argmax(np.maximum(fit, 1 - fit)))
+    if max(fit[best], 1 - fit[best]) >= THRESHOLD_FIT:
+        return f"takes part when value {'<' if fit[best] >= 0.5 else '>='} {cuts[best]:.2f}"
+    return f"takes part in {part.mean():.0%} of rounds"
 
 
 def _field_words(field: ActionField, x: FloatArray) -> str:
@@ -132,9 +148,9 @@ def describe(d: Decisions, actions: tuple[ActionField, ...] = ()) -> str:
             return max(abs((a1 - a2) * v + c1 - c2) for v in (lo, hi)) / BID_TOL
 
         clauses.append(_clause(d, entered, lambda among: _bid_words(*_line(d, among)), bid_gap)[0])
-    entry, split = _clause(d, everyone, lambda among: f"enters {d.entered[among].mean():.0%} of rounds",
-                           lambda y, n: abs(d.entered[y].mean() - d.entered[n].mean()) / RATE_TOL)
-    if split or d.entered.mean() < 1 - RATE_TOL / 2:
+    entry, split = _clause(d, everyone, lambda among: _entry_words(d.values[among], entered[among]),
+                           lambda y, n: abs(entered[y].mean() - entered[n].mean()) / RATE_TOL)
+    if split or entered.mean() < 1 - RATE_TOL / 4:
         clauses.append(entry)
     for a in actions:
         x = d.fields.get(a.name)

@@ -8,9 +8,10 @@ Settlement beyond the mechanism's own payments:
 
 * a seat that took part last round and sits out this one has *exited* and pays the
   withdrawal penalty;
-* each market-round is audited with the audit probability; an audit fines every seat that
-  bid under a collusive agreement (collusion penalty) and, per false-name identity that bid,
-  the agent owning it (shill penalty);
+* each market-round is audited with the audit probability, and wherever a group asks for an audit
+  (``Action.audit``: a regulator acting on what the market revealed before); an audit fines every
+  seat that bid under a collusive agreement (collusion penalty) and, per false-name identity that
+  bid, the agent owning it (shill penalty);
 * an agent with several identities is one economic agent: its gain is its value for the units
   all its identities won (unit demand: at most one), its payments are theirs summed, and its
   utility is booked on its own seat.
@@ -197,7 +198,9 @@ def _gather_actions(episode: Episode, state: LoopState, values: FloatArray) -> t
             arrival = (np.arange(orders[0]) + arrival) / orders[0]
         times = np.concatenate([arrival[:, g.seats] if a.times is None else a.times
                                 for g, a in zip(episode.population.groups, actions, strict=True)], axis=1)
-    return actions, Action(bids=bids, enter=enter, times=times, colluding=colluding, fields=fields)
+    asked = [a.audit for a in actions if a.audit is not None]
+    audit = np.logical_or.reduce(asked) if asked else None
+    return actions, Action(bids=bids, enter=enter, times=times, colluding=colluding, fields=fields, audit=audit)
 
 
 def _action_fields(episode: Episode, actions: list[Action]) -> dict[str, FloatArray]:
@@ -424,6 +427,8 @@ def play_round(episode: Episode, state: LoopState) -> tuple[LoopState, RoundReco
     outcome = step.outcome
     utility, welfare = merge_identities(episode.owner, values, outcome, ctx.mechanism.additive_values)
     audited = market_uniforms(episode.seed, ("audit", t), episode.start, (b,)) < ctx.enforcement.audit_probability
+    if joint.audit is not None:
+        audited = audited | joint.audit
     exited = state.active & ~enter
     colluding = joint.colluding & enter
     fines = penalties(ctx.enforcement, episode.owner, audited, colluding, exited, enter, bids)
