@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: setup demo test bench clean chromium
+.PHONY: setup demo test docs bench clean chromium
 
 setup: $(STAMP)
 
@@ -31,6 +31,10 @@ chromium:
 
 test: setup chromium
 	$(BIN)/python -m pytest
+
+# The documentation site on http://127.0.0.1:8000, every tutorial notebook executed.
+docs: setup
+	MECHARENA_DOCS_EXECUTE=true NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
 
 bench: setup
 	$(BIN)/mecharena bench engine --json

@@ -183,7 +183,8 @@ def fuzz(
         seed: root seed; the search and the fresh evaluation use independent streams.
         sampler: ``tpe`` or ``cmaes`` (Optuna samplers).
         restarts: independent studies per family, splitting its budget.
-        markets, rounds: size of each search evaluation.
+        markets: markets of each search evaluation.
+        rounds: rounds of each search evaluation.
         eval_markets: markets of the fresh evaluation.
         threshold: a family stops early once no upper 95% bound reaches it.
         min_trials: proposals per study before early stopping is considered.

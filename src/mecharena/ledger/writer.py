@@ -309,7 +309,9 @@ def record_episode(
         directory: the new ledger's directory.
         rounds: rounds to play; defaults to the cell's; required for an Episode.
         mode: ``"full"`` or ``"aggregate"``.
-        jsonl, flush_rounds, background: see :class:`Ledger`.
+        jsonl: see :class:`Ledger`.
+        flush_rounds: see :class:`Ledger`.
+        background: see :class:`Ledger`.
         on_round: called with each round index after it is recorded (progress bars).
 
     Returns:
