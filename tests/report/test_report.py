@@ -1,7 +1,9 @@
 """Reports: HTML and PNGs from a small run, pooling across seeds, and clear errors on bad input."""
 
+import html
 import json
 import math
+import re
 
 import duckdb
 import pytest
@@ -44,14 +46,15 @@ def test_report_writes_self_contained_html_and_pngs(run_dir, built):
     assert (built["cells"], built["planned"]) == (SMALL_CELLS, SMALL_CELLS)
     assert sorted(built["figures"]) == sorted(str(p) for p in run_dir.glob("*.png"))
     page = (run_dir / "report.html").read_text()
-    for name in ("metric_efficiency.png", "heatmap_revenue.png", "curve_revenue.png", "curve_price.png",
+    for name in ("summary.png", "metric_efficiency.png", "heatmap_revenue.png", "curve_revenue.png", "curve_price.png",
                  "curve_efficiency.png", "collusion.png", "dropout.png", "robustness.png"):
         assert (run_dir / name).read_bytes().startswith(PNG), name
         assert f'href="{name}"' in page
     assert page.count('src="data:image/png;base64,') == len(built["figures"])
-    for heading in ("Overview", "Heatmaps", "Learning curves", "Collusion and dropout dynamics", "Robustness",
-                    "Worst failures", "Information policies"):
-        assert f"<h2>{heading}</h2>" in page
+    headings = re.findall(r"<h2[^>]*>([^<]+)</h2>", page)
+    assert headings[:2] == ["Findings", "Overview"]
+    assert {"Heatmaps", "Learning curves", "Collusion and dropout dynamics", "Robustness", "Worst failures",
+            "Information policies"} <= set(headings)
     assert "revenue under each information policy" in page and "transparency paradox" in page
     assert "lowest efficiency (efficiency)" in page and "<td>mcafee</td>" in page
     assert f"{SMALL_CELLS} finished of {SMALL_CELLS} planned" in page
@@ -84,7 +87,7 @@ def test_partial_run_is_reported_with_a_warning(tmp_path):
         store.set_plan(plan)  # the full plan again, half of it computed
     result = invoke("report", tmp_path)
     assert result.exit_code == 0, result.output
-    assert f"report: {tmp_path / 'report.html'} (20 figures, 10 of 20 cells)" in result.stdout
+    assert f"report: {tmp_path / 'report.html'} (21 figures, 10 of 20 cells)" in result.stdout
     assert "Only 10 of 20 planned cells are finished" in (tmp_path / "report.html").read_text()
 
 
@@ -120,3 +123,21 @@ def test_bad_inputs_give_clear_errors(tmp_path, case):
     result = invoke("report", target)
     assert result.exit_code == 2
     assert expected in result.output.replace("\n", "")
+
+
+def test_the_findings_answer_first_with_intervals_and_evidence(run_dir):
+    """On the small run (tests/runner/specs.py): first price is efficient against both populations, mcafee's
+    trade reduction is its own inefficiency (no information variant changes it), and each finding links to
+    a section of the page."""
+    from mecharena.report.findings import findings
+
+    found = findings(load_results(run_dir))
+    texts = [f.text for f in found]
+    assert any(t.startswith("Against truthful, fp holds up best: efficiency 1.000") for t in texts), texts
+    lowest = next(f for f in found if f.text.startswith("The lowest efficiency"))
+    assert "mcafee against truthful" in lowest.text and "it is the mechanism's own" in lowest.text
+    assert re.search(r"efficiency 0\.\d{3} ± 0\.\d+", lowest.text)
+    page = (run_dir / "report.html").read_text()
+    for f in found:
+        assert f"id='{f.evidence}'" in page and html.escape(f.text) in page
+

@@ -411,3 +411,26 @@ def test_dashboard_stays_responsive_during_a_sweep(tmp_path, exploit_library, pa
             assert status in ("empty", "running", "complete"), (status, progress)
             assert status != "complete" or progress == (SWEEP_CELLS, SWEEP_CELLS), (status, progress)
     assert shot, "never caught the sweep running at 3 or more cells for a screenshot"
+
+
+def test_the_report_opens_with_its_findings(browser, runs_dir, tmp_path):
+    """The report's first section answers the question: non-empty findings, each linking to a section that exists,
+    above the one-page summary figure; the test fails if the section is missing or empty."""
+    from mecharena.report import build_report
+
+    run = tmp_path / "run"
+    shutil.copytree(runs_dir / SMALL_RUN, run)
+    build_report(run)
+    tab = browser.new_page(viewport={"width": 1400, "height": 900})
+    tab.goto((run / "report.html").as_uri())
+    first = tab.locator("h2").first
+    expect(first).to_have_text("Findings")
+    items = tab.locator("ul.findings li")
+    assert items.count() >= 1
+    for i in range(items.count()):
+        assert len(items.nth(i).inner_text()) > 40
+        anchor = items.nth(i).locator("a").get_attribute("href")
+        assert tab.locator(anchor).count() == 1, anchor
+    expect(tab.locator("#findings ~ figure img").first).to_be_visible()
+    tab.screenshot(path=str(tmp_path / "findings.png"))
+    tab.close()

@@ -9,6 +9,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from mecharena.report import figures, tables
+from mecharena.report.findings import Finding, findings
 from mecharena.report.data import Results, load_results
 from mecharena.runner.store import ResultsError
 
@@ -27,6 +28,7 @@ figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; 
 figcaption { font-size: 0.85em; color: #555; } .note { font-size: 0.85em; color: #555; }
 .warn { background: #fff4d6; padding: 0.5em 1em; border-left: 4px solid #e0a800; }
 pre { background: #f7f7f7; padding: 1em; overflow-x: auto; font-size: 0.85em; }
+ul.findings { font-size: 1.05em; line-height: 1.5; } ul.findings a { font-size: 0.85em; }
 """
 
 
@@ -54,6 +56,12 @@ def _figure(path: Path, caption: str) -> str:
     return (f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(caption)}">'
             f'<figcaption>{html.escape(caption)} (<a href="{html.escape(path.name)}">{html.escape(path.name)}</a>)'
             f"</figcaption></figure>")
+
+
+def _findings(found: list[Finding]) -> str:
+    items = "".join(f'<li data-kind="{f.kind}">{html.escape(f.text)} <a href="#{f.evidence}">evidence</a></li>'
+                    for f in found)
+    return f"<ul class='findings'>{items}</ul>"
 
 
 def _overview(results: Results) -> str:
@@ -105,7 +113,11 @@ def build_report(directory: str | Path) -> Report:
         return _figure(path, caption)
 
     metrics = results.headline()
-    sections.append("<h2>Overview</h2>" + _overview(results) + _table(tables.summary(results)))
+    found = findings(results)
+    page_png = draw(figures.summary_page(results, [f.text for f in found]), "summary.png",
+                    "One page: the findings and each mechanism's worst case per population (for papers and slides)")
+    sections.append("<h2 id='findings'>Findings</h2>" + _findings(found) + page_png)
+    sections.append("<h2 id='overview'>Overview</h2>" + _overview(results) + _table(tables.summary(results)))
     sections.append("<h2>Metrics by mechanism and population</h2>" + "".join(
         draw(figures.metric_bars(results, m), f"metric_{m}.png", f"{m}: mean over seeds with 95% CI")
         for m in metrics))
@@ -128,14 +140,14 @@ def build_report(directory: str | Path) -> Report:
                          f"{name}: entry (agents still in the market), participation, revenue and "
                          "efficiency against the reserve price")
                     for name, figure in sweeps.items())
-    sections.append("<h2>Collusion and dropout dynamics</h2>" + "".join(dynamics))
+    sections.append("<h2 id='dynamics'>Collusion and dropout dynamics</h2>" + "".join(dynamics))
     if metrics:
-        sections.append("<h2>Robustness</h2>" + draw(figures.robustness(results), "robustness.png",
+        sections.append("<h2 id='robustness'>Robustness</h2>" + draw(figures.robustness(results), "robustness.png",
                                                      "Spread of each headline metric across seeds and populations")
                         + _table(tables.robustness(results)))
-    sections.append("<h2>Worst failures</h2>" + "".join(_table(t) for t in tables.failures(results)))
+    sections.append("<h2 id='failures'>Worst failures</h2>" + "".join(_table(t) for t in tables.failures(results)))
     comparison = tables.information(results)
-    sections.append("<h2>Information policies</h2>" + ("".join(_table(t) for t in comparison) if comparison else
+    sections.append("<h2 id='information'>Information policies</h2>" + ("".join(_table(t) for t in comparison) if comparison else
                                                        '<p class="note">The spec has one information policy.</p>'))
     if results.spec_yaml:
         sections.append(f"<h2>Spec</h2><details><summary>YAML</summary><pre>{html.escape(results.spec_yaml)}"

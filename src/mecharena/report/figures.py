@@ -5,6 +5,7 @@ No pyplot and no global backend switch: each function builds its own figure from
 """
 
 import math
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -235,3 +236,35 @@ def reserve_sweeps(results: Results) -> dict[str, Figure]:
         figure.suptitle(f"{mechanism_id}: outcomes against the reserve price")
         out[mechanism_id] = figure
     return out
+
+
+def summary_page(results: Results, sentences: list[str], metric: str = "efficiency") -> Figure:
+    """One page for papers and slides: the findings in words beside each mechanism's worst case of
+    ``metric`` over the run's rules, per population (bars: pooled over seeds, with 95% intervals)."""
+    figure = Figure(figsize=(14, 8), layout="constrained")
+    text_ax, bars = figure.subplots(1, 2, width_ratios=(1.1, 1))
+    text_ax.axis("off")
+    wrapped = ["\n".join(textwrap.wrap(f"• {s}", 78)) for s in sentences]
+    text_ax.text(0, 1, f"{results.name}: findings", va="top", ha="left", fontsize=14, weight="bold",
+                 transform=text_ax.transAxes)
+    text_ax.text(0, 0.94, "\n\n".join(wrapped), va="top", ha="left", fontsize=9.5, transform=text_ax.transAxes)
+    if metric not in results.metric_names:
+        bars.axis("off")
+        return figure
+    colors = _colors(results)
+    height = 0.8 / max(len(results.populations), 1)
+    for j, population in enumerate(results.populations):
+        for i, mechanism in enumerate(results.mechanisms):
+            rows = [r for r in results.rows if r.mechanism == mechanism and r.population == population]
+            cases = [pooled(g, metric) for g in group(rows, lambda r: r.rules).values()]
+            cases = [c for c in cases if math.isfinite(c.mean)]
+            if cases:
+                worst = min(cases, key=lambda c: c.mean)
+                bars.barh(i + j * height, worst.mean, height, xerr=worst.half if math.isfinite(worst.half) else 0,
+                          color=colors[population], label=population if i == 0 else None)
+    bars.set_yticks([i + 0.4 - height / 2 for i in range(len(results.mechanisms))], results.mechanisms, fontsize=9)
+    bars.invert_yaxis()
+    bars.set_xlabel(f"{metric}, worst case over information and enforcement (95% CI)")
+    bars.grid(axis="x", alpha=0.3)
+    bars.legend(fontsize=8, loc="lower right")
+    return figure
