@@ -147,8 +147,9 @@ def build_report(directory: str | Path) -> Report:
                         + _table(tables.robustness(results)))
     sections.append("<h2 id='failures'>Worst failures</h2>" + "".join(_table(t) for t in tables.failures(results)))
     comparison = tables.information(results)
-    sections.append("<h2 id='information'>Information policies</h2>" + ("".join(_table(t) for t in comparison) if comparison else
-                                                       '<p class="note">The spec has one information policy.</p>'))
+    sections.append("<h2 id='information'>Information policies</h2>" + (
+        "".join(_table(t) for t in comparison) if comparison else
+        '<p class="note">The spec has one information policy.</p>'))
     if results.spec_yaml:
         sections.append(f"<h2>Spec</h2><details><summary>YAML</summary><pre>{html.escape(results.spec_yaml)}"
                         f"</pre></details>")
