@@ -257,7 +257,7 @@ def test_train_grpo_keeps_library_logs_off_stdout(monkeypatch, tmp_path, as_json
 
 
 def test_stdout_to_stderr_moves_what_c_code_writes_to_fd_1():
-    code = ("import os, sys\nfrom mecharena.shell import stdout_to_stderr\n"
+    code = ("import os, sys\nfrom mecharena.cli.shell import stdout_to_stderr\n"
             "with stdout_to_stderr():\n    print('python log')\n    os.write(1, b'fd log\\n')\nprint('{}')\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
@@ -274,7 +274,7 @@ def test_tables_in_captured_output_keep_ids_and_names_whole():
 
     from rich.console import Console
 
-    from mecharena.fuzz.tools import rank_command
+    from mecharena.cli.repair import rank_command
 
     narrow = Console(width=60, file=io.StringIO(), force_terminal=True, color_system=None)
     rank_command(["second_price", "first_price:reserve_price=0.1"], "truthful:3", seeds=2, markets=50, rounds=2,

@@ -8,7 +8,7 @@ from rich.console import Console
 
 from mecharena.benchmarks.fuzz import closed_form_gain, run
 from mecharena.core.errors import ConfigError, UnknownIdError
-from mecharena.fuzz.tools import parse_mechanism, rank_command, repair_command
+from mecharena.cli.repair import parse_mechanism, rank_command, repair_command
 
 
 def test_benchmark_returns_the_documented_keys():

@@ -139,7 +139,7 @@ def test_fuzz_searches_the_coalition_with_two_deviators_and_scores_it_fresh():
 def test_a_found_ring_is_stored_as_a_replayable_failure_report(tmp_path):
     """Found strategies carry text parameters (role tables); the failure report keeps them and its
     agent spec replays the ring."""
-    from mecharena.fuzz.commands import fuzz_cell
+    from mecharena.fuzz.cell import fuzz_cell
     from mecharena.fuzz.library import Library
 
     result, data = fuzz_cell("second_price", {}, "truthful:4", {}, {}, "uniform", 0, library=tmp_path,

@@ -11,7 +11,7 @@ from rich.console import Console
 
 from mecharena.core.errors import MechArenaError, UnknownIdError
 from mecharena.fuzz import fuzz
-from mecharena.fuzz.commands import exploits_list, exploits_replay, exploits_show
+from mecharena.cli.fuzz import exploits_list, exploits_replay, exploits_show
 from mecharena.fuzz.library import Library, LibraryError
 from mecharena.fuzz.report import FailureReport, build_report, exploit_id, ledger_gain
 from mecharena.fuzz.score import Scorer

@@ -8,7 +8,7 @@ from rich.console import Console
 
 from mecharena.core.errors import ConfigError, UnknownIdError
 from mecharena.fuzz import fuzz
-from mecharena.fuzz.commands import regress_command
+from mecharena.cli.fuzz import regress_command
 from mecharena.fuzz.library import Library
 from mecharena.fuzz.regress import regress
 from mecharena.fuzz.report import build_report

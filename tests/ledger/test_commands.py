@@ -9,7 +9,7 @@ import pytest
 from rich.console import Console
 
 from mecharena.ledger import LedgerError, record_episode
-from mecharena.ledger.commands import replay_command
+from mecharena.cli.ledger import replay_command
 
 from .helpers import episode, reseal
 

@@ -2,7 +2,7 @@ import json
 
 from typer.testing import CliRunner
 
-from mecharena.negotiation.commands import app
+from mecharena.cli.negotiation import app
 
 runner = CliRunner()
 

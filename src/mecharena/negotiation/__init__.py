@@ -5,5 +5,5 @@ Layout: :mod:`~.scenario` (tasks and their seeded economies: the params), :mod:`
 actions), :mod:`~.core` (the pure ``step``), :mod:`~.policies` (opponent archetypes, baselines,
 degenerate probes), :mod:`~.judge` (the optional pitch rubric), and the shells: :mod:`~.env`
 (the learner's seat, transcripts), :mod:`~.parallel` (PettingZoo), :mod:`~.server` (OpenEnv),
-:mod:`~.evaluate`, :mod:`~.sft` and :mod:`~.commands`.
+:mod:`~.evaluate` and :mod:`~.sft` (the ``negotiate`` commands are :mod:`mecharena.cli.negotiation`).
 """

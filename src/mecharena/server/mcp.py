@@ -128,7 +128,7 @@ def _simulate(mechanism: str, population: str, config: dict[str, Any] | None, ma
 def _fuzz(library: Path, store: bool, mechanism: str, population: str, config: dict[str, Any] | None,
           information: dict[str, Any] | None, enforcement: dict[str, Any] | None, values: str, seed: int,
           threshold: float, on_trial, **search: Any) -> dict[str, Any]:
-    from mecharena.fuzz.commands import fuzz_cell
+    from mecharena.fuzz.cell import fuzz_cell
 
     check_values(values)
     _, data = fuzz_cell(mechanism, config or {}, population, information or {}, enforcement or {}, values, seed,

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from mecharena.core.config import check_seed
 from mecharena.core.errors import MechArenaError
-from mecharena.shell import fail, make_console, progress_bar, seed_option
+from mecharena.cli.shell import fail, make_console, progress_bar, seed_option
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False,
                   help="The scarce-GPU bargaining economy: baselines, episodes, training data.")

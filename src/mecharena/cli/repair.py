@@ -22,7 +22,7 @@ from mecharena.fuzz.repair import Candidate, RepairResult, repair
 from mecharena.mechanisms import get as get_mechanism
 from mecharena.mechanisms.policy import Enforcement, InformationPolicy
 from mecharena.metrics.harness import Cell
-from mecharena.shell import make_console
+from mecharena.cli.shell import make_console
 
 #: The most seeds a ranking given as a count may use (each is one evaluation per mechanism).
 MAX_RANK_SEEDS = 10_000

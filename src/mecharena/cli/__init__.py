@@ -11,22 +11,24 @@ from rich.progress import Progress
 from rich.table import Table
 
 from mecharena import agents, mechanisms
-from mecharena.core.config import parse_assignments, shown_value
+from mecharena.core.config import parse_assignments
 from mecharena.core.errors import ConfigError, MechArenaError
 from mecharena.core.settings import CLI_SAMPLES, FuzzSettings, RepairSettings, description
-from mecharena.shell import SeedOption, make_console, progress_bar, seed_option, stdout_to_stderr
-from mecharena.shell import fail as shell_fail
+from mecharena.cli import bench, designer
+from mecharena.cli.designer import MarketSeedOption, StageOption
+from mecharena.cli.shell import JsonFlag, SeedOption, exit_with, make_console, progress_bar, seed_option
+from mecharena.cli.shell import stdout_to_stderr
+from mecharena.cli.shell import fail as shell_fail
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Mechanism Arena: stress-test economic mechanisms against strategic agents.")
-bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks (print JSON with --json).")
-app.add_typer(bench_app, name="bench")
+app.add_typer(bench.app, name="bench")
+app.add_typer(designer.app, name="designer")
 # The command's output and its errors/progress. No command parameter may be called `out` or
 # `err`: it would hide these consoles inside the command (tests/test_cli.py checks every command).
 out = make_console()
 err = make_console(stderr=True)
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="print one JSON object instead of tables")]
 FUZZ, REPAIR = FuzzSettings(), RepairSettings()  # the defaults (mecharena.core.settings holds them and the bounds)
 
 
@@ -431,7 +433,7 @@ def replay(
     as_json: JsonFlag = False,
 ) -> None:
     """Rebuild every recorded outcome of a full-mode ledger from its events and compare, bit for bit."""
-    from mecharena.ledger.commands import replay_command
+    from mecharena.cli.ledger import replay_command
 
     try:
         code = replay_command(str(ledger_dir), as_json, console=out)
@@ -471,7 +473,7 @@ def fuzz_command(
     The discovery engine (family best_response) searches the best bid for every value over any bid
     function; the families are named starting points searched beside it."""
     from mecharena.fuzz import FAMILIES
-    from mecharena.fuzz.commands import fuzz_cell
+    from mecharena.fuzz.cell import fuzz_cell
 
     try:
         names = None if families is None else [f.strip() for f in families.split(",") if f.strip()]
@@ -538,17 +540,13 @@ LibraryOption = Annotated[Path, typer.Option("--library", help="exploit library 
 
 
 def _exit_with(command, *args: Any, **kwargs: Any) -> None:
-    try:
-        code = command(*args, console=out, **kwargs)
-    except MechArenaError as exc:
-        raise fail(exc) from None
-    raise typer.Exit(code)
+    exit_with(command, *args, console=out, **kwargs)
 
 
 @exploits_app.command("list")
 def exploits_list(library: LibraryOption = Path("exploits"), as_json: JsonFlag = False) -> None:
     """Every failure report in the library."""
-    from mecharena.fuzz import commands
+    from mecharena.cli import fuzz as commands
 
     _exit_with(commands.exploits_list, str(library), as_json)
 
@@ -557,7 +555,7 @@ def exploits_list(library: LibraryOption = Path("exploits"), as_json: JsonFlag =
 def exploits_show(exploit: Annotated[str, typer.Argument(help="report id (or a unique prefix)")],
                   library: LibraryOption = Path("exploits"), as_json: JsonFlag = False) -> None:
     """One failure report in full."""
-    from mecharena.fuzz import commands
+    from mecharena.cli import fuzz as commands
 
     _exit_with(commands.exploits_show, str(library), exploit, as_json)
 
@@ -566,7 +564,7 @@ def exploits_show(exploit: Annotated[str, typer.Argument(help="report id (or a u
 def exploits_replay(exploit: Annotated[str, typer.Argument(help="report id (or a unique prefix)")],
                     library: LibraryOption = Path("exploits"), as_json: JsonFlag = False) -> None:
     """Replay a report's ledgers and recompute its recorded gain exactly (exit 1 if it differs)."""
-    from mecharena.fuzz import commands
+    from mecharena.cli import fuzz as commands
 
     _exit_with(commands.exploits_replay, str(library), exploit, as_json)
 
@@ -584,7 +582,7 @@ def regress(
     as_json: JsonFlag = False,
 ) -> None:
     """Re-run every library exploit against a mechanism variant; exit 1 if any still pays (for CI)."""
-    from mecharena.fuzz import commands
+    from mecharena.cli import fuzz as commands
 
     try:
         code = commands.regress_command(str(library), mechanism, parse_settings(settings or []), seed, markets,
@@ -617,7 +615,7 @@ def repair(
     as_json: JsonFlag = False,
 ) -> None:
     """Search the mechanism's design space for lower exploitability within welfare and revenue floors."""
-    from mecharena.fuzz.tools import repair_command
+    from mecharena.cli.repair import repair_command
 
     try:
         names = None if families is None else [f.strip() for f in families.split(",") if f.strip()]
@@ -648,7 +646,7 @@ def rank(
     as_json: JsonFlag = False,
 ) -> None:
     """Rank mechanisms under noisy outcomes: paired 95% intervals and the seeds needed to separate them."""
-    from mecharena.fuzz.tools import rank_command
+    from mecharena.cli.repair import rank_command
 
     try:
         code = rank_command(list(mechanisms), population, metric, seeds, markets=markets, rounds=rounds,
@@ -686,7 +684,7 @@ def metagame(
     """Empirical game analysis: payoff table, Nash equilibria (worst vs intended), alpha-Rank, PSRO."""
     from mecharena.agents.population import _split_groups
     from mecharena.fuzz import metagame as meta
-    from mecharena.fuzz.commands import metagame_print
+    from mecharena.cli.fuzz import metagame_print
 
     try:
         s = meta.settings(mechanism=mechanism, config=parse_settings(settings or []), players=players,
@@ -703,249 +701,6 @@ def metagame(
         print(json.dumps(result, indent=2))
         return
     metagame_print(result, out)
-
-
-RepeatsOption = Annotated[int, typer.Option("--repeats", help="interleaved repetitions per path (medians reported)")]
-
-
-def checked_repeats(repeats: int) -> int:
-    """A benchmark's ``--repeats``, checked: at least 1."""
-    if repeats < 1:
-        raise fail(ConfigError(f"repeats must be >= 1, got {shown_value(repeats)}"))
-    return repeats
-
-
-@bench_app.command("fuzz")
-def bench_fuzz(
-    repeats: RepeatsOption = 3,
-    as_json: JsonFlag = False,
-) -> None:
-    """Fuzzing: evaluations per second, found gain vs budget, a default run's time (target by CPU seconds)."""
-    from mecharena.benchmarks.fuzz import run
-
-    print_bench(run(repeats=checked_repeats(repeats)), as_json)
-
-
-def print_bench(result: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(result, indent=2))
-        return
-    from mecharena.benchmarks.timing import rows
-
-    table = Table(title=escape(f"benchmark: {result.get('benchmark', '')} (every trial: --json)"))
-    table.add_column("measure", overflow="fold")
-    table.add_column("value", justify="right", overflow="fold")
-    for key, value in rows(result):
-        table.add_row(escape(key), escape(value))
-    out.print(table)
-
-
-def sizes(markets: int, rounds: int) -> dict[str, int]:
-    """Benchmark sizes, checked: both at least 1."""
-    if markets < 1 or rounds < 1:
-        raise fail(ConfigError(f"markets and rounds must be >= 1, got markets={markets}, rounds={rounds}"))
-    return {"markets": markets, "rounds": rounds}
-
-
-@bench_app.command("discovery")
-def bench_discovery(
-    n: Annotated[int, typer.Option(help="bidders of the one-shot best-response timing")] = 10,
-    samples: Annotated[int, typer.Option(help="market-rounds each best response is fitted on")] = 20_000,
-    eval_markets: Annotated[int, typer.Option(help="fresh markets scoring each planted case")] = 40_000,
-    repeats: RepeatsOption = 1,
-    as_json: JsonFlag = False,
-) -> None:
-    """Discovery engine: one-shot best response time, found / true exploitability per planted flaw."""
-    from mecharena.benchmarks.discovery import run
-
-    if n < 2 or samples < 2 or eval_markets < 2:
-        raise fail(ConfigError(f"n, samples and eval_markets must be >= 2, got n={n}, samples={samples}, "
-                               f"eval_markets={eval_markets}"))
-    try:
-        result = run(n=n, samples=samples, eval_markets=eval_markets, repeats=checked_repeats(repeats))
-    except MechArenaError as exc:
-        raise fail(exc) from None
-    print_bench(result, as_json)
-
-
-@bench_app.command("loop")
-def bench_loop(
-    markets: Annotated[int, typer.Option(help="markets B")] = 4096,
-    rounds: Annotated[int, typer.Option(help="rounds timed")] = 30,
-    scenario: Annotated[str, typer.Option(
-        help="auction (10 seats, adaptive agents, first price) or reputation (the reputation marketplace: state "
-             "across rounds, declared actions)")] = "auction",
-    as_json: JsonFlag = False,
-) -> None:
-    """Round-loop market-rounds per second, 10 seats, B=4,096: an auction with adaptive agents, or the reputation
-    marketplace."""
-    from mecharena.benchmarks.loop import SCENARIOS, run
-
-    if scenario not in SCENARIOS:
-        raise fail(ConfigError(f"scenario must be one of {', '.join(SCENARIOS)}, got {scenario!r}"))
-    print_bench(run(**sizes(markets, rounds), scenario=scenario), as_json)
-
-
-@bench_app.command("ledger")
-def bench_ledger(
-    markets: Annotated[int, typer.Option(help="markets B")] = 1024,
-    rounds: Annotated[int, typer.Option(help="rounds recorded")] = 20,
-    repeats: RepeatsOption = 3,
-    as_json: JsonFlag = False,
-) -> None:
-    """Ledger overhead by CPU time: no ledger vs aggregate vs full trace (targets 1.2x and 3x); about a minute."""
-    from mecharena.benchmarks.ledger import run
-
-    print_bench(run(**sizes(markets, rounds), repeats=checked_repeats(repeats)), as_json)
-
-
-@bench_app.command("engine")
-def bench_engine(
-    markets: Annotated[int, typer.Option(help="markets B")] = 100_000,
-    agents_: Annotated[int, typer.Option("--agents", help="bidders n")] = 10,
-    as_json: JsonFlag = False,
-) -> None:
-    """Second price at n=10, B=100,000: full engine vs bare NumPy kernel vs scalar reference."""
-    from mecharena.benchmarks.engine import run
-    from mecharena.benchmarks.timing import LOAD_WINDOWS, load_text
-
-    if markets < 1 or agents_ < 2:
-        raise fail(ConfigError(f"markets must be >= 1 and agents >= 2, got markets={markets}, agents={agents_}"))
-    result = run(markets=markets, agents=agents_)
-    if as_json:
-        print(json.dumps(result, indent=2))
-        return
-    table = Table(title=f"Engine throughput: second price, n={agents_}, B={markets} (medians of interleaved runs)")
-    table.add_column("path")
-    table.add_column("markets/s (wall)", justify="right")
-    table.add_column("markets/s (CPU)", justify="right")
-    for path, name, key in (("engine (validated)", "engine", "engine_markets_per_s"),
-                            ("bare NumPy kernel", "bare", "bare_kernel_markets_per_s"),
-                            ("scalar reference", "scalar", "scalar_reference_markets_per_s")):
-        table.add_row(path, f"{result[key]:,.0f}", f"{result['markets_per_cpu_s'][name]:,.0f}")
-    out.print(table)
-    out.print(f"engine / bare = {result['engine_over_bare']:.2f} (target >= 0.5); "
-              f"engine / scalar = {result['engine_over_scalar']:.0f}x (target >= 10), both by CPU time; "
-              f"peak memory {result['engine_peak_bytes'] / 2**20:.1f} MiB; "
-              f"load {load_text(result)} ({LOAD_WINDOWS})")
-
-
-
-designer_app = typer.Typer(no_args_is_help=True, help="The referee environment: evaluate, audit and train designers.")
-app.add_typer(designer_app, name="designer")
-StageOption = Annotated[int, typer.Option("--stage", help="curriculum stage 1-5")]
-EpisodesOption = Annotated[int, typer.Option("--episodes", help="episodes per held-out population")]
-MarketSeedOption = Annotated[int, seed_option("seed of the markets (and of random policies)")]
-
-
-def mecharena_policies():
-    """Every designer policy spec, ``llm:CONFIG`` included (the llm layer knows the designer's)."""
-    from mecharena.llm.designer import make_designer_policy
-
-    return make_designer_policy
-
-
-@designer_app.command("eval")
-def designer_eval(
-    policy: Annotated[str, typer.Option(
-        "--policy", help="random | greedy | constant:FILE | oracle | learned[:FILE] | llm:CONFIG")],
-    stage: StageOption = 1,
-    episodes: EpisodesOption = 4,
-    seed: MarketSeedOption = 0,
-    as_json: JsonFlag = False,
-) -> None:
-    """Score a designer policy on the stage's held-out benchmark (20 populations never used in training)."""
-    from mecharena.designer import commands
-
-    factory = mecharena_policies()
-    _exit_with(commands.designer_eval, policy, stage, episodes, seed, as_json, factory=factory)
-
-
-@designer_app.command("play")
-def designer_play(
-    policy: Annotated[str, typer.Option(
-        "--policy", help="random | greedy | constant:FILE | oracle | learned[:FILE] | llm:CONFIG")],
-    directory: Annotated[Path, typer.Option("--out", help="new directory: steps.jsonl and traces.jsonl")],
-    stage: StageOption = 1,
-    seed: MarketSeedOption = 0,
-    as_json: JsonFlag = False,
-) -> None:
-    """Play one training episode with a policy and record it (an LLM designer's prompts and answers too)."""
-    from mecharena.designer import core
-    from mecharena.designer.evaluate import play_episode
-    from mecharena.designer.population import check_stage
-
-    try:
-        chosen = mecharena_policies()(policy, check_stage(stage), seed=seed)
-        with progress_bar(err, "designer episode", hidden=as_json) as progress:
-            task = progress.add_task("steps", total=core.HORIZON)
-            result = play_episode(chosen, stage, seed, directory, on_step=lambda _: progress.advance(task))
-    except MechArenaError as exc:
-        raise fail(exc) from None
-    if hasattr(chosen, "tally"):
-        result["structured_output"] = chosen.tally.as_dict()
-    if as_json:
-        print(json.dumps(result, indent=2))
-        return
-    table = Table(title=escape(f"designer {chosen.name}, stage {stage}, seed {seed}: {result['steps']} steps"))
-    table.add_column("measure")
-    table.add_column("mean per step", justify="right")
-    for name, value in {"reward": result["reward"], **result["components"]}.items():
-        table.add_row(name, f"{value:.3f}")
-    out.print(table)
-    out.print(f"recorded in {escape(str(result['out']))}")
-
-
-@designer_app.command("audit")
-def designer_audit(
-    stage: StageOption = 1,
-    episodes: EpisodesOption = 4,
-    seed: MarketSeedOption = 0,
-    out_path: Annotated[Path | None, typer.Option("--out", help="write the best constant mechanism here (JSON)")] = None,
-    as_json: JsonFlag = False,
-) -> None:
-    """Best constant mechanism (searched on training populations), the oracle, and their paired gap."""
-    from mecharena.designer import commands
-
-    _exit_with(commands.designer_audit, stage, episodes, seed, out_path, as_json)
-
-
-@designer_app.command("train")
-def designer_train(
-    stage: StageOption = 1,
-    out_path: Annotated[Path, typer.Option("--out", help="model file (.npz)")] = Path("designer-learned.npz"),
-    populations: Annotated[int, typer.Option("--populations", help="training populations per round")] = 1024,
-    seed: MarketSeedOption = 0,
-    as_json: JsonFlag = False,
-) -> None:
-    """Fit the learned designer (a contextual bandit over observation features) for one stage."""
-    from mecharena.designer import commands
-
-    if populations < 8:
-        raise fail(ConfigError(f"populations must be >= 8, got {populations}"))
-    _exit_with(commands.designer_train, stage, populations, seed, out_path, as_json)
-
-
-@designer_app.command("benchmark")
-def designer_benchmark(
-    stages: Annotated[str, typer.Option("--stages", help="comma-separated stages")] = "1,2,3,4,5",
-    episodes: EpisodesOption = 4,
-    seed: MarketSeedOption = 0,
-    out_dir: Annotated[Path, typer.Option("--out", help="results directory (resumes finished stages)")] = Path(
-        "runs/designer"),
-    as_json: JsonFlag = False,
-) -> None:
-    """The results table: random, greedy, best constant, learned and oracle on each stage's held-out benchmark."""
-    from mecharena.designer import commands
-
-    try:
-        chosen = [int(s) for s in stages.split(",") if s.strip()]
-    except ValueError:
-        raise fail(ConfigError(f"--stages must be comma-separated integers, got {stages!r}")) from None
-    with progress_bar(err, "stages", hidden=as_json) as bar:
-        task = bar.add_task("stages", total=len(chosen))
-        _exit_with(commands.designer_benchmark, chosen, episodes, seed, out_dir, as_json,
-                   progress=lambda _: bar.advance(task))
 
 
 @app.command("serve")
@@ -973,7 +728,7 @@ def serve(
 
 def _negotiate_app() -> typer.Typer:
     from mecharena.llm.negotiator import make_negotiation_policy
-    from mecharena.negotiation import commands
+    from mecharena.cli import negotiation as commands
 
     commands.policy_factory = make_negotiation_policy  # `negotiate play --policy llm:CONFIG`
     return commands.app
@@ -981,70 +736,6 @@ def _negotiate_app() -> typer.Typer:
 
 app.add_typer(_negotiate_app(), name="negotiate",
               help="The scarce-GPU bargaining economy: baselines, episodes, SFT data (docs/negotiation.md).")
-
-
-@bench_app.command("arena")
-def bench_arena(
-    steps: Annotated[int, typer.Option("--steps", help="steps per repetition and configuration")] = 2000,
-    repeats: RepeatsOption = 5,
-    as_json: JsonFlag = False,
-) -> None:
-    """Steps per second of the sealed-bid arena's PettingZoo ParallelEnv (plain, and with talk)."""
-    from mecharena.benchmarks.arena_parallel import run
-
-    if steps < 1:
-        raise fail(ConfigError(f"steps must be >= 1, got {shown_value(steps)}"))
-    print_bench(run(steps=steps, repeats=checked_repeats(repeats)), as_json)
-
-
-@bench_app.command("negotiation")
-def bench_negotiation(
-    episodes: Annotated[int, typer.Option("--episodes", help="episodes per task and path")] = 20,
-    repeats: RepeatsOption = 3,
-    as_json: JsonFlag = False,
-) -> None:
-    """Steps per second of one negotiation env, per task: expert vs archetypes, the pure core, PettingZoo."""
-    from mecharena.benchmarks.negotiation import run
-
-    if episodes < 1:
-        raise fail(ConfigError(f"episodes must be >= 1, got {episodes}"))
-    print_bench(run(episodes=episodes, repeats=checked_repeats(repeats)), as_json)
-
-
-@bench_app.command("designer")
-def bench_designer(
-    episodes: Annotated[int, typer.Option("--episodes", help="vectorized env size E")] = 1024,
-    repeats: RepeatsOption = 5,
-    as_json: JsonFlag = False,
-) -> None:
-    """Referee env steps per second: vectorized at E=1,024 on stage 4, single env (JSON and Gymnasium)."""
-    from mecharena.benchmarks.designer import run
-
-    if episodes < 1:
-        raise fail(ConfigError(f"episodes must be >= 1, got {episodes}"))
-    print_bench(run(episodes=episodes, repeats=checked_repeats(repeats)), as_json)
-
-
-@bench_app.command("serve")
-def bench_serve(
-    steps: Annotated[int, typer.Option("--steps", help="steps timed over one WebSocket session")] = 3000,
-    sessions: Annotated[int, typer.Option("--sessions", help="concurrent WebSocket sessions")] = 16,
-    startup_timeout: Annotated[float, typer.Option(
-        "--startup-timeout", help="seconds to wait for the server to answer /health")] = 60.0,
-    as_json: JsonFlag = False,
-) -> None:
-    """Referee env steps per second over the OpenEnv WebSocket on loopback: one session and many (target 1,500)."""
-    from mecharena.benchmarks.serve import run
-
-    if steps < 1 or sessions < 1:
-        raise fail(ConfigError(f"steps and sessions must be >= 1, got steps={steps}, sessions={sessions}"))
-    if not 0 < startup_timeout <= 3600:
-        raise fail(ConfigError(f"startup-timeout must be in (0, 3600] seconds, got {shown_value(startup_timeout)}"))
-    try:
-        result = run(steps=steps, sessions=sessions, startup_timeout=startup_timeout)
-    except MechArenaError as exc:
-        raise fail(exc) from None
-    print_bench(result, as_json)
 
 
 @app.command("ui")

@@ -6,7 +6,6 @@ status 2 to the CLI shell.
 """
 
 import json
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -15,7 +14,7 @@ from rich.table import Table
 
 from mecharena.fuzz.library import Library
 from mecharena.fuzz.regress import DEFAULT_MARKETS, regress
-from mecharena.shell import make_console
+from mecharena.cli.shell import make_console
 
 
 def _interval(mean: float, ci95: Any) -> str:
@@ -182,39 +181,6 @@ def regress_command(library_dir: str, mechanism: str, settings: dict[str, Any], 
     console.print(f"[bold red]{paying} exploit(s) still pay[/]" if paying else
                   "[bold green]no exploit still pays[/]")
     return 1 if paying else 0
-
-
-def fuzz_cell(mechanism: str, config: dict[str, Any], population: str, information: dict[str, Any],
-              enforcement: dict[str, Any], values: str, seed: int, *, threshold: float = 1e-3,
-              library: str | Path | None = None, **search: Any) -> tuple[Any, dict[str, Any]]:
-    """Fuzz one cell (``search``: the keyword arguments of :func:`mecharena.fuzz.fuzz`) and, when the
-    fresh evaluation finds an exploit and ``library`` is given, store its failure report there.
-
-    Returns:
-        The :class:`~mecharena.fuzz.FuzzResult`, and it as JSON with ``exploit`` (bool) and
-        ``report`` (id and library, or None).
-
-    Raises:
-        MechArenaError: an unknown mechanism, agent type or family, or a field out of range (the
-            information and enforcement rules are built first, so their messages name the field).
-    """
-    from mecharena.fuzz.report import build_report
-    from mecharena.fuzz.search import fuzz
-    from mecharena.mechanisms.policy import Enforcement, InformationPolicy
-    from mecharena.metrics.harness import Cell
-
-    target = Cell(mechanism=mechanism, config=config, population=population,
-                  information=InformationPolicy.build(**information), enforcement=Enforcement.build(**enforcement),
-                  values=values, seed=seed)
-    result = fuzz(target, seed=seed, threshold=threshold, **search)
-    data = result.as_dict()
-    data["exploit"] = result.fresh is not None and result.fresh.lo > threshold
-    data["report"] = None
-    if data["exploit"] and library is not None:
-        failure = build_report(result, library)
-        Library(library, create=True).add(failure)
-        data["report"] = {"id": failure.id, "library": str(library)}
-    return result, data
 
 
 # --- `mecharena metagame` ----------------------------------------------------------------------------------

@@ -1,18 +1,20 @@
-"""Plain functions behind ``mecharena designer ...``: print tables or JSON, return an exit code.
-
-They raise :class:`~mecharena.core.errors.MechArenaError` on bad input and leave the message and
-exit status to the CLI shell.
+"""``mecharena designer ...``: the commands, and the plain functions behind them (print tables or JSON, return
+an exit code; they raise :class:`~mecharena.core.errors.MechArenaError` on bad input and leave the message and
+exit status to the shell).
 """
 
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from mecharena.cli.shell import JsonFlag, exit_with, fail, make_console, progress_bar, seed_option
+from mecharena.core.errors import ConfigError, MechArenaError
 from mecharena.designer.evaluate import audit, evaluate, run_benchmark
 from mecharena.designer.policies import GreedyPolicy, RandomPolicy, make_policy, train_learned
 from mecharena.designer.population import check_stage
@@ -118,3 +120,115 @@ def markdown_table(results: list[dict[str, Any]]) -> str:
                      + f" | {_interval(r['learned_minus_constant'])} | {_interval(r['oracle_minus_constant'])}"
                      f" | {r['learned_share_of_oracle']:.1%} | `{r['best_constant']['name']}` |")
     return "\n".join(lines) + "\n"
+
+
+# --- the `mecharena designer` commands ---------------------------------------------------------------
+
+app = typer.Typer(no_args_is_help=True, help="The referee environment: evaluate, audit and train designers.")
+out = make_console()
+err = make_console(stderr=True)
+StageOption = Annotated[int, typer.Option("--stage", help="curriculum stage 1-5")]
+EpisodesOption = Annotated[int, typer.Option("--episodes", help="episodes per held-out population")]
+MarketSeedOption = Annotated[int, seed_option("seed of the markets (and of random policies)")]
+
+
+def mecharena_policies():
+    """Every designer policy spec, ``llm:CONFIG`` included (the llm layer knows the designer's)."""
+    from mecharena.llm.designer import make_designer_policy
+
+    return make_designer_policy
+
+
+@app.command("eval")
+def eval_command(
+    policy: Annotated[str, typer.Option(
+        "--policy", help="random | greedy | constant:FILE | oracle | learned[:FILE] | llm:CONFIG")],
+    stage: StageOption = 1,
+    episodes: EpisodesOption = 4,
+    seed: MarketSeedOption = 0,
+    as_json: JsonFlag = False,
+) -> None:
+    """Score a designer policy on the stage's held-out benchmark (20 populations never used in training)."""
+    factory = mecharena_policies()
+    exit_with(designer_eval, policy, stage, episodes, seed, as_json, console=out, factory=factory)
+
+
+@app.command("play")
+def play_command(
+    policy: Annotated[str, typer.Option(
+        "--policy", help="random | greedy | constant:FILE | oracle | learned[:FILE] | llm:CONFIG")],
+    directory: Annotated[Path, typer.Option("--out", help="new directory: steps.jsonl and traces.jsonl")],
+    stage: StageOption = 1,
+    seed: MarketSeedOption = 0,
+    as_json: JsonFlag = False,
+) -> None:
+    """Play one training episode with a policy and record it (an LLM designer's prompts and answers too)."""
+    from mecharena.designer import core
+    from mecharena.designer.evaluate import play_episode
+    from mecharena.designer.population import check_stage
+
+    try:
+        chosen = mecharena_policies()(policy, check_stage(stage), seed=seed)
+        with progress_bar(err, "designer episode", hidden=as_json) as progress:
+            task = progress.add_task("steps", total=core.HORIZON)
+            result = play_episode(chosen, stage, seed, directory, on_step=lambda _: progress.advance(task))
+    except MechArenaError as exc:
+        raise fail(exc) from None
+    if hasattr(chosen, "tally"):
+        result["structured_output"] = chosen.tally.as_dict()
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    table = Table(title=escape(f"designer {chosen.name}, stage {stage}, seed {seed}: {result['steps']} steps"))
+    table.add_column("measure")
+    table.add_column("mean per step", justify="right")
+    for name, value in {"reward": result["reward"], **result["components"]}.items():
+        table.add_row(name, f"{value:.3f}")
+    out.print(table)
+    out.print(f"recorded in {escape(str(result['out']))}")
+
+
+@app.command("audit")
+def audit_command(
+    stage: StageOption = 1,
+    episodes: EpisodesOption = 4,
+    seed: MarketSeedOption = 0,
+    out_path: Annotated[Path | None, typer.Option("--out", help="write the best constant mechanism here (JSON)")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Best constant mechanism (searched on training populations), the oracle, and their paired gap."""
+    exit_with(designer_audit, stage, episodes, seed, out_path, as_json, console=out)
+
+
+@app.command("train")
+def train_command(
+    stage: StageOption = 1,
+    out_path: Annotated[Path, typer.Option("--out", help="model file (.npz)")] = Path("designer-learned.npz"),
+    populations: Annotated[int, typer.Option("--populations", help="training populations per round")] = 1024,
+    seed: MarketSeedOption = 0,
+    as_json: JsonFlag = False,
+) -> None:
+    """Fit the learned designer (a contextual bandit over observation features) for one stage."""
+    if populations < 8:
+        raise fail(ConfigError(f"populations must be >= 8, got {populations}"))
+    exit_with(designer_train, stage, populations, seed, out_path, as_json, console=out)
+
+
+@app.command("benchmark")
+def benchmark_command(
+    stages: Annotated[str, typer.Option("--stages", help="comma-separated stages")] = "1,2,3,4,5",
+    episodes: EpisodesOption = 4,
+    seed: MarketSeedOption = 0,
+    out_dir: Annotated[Path, typer.Option("--out", help="results directory (resumes finished stages)")] = Path(
+        "runs/designer"),
+    as_json: JsonFlag = False,
+) -> None:
+    """The results table: random, greedy, best constant, learned and oracle on each stage's held-out benchmark."""
+    try:
+        chosen = [int(s) for s in stages.split(",") if s.strip()]
+    except ValueError:
+        raise fail(ConfigError(f"--stages must be comma-separated integers, got {stages!r}")) from None
+    with progress_bar(err, "stages", hidden=as_json) as bar:
+        task = bar.add_task("stages", total=len(chosen))
+        exit_with(designer_benchmark, chosen, episodes, seed, out_dir, as_json, console=out,
+                   progress=lambda _: bar.advance(task))

@@ -1,7 +1,7 @@
 """What every command-line shell shares: its consoles, the ``--seed`` option, and a guard that
 keeps library output off stdout.
 
-The ``mecharena`` command and its sub-apps (``negotiate``, the ``*/commands.py`` modules) make
+The ``mecharena`` command and its sub-apps (``negotiate``, the other modules of this package) make
 their consoles and seed options here, so one rule holds everywhere:
 
 * Output that is not a terminal (a pipe, a file, a captured subprocess) is never cut to 80
@@ -46,6 +46,9 @@ class ShellConsole(Console):
         self._width, self._height = new_size
 
 
+JsonFlag = Annotated[bool, typer.Option("--json", help="print one JSON object instead of tables")]
+
+
 def make_console(stderr: bool = False) -> Console:
     """The console of a command's output (``stderr=False``) or of its errors and progress."""
     return ShellConsole(stderr=stderr)
@@ -56,6 +59,16 @@ def fail(exc: Exception, console: Console | None = None) -> typer.Exit:
     (console or make_console(stderr=True)).print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False,
                                                   markup=True, soft_wrap=True)
     return typer.Exit(2)
+
+
+def exit_with(command: Any, *args: Any, console: Console, **kwargs: Any) -> None:
+    """Run a plain command function (it prints to ``console`` and returns an exit code) and exit with its
+    code; its :class:`MechArenaError` becomes one error line and status 2."""
+    try:
+        code = command(*args, console=console, **kwargs)
+    except MechArenaError as exc:
+        raise fail(exc) from None
+    raise typer.Exit(code)
 
 
 def _seed_callback(ctx: typer.Context, param: Any, value: int | None) -> int | None:

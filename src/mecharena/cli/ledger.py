@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mecharena.ledger.replay import ReplayReport, replay
-from mecharena.shell import make_console
+from mecharena.cli.shell import make_console
 
 SHOWN_MISMATCHES = 20
 
