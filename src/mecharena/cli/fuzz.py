@@ -215,9 +215,10 @@ def metagame_print(result: dict[str, Any], console: Console | None = None) -> No
     head.add_column("value")
     ranking = result["alpharank"]
     top = ranking["order"][0]
-    head.add_row("alpha-Rank top", escape(f"{names[top]} (mass {ranking['mass'][top]['mean']:.3f} "
-                                          f"[{ranking['mass'][top]['ci95'][0]:.3f}, {ranking['mass'][top]['ci95'][1]:.3f}]; "
-                                          f"order unchanged in {ranking['stable']:.0%} of {ranking['resamples']} resamples)"))
+    mass = ranking["mass"][top]
+    head.add_row("alpha-Rank top", escape(f"{names[top]} (mass {mass['mean']:.3f} [{mass['ci95'][0]:.3f}, "
+                                          f"{mass['ci95'][1]:.3f}]; order unchanged in {ranking['stable']:.0%} of "
+                                          f"{ranking['resamples']} resamples)"))
     head.add_row("meta-Nash", escape(_mix(result["equilibria"][0]["sigma"], names)
                                      + f" (regret {result['equilibria'][0]['regret']:.2g})"))
     for measure in ("welfare", "revenue"):
@@ -245,7 +246,8 @@ def metagame_print(result: dict[str, Any], console: Console | None = None) -> No
                           "yes" if h["added"] else "no (converged)")
         console.print(table)
     table = Table(title="alpha-Rank and equilibria")
-    for column in ("strategy", "alpha-Rank mass [95%]", "P(top)", *[f"eq {i + 1}" for i in range(len(result["equilibria"]))]):
+    equilibria = [f"eq {i + 1}" for i in range(len(result["equilibria"]))]
+    for column in ("strategy", "alpha-Rank mass [95%]", "P(top)", *equilibria):
         table.add_column(column)
     for label in ranking["order"]:
         mass = ranking["mass"][label]
