@@ -141,3 +141,15 @@ def test_the_findings_answer_first_with_intervals_and_evidence(run_dir):
     for f in found:
         assert f"id='{f.evidence}'" in page and html.escape(f.text) in page
 
+
+def test_a_run_of_one_cell_says_there_is_nothing_to_compare(tmp_path):
+    from mecharena.report.findings import findings
+
+    one = SMALL.replace("seeds: [0, 1]", "seeds: [0]").split("mechanisms:")[0] + (
+        "mechanisms:\n  - {id: second_price, label: sp}\npopulations:\n  truthful: \"truthful:4\"\n")
+    run_plan(parse_spec(one), tmp_path / "one", workers=1)
+    found = findings(load_results(tmp_path / "one"))
+    assert [f.kind for f in found] == ["scope"] and "nothing to compare" in found[0].text
+    build_report(tmp_path / "one")
+    assert "nothing to compare" in (tmp_path / "one" / "report.html").read_text()
+

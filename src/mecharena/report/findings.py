@@ -4,7 +4,8 @@
   enforcement variants is best, on efficiency (else the first headline metric), with its 95% interval
   and the runner-up.
 * **Failures**: for each failure criterion of :data:`mecharena.report.tables.FAILURES`, the worst
-  mechanism x population x rules whose interval excludes "no failure", and what causes it: the
+  mechanism x population x rules whose interval excludes "no failure" (for a low-end criterion such
+  as efficiency: clearly below the best of the run), and what causes it: the
   information or enforcement variant of the same mechanism and population that removes most of it,
   where the difference exceeds both intervals; otherwise the rule's own.
 * **Transparency paradox**: where revealing more (more of the information policy's fields) lowers
@@ -81,6 +82,8 @@ def failures(results: Results) -> list[Finding]:
         key, e = max(estimates.items(), key=lambda item: sign * item[1].mean)
         if end == "high" and not e.mean - (e.half if math.isfinite(e.half) else 0) > 1e-9:
             continue
+        if end == "low" and not _apart(e, max(estimates.values(), key=lambda x: x.mean)):
+            continue  # the lowest is a failure only where it is clearly below the best
         mechanism, population, information, enforcement = key
         rules = groups[key][0].rules
         variants = {k: v for k, v in estimates.items() if k[:2] == key[:2] and k != key}
