@@ -74,3 +74,10 @@ def test_fuzz_says_what_the_policy_it_found_does(loyalty):
                                                                    seed=result.search["fresh_seed"],
                                                                    markets=100, rounds=5)
     assert "bids " in result.as_dict()["description"]
+
+
+def test_in_a_market_without_state_having_won_the_round_before_is_a_condition():
+    repeated = Cell(mechanism="second_price", population="truthful:3", rounds=4)
+    after_a_win = weights("second_price", g_won=0.3)
+    assert describe_play(repeated, policy_deviation(after_a_win), seed=2) == (
+        "if it won the round before: bids 1.30x value, else bids its value")

@@ -48,28 +48,28 @@ def decisions(target: Cell, deviation: Deviation, *, seed: int, markets: int, ro
     seats = agent_seats(episode.owner, deviation.after + deviation.deviators)[deviation.after:]
     declared = {f.name for f in episode.context.mechanism.state if f.per == "seat"}
     columns: dict[str, list[FloatArray]] = {}
-    won_before = None
+    won_before = np.zeros((markets, seats.size), dtype=bool)
     for record in play(episode, rounds):
         if record.bids.ndim > 2:
             return None
         seen = record.values if record.signals is None else record.signals
         row = {"value": seen[:, seats], "bid": record.bids[:, seats], "entered": record.active[:, seats],
-               **{f"field {k}": v[:, seats] for k, v in record.actions.items()}}
+               **{f"field {k}": v[:, seats] for k, v in record.actions.items()},
+               **{f"state {k}": record.state[k][:, seats] for k in sorted(declared & record.state.keys())}}
         if rounds > 1:
             row["cond in round 0"] = np.full(row["bid"].shape, record.round == 0)
-            if won_before is not None:
-                row["cond it won the round before"] = won_before
-        for name in sorted(declared & record.state.keys()):
-            x = record.state[name][:, seats]
-            row[f"cond {name} = 1" if np.isin(x, (0.0, 1.0)).all() else f"cond {name} > 0"] = x > 0
+            row["cond it won the round before"] = won_before
         won_before = record.outcome.allocation[:, seats] > 0
         for key, x in row.items():
             columns.setdefault(key, []).append(np.ravel(x))
-    size = sum(x.size for x in columns["bid"])
-    flat = {k: np.concatenate(v) for k, v in columns.items() if sum(x.size for x in v) == size}
+    flat = {k: np.concatenate(v) for k, v in columns.items()}
+    conditions = {}  # the mechanism's own state first: on a tie it names the behaviour more exactly
+    for key, x in flat.items():
+        if key.startswith("state "):
+            conditions[f"{key[6:]} = 1" if np.isin(x, (0.0, 1.0)).all() else f"{key[6:]} > 0"] = x > 0
+    conditions.update({k[5:]: v.astype(bool) for k, v in flat.items() if k.startswith("cond ")})
     return Decisions(flat["value"], flat["bid"], flat["entered"].astype(bool),
-                     {k[6:]: v for k, v in flat.items() if k.startswith("field ")},
-                     {k[5:]: v.astype(bool) for k, v in flat.items() if k.startswith("cond ")})
+                     {k[6:]: v for k, v in flat.items() if k.startswith("field ")}, conditions)
 
 
 def _split(d: Decisions, within: BoolArray, gap) -> tuple[str, BoolArray] | None:
@@ -156,8 +156,9 @@ def describe(d: Decisions, actions: tuple[ActionField, ...] = ()) -> str:
         x = d.fields.get(a.name)
         if x is None or (x == a.default).all():
             continue
+        width = FIELD_TOL * (a.high - a.low)
         clauses.append(_clause(d, everyone, lambda among, a=a, x=x: _field_words(a, x[among]),
-                               lambda y, n, x=x, a=a: abs(x[y].mean() - x[n].mean()) / (FIELD_TOL * (a.high - a.low)))[0])
+                               lambda y, n, x=x, w=width: abs(x[y].mean() - x[n].mean()) / w)[0])
     return "; ".join(clauses) if clauses else "stays out"
 
 
