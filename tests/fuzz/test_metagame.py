@@ -168,6 +168,9 @@ def test_profile_table_resumes_and_does_not_depend_on_order(tmp_path):
     assert again.computed == 1 and np.array_equal(reordered.payoff[::-1, ::-1], game.payoff, equal_nan=True)
     bigger = metagame.evaluate(s, ["truthful", "bne", "curve(scale=0.8)"], again)
     assert again.computed == 1 + 6  # 10 profiles, 4 already known
+    for counts, payoff in zip(game.counts, game.payoff, strict=True):  # the known profiles, reused as stored
+        row = next(i for i, c in enumerate(bigger.counts) if list(c) == [*counts, 0])
+        assert np.array_equal(bigger.payoff[row, :2], payoff, equal_nan=True)
 
 
 @pytest.mark.slow

@@ -127,7 +127,7 @@ def auction_bids(context: MarketContext, values: FloatArray, agent: str, power: 
     Raises:
         ConfigError: an entry fee, multi-unit demand or common values (no closed form).
     """
-    name, config = context.mechanism.name, context.config
+    config = context.config
     if not first_price_like(context):
         return None
     if context.values.common > 0:

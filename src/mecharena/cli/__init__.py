@@ -14,16 +14,16 @@ from mecharena import agents, mechanisms
 from mecharena.core.config import parse_assignments
 from mecharena.core.errors import ConfigError, MechArenaError
 from mecharena.core.settings import CLI_SAMPLES, FuzzSettings, RepairSettings, description
-from mecharena.cli import bench, designer
-from mecharena.cli.designer import MarketSeedOption, StageOption
+from mecharena.cli import bench, designer, llm, train
 from mecharena.cli.shell import JsonFlag, SeedOption, exit_with, make_console, progress_bar, seed_option
-from mecharena.cli.shell import stdout_to_stderr
 from mecharena.cli.shell import fail as shell_fail
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Mechanism Arena: stress-test economic mechanisms against strategic agents.")
 app.add_typer(bench.app, name="bench")
 app.add_typer(designer.app, name="designer")
+app.add_typer(llm.app, name="llm")
+app.add_typer(train.app, name="train")
 # The command's output and its errors/progress. No command parameter may be called `out` or
 # `err`: it would hide these consoles inside the command (tests/test_cli.py checks every command).
 out = make_console()
@@ -774,99 +774,6 @@ def mcp(
         run(transport, host, port, library=library)
     except MechArenaError as exc:
         raise fail(exc) from None
-
-
-llm_app = typer.Typer(no_args_is_help=True, help="LLM providers: serve a local model over an OpenAI-compatible API.")
-app.add_typer(llm_app, name="llm")
-
-
-@llm_app.command("serve")
-def llm_serve(
-    model: Annotated[Path, typer.Option("--model", help="folder of a transformers model (or of a GGUF file)")],
-    gguf: Annotated[str | None, typer.Option("--gguf", help="GGUF file name inside --model")] = None,
-    name: Annotated[str | None, typer.Option("--name", help="model id clients ask for (default: folder or file)")] = None,
-    host: Annotated[str, typer.Option("--host", help="address to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="TCP port")] = 8001,
-) -> None:
-    """Serve a local model at /v1/chat/completions (the openai client, vLLM-style tools and agents can use it)."""
-    if not 0 < port < 65536:
-        raise fail(ConfigError(f"port must be in 1..65535, got {port}"))
-    try:
-        from mecharena.llm.providers import TransformersProvider
-        from mecharena.server.openai_api import serve as serve_openai
-
-        provider = TransformersProvider(model, gguf, name=name)
-        err.print(f"serving {provider.model} at http://{host}:{port}/v1")
-        serve_openai(provider, host, port)
-    except MechArenaError as exc:
-        raise fail(exc) from None
-
-
-train_app = typer.Typer(no_args_is_help=True, help="Training data and training runs for the LLM designer.")
-app.add_typer(train_app, name="train")
-
-
-@train_app.command("sft-data")
-def train_sft_data(
-    out_path: Annotated[Path, typer.Option("--out", help="JSONL file of chat records")],
-    stage: StageOption = 2,
-    episodes: Annotated[int, typer.Option("--episodes", help="training episodes")] = 20,
-    seed: MarketSeedOption = 0,
-    teacher: Annotated[str, typer.Option("--teacher", help="greedy | learned[:FILE] | constant:FILE")] = "learned",
-    as_json: JsonFlag = False,
-) -> None:
-    """Chat-format SFT data from a strong non-LLM designer's decisions (training populations only)."""
-    from mecharena.designer.policies import make_policy
-    from mecharena.llm.sft import sft_records, write_jsonl
-
-    try:
-        records = sft_records(make_policy(teacher, stage, seed=seed), stage, episodes, seed)
-        path = write_jsonl(records, out_path)
-    except MechArenaError as exc:
-        raise fail(exc) from None
-    summary = {"records": len(records), "stage": stage, "episodes": episodes, "teacher": teacher, "out": str(path)}
-    if as_json:
-        print(json.dumps(summary, indent=2))
-    else:
-        out.print(escape(f"{len(records)} decisions of {teacher} at stage {stage} written to {path}"))
-
-
-@train_app.command("grpo")
-def train_grpo(
-    model: Annotated[Path, typer.Option("--model", help="folder of the base model (transformers format)")],
-    out_dir: Annotated[Path, typer.Option("--out", help="output directory: history.json, curves.png, adapter/")],
-    stage: StageOption = 2,
-    prompts: Annotated[int, typer.Option("--prompts", help="dataset rows (environment states)")] = 8,
-    steps: Annotated[int, typer.Option("--steps", help="optimizer steps")] = 3,
-    generations: Annotated[int, typer.Option("--generations", help="completions per prompt (GRPO group)")] = 4,
-    max_completion_length: Annotated[int, typer.Option(
-        "--max-completion-length", help="tokens per completion (a DesignerChoice takes about 95 with SmolLM2)")] = 128,
-    learning_rate: Annotated[float, typer.Option("--learning-rate")] = 5e-5,
-    lora_r: Annotated[int, typer.Option("--lora-r", help="LoRA rank")] = 8,
-    beta: Annotated[float, typer.Option("--beta", help="KL coefficient")] = 0.04,
-    seed: Annotated[int, seed_option("seed of the dataset, sampling and initialisation")] = 0,
-    use_vllm: Annotated[bool, typer.Option("--vllm", help="generate with vLLM (GPU machines)")] = False,
-    as_json: JsonFlag = False,
-) -> None:
-    """GRPO (TRL) with LoRA: every completion is scored on the environment state its prompt describes."""
-    from mecharena.llm.train import train_grpo as run
-
-    try:
-        with stdout_to_stderr():  # TRL prints its training logs on stdout
-            summary = run(model, out_dir, stage=stage, prompts=prompts, steps=steps, num_generations=generations,
-                          max_completion_length=max_completion_length, learning_rate=learning_rate,
-                          lora_r=lora_r, beta=beta, seed=seed, use_vllm=use_vllm)
-    except MechArenaError as exc:
-        raise fail(exc) from None
-    if as_json:
-        print(json.dumps(summary, indent=2, default=str))
-        return
-    table = Table(title="GRPO run")
-    table.add_column("measure")
-    table.add_column("value", justify="right")
-    for key, value in summary.items():
-        table.add_row(key, escape(f"{value:.4f}" if isinstance(value, float) else str(value)))
-    out.print(table)
 
 
 def main() -> None:
