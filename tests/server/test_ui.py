@@ -27,7 +27,7 @@ from mecharena.fuzz.report import FailureReport
 from mecharena.report.data import group, load_results, pooled
 from mecharena.report.tables import number
 from mecharena.runner import ResultStore, load_spec
-from mecharena.server.ui import STATIC, build_app, run
+from mecharena.server.ui import STATIC, build_app, fmt, run
 from tests.runner.specs import SMALL, SMALL_CELLS
 from tests.server.conftest import CORRUPT_RUN, EMPTY_RUN, SMALL_RUN
 
@@ -315,6 +315,34 @@ def test_an_engine_exploit_shows_its_bid_function(client, report, tmp_path):
     drawn = sum(len(p.split()) for p in re.findall(r"<polyline class='bids'[^>]* points='([^']*)'", svg))
     assert drawn == entries - abstaining > 10
     assert "stroke-dasharray" in svg  # the truthful diagonal
+
+
+def test_a_stateful_exploit_shows_each_seats_actions_and_state_round_by_round(client, tmp_path):
+    """The service marketplace keeps strikes and tasks per seat and takes quality, haste and fakes as actions: the
+    timeline shows them for every seat and round, as the trace ledger recorded them."""
+    from mecharena.fuzz.report import build_report
+    from mecharena.fuzz.search import fuzz
+    from mecharena.ledger import connect
+    from mecharena.metrics.harness import Cell
+
+    target = Cell(mechanism="service", population="truthful:3", rounds=3)
+    result = fuzz(target, families=["policy"], budget=4, markets=40, rounds=3, eval_markets=40)
+    library = tmp_path / "stateful"
+    found = build_report(result, library, trace_markets=4)
+    Library(library, create=True).add(found)
+    page = client.get(f"/exploits/{found.id}", params={"library": str(library), "market": 1})
+    assert page.status_code == 200
+    clean(page)
+    timeline = page.text[page.text.index("<div id='timeline'>"):]
+    for column in ("action quality", "action haste", "action fakes", "state strikes", "state tasks"):
+        assert timeline.count(f">{column}</th>") == 2 * 3, column  # both ledgers, every round
+    con = connect(library / found.trace.deviated)
+    tasks = con.execute("SELECT state_tasks FROM events WHERE market = 1 AND round = 2 ORDER BY seat").fetchall()
+    con.close()
+    last = timeline[timeline.index("data-round='2'"):]
+    start = last.index("<tr class='deviator'>")
+    row = last[start:last.index("</tr>", start)]
+    assert row.endswith(f"<td>{fmt(tasks[0][0])}</td>")  # the deviator's tasks after round 2, as recorded
 
 
 def test_exploit_errors_are_pages(client, report):

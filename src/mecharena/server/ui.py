@@ -781,7 +781,8 @@ class Dashboard:
                 f"(recorded gain {result['recorded_gain']!r}, replayed {result['replayed_gain']!r}; {esc(parts)})</p>")
 
     def _timeline(self, directory: Path, report: FailureReport, market: int | None, keep: str | None) -> str:
-        """Round by round, one market of both trace ledgers: bids, winners, payments (and messages).
+        """Round by round, one market of both trace ledgers: bids, winners, payments (and messages); for a
+        mechanism that keeps state, each seat's declared actions and its state after the round.
 
         Raises:
             MarketError: ``market`` is not a market of the trace.
@@ -840,18 +841,25 @@ class Dashboard:
 
     @staticmethod
     def _market_rows(con: Any, market: int) -> dict[int, dict[str, Any]]:
-        events = con.execute("SELECT round, seat, owner, value, bid, active, valid, allocation, payment, receipt, "
-                             "penalty, utility FROM events WHERE market = ? ORDER BY round, seat", [market]).fetchall()
+        """Each round of one market: its totals and every seat, with the mechanism's declared actions and per-seat
+        state after the round (``action_NAME``, ``state_NAME`` columns of a stateful mechanism's ledger)."""
+        columns = [r[0] for r in con.execute("SELECT column_name FROM information_schema.columns WHERE "
+                                             "table_name = 'events' ORDER BY ordinal_position").fetchall()]
+        extra = [c for c in columns if c.startswith(("action_", "state_"))]
+        base = ["round", "seat", "owner", "value", "bid", "active", "valid", "allocation", "payment", "receipt",
+                "penalty", "utility"]
+        events = con.execute(f"SELECT {', '.join(base + extra)} FROM events WHERE market = ? ORDER BY round, seat",
+                             [market]).fetchall()
         markets = con.execute("SELECT round, revenue, welfare, price FROM markets WHERE market = ? ORDER BY round",
                               [market]).fetchall()
         out: dict[int, dict[str, Any]] = {}
         for t, revenue, welfare, price in markets:
             out[int(t)] = {"revenue": revenue, "welfare": welfare, "price": price, "seats": []}
-        for t, seat, owner, value, bid, active, valid, allocation, payment, receipt, penalty, utility in events:
-            out.setdefault(int(t), {"revenue": None, "welfare": None, "price": None, "seats": []})["seats"].append(
-                {"seat": seat, "owner": owner, "value": value, "bid": bid, "active": active, "valid": valid,
-                 "allocation": allocation, "payment": payment, "receipt": receipt, "penalty": penalty,
-                 "utility": utility})
+        for row in events:
+            seat = dict(zip(base[1:], row[1:len(base)], strict=True))
+            seat["extra"] = dict(zip(extra, row[len(base):], strict=True))
+            out.setdefault(int(row[0]), {"revenue": None, "welfare": None, "price": None, "seats": []})["seats"].append(
+                seat)
         return out
 
     @staticmethod
@@ -881,11 +889,14 @@ class Dashboard:
         paying = [s for s in data["seats"] if (s["payment"] or 0) != 0 or (s["receipt"] or 0) != 0]
         payments = "; ".join(f"seat {s['seat']} pays {fmt(s['payment'])}" + (
             f", receives {fmt(s['receipt'])}" if s["receipt"] else "") for s in paying) or "nobody pays"
+        extra = list(data["seats"][0]["extra"]) if data["seats"] else []  # a stateful mechanism's actions and state
         rows = "".join(
             f"<tr class='{'deviator' if s['seat'] in deviators else 'seat'}'><td>{s['seat']}</td><td>{fmt(s['value'])}"
             f"</td><td>{fmt(s['bid']) if s['active'] else 'out'}</td>"
             f"<td class='{'won' if (s['allocation'] or 0) > 0 else ''}'>{fmt(s['allocation'])}</td>"
-            f"<td>{fmt(s['payment'])}</td><td>{fmt(s['utility'])}</td></tr>" for s in data["seats"])
+            f"<td>{fmt(s['payment'])}</td><td>{fmt(s['utility'])}</td>"
+            + "".join(f"<td>{fmt(s['extra'][c])}</td>" for c in extra) + "</tr>" for s in data["seats"])
+        heads = "".join(f"<th class='{c.split('_')[0]}'>{esc(c.replace('_', ' ', 1))}</th>" for c in extra)
         sellers = f"<p class='sellers'>sellers: {esc(', '.join('seat ' + str(s['seat']) for s in sold))}</p>" if sold else ""
         said = ("<p class='messages'>messages: " + esc(" | ".join(messages)) + "</p>") if messages else \
             "<p class='messages'>no messages</p>"
@@ -893,7 +904,7 @@ class Dashboard:
                 f"<p class='winners'>winners: {esc(winners)}</p>{sellers}<p class='payments'>payments: {esc(payments)}; "
                 f"revenue {fmt(data['revenue'])}, price {fmt(data['price'])}</p>"
                 f"<table class='seats'><thead><tr><th>seat</th><th>value</th><th>bid</th><th>units</th><th>payment</th>"
-                f"<th>utility</th></tr></thead><tbody>{rows}</tbody></table>{said}</div>")
+                f"<th>utility</th>{heads}</tr></thead><tbody>{rows}</tbody></table>{said}</div>")
 
     # live -----------------------------------------------------------------------------------
 
