@@ -15,6 +15,8 @@ from mecharena.core.config import parse_assignments
 from mecharena.core.errors import ConfigError, MechArenaError
 from mecharena.core.settings import CLI_SAMPLES, FuzzSettings, RepairSettings, description
 from mecharena.cli import bench, designer, llm, train
+from mecharena.cli import fuzz as exploits
+from mecharena.cli.fuzz import LibraryOption
 from mecharena.cli.shell import JsonFlag, SeedOption, exit_with, make_console, progress_bar, seed_option
 from mecharena.cli.shell import fail as shell_fail
 
@@ -24,6 +26,7 @@ app.add_typer(bench.app, name="bench")
 app.add_typer(designer.app, name="designer")
 app.add_typer(llm.app, name="llm")
 app.add_typer(train.app, name="train")
+app.add_typer(exploits.app, name="exploits")
 # The command's output and its errors/progress. No command parameter may be called `out` or
 # `err`: it would hide these consoles inside the command (tests/test_cli.py checks every command).
 out = make_console()
@@ -534,39 +537,8 @@ def _bid_function_plot(result: Any, data: dict[str, Any], library: Path, plot: P
     return save(bid_function(found.response.values.tolist(), found.response.best.tolist(), title), path)
 
 
-exploits_app = typer.Typer(no_args_is_help=True, help="The exploit library: failure reports found by `fuzz`.")
-app.add_typer(exploits_app, name="exploits")
-LibraryOption = Annotated[Path, typer.Option("--library", help="exploit library directory")]
-
-
 def _exit_with(command, *args: Any, **kwargs: Any) -> None:
     exit_with(command, *args, console=out, **kwargs)
-
-
-@exploits_app.command("list")
-def exploits_list(library: LibraryOption = Path("exploits"), as_json: JsonFlag = False) -> None:
-    """Every failure report in the library."""
-    from mecharena.cli import fuzz as commands
-
-    _exit_with(commands.exploits_list, str(library), as_json)
-
-
-@exploits_app.command("show")
-def exploits_show(exploit: Annotated[str, typer.Argument(help="report id (or a unique prefix)")],
-                  library: LibraryOption = Path("exploits"), as_json: JsonFlag = False) -> None:
-    """One failure report in full."""
-    from mecharena.cli import fuzz as commands
-
-    _exit_with(commands.exploits_show, str(library), exploit, as_json)
-
-
-@exploits_app.command("replay")
-def exploits_replay(exploit: Annotated[str, typer.Argument(help="report id (or a unique prefix)")],
-                    library: LibraryOption = Path("exploits"), as_json: JsonFlag = False) -> None:
-    """Replay a report's ledgers and recompute its recorded gain exactly (exit 1 if it differs)."""
-    from mecharena.cli import fuzz as commands
-
-    _exit_with(commands.exploits_replay, str(library), exploit, as_json)
 
 
 @app.command("regress")

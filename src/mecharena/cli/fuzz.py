@@ -1,4 +1,5 @@
-"""Plain functions behind ``mecharena exploits ...`` and ``mecharena regress``: print, return an exit code.
+"""``mecharena exploits ...`` (the command group), and the plain functions behind it and ``mecharena regress`` and
+``mecharena metagame``: print, return an exit code.
 
 They raise :class:`~mecharena.core.errors.MechArenaError` on bad input (missing library,
 unknown or ambiguous id, bad mechanism config) and leave turning it into a message and exit
@@ -6,15 +7,17 @@ status 2 to the CLI shell.
 """
 
 import json
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
 
+import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from mecharena.fuzz.library import Library
 from mecharena.fuzz.regress import DEFAULT_MARKETS, regress
-from mecharena.cli.shell import make_console
+from mecharena.cli.shell import JsonFlag, exit_with, make_console
 
 
 def _interval(mean: float, ci95: Any) -> str:
@@ -262,3 +265,30 @@ def metagame_print(result: dict[str, Any], console: Console | None = None) -> No
         for short, label in legend:
             table.add_row(short, escape(label))
         console.print(table)
+
+
+# --- the `mecharena exploits` commands ---------------------------------------------------------------------
+
+app = typer.Typer(no_args_is_help=True, help="The exploit library: failure reports found by `fuzz`.")
+LibraryOption = Annotated[Path, typer.Option("--library", help="exploit library directory")]
+ExploitArgument = Annotated[str, typer.Argument(help="report id (or a unique prefix)")]
+out = make_console()
+
+
+@app.command("list")
+def list_command(library: LibraryOption = Path("exploits"), as_json: JsonFlag = False) -> None:
+    """Every failure report in the library."""
+    exit_with(exploits_list, str(library), as_json, console=out)
+
+
+@app.command("show")
+def show_command(exploit: ExploitArgument, library: LibraryOption = Path("exploits"), as_json: JsonFlag = False) -> None:
+    """One failure report in full."""
+    exit_with(exploits_show, str(library), exploit, as_json, console=out)
+
+
+@app.command("replay")
+def replay_command(exploit: ExploitArgument, library: LibraryOption = Path("exploits"),
+                   as_json: JsonFlag = False) -> None:
+    """Replay a report's ledgers and recompute its recorded gain exactly (exit 1 if it differs)."""
+    exit_with(exploits_replay, str(library), exploit, as_json, console=out)
