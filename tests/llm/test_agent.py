@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -78,7 +79,8 @@ def test_a_decision_calls_a_tool_then_acts_and_every_step_is_noted(tmp_path):
     assert fields == {}  # a market of one round declares no action fields
     assert (enter, bid) == (True, 0.55)
     assert [n["kind"] for n in notes] == ["prompt", "response", "outcome", "tool_call", "tool_result", "response",
-                                          "outcome", "action"]
+                                          "outcome", "action", "rationality"]
+    assert json.loads(notes[-1]["text"]) == {"dominated": False, "reason": None}  # 0.55 below the value 0.8
     assert [n["text"] for n in notes if n["kind"] == "outcome"] == ["valid", "valid"]
     assert json.loads(notes[4]["text"])["best_bid"] == 0.55
     second_prompt, params_used = provider.asked[1]
@@ -94,7 +96,8 @@ def test_tool_calls_stop_at_the_limit_and_a_spent_budget_sits_out():
     provider = Scripted(act("history", bid=0.7), act("history", bid=0.7))
     _, bid, _, notes = decide(provider, LLMParams(config="unused", tools=1, budget=1.0), GenerationParams(), context,
                               memory_with([0.0, 0.3, 0.52]), 0, 0, 0.8, 1, seed=0, tally=Tally())
-    assert [n["kind"] for n in notes].count("tool_call") == 1 and notes[-1]["kind"] == "action"
+    assert [n["kind"] for n in notes].count("tool_call") == 1 and [n["kind"] for n in notes[-2:]] == [
+        "action", "rationality"]
     assert bid == 0.7  # the second answer still asked for a tool: at the limit its bid is the action
     spent = memory_with([0.0, 0.3, 0.52])
     spent = spent.__class__(**{**{f: getattr(spent, f) for f in spent.__slots__}, "spent": np.array([[0.9]])})
@@ -300,13 +303,37 @@ def test_simulate_reports_how_the_llm_seats_structured_requests_ended(tmp_path, 
                    for m in ("valid", "junk", "repair")}
         population = ",".join(f"llm(config={configs[m]},tools=0):1" for m in configs) + ",truthful:1"
         result = CliRunner().invoke(app, ["simulate", "--mechanism", "first_price", "--population", population,
-                                          "--markets", "2", "--rounds", "2", *(["--json"] if as_json else [])])
+                                          "--markets", "2", "--rounds", "2", "--values", "uniform:low=0.3",
+                                          *(["--json"] if as_json else [])])
     assert result.exit_code == 0, result.output
+    # every valid answer bids 0.4: dominated (above value, and a winner pays its bid) exactly where the value < 0.4
     if as_json:
-        assert json.loads(result.stdout)["structured_output"] == {
-            "llm": {"requests": 12, "valid": 4, "repaired": 4, "fallback": 4, "error": 0}}
+        counts = json.loads(result.stdout)["structured_output"]["llm"]
+        assert {k: counts[k] for k in ("requests", "valid", "repaired", "fallback", "error", "decisions")} == {
+            "requests": 12, "valid": 4, "repaired": 4, "fallback": 4, "error": 0, "decisions": 12}
+        assert 0 < counts["dominated"] < 8
     else:
-        assert "llm structured output: 12 requests, 4 valid, 4 repaired, 4 fallback, 0 error" in result.stdout
+        assert "llm structured output: 12 requests, 4 valid, 4 repaired, 4 fallback, 0 error; " in result.stdout
+        assert re.search(r"; [1-7] of 12 decisions dominated", result.stdout)
+
+
+@pytest.mark.parametrize("mechanism, config, bid, selling, flagged", [
+    ("first_price", {}, 0.9, False, "a winner pays its own bid"),
+    ("first_price", {}, 0.5, False, None),
+    ("second_price", {}, 0.9, False, "truthful bidding is dominant"),
+    ("second_price", {"reserve_price": 0.2}, 0.6, False, None),
+    ("mcafee", {"buyers": 2}, 0.3, True, "ask 0.3 below cost 0.6"),
+    ("mcafee", {"buyers": 2}, 0.9, True, None),
+    ("first_price", {}, -0.5, False, "outside the market's range"),
+])
+def test_an_action_that_cannot_pay_is_flagged_dominated(mechanism, config, bid, selling, flagged):
+    """Value (or cost) 0.6: overbidding where a winner pays its bid or truthful bidding is dominant, an ask below
+    cost in a truthful double auction, or a bid the market cannot take."""
+    ctx = make_episode(mechanisms.get(mechanism), config, parse_population("truthful:4", REGISTRY), markets=1,
+                       seed=0).context
+    why = llm_agent.dominated(ctx, 0.6, bid, True, selling)
+    assert (why is None) if flagged is None else (flagged in why), why
+    assert llm_agent.dominated(ctx, 0.6, bid, False, selling) is None  # sitting out is never dominated
 
 
 def test_in_a_market_across_rounds_the_llm_reads_the_declared_actions_and_its_record(monkeypatch):

@@ -57,9 +57,16 @@ def test_two_smollm2_bidders_play_eight_rounds_with_valid_actions(smollm2, tmp_p
     episode = make_episode(mechanisms.get("first_price"), {"reserve_price": 0.1}, population, markets=1, seed=0)
     con = connect(record_episode(episode, tmp_path / "market", rounds=8))  # 16 decisions, about 9 s each
     kinds = dict(con.execute("SELECT kind, count(*) FROM traces GROUP BY kind").fetchall())
-    assert kinds == {"prompt": 16, "response": 16, "action": 16, "outcome": 16}  # every request valid: no repair, no fallback
+    # every request valid (no repair, no fallback), and every decision judged for dominance
+    assert kinds == {"prompt": 16, "response": 16, "action": 16, "outcome": 16, "rationality": 16}
     cleared = {(r, s): (bid, active) for r, s, bid, active in
                con.execute("SELECT round, seat, bid, active FROM events WHERE seat < 2").fetchall()}
     for r, s, text in con.execute("SELECT round, seat, text FROM traces WHERE kind = 'action'").fetchall():
         action = json.loads(text)
         assert cleared[r, s] == (action["bid"] if action["enter"] else 0.0, action["enter"])
+    judged = {(r, s): json.loads(text) for r, s, text in
+              con.execute("SELECT round, seat, text FROM traces WHERE kind = 'rationality'").fetchall()}
+    values = {(r, s): v for r, s, v in con.execute("SELECT round, seat, value FROM events WHERE seat < 2").fetchall()}
+    for key, verdict in judged.items():  # first price: a bid above value is flagged, anything else is not
+        bid, active = cleared[key]
+        assert verdict["dominated"] == (active and bid > values[key]), (key, verdict, bid, values[key])

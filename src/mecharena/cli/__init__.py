@@ -232,8 +232,8 @@ def simulate(
                                 f"B={markets}, T={rounds}, seed={seed}", result["metrics"]))
     for agent, counts in result.get("structured_output", {}).items():
         out.print(escape(f"{agent} structured output: {counts['requests']} requests, {counts['valid']} valid, "
-                         f"{counts['repaired']} repaired, {counts['fallback']} fallback, {counts['error']} error"),
-                  highlight=False)
+                         f"{counts['repaired']} repaired, {counts['fallback']} fallback, {counts['error']} error; "
+                         f"{counts['dominated']} of {counts['decisions']} decisions dominated"), highlight=False)
 
 
 DEMO_RUNS = [

@@ -1,5 +1,6 @@
 """One simulation summarised, as the ``simulate`` command and the MCP tool report it."""
 
+import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -16,15 +17,23 @@ def structured_outcomes(records: Iterable[RoundRecord],
                         counts: dict[str, dict[str, int]] | None = None) -> dict[str, dict[str, int]]:
     """Per agent type, how its structured requests to a model ended: ``requests`` and the count of
     each of :data:`OUTCOMES` (valid at once, valid after one repair, invalid twice so the fallback
-    was used, the model failed), from the rounds' ``outcome`` notes. Agent types that ask no model
-    are absent. ``counts`` is updated in place when given."""
+    was used, the model failed), from the rounds' ``outcome`` notes; and of its ``decisions`` (the
+    ``rationality`` notes), how many were ``dominated`` (an action that cannot pay, such as a bid above
+    value in first price: valid as an answer, absurd as an action; :func:`mecharena.llm.agent.dominated`).
+    Agent types that ask no model are absent. ``counts`` is updated in place when given."""
     counts = {} if counts is None else counts
     for record in records:
         for note in record.notes:
-            if note.get("kind") == "outcome" and note.get("text") in OUTCOMES:
-                row = counts.setdefault(note["agent"], {"requests": 0, **dict.fromkeys(OUTCOMES, 0)})
-                row["requests"] += 1
-                row[note["text"]] += 1
+            kind = note.get("kind")
+            if (kind == "outcome" and note.get("text") in OUTCOMES) or kind == "rationality":
+                row = counts.setdefault(note["agent"], {"requests": 0, **dict.fromkeys(OUTCOMES, 0), "decisions": 0,
+                                                        "dominated": 0})
+                if kind == "outcome":
+                    row["requests"] += 1
+                    row[note["text"]] += 1
+                else:
+                    row["decisions"] += 1
+                    row["dominated"] += bool(json.loads(note["text"])["dominated"])
     return counts
 
 
