@@ -438,11 +438,7 @@ def replay(
     """Rebuild every recorded outcome of a full-mode ledger from its events and compare, bit for bit."""
     from mecharena.cli.ledger import replay_command
 
-    try:
-        code = replay_command(str(ledger_dir), as_json, console=out)
-    except MechArenaError as exc:
-        raise fail(exc) from None
-    raise typer.Exit(code)
+    _exit_with(replay_command, str(ledger_dir), as_json)
 
 
 @app.command("fuzz")
@@ -556,12 +552,8 @@ def regress(
     """Re-run every library exploit against a mechanism variant; exit 1 if any still pays (for CI)."""
     from mecharena.cli import fuzz as commands
 
-    try:
-        code = commands.regress_command(str(library), mechanism, parse_settings(settings or []), seed, markets,
-                                        rounds, threshold, as_json, console=out, only=only)
-    except MechArenaError as exc:
-        raise fail(exc) from None
-    raise typer.Exit(code)
+    _exit_with(commands.regress_command, str(library), mechanism, parse_settings(settings or []), seed, markets,
+               rounds, threshold, as_json, only=only)
 
 
 @app.command("repair")
