@@ -1,0 +1,103 @@
+"""The rationality table of docs/llm.md: per model, how its answers ended and how many of its actions were dominated.
+
+Two LLM seats and one truthful seat play first and second price (reserve 0.1, values U[0, 1], 1 market x 10 rounds,
+seed 0). For each model: structured requests (valid, repaired, fallback), decisions judged dominated
+(``mecharena.llm.agent.dominated``: here, a bid above value), and the two LLM seats' surplus per decision against the
+same seats bidding truthfully on the same draws (mean and 95% interval). A scripted baseline answers through a stub
+OpenAI-compatible server with a fixed rule (bid ``share`` x value), so the table always has a reference row.
+
+    .venv/bin/python examples/llm/rationality.py                # the scripted baseline (seconds)
+    .venv/bin/python examples/llm/rationality.py smollm2.json   # and a model's provider config (SmolLM2: ~6 min)
+"""
+
+import contextlib
+import json
+import re
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mecharena import agents, mechanisms, plugins
+from mecharena.metrics.run import structured_outcomes
+from mecharena.metrics.summary import mean_ci
+from mecharena.sim.loop import make_episode, play
+
+MECHANISMS = ("first_price", "second_price")
+ROUNDS = 10
+
+
+@contextlib.contextmanager
+def scripted(share: float) -> Iterator[str]:
+    """A provider config (a file path) for a stub server that bids ``share`` x the value its prompt states."""
+
+    class Rule(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            value = float(re.search(r"Your value for the item this round: ([0-9]+\.[0-9]+)",
+                                    body["messages"][-1]["content"]).group(1))
+            answer = {"thought": f"bid {share:g} x value", "tool": "none", "tool_bid": 0.0, "enter": True,
+                      "bid": round(share * value, 3)}
+            data = json.dumps({"id": "s", "object": "chat.completion", "created": 0, "model": body["model"],
+                               "choices": [{"index": 0, "finish_reason": "stop", "message": {
+                                   "role": "assistant", "content": json.dumps(answer)}}],
+                               "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Rule)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    config = Path(tempfile.mkdtemp()) / "scripted.json"
+    config.write_text(json.dumps({"backend": "openai", "model": "scripted", "retries": 0,
+                                  "base_url": f"http://127.0.0.1:{server.server_port}/v1"}))
+    try:
+        yield str(config)
+    finally:
+        server.shutdown()
+
+
+def rows(name: str, config: str, rounds: int = ROUNDS) -> list[dict[str, Any]]:
+    """One row per mechanism for the model behind provider ``config``."""
+    plugins.load("mecharena.llm.agent")
+    out = []
+    for mechanism in MECHANISMS:
+        def records(spec: str) -> list:
+            episode = make_episode(mechanisms.get(mechanism), {"reserve_price": 0.1}, agents.population(spec, 0),
+                                   markets=1, seed=0)
+            return list(play(episode, rounds))
+
+        played, honest = records(f"llm(config={config},tools=0):2,truthful:1"), records("truthful:3")
+        gain = np.array([r.utility[0, :2] for r in played]) - np.array([r.utility[0, :2] for r in honest])
+        out.append({"model": name, "mechanism": mechanism, **structured_outcomes(played)["llm"],
+                    "surplus_vs_truthful": mean_ci(gain.reshape(1, -1))})
+    return out
+
+
+def markdown(table: list[dict[str, Any]]) -> str:
+    lines = ["| model | mechanism | requests | valid | repaired | fallback | dominated | surplus vs truthful per "
+             "decision [95%] |", "|---|---|---|---|---|---|---|---|"]
+    for r in table:
+        s = r["surplus_vs_truthful"]
+        lines.append(f"| {r['model']} | {r['mechanism']} | {r['requests']} | {r['valid']} | {r['repaired']} | "
+                     f"{r['fallback']} | {r['dominated']} of {r['decisions']} | {s['mean']:+.3f} "
+                     f"[{s['ci95'][0]:+.3f}, {s['ci95'][1]:+.3f}] |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    with scripted(2 / 3) as baseline:
+        table = rows("scripted: bids 2/3 of value", baseline)
+    for path in sys.argv[1:]:
+        table += rows(Path(path).stem, path)
+    print(markdown(table))
