@@ -51,3 +51,13 @@ def test_without_an_open_channel_there_is_nothing_to_hoard():
 def test_sharers_refuse_rules_where_their_bid_is_not_competitive():
     with pytest.raises(ConfigError, match="^sharer/hoarder bids its estimated value.*supports second_price, vcg"):
         records("hoarder:1,sharer:2", mechanism="first_price", markets=2)
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("hoarder(disclose_below=-1):1,sharer:2", "hoarder: disclose_below must be a finite float >= 0 (or null), got -1"),
+    ("sharer(skeptical=maybe):1,sharer:2", "sharer: skeptical must be a bool, got 'maybe'"),
+])
+def test_bad_parameters_are_refused_naming_the_field(spec, message):
+    with pytest.raises(ConfigError) as info:
+        agents.population(spec)
+    assert str(info.value) == message

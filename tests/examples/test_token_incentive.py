@@ -197,3 +197,10 @@ def test_the_search_finds_the_keep_alive_in_vesting_and_the_repair_closes_it(tk)
     assert repaired["everyone"]["reward_efficiency"]["mean"] > 0.97 * repaired["honest"]["reward_efficiency"]["mean"]
     assert repaired["honest"] == vesting["honest"]  # all-or-nothing contributors never fall below the minimum
     assert table.count("\n* ") == 2 and table.count("\n|") == 3
+
+
+def test_a_negative_minimum_stay_is_refused_naming_the_field(tk):
+    with pytest.raises(ConfigError) as info:
+        mechanisms.get("token_rewards").config({"min_stay": -1})
+    assert str(info.value) == "min_stay must be a finite float >= 0, got -1"
+
