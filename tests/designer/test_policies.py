@@ -195,3 +195,22 @@ def test_policies_explain_their_choice():
     assert ConstantPolicy(MechanismAction()).explain(observation) == ["One mechanism whatever the market shows."]
     with pytest.raises(ConfigError, match="observation.vector must be"):
         make_policy("random").explain({})
+
+
+def test_play_records_an_episode_and_steps_stops_it_early(tmp_path):
+    full = runner.invoke(app, ["designer", "play", "--policy", "random", "--stage", "2", "--seed", "3",
+                               "--out", str(tmp_path / "full"), "--json"])
+    assert full.exit_code == 0, full.output
+    assert json.loads(full.output)["steps"] == core.HORIZON
+    short = runner.invoke(app, ["designer", "play", "--policy", "random", "--stage", "2", "--seed", "3",
+                                "--out", str(tmp_path / "short"), "--steps", "4", "--json"])
+    assert short.exit_code == 0, short.output
+    lines = {name: (tmp_path / name / "steps.jsonl").read_text().splitlines() for name in ("full", "short")}
+    assert len(lines["short"]) == 4 and lines["short"] == lines["full"][:4]  # the same episode, cut short
+    rewards = [json.loads(line)["reward"] for line in lines["short"]]
+    assert json.loads(short.output)["reward"] == pytest.approx(np.mean(rewards))
+    for steps in ("0", str(core.HORIZON + 1)):
+        result = runner.invoke(app, ["designer", "play", "--policy", "random", "--out", str(tmp_path / steps),
+                                     "--steps", steps])
+        assert result.exit_code == 2, result.output
+        assert f"steps must be between 1 and {core.HORIZON} (the episode's length), got {steps}" in result.output

@@ -160,6 +160,8 @@ def play_command(
     directory: Annotated[Path, typer.Option("--out", help="new directory: steps.jsonl and traces.jsonl")],
     stage: StageOption = 1,
     seed: MarketSeedOption = 0,
+    steps: Annotated[int | None, typer.Option(
+        "--steps", help="stop after this many steps (default: the whole episode)")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Play one training episode with a policy and record it (an LLM designer's prompts and answers too)."""
@@ -170,8 +172,9 @@ def play_command(
     try:
         chosen = mecharena_policies()(policy, check_stage(stage), seed=seed)
         with progress_bar(err, "designer episode", hidden=as_json) as progress:
-            task = progress.add_task("steps", total=core.HORIZON)
-            result = play_episode(chosen, stage, seed, directory, on_step=lambda _: progress.advance(task))
+            task = progress.add_task("steps", total=steps or core.HORIZON)
+            result = play_episode(chosen, stage, seed, directory, steps=steps,
+                                  on_step=lambda _: progress.advance(task))
     except MechArenaError as exc:
         raise fail(exc) from None
     if hasattr(chosen, "tally"):

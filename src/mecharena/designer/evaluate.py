@@ -120,25 +120,28 @@ def run_benchmark(stages: list[int], policies: dict[str, Policy], out: Path, *, 
 
 
 def play_episode(policy: Policy, stage: int, seed: int, out: Path, *, population: int | None = None,
-                 on_step: Any = None) -> dict[str, Any]:
+                 steps: int | None = None, on_step: Any = None) -> dict[str, Any]:
     """One episode of ``policy``, recorded in ``out`` as it plays (each line flushed, so a crash keeps
     every finished step): ``steps.jsonl`` (step, mechanism, reward and components) and, when the policy
     writes notes (an LLM designer), ``traces.jsonl`` (its prompts and answers, with the step).
+    ``steps`` stops after that many steps (a look at a slow policy); the means are over those played.
 
     Returns:
         ``{"stage", "seed", "steps", "reward" (mean per step), "components" (means), "out"}``.
 
     Raises:
-        ConfigError: bad stage, or ``out`` already holds an episode.
+        ConfigError: bad stage, ``steps`` outside 1..HORIZON, or ``out`` already holds an episode.
     """
+    if steps is not None and not 1 <= steps <= core.HORIZON:
+        raise ConfigError(f"steps must be between 1 and {core.HORIZON} (the episode's length), got {steps}")
     env = DesignerEnv(check_stage(stage), held_out=True)  # replaying a benchmark population is evaluation
     observation = env.reset(seed=seed, population=population)
     out.mkdir(parents=True, exist_ok=True)
     if (out / "steps.jsonl").exists():
         raise ConfigError(f"{out} already holds an episode (steps.jsonl); choose a new directory")
     rewards, components = [], {c: [] for c in core.COMPONENTS}
-    with (out / "steps.jsonl").open("a") as steps, (out / "traces.jsonl").open("a") as traces:
-        while not env.done:
+    with (out / "steps.jsonl").open("a") as lines, (out / "traces.jsonl").open("a") as traces:
+        while not env.done and len(rewards) != steps:
             action = policy.act(observation)
             step = len(rewards)
             traces.writelines(json.dumps({"step": step, **note}) + "\n" for note in policy.notes())
@@ -146,9 +149,9 @@ def play_episode(policy: Policy, stage: int, seed: int, out: Path, *, population
             rewards.append(reward)
             for c in core.COMPONENTS:
                 components[c].append(info[c])
-            steps.write(json.dumps({"step": step, "mechanism": action.model_dump(mode="json", exclude_none=True),
+            lines.write(json.dumps({"step": step, "mechanism": action.model_dump(mode="json", exclude_none=True),
                                     "reward": reward, **{c: info[c] for c in core.COMPONENTS}}) + "\n")
-            steps.flush()
+            lines.flush()
             traces.flush()
             if on_step is not None:
                 on_step(step)
