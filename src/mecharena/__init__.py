@@ -16,7 +16,7 @@ except PackageNotFoundError:  # a source tree on sys.path that was never install
 del PackageNotFoundError, version
 
 #: Gymnasium envs, registered by name on import: ``gymnasium.make`` loads the module on first use.
-ENVS = {"mecharena/Designer-v0": "mecharena.designer.gym:DesignerGymEnv"}
+ENVS = {"mecharena/Designer-v1": "mecharena.designer.gym:DesignerGymEnv"}
 for _id, _entry in ENVS.items():
     if _id not in gymnasium.registry:
         gymnasium.register(id=_id, entry_point=_entry)

@@ -323,19 +323,13 @@ def test_welfare_ratio_never_exceeds_one():
 def test_welfare_ratio_counts_only_the_agents_present():
     """The welfare ratio's denominator is the best the agents *present this round* could get.
 
-    Three truthful bidders and a dropout that bids its value (multiplier 1, no noise once every
-    bid is revealed) but whose outside option (10) is out of reach: it leaves at round 4, the first
-    it may, and each time it drifts back it leaves again after one round (each exit is recorded).
-    In rounds where the absent dropout drew the highest value, the unit still goes to the best
+    Three truthful bidders and the dropout that always leaves (it bids its value: multiplier 1, no
+    noise once every bid is revealed; each exit is recorded). In rounds where the absent dropout drew the highest value, the unit still goes to the best
     present bidder and the ratio is exactly 1 (it would be v(winner) / v(dropout) < 1 if absent
-    seats counted); participation drops to 3/4 while it is out.
+    seats counted). Participation is 3/4 throughout: out of the market, or in it below its outside
+    option, the dropout does not want to be there.
     """
-    params = population.sample(1, [0])
-    kind = np.full_like(params.kind, EMPTY)
-    kind[0, :3], kind[0, 3] = TRUTHFUL, DROPOUT
-    shading, outside = params.shading.copy(), params.outside.copy()
-    shading[0, 3], outside[0, 3] = 1.0, 10.0
-    params = replace(params, kind=kind, shading=shading, outside=outside)
+    params = dropout_that_always_leaves()
     state, _, components = play(params, MechanismAction(competing_bids=True), 5)
     window = core.ordered_window(state)[0]
     exits = window[:, EXITS] > 0
@@ -345,13 +339,61 @@ def test_welfare_ratio_counts_only_the_agents_present():
     assert exits[4] and absent_top.any()  # the case under test happens
     np.testing.assert_array_equal(window[:, WELFARE], 1.0)
     np.testing.assert_array_equal(window[:, FAIRNESS], 1.0)
-    # in the market after a round: before round 4 everyone; later only when it re-entered (it
-    # is present, and exits, in the next round)
-    after = np.arange(20) < 4
-    after[:-1] |= exits[1:]
-    after[-1] = state.active[0, 3]
-    np.testing.assert_array_equal(window[:, PARTICIPATION], (3 + after) / 4)
-    assert (components[1:, 0, 2] < 1).all() and (components[:, 0, [0, 1, 3]] == 1).all()
+    np.testing.assert_array_equal(window[:, PARTICIPATION], 0.75)
+    assert (components[:, 0, 2] == 0.75).all() and (components[:, 0, [0, 1, 3]] == 1).all()
+
+
+def dropout_that_always_leaves() -> Params:
+    """Three truthful bidders and a dropout (seat 3) whose outside option (10) is out of reach: it
+    leaves at round 4, the first it may, and again each time it drifts back."""
+    params = population.sample(1, [0])
+    kind = np.full_like(params.kind, EMPTY)
+    kind[0, :3], kind[0, 3] = TRUTHFUL, DROPOUT
+    shading, outside = params.shading.copy(), params.outside.copy()
+    shading[0, 3], outside[0, 3] = 1.0, 10.0
+    return replace(params, kind=kind, shading=shading, outside=outside)
+
+
+@pytest.mark.parametrize("penalty", [1.0, 3.0])
+def test_the_withdrawal_fine_is_charged_in_the_round_of_the_exit(penalty):
+    """An exit costs the leaver FINE_UNIT x penalty in that round. The dropout is honest (it does
+    not collude), so the fine comes off the welfare ratio's numerator and adds to the money taken
+    from buyers: in an exit round where present truthful bidders trade under second price with
+    every bid shown, welfare ratio = 1 - f / v(1) and fairness = 1 - 2 f / v(1), v(1) the highest
+    present value; every other round scores 1 on both."""
+    params = dropout_that_always_leaves()
+    state, _, _ = play(params, MechanismAction(competing_bids=True, withdrawal_penalty=penalty), 5)
+    window = core.ordered_window(state)[0]
+    exits = window[:, EXITS] > 0
+    assert exits[4]
+    fine = core.FINE_UNIT * penalty
+    top = values_of(params, 0, 20)[:, :4].max(axis=1)  # the leaver is present in the round it leaves
+    np.testing.assert_allclose(window[exits, WELFARE], 1 - fine / top[exits], rtol=0, atol=1e-14)
+    np.testing.assert_allclose(window[exits, FAIRNESS], 1 - 2 * fine / top[exits], rtol=0, atol=1e-14)
+    assert (window[~exits, WELFARE] == 1).all() and (window[~exits, FAIRNESS] == 1).all()
+
+
+def test_honest_price_setters_fined_as_shills_cost_welfare_and_fairness():
+    """Stage 1 (truthful bidders, no shill) under second price with the maximal shill penalty: an
+    audit fines the honest price setter FINE_UNIT x 3 x 0.5 = 0.15. In such a round the welfare
+    ratio is 1 - 0.15 / v(1) and fairness 1 - 0.3 / v(1); unaudited rounds score 1. A fined
+    bidder's running utility turns negative: it no longer wants to be in the market, and
+    participation falls."""
+    params = population.sample(1, range(8))
+    state, _, components = play(params, MechanismAction(rule="second_price", shill_penalty=3.0), 5)
+    fine = core.FINE_UNIT * 3.0 * 0.5
+    fined_rounds = 0
+    for row in range(8):
+        window = core.ordered_window(state)[row]
+        n = int((params.kind[row] != EMPTY).sum())
+        top = values_of(params, row, 20)[:, :n].max(axis=1)
+        fined = window[:, WELFARE] < 1
+        fined_rounds += fined.sum()
+        np.testing.assert_allclose(window[fined, WELFARE], 1 - fine / top[fined], rtol=0, atol=1e-14)
+        np.testing.assert_allclose(window[fined, FAIRNESS], 1 - 2 * fine / top[fined], rtol=0, atol=1e-14)
+        assert (window[~fined, FAIRNESS] == 1).all()
+    assert 0.1 < fined_rounds / (8 * 20) < 0.4  # about AUDIT = 25% of the rounds
+    assert components[:, :, 2].min() < 1
 
 
 # ---- 4. the collusion signal ---------------------------------------------------------------------------------

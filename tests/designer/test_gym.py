@@ -136,12 +136,12 @@ def test_make_after_import_and_by_module_prefix():
     # are errors there, so an "Overriding environment" warning would fail)
     code = ("import importlib, sys, gymnasium, mecharena\n"
             "assert 'mecharena.designer.gym' not in sys.modules\n"
-            "env = gymnasium.make('mecharena/Designer-v0', stage=3)\n"
+            "env = gymnasium.make('mecharena/Designer-v1', stage=3)\n"
             "obs, info = env.reset(seed=0)\n"
             "assert info['stage'] == 3, info\n"
             "importlib.reload(mecharena)\n")
     prefixed = ("import gymnasium\n"
-                "env = gymnasium.make('mecharena:mecharena/Designer-v0', stage=3)\n"
+                "env = gymnasium.make('mecharena:mecharena/Designer-v1', stage=3)\n"
                 "assert env.reset(seed=0)[1]['stage'] == 3\n")
     for source in (code, prefixed):
         done = subprocess.run([sys.executable, "-W", "error", "-c", source], check=False, capture_output=True,

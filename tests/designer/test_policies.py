@@ -1,6 +1,7 @@
 """Designers on the held-out benchmark, the reward-hacking audit, the curriculum and the CLI."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -8,10 +9,10 @@ from typer.testing import CliRunner
 
 from mecharena.cli import app
 from mecharena.core.errors import ConfigError, UnknownIdError
-from mecharena.designer import core, evaluate, policies
+from mecharena.designer import core, evaluate, policies, population
 from mecharena.designer.action import MechanismAction
 from mecharena.designer.curriculum import Curriculum
-from mecharena.designer.env import DesignerEnv, VectorDesignerEnv
+from mecharena.designer.env import DesignerEnv, VectorDesignerEnv, population_seeds
 from mecharena.designer.policies import ConstantPolicy, LearnedPolicy, OraclePolicy, make_policy, train_learned
 
 runner = CliRunner()
@@ -23,7 +24,30 @@ DEGENERATE = {
     "every penalty at its maximum, confirmed": MechanismAction(shill_penalty=3, withdrawal_penalty=3,
                                                                collusion_penalty=3, coalition="penalize_confirmed"),
     "everything hidden": MechanismAction(reveal_reserve=False, clearing_price=False),
+    "everything revealed": MechanismAction(competing_bids=True, winner_identity=True, bid_distribution=True),
     "reserve at the bound": MechanismAction(reserve=1.0),
+}
+
+
+class FlipFlop(policies.Policy):
+    """Switches between two mechanisms every step (churn as a strategy: never let bidders settle)."""
+
+    name = "flip-flop"
+
+    def __init__(self, first: MechanismAction, second: MechanismAction) -> None:
+        self.pair = policies.stack([first, second])
+
+    def decide(self, vectors: np.ndarray) -> core.Mechanism:
+        in_force = vectors[:, :core.MECHANISM_WIDTH]
+        first = (np.abs(in_force - self.pair.vectors()[0]) < 1e-9).all(axis=1)
+        return policies.take(self.pair, first.astype(np.int64))  # the first in force -> the second
+
+
+FLIP_FLOPS = {
+    "flip-flop between second price and first price": (MechanismAction(), MechanismAction(rule="first_price")),
+    "flip-flop between open vcg and hidden pay-as-bid": (
+        MechanismAction(rule="vcg", competing_bids=True, winner_identity=True),
+        MechanismAction(rule="pay_as_bid", clearing_price=False, collusion_penalty=3, coalition="penalize_confirmed")),
 }
 
 
@@ -42,8 +66,10 @@ def test_no_degenerate_policy_reaches_the_learned_designer(learned, stage):
     whatever the penalties or the information, and a constant policy is the right answer.
     """
     target = evaluate.scores(learned[stage], stage, episodes=2)[0].mean()
-    for name, action in DEGENERATE.items():
-        score = evaluate.scores(ConstantPolicy(action), stage, episodes=2)[0].mean()
+    degenerate = {name: ConstantPolicy(action) for name, action in DEGENERATE.items()} | {
+        name: FlipFlop(*pair) for name, pair in FLIP_FLOPS.items()}
+    for name, policy in degenerate.items():
+        score = evaluate.scores(policy, stage, episodes=2)[0].mean()
         assert score < target - 0.1, f"{name} scores {score:.3f} against the learned {target:.3f}"
 
 
@@ -107,9 +133,16 @@ def test_learned_model_roundtrip(tmp_path):
     vectors = evaluate.benchmark_params(2, 1)
     observations = core.observation_vectors(core.reset(vectors), vectors)
     assert np.array_equal(loaded.decide(observations).rule, LearnedPolicy(bandit).decide(observations).rule)
+    assert [name for name, _ in loaded.bandit.arms] == [name for name, _ in bandit.arms]
     with np.load(path) as data:
-        np.savez(path, **{k: data[k] for k in data.files if k != "menu"}, menu=np.array(["another"]))
-    with pytest.raises(ConfigError, match="trained on another menu"):
+        arrays = {k: data[k] for k in data.files}
+    np.savez(path, **{k: v for k, v in arrays.items() if k not in ("names", "actions")},
+             arms=np.arange(len(bandit.arms)))  # the older format: menu indices
+    with pytest.raises(ConfigError, match="names no arms .* retrain it with `mecharena designer train`"):
+        make_policy(f"learned:{path}")
+    arrays["actions"] = np.array(['{"rule": "english"}'] * len(bandit.arms))
+    np.savez(path, **arrays)
+    with pytest.raises(ConfigError, match=f"learned model {re.escape(str(path))}: rule must be one of 'first_price'"):
         make_policy(f"learned:{path}")
 
 
@@ -181,6 +214,8 @@ def test_cli_eval_and_audit(tmp_path):
                           (["--policy", "greedy", "--episodes", "0"], "episodes must be an integer in")):
         result = runner.invoke(app, ["designer", "eval", *args])
         assert result.exit_code == 2 and message in result.output, result.output
+    result = runner.invoke(app, ["designer", "audit", "--candidates", "400000"])
+    assert result.exit_code == 2 and "candidates must be between 0 and 368640" in result.output, result.output
 
 
 def test_policies_explain_their_choice():
@@ -214,3 +249,37 @@ def test_play_records_an_episode_and_steps_stops_it_early(tmp_path):
                                      "--steps", steps])
         assert result.exit_code == 2, result.output
         assert f"steps must be between 1 and {core.HORIZON} (the episode's length), got {steps}" in result.output
+
+
+def test_the_audit_climbs_to_an_optimum_it_was_not_seeded_with(monkeypatch):
+    """Stage 1 (truthful bidders, one unit): second price or VCG with no reserve and no shill fine
+    scores exactly 1 (test_core: truthful second price), about 2% of the grid. Without the menu
+    and from 8 random grid points, none of them such a mechanism, the local search reaches it."""
+    monkeypatch.setattr(policies, "menu", lambda: [])
+    found = policies.search_constant(1, populations=16, candidates=8, seed=1)
+    assert found["sampled"]["mean"] < 1.0  # the random start was not the optimum ...
+    action = MechanismAction(**found["action"])
+    assert found["mean"] == pytest.approx(1.0, abs=1e-12)  # ... the climb found one
+    assert action.rule in ("second_price", "vcg") and action.reserve == 0 and action.shill_penalty == 0
+    assert found["evaluated"] > 8 and found["grid"] == policies.GRID_SIZE == 368_640
+
+
+def test_the_audit_searches_the_grid_beyond_the_menu():
+    """The full grid holds mechanisms the 420-mechanism menu lacks (reserves, penalty levels, flag
+    combinations); at stage 3 the best of them beats the menu's best on the same populations."""
+    found = policies.search_constant(3, populations=64, candidates=512)
+    menu = [action for _, action in policies.menu()]
+    params = population.sample(3, population_seeds(0, 64), list(range(64)))
+    menu_best = policies._arm_values(params, None, core.HORIZON).mean(axis=0).max()
+    assert found["mean"] > menu_best
+    assert MechanismAction(**found["action"]) not in menu
+    assert policies.grid_action(policies.grid_point(MechanismAction(**found["action"]))) == MechanismAction(
+        **found["action"])
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"populations": 8}, "populations must be >= 16, got 8"),
+    ({"candidates": -1}, "candidates must be between 0 and 368640 (the grid's size), got -1")])
+def test_the_audit_refuses_bad_budgets(kwargs, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        policies.search_constant(3, **kwargs)

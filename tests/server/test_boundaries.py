@@ -243,7 +243,7 @@ def test_mcp_refuses_work_over_the_limit():
     ]:
         with pytest.raises(Exception, match=f"over the limit of {MAX_WORK:,} per call"):
             asyncio.run(server.call_tool(name, arguments))
-    with pytest.raises(Exception, match=r"episodes x populations x steps x menu = 48 x 20 x 25 x 420 .*lower episodes"):
+    with pytest.raises(Exception, match=r"episodes x populations x steps x arms = 48 x 20 x 25 x 436 .*lower episodes"):
         asyncio.run(server.call_tool("evaluate_designer", {"policy": "oracle", "episodes": 48}))
 
 

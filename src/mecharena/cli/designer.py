@@ -52,9 +52,10 @@ def designer_eval(policy: str, stage: int, episodes: int, seed: int, as_json: bo
     return 0
 
 
-def designer_audit(stage: int, episodes: int, seed: int, out: Path | None, as_json: bool, console: Console) -> int:
+def designer_audit(stage: int, episodes: int, seed: int, candidates: int, out: Path | None, as_json: bool,
+                   console: Console) -> int:
     """Best constant, oracle and their paired gap; ``out`` receives the best constant's action JSON."""
-    result = audit(check_stage(stage), episodes=episodes, seed=seed)
+    result = audit(check_stage(stage), episodes=episodes, seed=seed, candidates=candidates)
     if out is not None:
         out.write_text(json.dumps(result["best_constant"], indent=1))
     if _emit(result, as_json, console):
@@ -66,6 +67,9 @@ def designer_audit(stage: int, episodes: int, seed: int, out: Path | None, as_js
     table.add_row("oracle (knows the population)", _interval(result["oracle"]["reward"]))
     table.add_row("oracle - constant (paired)", _interval(result["gap"]))
     console.print(table)
+    best = result["best_constant"]
+    console.print(f"best constant of {best['evaluated']:,} mechanisms searched on the {best['grid']:,}-mechanism grid "
+                  f"({best['populations']} training populations): {escape(best['name'])}")
     verdict = ("a bandit: one mechanism is as good as knowing the population" if result["bandit"]
                else "context matters: the oracle beats every constant mechanism")
     console.print(f"stage {stage}: {verdict}")
@@ -196,11 +200,14 @@ def audit_command(
     stage: StageOption = 1,
     episodes: EpisodesOption = 4,
     seed: MarketSeedOption = 0,
+    candidates: Annotated[int, typer.Option(
+        "--candidates", help="random grid mechanisms to start the search from (besides the 420-mechanism menu)")] = 4096,
     out_path: Annotated[Path | None, typer.Option("--out", help="write the best constant mechanism here (JSON)")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Best constant mechanism (searched on training populations), the oracle, and their paired gap."""
-    exit_with(designer_audit, stage, episodes, seed, out_path, as_json, console=out)
+    """Best constant mechanism (searched over the whole action grid on training populations), the oracle, and
+    their paired gap."""
+    exit_with(designer_audit, stage, episodes, seed, candidates, out_path, as_json, console=out)
 
 
 @app.command("train")

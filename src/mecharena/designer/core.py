@@ -8,20 +8,28 @@ rules and the reward is the mean over the last ``SCORED`` rounds of
 
 each defined on the current round's agents (shills are not buyers and count in none):
 
-* welfare ratio: value of the units real buyers won / the largest value the agents present this
-  round could get from the k units (0 when nobody is present);
-* fairness: 1 - 2 |revenue - competitive revenue| / that maximum, clipped to [0, 1], where the
+* welfare ratio: (value of the units real buyers won - fines paid by honest buyers) / the largest
+  value the agents present this round could get from the k units, clipped to [0, 1] (0 when
+  nobody is present). A buyer is honest in a round where it does not collude: a fine on it (a
+  price setter taken for a shill, a near-zero bidder under a collusion screen, an exit) is a
+  cost of the rules, not a transfer from a cheat;
+* fairness: 1 - 2 |money taken from buyers - competitive revenue| / that maximum, clipped to
+  [0, 1], where the money taken is the prices paid plus every fine a buyer paid, and the
   competitive revenue is min(k, present) times the (k+1)-th highest present value (the lowest
-  Walrasian price): a cartel's depressed prices and a shill's or a high reserve's inflated ones
-  both cost fairness. It is 0 in a round where nothing is traded (nobody earns surplus);
-* participation: share of the population's buyers still in the market (not exited);
+  Walrasian price): a cartel's depressed prices and a shill's, a high reserve's or a fine's
+  inflated takings all cost fairness. It is 0 in a round where nothing is traded (nobody earns
+  surplus);
+* participation: share of the population's buyers who are in the market and want to be: not
+  exited, and with running utility (fines included) at or above their outside option. A buyer a
+  withdrawal fine keeps in below its outside option does not count;
 * stability: 1 - min(1, 2 x mean |change of bid/value|) over buyers that bid in both this and
   the previous round: strategies still churning, a ring flipping between collusion and defection.
 
 The kernel is compiled (one thread) and draws from a counter-based hash of (episode key, round,
 seat, stream), so an episode's draws do not depend on E, on the other episodes or on the
 process: the same seed gives a bit-identical episode. Penalties are fines of ``FINE_UNIT`` x
-penalty in value units. Audits happen with probability ``AUDIT``.
+penalty in value units, charged in the round they are incurred (the withdrawal fine in the round
+of the exit). Audits happen with probability ``AUDIT``.
 """
 
 from dataclasses import dataclass
@@ -386,7 +394,7 @@ def _play(units, kind, outside, budget, ring_gain, shill_gain, seed, ratios,
             exits = 0
             churn = 0.0
             compared = 0
-            n_active = 0
+            n_willing = 0
             for i in range(seats):
                 kd = kind[e, i]
                 if kd == EMPTY or kd == SHILL:
@@ -415,11 +423,20 @@ def _play(units, kind, outside, budget, ring_gain, shill_gain, seed, ratios,
                     if hash_uniform(key, t, i, 5) < back:
                         active[e, i] = True
                         mood[e, i] = outside[e, i] + 0.05
-                n_active += active[e, i]
-            ratio_w = min(1.0, welfare / best) if best > 0 else 0.0  # rounding can pass 1 by an ulp
+                n_willing += active[e, i] and mood[e, i] >= outside[e, i]
+            # every fine a buyer paid this round (the exit fine too) is money the market took from
+            # buyers; a fine on a buyer that was not colluding punished an honest bidder
+            taken = 0.0
+            honest = 0.0
+            for i in range(seats):
+                if kind[e, i] != EMPTY and kind[e, i] != SHILL:
+                    taken += fine[i]
+                    honest += 0.0 if colluding[i] else fine[i]
+            # rounding can pass 1 by an ulp
+            ratio_w = min(1.0, max(0.0, (welfare - honest) / best)) if best > 0 else 0.0
             fair = 0.0 if welfare <= 0 or best <= 0 else \
-                min(1.0, max(0.0, 1.0 - DISTORTION * abs(revenue - competitive) / best))
-            share = n_active / n_real if n_real > 0 else 0.0
+                min(1.0, max(0.0, 1.0 - DISTORTION * abs(revenue + taken - competitive) / best))
+            share = n_willing / n_real if n_real > 0 else 0.0
             steady = 1.0 - min(1.0, 2.0 * churn / compared) if compared > 0 else 1.0
             if r >= ROUNDS - SCORED:
                 components[e, 0] += ratio_w / SCORED

@@ -22,6 +22,7 @@ from mecharena.designer.policies import (
     LearnedPolicy,
     OraclePolicy,
     Policy,
+    arms_with,
     rollout,
     search_constant,
     train_learned,
@@ -66,16 +67,18 @@ def evaluate(policy: Policy, stage: int, episodes: int = 4, seed: int = 0) -> di
     return {"stage": stage, "episodes": episodes, "seed": seed} | summary(policy.name, reward, components)
 
 
-def audit(stage: int, *, episodes: int = 4, seed: int = 0, populations: int = 512) -> dict[str, Any]:
-    """Best constant (searched on training populations), the oracle, and the oracle's paired gap.
+def audit(stage: int, *, episodes: int = 4, seed: int = 0, populations: int = 512,
+          candidates: int = 4096) -> dict[str, Any]:
+    """Best constant (searched over the action grid on training populations: :func:`search_constant`),
+    the oracle, and the oracle's paired gap.
 
     ``bandit`` is True when the gap's interval reaches 0: one mechanism is as good as knowing the
     population, so context does not matter at this stage.
     """
-    best = search_constant(stage, populations=populations, seed=seed)
+    best = search_constant(stage, populations=populations, seed=seed, candidates=candidates)
     constant = ConstantPolicy(MechanismAction(**best["action"]), f"constant ({best['name']})")
     c_reward, c_components = scores(constant, stage, episodes, seed)
-    o_reward, o_components = scores(OraclePolicy(), stage, episodes, seed)
+    o_reward, o_components = scores(OraclePolicy(arms=arms_with(best)), stage, episodes, seed)
     gap = paired(o_reward, c_reward)
     return {"stage": stage, "best_constant": best, "constant": summary(constant.name, c_reward, c_components),
             "oracle": summary("oracle", o_reward, o_components), "gap": gap, "bandit": gap["ci95"][0] <= 0.0}
@@ -87,7 +90,7 @@ def benchmark(stage: int, policies: dict[str, Policy], *, episodes: int = 4, see
     oracle, with the learned designer's paired margin over the constant and share of the oracle."""
     found = audit(stage, episodes=episodes, seed=seed, populations=populations)
     rows = {name: evaluate(p, stage, episodes, seed) for name, p in policies.items()}
-    learned = LearnedPolicy(train_learned(stage, seed=seed))
+    learned = LearnedPolicy(train_learned(stage, seed=seed, arms=arms_with(found["best_constant"])))
     l_reward, l_components = scores(learned, stage, episodes, seed)
     rows["constant"] = found["constant"]
     rows["learned"] = summary("learned", l_reward, l_components)

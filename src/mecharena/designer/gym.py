@@ -1,4 +1,4 @@
-"""The referee environment as a Gymnasium env: ``gymnasium.make("mecharena/Designer-v0", stage=3)``.
+"""The referee environment as a Gymnasium env: ``gymnasium.make("mecharena/Designer-v1", stage=3)``.
 
 A thin shell over the pure core (:mod:`mecharena.designer.core`), one episode at a time. The
 action is a dict of arrays (:func:`action_space`); the observation is the core's flat vector
@@ -10,7 +10,7 @@ the episode seed; the population seed comes from the episode seed (or from ``pop
 same seed and actions give a bit-identical trajectory, and the same one as :class:`DesignerEnv`
 (the JSON shell) reset with the episode seed that ``reset`` reports in ``info``.
 
-``import mecharena`` registers ``mecharena/Designer-v0`` (by name: this module loads on the first
+``import mecharena`` registers ``mecharena/Designer-v1`` (by name: this module loads on the first
 ``make``). :class:`FlatActions` gives it one Box action for libraries that take no Dict actions
 (Stable-Baselines3, RLlib).
 
@@ -47,7 +47,7 @@ from mecharena.designer.action import (
 from mecharena.designer.env import population_seeds
 from mecharena.designer.population import check_stage, sample, training_seed
 
-ENV_ID = "mecharena/Designer-v0"
+ENV_ID = "mecharena/Designer-v1"
 ACTION_KEYS = ("rule", "reserve", "flags", "penalties", "coalition")
 _FLAT_SIZES = (len(RULES), 1, len(FLAGS), len(PENALTIES), len(COALITIONS))  # FlatActions' columns, by key
 _FLAT_SPLITS = np.cumsum(_FLAT_SIZES)[:-1]

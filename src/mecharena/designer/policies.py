@@ -8,7 +8,7 @@ Every policy maps a batch of flat observations (E, OBSERVATION_WIDTH) to a
   collusion signal -> a pay-your-bid rule with identities and bids hidden and a collusion fine;
   tight top gaps -> a shill fine with bids hidden; exits -> a lower reserve).
 * ``constant``: one mechanism for the whole stage (the best one is found by :func:`search_constant`
-  over :func:`menu` on training populations).
+  over the whole action grid, :data:`GRID`, on training populations).
 * ``oracle``: knows the population; plays the menu's best mechanism for it, chosen by simulating
   that very population on independent markets (the upper bound; needs the hidden params).
 * ``learned``: a contextual bandit. Q(observation, arm) = ridge regression on observation
@@ -19,6 +19,7 @@ Every policy maps a batch of flat observations (E, OBSERVATION_WIDTH) to a
 
 import itertools
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,9 +27,11 @@ from typing import Any
 import numpy as np
 
 from mecharena.core.errors import ConfigError, UnknownIdError
+from mecharena.core.seeding import generator
 from mecharena.core.types import FloatArray, IntArray
 from mecharena.designer import core
-from mecharena.designer.action import COALITIONS, FLAGS, MAX_PENALTY, MECHANISM_WIDTH, RULES, MechanismAction
+from mecharena.designer.action import (COALITIONS, FLAGS, MAX_PENALTY, MECHANISM_WIDTH, PENALTIES, RULES,
+                                       MechanismAction)
 from mecharena.designer.env import population_seeds
 from mecharena.designer.population import Params, check_stage, sample
 
@@ -43,12 +46,20 @@ ENFORCEMENT = {
     "withdrawal": {"withdrawal_penalty": 2.0},
 }
 RESERVES = (0.0, 0.1, 0.25)
+# The action grid the audit searches for the best constant: every rule x these reserves x both
+# values of every flag x these levels of every penalty x every coalition policy.
+GRID: dict[str, tuple[Any, ...]] = {
+    "rule": RULES, "reserve": (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5),
+    **{flag: (False, True) for flag in FLAGS}, **{penalty: (0.0, 1.0, 2.0, 3.0) for penalty in PENALTIES},
+    "coalition": COALITIONS}
+GRID_SIZE = math.prod(len(values) for values in GRID.values())
+TOP = 16  # grid mechanisms the search hands on to the oracle and the learned designer as extra arms
 LOOKAHEAD = 3
 POLICIES = ("random", "greedy", "constant:FILE", "oracle", "learned", "learned:FILE")
 
 
 def menu() -> list[tuple[str, MechanismAction]]:
-    """The discrete menu searched by the constant, oracle and learned designers (420 mechanisms)."""
+    """The discrete menu of the oracle and the learned designer (420 mechanisms, all on :data:`GRID`)."""
     return [(f"{rule}/r={reserve}/{info}/{enforce}",
              MechanismAction(rule=rule, reserve=reserve, **INFORMATION[info], **ENFORCEMENT[enforce]))
             for rule, reserve, info, enforce in itertools.product(RULES, RESERVES, INFORMATION, ENFORCEMENT)]
@@ -225,9 +236,10 @@ def _replicate(params: Params, times: int) -> Params:
     return Params(*(np.repeat(getattr(params, f), times, axis=0) for f in Params.__slots__))
 
 
-def _arm_values(params: Params, state: core.State | None, steps: int, chunk: int = 32_768) -> FloatArray:
-    """(E, A) mean reward of every menu arm played for ``steps`` from ``state`` (or the start)."""
-    arms = stack([a for _, a in menu()])
+def _arm_values(params: Params, state: core.State | None, steps: int, chunk: int = 32_768,
+                arms: core.Mechanism | None = None) -> FloatArray:
+    """(E, A) mean reward of every arm (default: the menu) played for ``steps`` from ``state`` (or the start)."""
+    arms = stack([a for _, a in menu()]) if arms is None else arms
     e, a = params.units.size, arms.rule.size
     out = np.zeros((e, a))
     per = max(1, chunk // a)
@@ -247,36 +259,118 @@ def _rows(params: Params, rows: IntArray) -> Params:
     return Params(*(getattr(params, f)[rows] for f in Params.__slots__))
 
 
-def search_constant(stage: int, *, populations: int = 512, seed: int = 0) -> dict[str, Any]:
-    """The menu mechanism with the highest mean reward over ``populations`` training populations."""
+def grid_action(point: tuple[int, ...]) -> MechanismAction:
+    """The mechanism at ``point`` (one index per field of :data:`GRID`)."""
+    return MechanismAction(**{field: values[i] for (field, values), i in zip(GRID.items(), point, strict=True)})
+
+
+def grid_point(action: MechanismAction) -> tuple[int, ...]:
+    """The grid indices of ``action`` (an absolute reserve on the grid, penalties at grid levels)."""
+    return tuple(values.index(getattr(action, field)) for field, values in GRID.items())
+
+
+def grid_name(action: MechanismAction) -> str:
+    """A short name: rule, reserve, what is shown, the fines and the coalition policy."""
+    shown = [f for f in FLAGS if getattr(action, f)]
+    fines = [f"{p.removesuffix('_penalty')}={getattr(action, p):g}" for p in PENALTIES if getattr(action, p)]
+    return "/".join([action.rule, f"r={action.reserve:g}", "shown:" + (",".join(shown) or "nothing"),
+                     "fines:" + (",".join(fines) or "none"), action.coalition])
+
+
+def search_constant(stage: int, *, populations: int = 512, seed: int = 0, candidates: int = 4096) -> dict[str, Any]:
+    """The constant mechanism with the highest mean reward over ``populations`` training populations,
+    searched over the whole action grid (:data:`GRID`, every rule x reserve x information flags x
+    penalty levels x coalition policy), not only the menu.
+
+    Successive halving, then local search: the menu and ``candidates`` grid points drawn at random
+    play a sixteenth of the populations; the best sixteenth of them a quarter; the best 32 all of
+    them. From the best, steepest ascent over the mechanisms that differ in one field moves while
+    a move raises the mean on all the populations. Every rung plays the same populations (common
+    random numbers); the winner's ``mean`` is in sample (``audit`` scores it on held-out ones), and
+    ``sampled`` is the best before the local search.
+
+    Raises:
+        ConfigError: ``populations`` below 16 or ``candidates`` outside [0, GRID_SIZE].
+    """
+    if populations < 16:
+        raise ConfigError(f"populations must be >= 16, got {populations}")
+    if not 0 <= candidates <= GRID_SIZE:
+        raise ConfigError(f"candidates must be between 0 and {GRID_SIZE} (the grid's size), got {candidates}")
     params = sample(check_stage(stage), population_seeds(seed, populations), list(range(populations)))
-    values = _arm_values(params, None, core.HORIZON)
-    mean = values.mean(axis=0)
-    best = int(mean.argmax())
-    name, action = menu()[best]
-    return {"stage": stage, "name": name, "action": action.model_dump(), "mean": float(mean[best]),
-            "populations": populations, "seed": seed}
+    sizes = [len(values) for values in GRID.values()]
+    drawn = generator(seed, ("designer-audit", stage)).choice(GRID_SIZE, size=candidates, replace=False)
+    pool = {tuple(int(i) for i in np.unravel_index(flat, sizes)) for flat in drawn} | {
+        grid_point(action) for _, action in menu()}
+    scored: dict[tuple[int, ...], float] = {}  # mean over every population
+
+    def means(points: list[tuple[int, ...]], rows: int) -> FloatArray:
+        arms = stack([grid_action(point) for point in points])
+        return _arm_values(_rows(params, np.arange(rows)), None, core.HORIZON, arms=arms).mean(axis=0)
+
+    points = sorted(pool)
+    for rows, keep in ((populations // 16, max(32, len(points) // 16)), (populations // 4, 32)):
+        points = [points[j] for j in np.argsort(-means(points, rows), kind="stable")[:keep]]
+    scored.update(zip(points, means(points, populations), strict=True))
+    best = sampled = max(scored, key=scored.__getitem__)
+    while True:
+        moves = [best[:f] + (v,) + best[f + 1:] for f, size in enumerate(sizes) for v in range(size)
+                 if v != best[f] and best[:f] + (v,) + best[f + 1:] not in scored]
+        if moves:
+            scored.update(zip(moves, means(moves, populations), strict=True))
+        step = max((best[:f] + (v,) + best[f + 1:] for f, size in enumerate(sizes) for v in range(size)),
+                   key=scored.__getitem__)
+        if scored[step] <= scored[best]:
+            break
+        best = step
+    action = grid_action(best)
+    return {"stage": stage, "name": grid_name(action), "action": action.model_dump(), "mean": scored[best],
+            "populations": populations, "seed": seed, "candidates": candidates,
+            "evaluated": len(pool | set(scored)), "grid": GRID_SIZE,
+            "sampled": {"name": grid_name(grid_action(sampled)), "mean": scored[sampled]},
+            "top": [{"name": grid_name(grid_action(point)), "action": grid_action(point).model_dump(),
+                     "mean": scored[point]} for point in sorted(scored, key=scored.__getitem__, reverse=True)[:TOP]]}
+
+
+def arms_with(found: dict[str, Any]) -> list[tuple[str, MechanismAction]]:
+    """The arms of the oracle and the learned designer: the menu, then the grid's best constants
+    in ``found`` (a :func:`search_constant` result) that the menu lacks."""
+    arms = menu()
+    known = {grid_point(action) for _, action in arms}
+    for entry in found["top"]:
+        action = MechanismAction(**entry["action"])
+        if grid_point(action) not in known:
+            known.add(grid_point(action))
+            arms.append((entry["name"], action))
+    return arms
+
+
+def stage_arms(stage: int, *, seed: int = 0, populations: int = 512) -> list[tuple[str, MechanismAction]]:
+    """:func:`arms_with` the grid search of ``stage`` on ``populations`` training populations."""
+    return arms_with(search_constant(stage, populations=max(16, populations), seed=seed,
+                                     candidates=min(GRID_SIZE, 8 * populations)))
 
 
 class OraclePolicy(Policy):
-    """Full information: per population, the menu arm that does best on ``trials`` independent
-    episodes of that very population (selection and evaluation never share markets)."""
+    """Full information: per population, the arm (default: of the menu) that does best on
+    ``trials`` independent episodes of that very population (selection and evaluation never share
+    markets)."""
 
     name = "oracle"
 
-    def __init__(self, trials: int = 2) -> None:
+    def __init__(self, trials: int = 2, arms: list[tuple[str, MechanismAction]] | None = None) -> None:
         self.trials = trials
+        self.arms = stack([a for _, a in (menu() if arms is None else arms)])
         self.choice: core.Mechanism | None = None
 
     def begin(self, params: Params) -> None:
         e = params.units.size
-        values = np.zeros((e, len(menu())))
+        values = np.zeros((e, self.arms.rule.size))
         for trial in range(self.trials):
             # fresh market keys: the episode key hashed with the trial, never the evaluated one
             keyed = Params(*(getattr(params, f) for f in Params.__slots__[:-1]),
                            seed=params.seed ^ np.uint64(0xA5A5_0000_0000_0000 + trial + 1))
-            values += _arm_values(keyed, None, core.HORIZON)
-        self.choice = take(stack([a for _, a in menu()]), values.argmax(axis=1))
+            values += _arm_values(keyed, None, core.HORIZON, arms=self.arms)
+        self.choice = take(self.arms, values.argmax(axis=1))
 
     def decide(self, vectors: FloatArray) -> core.Mechanism:
         if self.choice is None or self.choice.rule.size != vectors.shape[0]:
@@ -296,12 +390,12 @@ def features(vectors: FloatArray) -> FloatArray:
 
 @dataclass(frozen=True, slots=True)
 class Bandit:
-    """Q(x, arm) = x @ weights[rule in force, :, arm] on standardised features, over ``arms`` of the menu."""
+    """Q(x, arm) = x @ weights[rule in force, :, arm] on standardised features, over ``arms``."""
 
     mean: FloatArray  # (D,)
     scale: FloatArray  # (D,)
     weights: FloatArray  # (RULES, D, A)
-    arms: IntArray  # (A,)  menu indices
+    arms: list[tuple[str, MechanismAction]]  # (A,)  name and mechanism
 
     def values(self, vectors: FloatArray) -> FloatArray:
         """(E, A) predicted mean reward of each arm over the next LOOKAHEAD steps."""
@@ -310,23 +404,30 @@ class Bandit:
         return np.einsum("ed,eda->ea", x, self.weights[rule])
 
     def save(self, path: str | Path) -> None:
-        np.savez_compressed(path, mean=self.mean, scale=self.scale, weights=self.weights, arms=self.arms,
-                            menu=np.array([n for n, _ in menu()]))
+        np.savez_compressed(path, mean=self.mean, scale=self.scale, weights=self.weights,
+                            names=np.array([n for n, _ in self.arms]),
+                            actions=np.array([a.model_dump_json() for _, a in self.arms]))
 
     @classmethod
     def load(cls, path: str | Path) -> "Bandit":
         try:
             with np.load(path) as data:
-                if list(data["menu"]) != [n for n, _ in menu()]:
-                    raise ConfigError(f"learned model {path} was trained on another menu: retrain it")
-                return cls(data["mean"], data["scale"], data["weights"], data["arms"])
+                if "actions" not in data.files:
+                    raise ConfigError(f"learned model {path} names no arms (written before they were stored): "
+                                      "retrain it with `mecharena designer train`")
+                arms = [(str(n), MechanismAction.build(**json.loads(str(a))))
+                        for n, a in zip(data["names"], data["actions"], strict=True)]
+                return cls(data["mean"], data["scale"], data["weights"], arms)
+        except ConfigError as exc:
+            raise ConfigError(f"learned model {path}: {exc}") from None
         except (OSError, KeyError, ValueError) as exc:
             raise ConfigError(f"learned model {path}: {exc}") from None
 
 
-def _fit(x: FloatArray, rules: IntArray, y: FloatArray, ridge: float = 1.0, support: float = 0.005) -> Bandit:
-    """Ridge fit on the arms that are best for at least ``support`` of the rows (fewer arms, less
-    winner's curse in the argmax)."""
+def _fit(x: FloatArray, rules: IntArray, y: FloatArray, candidates: list[tuple[str, MechanismAction]],
+         ridge: float = 1.0, support: float = 0.005) -> Bandit:
+    """Ridge fit on the ``candidates`` (y's columns) that are best for at least ``support`` of the
+    rows (fewer arms, less winner's curse in the argmax)."""
     counts = np.bincount(y.argmax(axis=1), minlength=y.shape[1])
     arms = np.flatnonzero(counts >= max(1, support * y.shape[0]))
     y = y[:, arms]
@@ -342,7 +443,7 @@ def _fit(x: FloatArray, rules: IntArray, y: FloatArray, ridge: float = 1.0, supp
             rows = np.ones_like(rows)
         zr = z[rows]
         weights[r] = np.linalg.solve(zr.T @ zr + ridge * np.eye(z.shape[1]), zr.T @ y[rows])
-    return Bandit(mean, scale, weights, arms)
+    return Bandit(mean, scale, weights, [candidates[i] for i in arms])
 
 
 class LearnedPolicy(Policy):
@@ -353,7 +454,7 @@ class LearnedPolicy(Policy):
 
     def __init__(self, bandit: Bandit, margin: float = 0.01) -> None:
         self.bandit, self.margin = bandit, margin
-        self.arms = take(stack([a for _, a in menu()]), bandit.arms)
+        self.arms = stack([a for _, a in bandit.arms])
         self.vectors = self.arms.vectors()
 
     def decide(self, vectors: FloatArray) -> core.Mechanism:
@@ -366,15 +467,15 @@ class LearnedPolicy(Policy):
 
     def explain(self, observation: dict[str, Any], top: int = 3) -> list[str]:
         q = self.bandit.values(_vector(observation))[0]
-        names = [menu()[i][0] for i in self.bandit.arms]
+        names = [name for name, _ in self.bandit.arms]
         best = np.argsort(-q)[:top]
         return [f"predicted mean reward over the next {LOOKAHEAD} steps: " + "; ".join(
             f"{names[i]} {q[i]:.3f}" for i in best)]
 
 
-def _visit(params: Params, behaviour: Policy, explore: float, rng: np.random.Generator) -> tuple[list, list]:
-    """States along an episode under ``behaviour`` with ``explore`` chance of a random menu arm per step."""
-    arms = stack([a for _, a in menu()])
+def _visit(params: Params, behaviour: Policy, explore: float, rng: np.random.Generator,
+           arms: core.Mechanism) -> tuple[list, list]:
+    """States along an episode under ``behaviour`` with ``explore`` chance of a random arm per step."""
     state = core.reset(params)
     states, vectors = [], []
     for _ in range(core.HORIZON - 1):
@@ -391,24 +492,28 @@ def _visit(params: Params, behaviour: Policy, explore: float, rng: np.random.Gen
     return states, vectors
 
 
-def train_learned(stage: int, *, populations: int = 1024, states: int = 3, seed: int = 0,
-                  rounds: int = 2) -> Bandit:
+def train_learned(stage: int, *, populations: int = 1024, states: int = 3, seed: int = 0, rounds: int = 2,
+                  arms: list[tuple[str, MechanismAction]] | None = None) -> Bandit:
     """Fit the contextual bandit for ``stage`` on training populations (see the module docstring).
 
     Args:
         populations: training populations per round.
         states: states sampled per episode (uniformly over its steps) as regression rows.
         rounds: 1: states from random arms; 2: then from the first model, 30% exploration.
+        arms: the candidate arms (default :func:`stage_arms` on half the populations: the menu and
+            the grid's best constants for the stage).
     """
     stage = check_stage(stage)
+    candidates = stage_arms(stage, seed=seed, populations=populations // 2) if arms is None else arms
+    every = stack([a for _, a in candidates])
     rng = np.random.default_rng([seed, stage, 5])
     xs, rules, ys = [], [], []
     bandit = None
     for round_ in range(rounds):
         params = sample(stage, population_seeds(seed + 1000 * round_, populations),
                         [seed * 7 + round_] * populations)
-        behaviour = LearnedPolicy(bandit) if bandit is not None else _RandomArm(rng)
-        visited, vectors = _visit(params, behaviour, 0.3 if bandit is not None else 1.0, rng)
+        behaviour = LearnedPolicy(bandit) if bandit is not None else _RandomArm(rng, every)
+        visited, vectors = _visit(params, behaviour, 0.3 if bandit is not None else 1.0, rng, every)
         steps = rng.integers(0, len(visited), (states, populations))
         for pick in steps:
             state = core.State(*(np.stack([getattr(visited[s], f)[e] for e, s in enumerate(pick)])
@@ -416,15 +521,15 @@ def train_learned(stage: int, *, populations: int = 1024, states: int = 3, seed:
             v = np.stack([vectors[s][e] for e, s in enumerate(pick)])
             xs.append(features(v))
             rules.append(v[:, :len(RULES)].argmax(axis=1))
-            ys.append(_arm_values(params, state, LOOKAHEAD))
-        bandit = _fit(np.concatenate(xs), np.concatenate(rules), np.concatenate(ys))
+            ys.append(_arm_values(params, state, LOOKAHEAD, arms=every))
+        bandit = _fit(np.concatenate(xs), np.concatenate(rules), np.concatenate(ys), candidates)
     return bandit
 
 
 class _RandomArm(Policy):
-    def __init__(self, rng: np.random.Generator) -> None:
+    def __init__(self, rng: np.random.Generator, arms: core.Mechanism) -> None:
         self.rng = rng
-        self.arms = stack([a for _, a in menu()])
+        self.arms = arms
 
     def decide(self, vectors: FloatArray) -> core.Mechanism:
         return take(self.arms, self.rng.integers(0, self.arms.rule.size, vectors.shape[0]))
@@ -447,7 +552,7 @@ def make_policy(spec: str, stage: int = 1, *, seed: int = 0) -> Policy:
     if name == "constant" and arg:
         return ConstantPolicy.load(arg)
     if name == "oracle":
-        return OraclePolicy()
+        return OraclePolicy(arms=stage_arms(stage, seed=seed))
     if name == "learned":
         return LearnedPolicy(Bandit.load(arg) if arg else train_learned(stage, seed=seed))
     raise UnknownIdError(f"unknown policy {spec!r}; allowed: {', '.join(POLICIES)}")

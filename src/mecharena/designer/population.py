@@ -156,7 +156,8 @@ def _populate(stage, seeds, units, kind, shading, outside, budget, ring_gain, sh
                 n += 1
         for i in range(n):
             shading[e, i] = 0.5 + 0.4 * _draw(key, stage, 30 + i)
-            outside[e, i] = 0.06 * _draw(key, stage, 50 + i)
+            if kind[e, i] == DROPOUT:  # the others have none (0): they stay whatever they earn
+                outside[e, i] = 0.06 * _draw(key, stage, 50 + i)
             if kind[e, i] == BUDGET:
                 budget[e, i] = 0.5 + 1.5 * _draw(key, stage, 70 + i)
         ring_gain[e] = 0.01 + 0.29 * _draw(key, stage, 8)

@@ -287,18 +287,19 @@ def check_values(values: str) -> None:
 
 def check_designer_work(policy: str, episodes: int) -> None:
     """:func:`check_work` for a held-out evaluation: its environment steps, each about a market-round
-    of work; the oracle's count once per mechanism of the menu it simulates to choose each one.
+    of work; the oracle's count once per arm it simulates to choose each one (the menu and at most
+    ``TOP`` grid mechanisms).
 
     Raises:
         ConfigError: as :func:`check_work`, naming ``episodes``.
     """
     from mecharena.designer.core import HORIZON
-    from mecharena.designer.policies import menu
+    from mecharena.designer.policies import TOP, menu
     from mecharena.designer.population import HELD_OUT_SIZE
 
     factors = {"episodes": episodes, "populations": HELD_OUT_SIZE, "steps": HORIZON}
     if policy == "oracle":
-        factors["menu"] = len(menu())
+        factors["arms"] = len(menu()) + TOP
     check_work("evaluate_designer", math.prod(factors.values()),
                f"{' x '.join(factors)} = {' x '.join(map(str, factors.values()))}", "episodes")
 
