@@ -37,11 +37,28 @@ def test_bare_kernel_does_the_engines_work(reserve):
     assert np.array_equal(allocation, out.allocation) and np.array_equal(payments, out.payments)
 
 
+@pytest.mark.parametrize(("buyers", "sellers"), [(10, 10), (3, 7), (7, 3), (40, 40), (1, 1)])
+def test_bare_double_auction_does_the_engines_work(buyers, sellers):
+    """McAfee: the bare NumPy kernel gives every output of the engine's Outcome, bit for bit (with one pair
+    on each side McAfee never trades: the reduced trade is the only one)."""
+    rng = np.random.default_rng(buyers * 100 + sellers)
+    values = rng.random((500, buyers + sellers))
+    mechanism = get("mcafee")
+    out = clear(mechanism, mechanism.config({"buyers": buyers}), values, values, rng.random(values.shape))
+    bare = engine.bare_mcafee(values, values, buyers)
+    assert (bare["allocation"].any(axis=1).mean() > 0.5) == (min(buyers, sellers) > 1)
+    for name, array in bare.items():
+        assert np.array_equal(getattr(out, name), array), name
+
+
 def test_engine_benchmark_json():
     result = engine.run(markets=300, agents=4, repeats=2, reference_markets=20)
     assert TIMING_KEYS | {"wall_seconds", "cpu_seconds", "markets_per_cpu_s", "engine_over_bare"} <= set(result)
     assert set(result["wall_seconds"]) == set(result["cpu_seconds"]) == {"engine", "protocol", "bare", "scalar"}
     assert result["repeats"] == 2 and result["ratios_from"] == "cpu seconds"
+    double = result["double_auction"]
+    assert double["mechanism"] == "mcafee" and set(double["cpu_seconds"]) == {"engine", "bare"}
+    assert result["double_auction_engine_over_bare"] == double["engine_over_bare"] > 0
     json.dumps(result)
 
 

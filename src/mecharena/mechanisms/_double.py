@@ -10,6 +10,7 @@ with the j-th highest bid >= the j-th lowest ask.
 from dataclasses import dataclass
 from typing import Any
 
+import numba
 import numpy as np
 from pydantic import Field
 
@@ -50,17 +51,68 @@ def valid_orders(bids: FloatArray) -> BoolArray:
         return np.isfinite(bids) & (bids >= 0)
 
 
+#: Up to this many orders a side, the compiled book ranks by insertion sort (no allocation); above,
+#: by two stable merge sorts.
+INSERTION = 32
+
+
+@numba.njit(cache=True, nogil=True)
+def _rank(keys: FloatArray, tiebreak: FloatArray, order: IntArray) -> None:
+    """``order`` = the indices of ``keys`` from the highest, ties to the higher ``tiebreak``, then
+    to the lower index (what ``np.lexsort((-tiebreak, -keys))`` gives)."""
+    n = keys.size
+    if n > INSERTION:
+        first = np.argsort(-tiebreak, kind="mergesort")
+        second = np.argsort(-keys[first], kind="mergesort")
+        for j in range(n):
+            order[j] = first[second[j]]
+        return
+    for i in range(n):
+        j = i
+        while j > 0 and (keys[order[j - 1]] < keys[i] or
+                         (keys[order[j - 1]] == keys[i] and tiebreak[order[j - 1]] < tiebreak[i])):
+            order[j] = order[j - 1]
+            j -= 1
+        order[j] = i
+
+
+@numba.njit(cache=True, nogil=True)
+def _sort_book(bids: FloatArray, priority: FloatArray, nb: int, buy_order: IntArray, sell_order: IntArray,
+               sorted_bids: FloatArray, sorted_asks: FloatArray, q: IntArray, valid: BoolArray) -> None:
+    """One pass per market: validity, both sides ranked, sorted prices and the crossing pairs (outputs filled)."""
+    n_markets, n = bids.shape
+    ns = n - nb
+    buy_keys = np.empty(nb)
+    sell_keys = np.empty(ns)  # minus the ask: the best ask ranks highest
+    for m in range(n_markets):
+        for i in range(n):
+            x = bids[m, i]
+            valid[m, i] = (x >= 0.0) & (x < np.inf)  # NaN fails both
+        for i in range(nb):
+            buy_keys[i] = bids[m, i] if valid[m, i] else -np.inf
+        for i in range(ns):
+            sell_keys[i] = -bids[m, nb + i] if valid[m, nb + i] else -np.inf
+        _rank(buy_keys, priority[m, :nb], buy_order[m])
+        _rank(sell_keys, priority[m, nb:], sell_order[m])
+        for j in range(nb):
+            sorted_bids[m, j] = buy_keys[buy_order[m, j]]
+        for j in range(ns):
+            sorted_asks[m, j] = -sell_keys[sell_order[m, j]]
+        crossing = 0
+        for j in range(min(nb, ns)):
+            crossing += sorted_bids[m, j] >= sorted_asks[m, j]
+        q[m] = crossing
+
+
 def sort_book(config: DoubleAuctionConfig, bids: FloatArray, priority: FloatArray) -> Book:
     nb = config.buyers
-    valid = valid_orders(bids)
-    b = np.where(valid[:, :nb], bids[:, :nb], -np.inf)
-    a = np.where(valid[:, nb:], bids[:, nb:], np.inf)
-    buy_order = np.lexsort((-priority[:, :nb], -b), axis=-1)
-    sell_order = np.lexsort((-priority[:, nb:], a), axis=-1)
-    sb, sa = np.take_along_axis(b, buy_order, 1), np.take_along_axis(a, sell_order, 1)
-    m = min(sb.shape[1], sa.shape[1])
-    q = (sb[:, :m] >= sa[:, :m]).sum(axis=1)
-    return Book(buy_order, sell_order, sb, sa, q, valid)
+    n_markets, n = bids.shape
+    book = Book(np.empty((n_markets, nb), np.int64), np.empty((n_markets, n - nb), np.int64),
+                np.empty((n_markets, nb)), np.empty((n_markets, n - nb)), np.empty(n_markets, np.int64),
+                np.empty((n_markets, n), np.bool_))
+    _sort_book(np.ascontiguousarray(bids, dtype=np.float64), np.ascontiguousarray(priority, dtype=np.float64), nb,
+               book.buy_order, book.sell_order, book.bids, book.asks, book.q, book.valid)
+    return book
 
 
 def at(sorted_side: FloatArray, index: IntArray, missing: float) -> FloatArray:
@@ -92,17 +144,32 @@ def settle(config: DoubleAuctionConfig, values: FloatArray, valid: BoolArray, bu
                   max_welfare=max_gains_from_trade(config, values))
 
 
+@numba.njit(cache=True, nogil=True)
+def _settle_sorted(values: FloatArray, buy_order: IntArray, sell_order: IntArray, trades: IntArray,
+                   buyer_price: FloatArray, seller_price: FloatArray, nb: int, money: FloatArray) -> None:
+    """Fill ``money`` (4, B, N): allocation, payments, receipts and value gains of the ``trades`` best pairs."""
+    for m in range(values.shape[0]):
+        for j in range(trades[m]):
+            buyer = buy_order[m, j]
+            seller = nb + sell_order[m, j]
+            money[0, m, buyer] = 1.0
+            money[1, m, buyer] = buyer_price[m]
+            money[3, m, buyer] = values[m, buyer]
+            money[0, m, seller] = -1.0
+            money[2, m, seller] = seller_price[m]
+            money[3, m, seller] = -values[m, seller]
+
+
 def settle_sorted(config: DoubleAuctionConfig, values: FloatArray, book: Book, trades: IntArray,
                   buyer_price: FloatArray, seller_price: FloatArray) -> Outcome:
     """Outcome where the ``trades`` best buyers and sellers of each market trade at uniform prices (B,)."""
-    n_markets = values.shape[0]
-    rows = np.arange(n_markets)[:, None]
-    buyer_trades = np.zeros(book.bids.shape, dtype=bool)
-    seller_trades = np.zeros(book.asks.shape, dtype=bool)
-    buyer_trades[rows, book.buy_order] = np.arange(book.bids.shape[1]) < trades[:, None]
-    seller_trades[rows, book.sell_order] = np.arange(book.asks.shape[1]) < trades[:, None]
-    return settle(config, values, book.valid, buyer_trades, seller_trades,
-                  buyer_price[:, None], seller_price[:, None])
+    money = np.zeros((4,) + values.shape)
+    _settle_sorted(np.ascontiguousarray(values, dtype=np.float64), book.buy_order, book.sell_order,
+                   np.ascontiguousarray(trades, dtype=np.int64), np.ascontiguousarray(buyer_price, dtype=np.float64),
+                   np.ascontiguousarray(seller_price, dtype=np.float64), config.buyers, money)
+    allocation, payments, receipts, gains = money
+    return finish(allocation, payments, receipts, gains, book.valid, book.valid,
+                  max_welfare=max_gains_from_trade(config, values))
 
 
 # ---- scalar reference helpers (plain Python, one market) ----
