@@ -211,7 +211,8 @@ def test_cli_eval_and_audit(tmp_path):
     assert result.exit_code == 0, result.output
     for args, message in ((["--policy", "greedy", "--stage", "9"], "stage must be one of 1, 2, 3, 4, 5, got 9"),
                           (["--policy", "genius"], "unknown policy 'genius'"),
-                          (["--policy", "greedy", "--episodes", "0"], "episodes must be an integer in")):
+                          (["--policy", "greedy", "--episodes", "0"], "episodes must be an integer in"),
+                          (["--policy", "greedy", "--populations", "0"], "populations must be an integer in [1, 20]")):
         result = runner.invoke(app, ["designer", "eval", *args])
         assert result.exit_code == 2 and message in result.output, result.output
     result = runner.invoke(app, ["designer", "audit", "--candidates", "400000"])
@@ -283,3 +284,34 @@ def test_the_audit_searches_the_grid_beyond_the_menu():
 def test_the_audit_refuses_bad_budgets(kwargs, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         policies.search_constant(3, **kwargs)
+
+
+@pytest.mark.parametrize("stage", [2, 4, 5])
+def test_a_stratified_subset_keeps_the_benchmarks_mix(stage):
+    """K of the 20 held-out populations: distinct, sorted, all 20 at K = 20; and where the benchmark mixes
+    markets with and without a ring (stage 4) or several unit counts, four populations hold both kinds."""
+    every = population.sample(stage, population.held_out_seeds())
+    for k in range(1, 21):
+        chosen = evaluate.stratified(stage, k)
+        assert chosen == sorted(set(chosen)) and len(chosen) == k and 0 <= chosen[0] and chosen[-1] < 20
+    assert evaluate.stratified(stage, 20) == list(range(20))
+    four = evaluate.stratified(stage, 4)
+    rings = (every.kind == population.CARTEL).any(axis=1)
+    if rings.any() and not rings.all():
+        assert rings[four].any() and not rings[four].all()
+    if len(set(every.units)) > 1:
+        assert len(set(every.units[four])) > 1
+    with pytest.raises(ConfigError, match=re.escape("populations must be an integer in [1, 20] (of the held-out "
+                                                    "benchmark), got 21")):
+        evaluate.stratified(stage, 21)
+
+
+def test_scores_on_a_subset_are_those_populations_scores():
+    """A population's episodes do not depend on the batch: the subset's scores are the full run's rows."""
+    policy = policies.GreedyPolicy()
+    full, full_components = evaluate.scores(policy, 3, episodes=2)
+    chosen = evaluate.stratified(3, 5)
+    part, part_components = evaluate.scores(policy, 3, episodes=2, populations=chosen)
+    assert np.array_equal(part, full[chosen]) and np.array_equal(part_components, full_components[chosen])
+    result = evaluate.evaluate(policy, 3, episodes=2, populations=5)
+    assert result["populations"] == chosen and result["per_population"] == [round(float(r), 6) for r in part]

@@ -109,3 +109,27 @@ def test_designer_choice_snaps_to_its_grids_and_rejects_values_off_them():
     assert action is None and error.startswith("reserve must be one of 0.0, 0.05")
     action, error = parse_choice('{"rule": "vcg"}')  # the choice requires every field
     assert action is None and "reserve" in error
+
+
+def test_an_llm_designer_eval_on_a_stratified_subset_reports_every_decision():
+    """designer eval --populations K: K of the 20 populations, and a progress tick per model decision."""
+    from rich.console import Console
+
+    from mecharena.cli.designer import designer_eval
+    from mecharena.designer import core
+    from mecharena.designer.evaluate import stratified
+    from mecharena.llm.designer import DesignerChoice, LLMDesignerPolicy
+
+    vcg = DesignerChoice.of(MechanismAction(rule="vcg")).model_dump_json()
+    policy = LLMDesignerPolicy(Scripted(*[vcg] * (3 * core.HORIZON)), concurrency=2)
+    totals, ticks = [], []
+
+    def progress(total):
+        totals.append(total)
+        return lambda: ticks.append(1)
+
+    console = Console(record=True, width=200)
+    assert designer_eval("llm:any", 4, 1, 0, 3, True, console, factory=lambda *_, **__: policy, progress=progress) == 0
+    result = json.loads(console.export_text())
+    assert result["populations"] == stratified(4, 3) and result["structured_output"]["valid"] == 3 * core.HORIZON
+    assert totals == [3 * core.HORIZON] and len(ticks) == 3 * core.HORIZON

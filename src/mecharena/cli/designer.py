@@ -15,9 +15,10 @@ from rich.table import Table
 
 from mecharena.cli.shell import JsonFlag, exit_with, fail, make_console, progress_bar, seed_option
 from mecharena.core.errors import ConfigError, MechArenaError
-from mecharena.designer.evaluate import audit, evaluate, run_benchmark
+from mecharena.designer import core
+from mecharena.designer.evaluate import audit, evaluate, run_benchmark, stratified
 from mecharena.designer.policies import GreedyPolicy, RandomPolicy, make_policy, train_learned
-from mecharena.designer.population import check_stage
+from mecharena.designer.population import HELD_OUT_SIZE, check_stage
 
 
 def _interval(result: dict[str, Any]) -> str:
@@ -31,18 +32,25 @@ def _emit(data: Any, as_json: bool, console: Console) -> bool:
     return as_json
 
 
-def designer_eval(policy: str, stage: int, episodes: int, seed: int, as_json: bool, console: Console,
-                  factory: Callable[..., Any] = make_policy) -> int:
-    """Score one policy (built by ``factory`` from its spec) on the held-out benchmark of ``stage``."""
+def designer_eval(policy: str, stage: int, episodes: int, seed: int, populations: int | None, as_json: bool,
+                  console: Console, factory: Callable[..., Any] = make_policy,
+                  progress: Callable[[int], Callable[[], None]] | None = None) -> int:
+    """Score one policy (built by ``factory`` from its spec) on the held-out benchmark of ``stage``, or on
+    a stratified subset of ``populations`` of it. A policy that asks a model one decision at a time (an
+    LLM designer: it has ``on_decision``) reports each to ``progress(total)``'s callback."""
     stage = check_stage(stage)
+    chosen_populations = stratified(stage, populations) if populations is not None else None
     chosen = factory(policy, stage, seed=seed)
-    result = evaluate(chosen, stage, episodes, seed)
+    if progress is not None and hasattr(chosen, "on_decision"):
+        count = len(chosen_populations) if chosen_populations is not None else HELD_OUT_SIZE
+        chosen.on_decision = progress(count * episodes * core.HORIZON)
+    result = evaluate(chosen, stage, episodes, seed, populations)
     if hasattr(chosen, "tally"):  # structured-output outcomes of an LLM designer
         result["structured_output"] = chosen.tally.as_dict()
     if _emit(result, as_json, console):
         return 0
     table = Table(title=escape(f"designer {result['policy']} on the stage-{stage} held-out benchmark "
-                               f"(20 populations x {episodes} episodes)"))
+                               f"({len(result['populations'])} of {HELD_OUT_SIZE} populations x {episodes} episodes)"))
     table.add_column("measure")
     table.add_column("value", justify="right")
     table.add_row("mean reward per step [95% CI]", _interval(result["reward"]))
@@ -150,11 +158,19 @@ def eval_command(
     stage: StageOption = 1,
     episodes: EpisodesOption = 4,
     seed: MarketSeedOption = 0,
+    populations: Annotated[int | None, typer.Option(
+        "--populations", help="a stratified subset of K of the 20 held-out populations (a slow LLM designer)")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Score a designer policy on the stage's held-out benchmark (20 populations never used in training)."""
     factory = mecharena_policies()
-    exit_with(designer_eval, policy, stage, episodes, seed, as_json, console=out, factory=factory)
+    with progress_bar(err, "decisions") as bar:
+        def progress(total: int) -> Callable[[], None]:
+            task = bar.add_task("decisions", total=total)
+            return lambda: bar.advance(task)
+
+        exit_with(designer_eval, policy, stage, episodes, seed, populations, as_json, console=out, factory=factory,
+                  progress=progress)
 
 
 @app.command("play")
@@ -169,9 +185,7 @@ def play_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Play one training episode with a policy and record it (an LLM designer's prompts and answers too)."""
-    from mecharena.designer import core
     from mecharena.designer.evaluate import play_episode
-    from mecharena.designer.population import check_stage
 
     try:
         chosen = mecharena_policies()(policy, check_stage(stage), seed=seed)

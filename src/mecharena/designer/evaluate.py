@@ -27,7 +27,8 @@ from mecharena.designer.policies import (
     search_constant,
     train_learned,
 )
-from mecharena.designer.population import Params, check_stage, held_out_seeds, sample
+from mecharena.designer.population import (BUDGET, CARTEL, DROPOUT, EMPTY, SHADER, SHILL, Params, check_stage,
+                                           held_out_seeds, sample)
 from mecharena.metrics.summary import mean_ci
 
 MAX_EPISODES = 1000
@@ -43,12 +44,34 @@ def benchmark_params(stage: int, episodes: int, seed: int = 0) -> Params:
                   [seed * MAX_EPISODES + e for _ in seeds for e in range(episodes)])
 
 
-def scores(policy: Policy, stage: int, episodes: int = 4, seed: int = 0) -> tuple[FloatArray, FloatArray]:
-    """(P,) per-population mean reward and (P, 4) mean components on the held-out benchmark."""
+def stratified(stage: int, k: int) -> list[int]:
+    """``k`` of the stage's held-out populations (indices into :func:`held_out_seeds`), spread over its
+    mix: the populations ordered by units for sale, seats, then the share of each type (cartel,
+    dropout, budget, shill, shader), cut into ``k`` equal strata, and the middle one of each taken, so
+    a subset of a slow evaluation (an LLM designer) keeps the whole benchmark's range of markets.
+
+    Raises:
+        ConfigError: ``k`` outside [1, HELD_OUT_SIZE].
+    """
+    size = len(held_out_seeds())
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= size:
+        raise ConfigError(f"populations must be an integer in [1, {size}] (of the held-out benchmark), got {k!r}")
+    params = sample(check_stage(stage), held_out_seeds())
+    seats = (params.kind != EMPTY).sum(axis=1)
+    shares = [((params.kind == t).sum(axis=1) / seats) for t in (CARTEL, DROPOUT, BUDGET, SHILL, SHADER)]
+    order = np.lexsort([*reversed(shares), seats, params.units])  # the last key sorts first
+    return sorted(int(order[(2 * i + 1) * size // (2 * k)]) for i in range(k))  # the middle of k equal strata
+
+
+def scores(policy: Policy, stage: int, episodes: int = 4, seed: int = 0,
+           populations: list[int] | None = None) -> tuple[FloatArray, FloatArray]:
+    """(P,) per-population mean reward and (P, 4) mean components on the held-out benchmark (or on
+    the ``populations`` among it: indices into :func:`held_out_seeds`)."""
     params = benchmark_params(stage, episodes, seed)
-    reward, components = rollout(policy, params)
-    populations = len(held_out_seeds())
-    return reward.reshape(populations, episodes).mean(axis=1), components.reshape(populations, episodes, -1).mean(1)
+    chosen = list(range(len(held_out_seeds()))) if populations is None else populations
+    rows = np.array([p * episodes + e for p in chosen for e in range(episodes)])
+    reward, components = rollout(policy, Params(*(getattr(params, f)[rows] for f in Params.__slots__)))
+    return reward.reshape(len(chosen), episodes).mean(axis=1), components.reshape(len(chosen), episodes, -1).mean(1)
 
 
 def summary(name: str, reward: FloatArray, components: FloatArray) -> dict[str, Any]:
@@ -62,9 +85,14 @@ def paired(a: FloatArray, b: FloatArray) -> dict[str, Any]:
     return mean_ci((a - b)[None, :])
 
 
-def evaluate(policy: Policy, stage: int, episodes: int = 4, seed: int = 0) -> dict[str, Any]:
-    reward, components = scores(policy, stage, episodes, seed)
-    return {"stage": stage, "episodes": episodes, "seed": seed} | summary(policy.name, reward, components)
+def evaluate(policy: Policy, stage: int, episodes: int = 4, seed: int = 0,
+             populations: int | None = None) -> dict[str, Any]:
+    """:func:`scores` summarised; ``populations`` K plays the :func:`stratified` subset of K (all 20 by default)."""
+    chosen = None if populations is None else stratified(stage, populations)
+    reward, components = scores(policy, stage, episodes, seed, chosen)
+    return ({"stage": stage, "episodes": episodes, "seed": seed,
+             "populations": list(range(len(held_out_seeds()))) if chosen is None else chosen}
+            | summary(policy.name, reward, components))
 
 
 def audit(stage: int, *, episodes: int = 4, seed: int = 0, populations: int = 512,

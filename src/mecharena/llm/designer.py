@@ -14,6 +14,7 @@ and no free-form numbers (with SmolLM2-135M, the full action schema gave fewer v
 """
 
 import json
+from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
@@ -119,13 +120,17 @@ class LLMDesignerPolicy(Policy):
         self.tally = Tally()
         self.prompts: list[list[dict[str, str]]] = []  # the last batch's prompts
         self.answers: list[Any] = []  # ... and answers (with their completions), for traces
+        self.on_decision: Callable[[], None] | None = None  # called after each answer (progress)
 
     def decide(self, vectors: FloatArray) -> core.Mechanism:
         self.prompts = [prompt(v) for v in vectors]
 
         def one(row: int) -> Any:
-            return ask(self.provider, self.prompts[row], DesignerChoice, self.params,
-                       fallback=mechanism_of(vectors[row]), tally=self.tally)
+            answer = ask(self.provider, self.prompts[row], DesignerChoice, self.params,
+                         fallback=mechanism_of(vectors[row]), tally=self.tally)
+            if self.on_decision is not None:
+                self.on_decision()
+            return answer
 
         self.answers = bounded_map(one, range(vectors.shape[0]), self.concurrency)
         return stack([a.value.action() if isinstance(a.value, DesignerChoice) else a.value for a in self.answers])
