@@ -15,9 +15,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from mecharena.cli.options import (FUZZ, EnforceOption, InfoOption, SetOption, ValuesOption, err, exit_here, fail,
+                                   parse_settings, setting)
+from mecharena.cli.shell import JsonFlag, SeedOption, exit_with, make_console, progress_bar, seed_option
+from mecharena.core.errors import MechArenaError
+from mecharena.core.settings import CLI_SAMPLES, FuzzSettings, description
 from mecharena.fuzz.library import Library
 from mecharena.fuzz.regress import DEFAULT_MARKETS, regress
-from mecharena.cli.shell import JsonFlag, exit_with, make_console
 
 
 def _interval(mean: float, ci95: Any) -> str:
@@ -292,3 +296,166 @@ def replay_command(exploit: ExploitArgument, library: LibraryOption = Path("expl
                    as_json: JsonFlag = False) -> None:
     """Replay a report's ledgers and recompute its recorded gain exactly (exit 1 if it differs)."""
     exit_with(exploits_replay, str(library), exploit, as_json, console=out)
+
+
+# ---- the top-level commands `fuzz`, `regress` and `metagame` ------------------------------------------------
+commands = typer.Typer()
+
+
+@commands.command("fuzz")
+def fuzz_cmd(
+    mechanism: Annotated[str, typer.Option(help="mechanism id (see `mecharena mechanisms`)")],
+    population: Annotated[str, typer.Option(help="the population whose own policy deviations are scored against")],
+    settings: SetOption = None,
+    deviators: Annotated[int, setting(FuzzSettings, "deviators")] = FUZZ.deviators,
+    families: Annotated[str | None, typer.Option(help="comma-separated " + description(FuzzSettings, "families"))
+                        ] = None,
+    budget: Annotated[int, setting(FuzzSettings, "budget")] = FUZZ.budget,
+    seed: SeedOption = 0,
+    info: InfoOption = None,
+    enforce: EnforceOption = None,
+    values: ValuesOption = "uniform",
+    sampler: Annotated[str, setting(FuzzSettings, "sampler")] = FUZZ.sampler,
+    restarts: Annotated[int, setting(FuzzSettings, "restarts")] = FUZZ.restarts,
+    markets: Annotated[int, setting(FuzzSettings, "markets")] = FUZZ.markets,
+    rounds: Annotated[int, setting(FuzzSettings, "rounds")] = FUZZ.rounds,
+    eval_markets: Annotated[int, setting(FuzzSettings, "eval_markets")] = FUZZ.eval_markets,
+    threshold: Annotated[float, setting(FuzzSettings, "threshold")] = FUZZ.threshold,
+    library: Annotated[Path, typer.Option(help="exploit library directory for failure reports")] = Path("exploits"),
+    report: Annotated[bool, typer.Option(help="write a failure report when an exploit is found")] = True,
+    samples: Annotated[int, setting(FuzzSettings, "samples")] = CLI_SAMPLES,
+    plot: Annotated[Path | None, typer.Option(help="PNG of the discovery engine's bid function (default: beside "
+                                                   "the failure report's traces)")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Search for profitable deviations: exploitability with a 95% CI from a fresh evaluation.
+
+    The discovery engine (family best_response) searches the best bid for every value over any bid
+    function; the families are named starting points searched beside it."""
+    from mecharena.fuzz import FAMILIES
+    from mecharena.fuzz.cell import fuzz_cell
+
+    try:
+        names = None if families is None else [f.strip() for f in families.split(",") if f.strip()]
+        with progress_bar(err, hidden=as_json) as bar:
+            task = bar.add_task("fuzzing", total=budget)
+            result, data = fuzz_cell(mechanism, parse_settings(settings or []), population,
+                                     parse_settings(info or [], "--info"), parse_settings(enforce or [], "--enforce"),
+                                     values, seed, threshold=threshold, library=library if report else None,
+                                     families=names, deviators=deviators, budget=budget, sampler=sampler,
+                                     restarts=restarts, markets=markets, rounds=rounds, eval_markets=eval_markets,
+                                     samples=samples, on_trial=lambda _trial, done: bar.update(task, completed=done))
+        figure = _bid_function_plot(result, data, library, plot)
+    except (MechArenaError, ValueError, OSError) as exc:
+        raise fail(exc) from None
+    if as_json:
+        print(json.dumps({**data, "plot": None if figure is None else str(figure)}, indent=2))
+        return
+    e = data["exploitability"]
+    table = Table(title=f"fuzz {mechanism} x {population} (K={deviators}, {result.evaluations} evaluations)")
+    table.add_column("measure")
+    table.add_column("value")
+    table.add_row("exploitability", f"{e['mean']:.5f}  95% CI [{e['ci95'][0]:.5f}, {e['ci95'][1]:.5f}]")
+    if result.best is not None:
+        best = result.best.deviation
+        verdict = "" if data["exploit"] else " (not profitable: no exploit found)"
+        if result.description:
+            table.add_row("what it does", escape(f"{result.description}{verdict}"))
+            table.add_row("best deviation", escape(f"{best.family}: {FAMILIES.get(best.family).summary}"))
+        else:
+            table.add_row("best deviation", escape(f"{best.family}: {FAMILIES.get(best.family).summary}{verdict}"))
+            table.add_row("parameters", escape(", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                                         for k, v in best.params)))
+        table.add_row("fresh gain", f"{result.fresh.mean:.5f} [{result.fresh.lo:.5f}, {result.fresh.hi:.5f}], "
+                                    f"frequency {result.fresh.frequency:.2f}")
+    if result.ring is not None and result.ring.description != result.description:
+        table.add_row("coalition found", escape(result.ring.description))
+    table.add_row("families searched", ", ".join(result.families))
+    if result.skipped:
+        table.add_row("not applicable", escape("; ".join(f"{k}: {v}" for k, v in result.skipped.items())))
+    table.add_row("failure report", escape(f"{data['report']['id']} in {library}") if data["report"] else "-")
+    if figure is not None:
+        table.add_row("bid function plot", escape(str(figure)))
+    out.print(table)
+
+
+def _bid_function_plot(result: Any, data: dict[str, Any], library: Path, plot: Path | None) -> Path | None:
+    """Draw the engine's bid function, when it is the best deviation, to ``plot``, or beside the stored report's
+    traces; None if neither."""
+    from mecharena.report.figures import bid_function, save
+
+    found = result.response if result.best and result.best.deviation.family == "best_response" else None
+    if found is None or (plot is None and not data["report"]):
+        return None
+    path = plot if plot is not None else library / "traces" / data["report"]["id"] / "bid_function.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    gain = data["exploitability"]
+    title = f"{result.target.mechanism} x {result.target.population}: gain {gain['mean']:.4f} per round"
+    return save(bid_function(found.response.values.tolist(), found.response.best.tolist(), title), path)
+
+
+
+
+@commands.command("regress")
+def regress_cmd(
+    mechanism: Annotated[str, typer.Option(help="the mechanism variant to check")],
+    settings: SetOption = None,
+    library: LibraryOption = Path("exploits"),
+    seed: Annotated[int, seed_option("root seed of the re-evaluations")] = 0,
+    markets: Annotated[int, typer.Option(help="markets per re-evaluation")] = 2000,
+    rounds: Annotated[int | None, typer.Option(help="rounds (default: each report's own)")] = None,
+    threshold: Annotated[float | None, typer.Option(help="gain that counts as paying (default: each report's)")] = None,
+    only: Annotated[str | None, typer.Option(help="only exploits found on this mechanism id")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Re-run every library exploit against a mechanism variant; exit 1 if any still pays (for CI)."""
+    exit_here(regress_command, str(library), mechanism, parse_settings(settings or []), seed, markets,
+               rounds, threshold, as_json, only=only)
+
+
+
+
+@commands.command("metagame")
+def metagame_cmd(
+    mechanism: Annotated[str, typer.Option(help="mechanism id (see `mecharena mechanisms`)")],
+    strategies: Annotated[str, typer.Option(
+        help="comma-separated agent specs, e.g. 'truthful,bne,curve(scale=0.8)' (PSRO's starting set)")] = "truthful",
+    settings: SetOption = None,
+    players: Annotated[int, typer.Option(help="players n of the symmetric game")] = 3,
+    markets: Annotated[int, typer.Option(help="markets per profile")] = 2000,
+    rounds: Annotated[int, typer.Option(help="rounds per market")] = 1,
+    values: ValuesOption = "uniform",
+    seed: SeedOption = 0,
+    intended: Annotated[str | None, typer.Option(
+        help="the intended strategy (default: truthful where dominant, else bne)")] = None,
+    iterations: Annotated[int, typer.Option(help="PSRO best responses added at most (0: no PSRO)")] = 0,
+    epsilon: Annotated[float, typer.Option(help="PSRO stops when the best response gains less")] = 1e-3,
+    br_markets: Annotated[int, typer.Option(help="markets each best response is fitted on")] = 4000,
+    alpha: Annotated[float, typer.Option(help="alpha-Rank selection intensity")] = 10.0,
+    population_size: Annotated[int, typer.Option(help="alpha-Rank population size m")] = 20,
+    resamples: Annotated[int, typer.Option(help="payoff tables redrawn for alpha-Rank's stability")] = 100,
+    adaptive: Annotated[int, typer.Option(help="rounds of extra simulation on the ranking's noisiest profiles")] = 0,
+    workers: Annotated[int, typer.Option(help="processes evaluating profiles")] = 1,
+    out_dir: Annotated[Path | None, typer.Option(
+        "--out", help="directory of the profile store (profiles.jsonl): a rerun resumes from it")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Empirical game analysis: payoff table, Nash equilibria (worst vs intended), alpha-Rank, PSRO."""
+    from mecharena.agents.population import _split_groups
+    from mecharena.fuzz import metagame as meta
+
+    try:
+        s = meta.settings(mechanism=mechanism, config=parse_settings(settings or []), players=players,
+                          strategies=[x.strip() for x in _split_groups(strategies)], markets=markets, rounds=rounds,
+                          values=values, seed=seed, intended=intended, iterations=iterations, epsilon=epsilon,
+                          br_markets=br_markets, alpha=alpha, population_size=population_size, resamples=resamples,
+                          adaptive=adaptive, workers=workers)
+        directory = None if out_dir is None else meta.check_directory(out_dir)
+        result = meta.run(s, directory, on_iteration=None if as_json else lambda h: err.print(
+            f"PSRO iteration {h['iteration']}: gain {h['gain']['mean']:.5f}", highlight=False))
+    except (MechArenaError, ValueError) as exc:
+        raise fail(exc) from None
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    metagame_print(result, out)

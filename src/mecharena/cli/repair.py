@@ -9,20 +9,24 @@ The CLI parses its options and hands them here; these functions validate them (r
 import json
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
+import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from mecharena.cli.options import (REPAIR, EnforceOption, InfoOption, SetOption, err, fail, out, parse_search,
+                                   parse_settings, setting)
+from mecharena.cli.shell import JsonFlag, SeedOption, make_console, progress_bar
 from mecharena.core.config import parse_assignments, shown_value
-from mecharena.core.errors import ConfigError
+from mecharena.core.errors import ConfigError, MechArenaError
+from mecharena.core.settings import RepairSettings, description
 from mecharena.fuzz.rank import METRICS, rank
 from mecharena.fuzz.repair import Candidate, RepairResult, repair
 from mecharena.mechanisms import get as get_mechanism
 from mecharena.mechanisms.policy import Enforcement, InformationPolicy
 from mecharena.metrics.harness import Cell
-from mecharena.cli.shell import make_console
 
 #: The most seeds a ranking given as a count may use (each is one evaluation per mechanism).
 MAX_RANK_SEEDS = 10_000
@@ -250,3 +254,67 @@ def rank_command(
         return 0
     console.print(rank_table(entries, metric))
     return 0
+
+
+# ---- the top-level commands `repair` and `rank` --------------------------------------------------------------
+commands = typer.Typer()
+
+
+@commands.command("repair")
+def repair_cmd(
+    mechanism: Annotated[str, typer.Option(help="the mechanism to repair")],
+    population: Annotated[str, typer.Option(help="the population it must hold up against")],
+    settings: SetOption = None,
+    info: InfoOption = None,
+    enforce: EnforceOption = None,
+    families: Annotated[str | None, typer.Option(help="comma-separated " + description(RepairSettings, "families"))
+                        ] = None,
+    deviators: Annotated[int, setting(RepairSettings, "deviators")] = REPAIR.deviators,
+    budget: Annotated[int, setting(RepairSettings, "budget")] = REPAIR.budget,
+    inner_budget: Annotated[int, setting(RepairSettings, "inner_budget")] = REPAIR.inner_budget,
+    welfare_floor: Annotated[float, setting(RepairSettings, "welfare_floor")] = REPAIR.welfare_floor,
+    revenue_floor: Annotated[float, setting(RepairSettings, "revenue_floor")] = REPAIR.revenue_floor,
+    markets: Annotated[int, setting(RepairSettings, "markets")] = REPAIR.markets,
+    rounds: Annotated[int, setting(RepairSettings, "rounds")] = REPAIR.rounds,
+    eval_markets: Annotated[int, setting(RepairSettings, "eval_markets")] = REPAIR.eval_markets,
+    seed: SeedOption = 0,
+    search: Annotated[list[str] | None, typer.Option(
+        "--search", help="also search a config field: NAME=LOW:HIGH or NAME=A,B,C (repeatable)")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Search the mechanism's design space for lower exploitability within welfare and revenue floors."""
+    try:
+        names = None if families is None else [f.strip() for f in families.split(",") if f.strip()]
+        with progress_bar(err, hidden=as_json) as bar:
+            task = bar.add_task("designs", total=budget + 1)  # the original, then each proposal
+            code = repair_command(mechanism, parse_settings(settings or []), population,
+                                  information=parse_settings(info or [], "--info"),
+                                  enforcement=parse_settings(enforce or [], "--enforce"), families=names,
+                                  deviators=deviators, budget=budget, inner_budget=inner_budget,
+                                  welfare_floor=welfare_floor, revenue_floor=revenue_floor, markets=markets,
+                                  rounds=rounds, eval_markets=eval_markets, seed=seed,
+                                  search=parse_search(search or []), as_json=as_json, console=out,
+                                  on_candidate=lambda _candidate, done: bar.update(task, completed=done))
+    except MechArenaError as exc:
+        raise fail(exc) from None
+    raise typer.Exit(code)
+
+
+@commands.command("rank")
+def rank_cmd(
+    mechanisms: Annotated[list[str], typer.Argument(help="two or more mechanism specs id[:key=value;...]")],
+    population: Annotated[str, typer.Option(help="the population every mechanism faces")],
+    metric: Annotated[str, typer.Option(help="metric to rank on (higher is better unless --ascending)")] = "revenue",
+    seeds: Annotated[int, typer.Option(help="paired seeds (common random numbers)")] = 5,
+    markets: Annotated[int, typer.Option(help="markets per evaluation")] = 1000,
+    rounds: Annotated[int, typer.Option(help="rounds per evaluation")] = 20,
+    ascending: Annotated[bool, typer.Option(help="lower is better")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Rank mechanisms under noisy outcomes: paired 95% intervals and the seeds needed to separate them."""
+    try:
+        code = rank_command(list(mechanisms), population, metric, seeds, markets=markets, rounds=rounds,
+                            descending=not ascending, as_json=as_json, console=out)
+    except MechArenaError as exc:
+        raise fail(exc) from None
+    raise typer.Exit(code)
