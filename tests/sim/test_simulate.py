@@ -122,3 +122,26 @@ def test_a_run_that_would_not_fit_in_memory_stops_before_it_starts(monkeypatch):
     small = trace(make_episode(mechanisms.get("second_price"), None, agents.population("truthful:4", 0), markets=1000,
                                seed=0), 2)
     assert small.revenue.shape == (2, 1000)
+
+
+def test_the_memory_estimate_counts_what_learners_keep(monkeypatch):
+    """An adaptive bidder keeps a 64-bin histogram per seat (2 x 64 x 8 bytes a market for two of them),
+    counted STATE_FACTOR times with its temporaries: a budget that holds truthful bidders refuses learners."""
+    from mecharena.core import memory
+    from mecharena.sim.loop import make_episode
+    from mecharena.sim.simulate import LOOP_BYTES_PER_SEAT, STATE_FACTOR, state_bytes, trace, trace_bytes
+
+    def episode(population):
+        return make_episode(mechanisms.get("first_price"), None, agents.population(population, 0), markets=100_000,
+                            seed=0)
+
+    learners, plain = episode("adaptive:2,truthful:2"), episode("truthful:4")
+    assert state_bytes(plain) == 4  # who took part last round: a bool per seat
+    assert state_bytes(learners) == 2 * 64 * 8 + 4
+    assert trace_bytes(100_000, 4, 1, False, state_bytes(learners)) == 100_000 * (
+        4 * LOOP_BYTES_PER_SEAT + STATE_FACTOR * (2 * 64 * 8 + 4))
+    monkeypatch.setattr(memory, "available", lambda: 300 * 2**20)  # 300 MiB: 0.13 GiB fits, 0.5 GiB does not
+    assert trace(plain, 1, per_round=False).revenue.shape == (1, 100_000)
+    with pytest.raises(ConfigError, match=r"^simulating markets=100000 with 4 agents needs about 0\.5 GiB but 0\.3 "
+                                          r"GiB are available; lower --markets$"):
+        trace(learners, 1, per_round=False)

@@ -5,6 +5,8 @@ keyed by (seed, stream, t, b) only, so a run split into blocks of markets (``sta
 reproduces the same rows bit for bit.
 """
 
+import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +19,7 @@ from mecharena.core import memory
 from mecharena.core.types import FloatArray
 from mecharena.mechanisms.base import Mechanism
 from mecharena.mechanisms.policy import Enforcement, InformationPolicy
-from mecharena.sim.loop import Episode, RoundRecord, make_episode, play
+from mecharena.sim.loop import Episode, RoundRecord, initial_state, make_episode, play
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,11 +91,38 @@ def aggregates(record: RoundRecord) -> dict[str, FloatArray]:
 #: about 1.2 GB at B = 1e6, N = 4) and a per-round trace keeps per market and round (its columns, stacked once).
 LOOP_BYTES_PER_SEAT = 320
 TRACE_BYTES_PER_ROUND = 2 * 8 * len(Trace.__slots__)
+#: The agents' and the mechanism's state at its peak, in multiples of its size: the state and the temporaries
+#: of its size that act and update make (measured: 3.9x for the adaptive and hedge learners, B = 1e6, N = 10,
+#: where the state is 1.4 kB a market).
+STATE_FACTOR = 4
+PROBE_MARKETS = 8  # markets of the probe episode whose initial state is measured
 
 
-def trace_bytes(markets: int, seats: int, rounds: int, per_round: bool) -> int:
-    """The memory :func:`trace` needs, estimated."""
-    return markets * seats * LOOP_BYTES_PER_SEAT + (markets * rounds * TRACE_BYTES_PER_ROUND if per_round else 0)
+def _nbytes(value: Any) -> int:
+    """Bytes of the arrays in a state: arrays, dataclasses, mappings and sequences of them."""
+    if isinstance(value, np.ndarray):
+        return value.nbytes
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return sum(_nbytes(getattr(value, f.name)) for f in dataclasses.fields(value))
+    if isinstance(value, dict):
+        return sum(_nbytes(v) for v in value.values())
+    if isinstance(value, (tuple, list)):
+        return sum(_nbytes(v) for v in value)
+    return 0
+
+
+def state_bytes(episode: Episode) -> int:
+    """Bytes of state (every agent group's, the channels', the mechanism's) per market, measured on the
+    initial state of a probe of a few markets (what the agents keep scales with markets)."""
+    probe = dataclasses.replace(episode, markets=min(PROBE_MARKETS, episode.markets))
+    return math.ceil(_nbytes(initial_state(probe)) / probe.markets)
+
+
+def trace_bytes(markets: int, seats: int, rounds: int, per_round: bool, state_per_market: int = 0) -> int:
+    """The memory :func:`trace` needs, estimated: the loop's arrays, the state (``state_per_market``
+    bytes, :func:`state_bytes`) with its temporaries, and a per-round trace if kept."""
+    return (markets * seats * LOOP_BYTES_PER_SEAT + markets * state_per_market * STATE_FACTOR
+            + (markets * rounds * TRACE_BYTES_PER_ROUND if per_round else 0))
 
 
 def trace(episode: Episode, rounds: int, *, on_round: Callable[[int], None] | None = None,
@@ -110,7 +139,7 @@ def trace(episode: Episode, rounds: int, *, on_round: Callable[[int], None] | No
     """
     b, n = episode.markets, episode.population.size
     keeps = f"a per-round trace of markets={b} x rounds={rounds}" if per_round else f"markets={b}"
-    memory.require(trace_bytes(b, n, rounds, per_round), f"simulating {keeps} with {n} agents",
+    memory.require(trace_bytes(b, n, rounds, per_round, state_bytes(episode)), f"simulating {keeps} with {n} agents",
                    "lower --markets" + (" or --rounds (or keep per-market means)" if per_round else ""))
     records: dict[str, list[FloatArray]] = {name: [] for name in Trace.__slots__}
     totals: dict[str, FloatArray] = {}
