@@ -23,6 +23,7 @@ from mecharena.designer.policies import (
     OraclePolicy,
     Policy,
     arms_with,
+    params_rows,
     rollout,
     search_constant,
     train_learned,
@@ -70,7 +71,7 @@ def scores(policy: Policy, stage: int, episodes: int = 4, seed: int = 0,
     params = benchmark_params(stage, episodes, seed)
     chosen = list(range(len(held_out_seeds()))) if populations is None else populations
     rows = np.array([p * episodes + e for p in chosen for e in range(episodes)])
-    reward, components = rollout(policy, Params(*(getattr(params, f)[rows] for f in Params.__slots__)))
+    reward, components = rollout(policy, params_rows(params, rows))
     return reward.reshape(len(chosen), episodes).mean(axis=1), components.reshape(len(chosen), episodes, -1).mean(1)
 
 

@@ -9,8 +9,9 @@ Every policy maps a batch of flat observations (E, OBSERVATION_WIDTH) to a
   tight top gaps -> a shill fine with bids hidden; exits -> a lower reserve).
 * ``constant``: one mechanism for the whole stage (the best one is found by :func:`search_constant`
   over the whole action grid, :data:`GRID`, on training populations).
-* ``oracle``: knows the population; plays the menu's best mechanism for it, chosen by simulating
-  that very population on independent markets (the upper bound; needs the hidden params).
+* ``oracle``: knows the population; plays the best of its arms for it (the menu and the grid
+  search's best constants for the stage), chosen by simulating that very population on independent
+  markets (the upper bound; needs the hidden params).
 * ``learned``: a contextual bandit. Q(observation, arm) = ridge regression on observation
   features, one linear model per rule in force, fitted to the mean reward that each menu arm earns
   over the next ``LOOKAHEAD`` steps from states visited by an exploring policy (two rounds: random
@@ -245,7 +246,7 @@ def _arm_values(params: Params, state: core.State | None, steps: int, chunk: int
     per = max(1, chunk // a)
     for lo in range(0, e, per):
         rows = np.arange(lo, min(lo + per, e))
-        wide = _replicate(_rows(params, rows), a)
+        wide = _replicate(params_rows(params, rows), a)
         now = core.reset(wide) if state is None else core.State(
             *(np.repeat(getattr(state, f)[rows], a, axis=0) for f in core.State.__slots__))
         every = take(arms, np.tile(np.arange(a), rows.size))
@@ -255,7 +256,8 @@ def _arm_values(params: Params, state: core.State | None, steps: int, chunk: int
     return out
 
 
-def _rows(params: Params, rows: IntArray) -> Params:
+def params_rows(params: Params, rows: IntArray) -> Params:
+    """The episodes ``rows`` of ``params``."""
     return Params(*(getattr(params, f)[rows] for f in Params.__slots__))
 
 
@@ -305,7 +307,7 @@ def search_constant(stage: int, *, populations: int = 512, seed: int = 0, candid
 
     def means(points: list[tuple[int, ...]], rows: int) -> FloatArray:
         arms = stack([grid_action(point) for point in points])
-        return _arm_values(_rows(params, np.arange(rows)), None, core.HORIZON, arms=arms).mean(axis=0)
+        return _arm_values(params_rows(params, np.arange(rows)), None, core.HORIZON, arms=arms).mean(axis=0)
 
     points = sorted(pool)
     for rows, keep in ((populations // 16, max(32, len(points) // 16)), (populations // 4, 32)):
@@ -413,8 +415,8 @@ class Bandit:
         try:
             with np.load(path) as data:
                 if "actions" not in data.files:
-                    raise ConfigError(f"learned model {path} names no arms (written before they were stored): "
-                                      "retrain it with `mecharena designer train`")
+                    raise ConfigError("written before models stored their arms: retrain it with "
+                                      "`mecharena designer train`")
                 arms = [(str(n), MechanismAction.build(**json.loads(str(a))))
                         for n, a in zip(data["names"], data["actions"], strict=True)]
                 return cls(data["mean"], data["scale"], data["weights"], arms)
@@ -538,7 +540,8 @@ class _RandomArm(Policy):
 def make_policy(spec: str, stage: int = 1, *, seed: int = 0) -> Policy:
     """A policy from its spec: ``random``, ``greedy``, ``constant:FILE``, ``oracle``, ``learned`` or
     ``learned:FILE`` (a model written by ``mecharena designer train``; plain ``learned`` trains one
-    for ``stage`` with the default budget, about ten seconds).
+    for ``stage`` with the default budget, about half a minute with the grid search for its arms;
+    ``oracle`` runs that search too, about 15 s).
 
     Raises:
         UnknownIdError: an unknown policy name (with the allowed ones).
