@@ -326,8 +326,9 @@ def test_welfare_ratio_counts_only_the_agents_present():
     Three truthful bidders and the dropout that always leaves (it bids its value: multiplier 1, no
     noise once every bid is revealed; each exit is recorded). In rounds where the absent dropout
     drew the highest value, the unit still goes to the best present bidder and the ratio is
-    exactly 1 (it would be v(winner) / v(dropout) < 1 if absent seats counted). Participation is 3/4 throughout: out of the market, or in it below its outside
-    option, the dropout does not want to be there.
+    exactly 1 (it would be v(winner) / v(dropout) < 1 if absent seats counted). Participation is
+    3/4 throughout: out of the market, or in it below its outside option, the dropout does not
+    want to be there.
     """
     params = dropout_that_always_leaves()
     state, _, components = play(params, MechanismAction(competing_bids=True), 5)
