@@ -20,6 +20,7 @@ LINESTYLES = ("-", "--", ":", "-.")
 LOWER_IS_BETTER = {"ic_regret", "negative_payoff_rate", "collusion_gain", "gini", "deficit_rate", "top_share",
                    "volatility", "convergence", "collapse", "price_elevation", "sybil_gain"}
 DPI = 100
+MIN_SPAN = 0.1  # a curve panel's y-axis spans at least this share of the curves' level
 
 
 def save(figure: Figure, path: Path) -> Path:
@@ -147,13 +148,25 @@ def curves(results: Results, curve: str, title: str) -> Figure:
         ax.set_xlabel("round", fontsize=8)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-        if not ax.get_legend_handles_labels()[0]:
+        if ax.get_legend_handles_labels()[0]:
+            _keep_span(ax)
+        else:
             ax.text(0.5, 0.5, "no values (undefined in these markets)", ha="center", va="center",
                     transform=ax.transAxes, fontsize=8, color="grey")
     axes[0].set_ylabel(curve)
     _legend(figure, axes)
     figure.suptitle(title)
     return figure
+
+
+def _keep_span(ax, share: float = MIN_SPAN) -> None:
+    """Widen the y-axis to at least ``share`` of the curves' level around their middle, so that
+    round-to-round noise in the third decimal is not drawn as a swing across the panel."""
+    low, high = ax.get_ylim()
+    middle = (low + high) / 2
+    need = share * abs(middle)
+    if high - low < need:
+        ax.set_ylim(middle - need / 2, middle + need / 2)
 
 
 def _legend(figure: Figure, axes: list) -> None:
