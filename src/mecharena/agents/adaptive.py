@@ -23,13 +23,14 @@ fictitious play, which approaches the Bayes-Nash bid function of first-price auc
 import dataclasses
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 from pydantic import Field
 
 from mecharena.agents._competitive import others_threshold
 from mecharena.agents.base import Action, AgentType, Draws, Feedback, MarketContext, Observation, require_mechanism
 from mecharena.core.config import StrictModel
-from mecharena.core.types import FloatArray
+from mecharena.core.types import BoolArray, FloatArray
 
 VERSION = 1
 SUPPORTED = ("first_price", "pay_as_bid")
@@ -64,16 +65,35 @@ def init(context: MarketContext, params: AdaptiveParams, seats: int, draws: Draw
     return AdaptiveState(np.full((draws.markets, seats, params.bins), params.prior / params.bins))
 
 
+@numba.njit(cache=True, nogil=True)
+def _best_bids(counts: FloatArray, values: FloatArray, edges: FloatArray, reserve: float, bids: FloatArray) -> None:
+    """Per market and seat: the grid price b >= reserve maximising (v - b) P(Y < b), P from the
+    histogram's running sum (the first maximum; the lowest edge when no edge reaches the reserve);
+    a value below the reserve bids itself. One pass per seat, no temporaries."""
+    n_markets, seats, bins = counts.shape
+    for m in range(n_markets):
+        for s in range(seats):
+            total = 0.0
+            for j in range(bins):
+                total += counts[m, s, j]
+            v = values[m, s]
+            best, best_payoff, below = 0, -np.inf, 0.0
+            for j in range(bins + 1):
+                if edges[j] >= reserve:
+                    payoff = (v - edges[j]) * (below / total)
+                    if payoff > best_payoff:
+                        best, best_payoff = j, payoff
+                if j < bins:
+                    below += counts[m, s, j]
+            bids[m, s] = min(edges[best], v) if v >= reserve else v
+
+
 def act(context: MarketContext, params: AdaptiveParams, state: AdaptiveState, values: FloatArray,
         draws: Draws) -> Action:
-    edges = _edges(context, params)
-    below = np.concatenate([np.zeros(state.counts.shape[:2] + (1,)), np.cumsum(state.counts, axis=2)], axis=2)
-    win_chance = below / below[:, :, -1:]  # P(Y < edge_j), (B, S, G + 1)
-    payoff = (values[:, :, None] - edges[None, None, :]) * win_chance
-    reserve = context.visible_reserve
-    payoff = np.where(edges[None, None, :] >= reserve, payoff, -np.inf)
-    best = edges[np.argmax(payoff, axis=2)]
-    return Action(bids=np.where(values >= reserve, np.minimum(best, values), values))
+    bids = np.empty(values.shape)
+    _best_bids(np.ascontiguousarray(state.counts), np.ascontiguousarray(values, dtype=np.float64),
+               _edges(context, params), context.visible_reserve, bids)
+    return Action(bids=bids)
 
 
 def update(context: MarketContext, params: AdaptiveParams, state: AdaptiveState, values: FloatArray,
@@ -89,18 +109,93 @@ def update(context: MarketContext, params: AdaptiveParams, state: AdaptiveState,
     elif context.mechanism.name == "first_price":
         revealed = observation.price if observation.bid_quantiles is None else observation.bid_quantiles[:, -1]
         exact = np.where(~won, revealed[:, None], np.nan)  # the winning bid is the competing bid
-    known = np.isfinite(exact)
-    centers = (edges[:-1] + edges[1:]) / 2
-    point = np.zeros_like(state.counts)
-    index = np.clip(np.searchsorted(edges, np.where(known, exact, 0.0), side="right") - 1, 0, params.bins - 1)
-    np.put_along_axis(point, index[:, :, None], 1.0, axis=2)
-    inside = (centers[None, None, :] >= lo[:, :, None]) & (centers[None, None, :] < hi[:, :, None])
-    inside |= ~inside.any(axis=2, keepdims=True) & (np.arange(params.bins) == np.clip(
-        np.searchsorted(edges, lo, side="right") - 1, 0, params.bins - 1)[:, :, None])
-    spread = state.counts * inside
-    spread = spread / spread.sum(axis=2, keepdims=True)
-    learned = np.where(known[:, :, None], point, spread) * feedback.active[:, :, None]
-    return dataclasses.replace(state, counts=state.counts * (1.0 - params.forget) + learned)
+    counts = np.empty(state.counts.shape)
+    _learn(np.ascontiguousarray(state.counts), lo, hi, np.ascontiguousarray(exact, dtype=np.float64),
+           np.ascontiguousarray(feedback.active), edges, 1.0 - params.forget, counts)
+    return dataclasses.replace(state, counts=counts)
+
+
+@numba.njit(cache=True, nogil=True)
+def _block_sum(a: FloatArray, start: int, n: int) -> float:
+    """NumPy's sum of ``a[start:start + n]`` for n <= 128: sequential below 8, else eight accumulators."""
+    if n < 8:
+        total = 0.0
+        for i in range(n):
+            total += a[start + i]
+        return total
+    r = a[start:start + 8].copy()
+    i = 8
+    while i < n - n % 8:
+        for k in range(8):
+            r[k] += a[start + i + k]
+        i += 8
+    total = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+    while i < n:
+        total += a[start + i]
+        i += 1
+    return total
+
+
+@numba.njit(cache=True, nogil=True)
+def _pairwise_sum(a: FloatArray, start: int, n: int) -> float:
+    """NumPy's pairwise summation of ``a[start:start + n]`` (blocks of at most 128, halved in multiples of
+    8), so the compiled update adds up exactly as ``ndarray.sum`` does. Iterative: a cached compiled
+    function must not call itself."""
+    if n <= 128:
+        return _block_sum(a, start, n)
+    starts = np.empty(64, np.int64)  # a stack of tasks: a span to sum (size > 0) or a join (size 0)
+    sizes = np.empty(64, np.int64)
+    partial = np.empty(64)  # a stack of finished sums
+    starts[0], sizes[0] = start, n
+    tasks, done = 1, 0
+    while tasks:
+        tasks -= 1
+        first, size = starts[tasks], sizes[tasks]
+        if size == 0:  # join: left + right, in NumPy's order
+            done -= 1
+            partial[done - 1] = partial[done - 1] + partial[done]
+        elif size <= 128:
+            partial[done] = _block_sum(a, first, size)
+            done += 1
+        else:
+            half = size // 2
+            half -= half % 8
+            starts[tasks], sizes[tasks] = 0, 0
+            starts[tasks + 1], sizes[tasks + 1] = first + half, size - half
+            starts[tasks + 2], sizes[tasks + 2] = first, half
+            tasks += 3
+    return partial[0]
+
+
+@numba.njit(cache=True, nogil=True)
+def _learn(counts: FloatArray, lo: FloatArray, hi: FloatArray, exact: FloatArray, active: BoolArray,
+           edges: FloatArray, keep: float, out: FloatArray) -> None:
+    """``out`` = ``counts`` x ``keep`` plus one observation per active seat: a unit in the bin of ``exact``
+    where it is finite, else a unit spread over the bins whose centres lie in [lo, hi), in proportion to
+    the counts (the bin of ``lo`` when no centre does)."""
+    n_markets, seats, bins = counts.shape
+    spread = np.empty(bins)
+    for m in range(n_markets):
+        for s in range(seats):
+            for j in range(bins):
+                out[m, s, j] = counts[m, s, j] * keep
+            if not active[m, s]:
+                continue
+            if np.isfinite(exact[m, s]):
+                out[m, s, min(max(np.searchsorted(edges, exact[m, s], side="right") - 1, 0), bins - 1)] += 1.0
+                continue
+            found = False
+            for j in range(bins):
+                centre = (edges[j] + edges[j + 1]) / 2
+                inside = (centre >= lo[m, s]) & (centre < hi[m, s])
+                spread[j] = counts[m, s, j] if inside else 0.0
+                found |= inside
+            if not found:
+                j = min(max(np.searchsorted(edges, lo[m, s], side="right") - 1, 0), bins - 1)
+                spread[j] = counts[m, s, j]
+            total = 0.0 + _pairwise_sum(spread, 0, bins)
+            for j in range(bins):
+                out[m, s, j] += spread[j] / total
 
 
 AGENT = AgentType(name="adaptive", version=VERSION, summary="best-responds to the competing bids it has learned",

@@ -1,0 +1,61 @@
+"""The adaptive bidder's compiled act and update against the plain NumPy formulation they replaced (the
+reference here), bit for bit, and its pairwise sum against ``ndarray.sum``."""
+
+import numpy as np
+import pytest
+
+from mecharena.agents import adaptive
+
+
+def reference_bids(counts, values, edges, reserve):
+    below = np.concatenate([np.zeros(counts.shape[:2] + (1,)), np.cumsum(counts, axis=2)], axis=2)
+    payoff = (values[:, :, None] - edges[None, None, :]) * (below / below[:, :, -1:])
+    payoff = np.where(edges[None, None, :] >= reserve, payoff, -np.inf)
+    best = edges[np.argmax(payoff, axis=2)]
+    return np.where(values >= reserve, np.minimum(best, values), values)
+
+
+def reference_counts(counts, lo, hi, exact, active, edges, keep):
+    bins = counts.shape[2]
+    known = np.isfinite(exact)
+    centers = (edges[:-1] + edges[1:]) / 2
+    point = np.zeros_like(counts)
+    index = np.clip(np.searchsorted(edges, np.where(known, exact, 0.0), side="right") - 1, 0, bins - 1)
+    np.put_along_axis(point, index[:, :, None], 1.0, axis=2)
+    inside = (centers[None, None, :] >= lo[:, :, None]) & (centers[None, None, :] < hi[:, :, None])
+    inside |= ~inside.any(axis=2, keepdims=True) & (np.arange(bins) == np.clip(
+        np.searchsorted(edges, lo, side="right") - 1, 0, bins - 1)[:, :, None])
+    spread = counts * inside
+    spread = spread / spread.sum(axis=2, keepdims=True)
+    return counts * keep + np.where(known[:, :, None], point, spread) * active[:, :, None]
+
+
+@pytest.mark.parametrize("bins", [4, 7, 64, 129, 300])
+@pytest.mark.parametrize("reserve", [0.0, 0.35, 1.5])
+def test_compiled_act_and_update_match_the_numpy_reference(bins, reserve):
+    rng = np.random.default_rng(bins)
+    shape = (200, 3)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    counts = rng.random(shape + (bins,)) ** 3 + 1e-3
+    counts[:20] = np.round(counts[:20], 1) + 1.0  # ties for the best price
+    values = rng.random(shape)
+    bids = np.empty(shape)
+    adaptive._best_bids(counts, values, edges, reserve, bids)
+    assert np.array_equal(bids, reference_bids(counts, values, edges, reserve))
+    own = rng.random(shape)
+    won = rng.random(shape) < 0.4
+    lo, hi = np.where(won, 0.0, own), np.where(won, own, 2.0)
+    lo[:5] = hi[:5] = 0.5 / bins  # an empty interval: the bin of lo takes the unit
+    exact = np.where(rng.random(shape) < 0.3, rng.random(shape) * 1.2, np.nan)
+    active = rng.random(shape) < 0.9
+    for keep in (1.0, 0.9):
+        out = np.empty(counts.shape)
+        adaptive._learn(counts, lo, hi, exact, active, edges, keep, out)
+        assert np.array_equal(out, reference_counts(counts, lo, hi, exact, active, edges, keep))
+
+
+def test_the_pairwise_sum_adds_up_as_numpy_does():
+    rng = np.random.default_rng(0)
+    for n in [*range(1, 300), 511, 512, 1000, 4096]:
+        a = rng.random(n) * 10.0 ** rng.uniform(-8, 8, n)  # magnitudes far apart: the order shows
+        assert 0.0 + adaptive._pairwise_sum(a, 0, n) == a.sum(), n
