@@ -38,6 +38,7 @@ mechanisms, or a reserve, have no closed form here with common values, and the s
 values only: ``bne`` refuses them.
 """
 
+import functools
 import math
 
 import numpy as np
@@ -79,6 +80,14 @@ def shaded_bids(dist: ValueDistribution, values: FloatArray, n: int, k: int, res
     entry = max(reserve, SMALLEST_BID)  # the lowest bid that takes part
     if n - 1 < k:
         return np.where(values >= start, entry, values)
+    grid, curve = _curve(dist, n, k, float(start), float(power))
+    return np.where(values >= start, np.maximum(np.interp(values, grid, curve), entry), values)
+
+
+@functools.lru_cache(maxsize=256)
+def _curve(dist: ValueDistribution, n: int, k: int, start: float, power: float) -> tuple[FloatArray, FloatArray]:
+    """The bid function of :func:`shaded_bids` on its grid from ``start``: the same for every round of a
+    run, so it is computed once (arrays read-only)."""
 
     def h(y: FloatArray) -> FloatArray:
         g = kth_highest_cdf(dist, y, n - 1, k)
@@ -92,7 +101,8 @@ def shaded_bids(dist: ValueDistribution, values: FloatArray, n: int, k: int, res
     g = h(grid)
     with np.errstate(divide="ignore", invalid="ignore"):
         curve = np.where(g > 0, grid - integral / g, grid)
-    return np.where(values >= start, np.maximum(np.interp(values, grid, curve), entry), values)
+    grid.flags.writeable = curve.flags.writeable = False
+    return grid, curve
 
 
 def common_value_bids(dist: ValueDistribution, signals: FloatArray, n: int, first_price: bool) -> FloatArray:
