@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 from pydantic import Field
 
@@ -70,9 +71,22 @@ def act(params: MultiplierParams, state: MultiplierState, values: FloatArray, dr
 def counterfactual(context: MarketContext, params: MultiplierParams, values: FloatArray,
                    competing: FloatArray) -> FloatArray:
     """Payoff of every arm against the highest competing bid Y (B, S) -> (B, S, A); ties lose."""
-    bid = multipliers(params)[None, None, :] * values[:, :, None]
-    reserve = float(getattr(context.config, "reserve_price", 0.0))
-    y = competing[:, :, None]
-    wins = (bid > y) & (bid >= reserve) & (bid > 0)
-    price = bid if context.mechanism.name == "first_price" else np.maximum(y, reserve)
-    return np.where(wins, values[:, :, None] - price, 0.0)
+    out = np.empty(values.shape + (params.arms,))
+    _payoffs(multipliers(params), np.ascontiguousarray(values, dtype=np.float64),
+             np.ascontiguousarray(competing, dtype=np.float64), float(getattr(context.config, "reserve_price", 0.0)),
+             context.mechanism.name == "first_price", out)
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _payoffs(multipliers: FloatArray, values: FloatArray, competing: FloatArray, reserve: float, first_price: bool,
+             out: FloatArray) -> None:
+    """``out[b, s, a]``: the value less the price where bid = multiplier x value beats Y (strictly) and
+    the reserve, and is positive; 0 where it loses. The price is the bid (first price) or max(Y, reserve)."""
+    for m in range(values.shape[0]):
+        for s in range(values.shape[1]):
+            v, y = values[m, s], competing[m, s]
+            for a in range(multipliers.size):
+                bid = multipliers[a] * v
+                wins = (bid > y) & (bid >= reserve) & (bid > 0)
+                out[m, s, a] = v - (bid if first_price else max(y, reserve)) if wins else 0.0

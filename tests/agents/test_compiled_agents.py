@@ -1,10 +1,11 @@
-"""The adaptive bidder's compiled act and update against the plain NumPy formulation they replaced (the
-reference here), bit for bit, and its pairwise sum against ``ndarray.sum``."""
+"""Compiled agent kernels against the plain NumPy formulations they replaced (the references here), bit for
+bit: the adaptive bidder's act and update (and its pairwise sum against ``ndarray.sum``), and the no-regret
+learners' counterfactual payoffs."""
 
 import numpy as np
 import pytest
 
-from mecharena.agents import adaptive
+from mecharena.agents import _multiplier, adaptive
 
 
 def reference_bids(counts, values, edges, reserve):
@@ -59,3 +60,24 @@ def test_the_pairwise_sum_adds_up_as_numpy_does():
     for n in [*range(1, 300), 511, 512, 1000, 4096]:
         a = rng.random(n) * 10.0 ** rng.uniform(-8, 8, n)  # magnitudes far apart: the order shows
         assert 0.0 + adaptive._pairwise_sum(a, 0, n) == a.sum(), n
+
+
+def reference_payoffs(multipliers, values, competing, reserve, first_price):
+    bid = multipliers[None, None, :] * values[:, :, None]
+    y = competing[:, :, None]
+    wins = (bid > y) & (bid >= reserve) & (bid > 0)
+    price = bid if first_price else np.maximum(y, reserve)
+    return np.where(wins, values[:, :, None] - price, 0.0)
+
+
+@pytest.mark.parametrize("first_price", [True, False])
+@pytest.mark.parametrize("reserve", [0.0, 0.3])
+def test_compiled_counterfactual_payoffs_match_the_numpy_reference(first_price, reserve):
+    rng = np.random.default_rng(7)
+    multipliers = np.linspace(0.05, 1.0, 20)
+    values = rng.random((300, 4))
+    competing = np.where(rng.random((300, 4)) < 0.2, 0.0, rng.random((300, 4)))
+    competing[:10] = multipliers[5] * values[:10]  # ties lose
+    out = np.empty((300, 4, 20))
+    _multiplier._payoffs(multipliers, values, competing, reserve, first_price, out)
+    assert np.array_equal(out, reference_payoffs(multipliers, values, competing, reserve, first_price))
