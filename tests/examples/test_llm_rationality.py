@@ -1,21 +1,11 @@
 """The rationality table's script (examples/llm/rationality.py): the dominance flag end to end, through a real
 OpenAI-compatible round trip, for a sensible rule and an absurd one."""
 
-import importlib.util
-from pathlib import Path
-
-SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "llm" / "rationality.py"
-
-
-def load():
-    spec = importlib.util.spec_from_file_location("llm_rationality", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.examples.conftest import load_example
 
 
 def test_shading_is_never_dominated_and_tripling_the_value_always_is(isolated_registries):
-    table = load()
+    table = load_example("llm/rationality.py")
     with table.scripted(2 / 3) as shading, table.scripted(3.0) as tripling:
         sane, absurd = table.rows("shading", shading, rounds=5), table.rows("tripling", tripling, rounds=5)
     for row in sane:  # a bid below value is never dominated in either auction, and parses every time

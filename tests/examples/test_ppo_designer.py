@@ -2,29 +2,19 @@
 the random designer on the held-out benchmark with a paired interval above zero), and what it saves is
 the policy it scored."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
 
 from mecharena.designer import evaluate
-
-SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "designer" / "ppo.py"
-
-
-def load():
-    spec = importlib.util.spec_from_file_location("ppo_designer", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.examples.conftest import load_example
 
 
 @pytest.mark.slow
 def test_ppo_learns_on_a_short_budget_and_saves_what_it_scored(tmp_path):
     torch.set_num_threads(1)
-    ppo = load()
+    ppo = load_example("designer/ppo.py")
     result = ppo.compare(2, 24_576, 0, tmp_path)  # 12 PPO updates, about 10 s
     gap = result["ppo_minus_random"]
     assert gap["ci95"][0] > 0.3, gap  # random scores about 0.22 at stage 2: PPO has learned well above it
