@@ -314,5 +314,5 @@ def test_scores_on_a_subset_are_those_populations_scores():
     chosen = evaluate.stratified(3, 5)
     part, part_components = evaluate.scores(policy, 3, episodes=2, populations=chosen)
     assert np.array_equal(part, full[chosen]) and np.array_equal(part_components, full_components[chosen])
-    result = evaluate.evaluate(policy, 3, episodes=2, populations=5)
+    result = evaluate.evaluate(policy, 3, episodes=2, populations=chosen)
     assert result["populations"] == chosen and result["per_population"] == [round(float(r), 6) for r in part]

@@ -39,12 +39,12 @@ def designer_eval(policy: str, stage: int, episodes: int, seed: int, populations
     a stratified subset of ``populations`` of it. A policy that asks a model one decision at a time (an
     LLM designer: it has ``on_decision``) reports each to ``progress(total)``'s callback."""
     stage = check_stage(stage)
-    chosen_populations = stratified(stage, populations) if populations is not None else None
+    subset = stratified(stage, populations) if populations is not None else None
     chosen = factory(policy, stage, seed=seed)
     if progress is not None and hasattr(chosen, "on_decision"):
-        count = len(chosen_populations) if chosen_populations is not None else HELD_OUT_SIZE
+        count = HELD_OUT_SIZE if subset is None else len(subset)
         chosen.on_decision = progress(count * episodes * core.HORIZON)
-    result = evaluate(chosen, stage, episodes, seed, populations)
+    result = evaluate(chosen, stage, episodes, seed, subset)
     if hasattr(chosen, "tally"):  # structured-output outcomes of an LLM designer
         result["structured_output"] = chosen.tally.as_dict()
     if _emit(result, as_json, console):

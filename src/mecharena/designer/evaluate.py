@@ -87,13 +87,12 @@ def paired(a: FloatArray, b: FloatArray) -> dict[str, Any]:
 
 
 def evaluate(policy: Policy, stage: int, episodes: int = 4, seed: int = 0,
-             populations: int | None = None) -> dict[str, Any]:
-    """:func:`scores` summarised; ``populations`` K plays the :func:`stratified` subset of K (all 20 by default)."""
-    chosen = None if populations is None else stratified(stage, populations)
+             populations: list[int] | None = None) -> dict[str, Any]:
+    """:func:`scores` summarised, on ``populations`` (indices, e.g. a :func:`stratified` subset; all 20 by default)."""
+    chosen = list(range(len(held_out_seeds()))) if populations is None else populations
     reward, components = scores(policy, stage, episodes, seed, chosen)
-    return ({"stage": stage, "episodes": episodes, "seed": seed,
-             "populations": list(range(len(held_out_seeds()))) if chosen is None else chosen}
-            | summary(policy.name, reward, components))
+    return {"stage": stage, "episodes": episodes, "seed": seed, "populations": chosen} | summary(
+        policy.name, reward, components)
 
 
 def audit(stage: int, *, episodes: int = 4, seed: int = 0, populations: int = 512,

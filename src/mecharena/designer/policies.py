@@ -315,12 +315,12 @@ def search_constant(stage: int, *, populations: int = 512, seed: int = 0, candid
     scored.update(zip(points, means(points, populations), strict=True))
     best = sampled = max(scored, key=scored.__getitem__)
     while True:
-        moves = [best[:f] + (v,) + best[f + 1:] for f, size in enumerate(sizes) for v in range(size)
-                 if v != best[f] and best[:f] + (v,) + best[f + 1:] not in scored]
+        neighbours = [best[:f] + (v,) + best[f + 1:] for f, size in enumerate(sizes) for v in range(size)
+                      if v != best[f]]
+        moves = [point for point in neighbours if point not in scored]
         if moves:
             scored.update(zip(moves, means(moves, populations), strict=True))
-        step = max((best[:f] + (v,) + best[f + 1:] for f, size in enumerate(sizes) for v in range(size)),
-                   key=scored.__getitem__)
+        step = max(neighbours, key=scored.__getitem__)
         if scored[step] <= scored[best]:
             break
         best = step
