@@ -74,13 +74,13 @@ def compare(stage: int, steps: int, seed: int, out: Path) -> dict[str, Any]:
     return result
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stage", type=int, default=3, choices=range(1, 6))
     parser.add_argument("--steps", type=int, default=200_000, help="PPO environment steps (a bounded budget)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("runs/ppo-designer"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.steps < 2048:
         parser.error(f"--steps must be at least 2048 (one PPO update of 8 x 256), got {args.steps}")
     torch.set_num_threads(1)

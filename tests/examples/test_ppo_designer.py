@@ -21,3 +21,13 @@ def test_ppo_learns_on_a_short_budget_and_saves_what_it_scored(tmp_path):
     assert json.loads((tmp_path / "result.json").read_text()) == result
     saved = ppo.load_policy(tmp_path)  # the saved model and observation statistics design the same markets
     assert evaluate.scores(saved, 2)[0].mean() == result["mean"]["ppo"]
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--steps", "100"], "--steps must be at least 2048 (one PPO update of 8 x 256), got 100"),
+    (["--stage", "9"], "argument --stage: invalid choice: 9")])
+def test_the_script_refuses_a_bad_budget_or_stage_before_training(argv, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        load_example("designer/ppo.py").main([*argv, "--out", str(tmp_path / "run")])
+    assert stop.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()  # nothing was trained or written
