@@ -234,11 +234,11 @@ def test_train_sft_data_prints_its_summary_as_a_table(tmp_path):
     assert "decisions of greedy at stage 1 written to" in " ".join(result.stdout.split())
 
 
-def _fake_grpo(model_dir, out_dir, **kwargs):
+def _fake_grpo(out, **kwargs):
     """A stand-in for TRL's trainer that logs as it does: dicts and tqdm lines on stdout."""
     print({"loss": 0.1, "reward": 0.5})
     sys.stdout.write("\r 33%|###       | 1/3\n")
-    return {"steps": kwargs["steps"], "final_reward": 0.5, "out": Path(out_dir)}
+    return {"steps": kwargs["steps"], "final_reward": 0.5, "out": Path(out)}
 
 
 @pytest.mark.parametrize("as_json", [True, False])

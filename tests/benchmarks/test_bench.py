@@ -151,3 +151,20 @@ def test_bench_table_shows_load_and_times_as_numbers():
                     "curve[0]": "budget=5, gain=0.001235, best=(scale=0.9)"}
     bad = CliRunner().invoke(app, ["bench", "designer", "--repeats", "0"])
     assert bad.exit_code == 2 and "repeats must be >= 1, got 0" in bad.output
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--scale", "0"], "scale must be in (0, 10], got 0"),
+    (["--task", "designer:3"], "no benchmark settings for task 'designer:3'; allowed: designer:2, "
+                               "negotiation:single_trade"),
+    (["--sampling", "greedy"], "sampling must be one of ['constrained', 'free'], got 'greedy'"),
+    (["--threads", "0"], "threads"),
+])
+def test_llm_train_benchmark_refuses_bad_input_before_training(tmp_path, args, message):
+    from typer.testing import CliRunner
+
+    from mecharena.cli import app
+
+    result = CliRunner().invoke(app, ["bench", "llm-train", "--out", str(tmp_path / "b"), *args])
+    assert result.exit_code == 2 and message in " ".join(result.output.split()), result.output
+    assert not (tmp_path / "b").exists()

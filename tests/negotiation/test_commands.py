@@ -34,13 +34,15 @@ def test_play_writes_a_transcript(tmp_path):
 
 def test_sft_data(tmp_path):
     path = tmp_path / "sft.jsonl"
-    result = runner.invoke(app, ["sft-data", "--out", str(path), "--episodes", "2", "--task", "single_trade", "--json"])
+    result = runner.invoke(app, ["sft-data", "--out", str(path), "--episodes", "2", "--task", "single_trade",
+                                 "--teacher", "expert", "--teacher", "cooperative", "--json"])
     assert result.exit_code == 0, result.output
     records = [json.loads(line) for line in path.read_text().splitlines()]
-    assert json.loads(result.output)["records"] == len(records) == 2 * 8
+    assert json.loads(result.output)["records"] == len(records) == 2 * 2 * 8
+    assert {r["teacher"] for r in records} == {"expert", "cooperative"}
     roles = [m["role"] for m in records[0]["messages"]]
     assert roles == ["system", "user", "assistant"]
-    assert json.loads(records[0]["messages"][2]["content"])["kind"]
+    assert json.loads(records[0]["messages"][2]["content"])["kind"] and "return" in records[0]
 
 
 def test_bad_input_exits_2_with_the_message():

@@ -157,28 +157,34 @@ def play(
 @app.command("sft-data")
 def sft_data(
     out_path: Annotated[Path, typer.Option("--out", help="JSONL file of chat records")],
-    episodes: Annotated[int, typer.Option("--episodes", help="episodes per task")] = 20,
+    episodes: Annotated[int, typer.Option("--episodes", help="episodes per task and teacher")] = 20,
     task: TaskOption = "all",
+    teachers: Annotated[list[str] | None, typer.Option(
+        "--teacher", help="who plays the learner's seat: expert or a scripted policy (repeat for several)")] = None,
     seed: SeedOption = 0,
     as_json: JsonFlag = False,
 ) -> None:
-    """Chat-format SFT records of the rule-based expert's decisions (observation in, action JSON out)."""
+    """Chat-format SFT records of teachers' decisions (the LLM negotiator's prompt in, its choice JSON out), each
+    with the return it led to."""
+    from mecharena.llm.sft import negotiation_records, write_jsonl
     from mecharena.negotiation.scenario import TASKS, check_task
-    from mecharena.negotiation.sft import sft_records, write_jsonl
 
+    teachers = teachers or ["expert"]
     try:
         tasks = list(TASKS) if task == "all" else [check_task(task)]
         records = []
-        with _progress(len(tasks), "tasks", as_json) as bar:
+        with _progress(len(tasks) * len(teachers), "tasks x teachers", as_json) as bar:
             for t in tasks:
-                records.extend(sft_records(t, episodes, seed))
-                bar.advance(bar.task_ids[0])
+                for teacher in teachers:
+                    records.extend(negotiation_records(t, episodes, seed, teacher))
+                    bar.advance(bar.task_ids[0])
         path = write_jsonl(records, out_path)
     except MechArenaError as exc:
         raise _fail(exc) from None
-    summary = {"records": len(records), "tasks": tasks, "episodes": episodes, "seed": seed, "out": str(path)}
+    summary = {"records": len(records), "tasks": tasks, "teachers": teachers, "episodes": episodes, "seed": seed,
+               "out": str(path)}
     if as_json:
         _emit(summary)
     else:
-        out.print(escape(f"{len(records)} expert decisions from {episodes} episodes of {', '.join(tasks)} "
-                         f"written to {path}"))
+        out.print(escape(f"{len(records)} decisions of {', '.join(teachers)} from {episodes} episodes of "
+                         f"{', '.join(tasks)} written to {path}"))

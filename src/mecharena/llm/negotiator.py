@@ -21,7 +21,7 @@ from mecharena.core.config import StrictModel
 from mecharena.core.errors import ConfigError
 from mecharena.llm.config import shared_provider
 from mecharena.llm.providers import GenerationParams, Provider
-from mecharena.llm.structured import Tally, ask
+from mecharena.llm.structured import Tally, ask, parse
 from mecharena.negotiation.action import KINDS, WAIT, Action, parse_action
 
 MAX_ID = 999  # block, offer, coalition, lab and job ids in a choice
@@ -53,6 +53,22 @@ class NegotiationChoice(StrictModel):
         if any(not 0 <= i <= MAX_ID for i in (*self.give, *self.want)):
             raise ValueError(f"give and want must list ids in [0, {MAX_ID}], got {self.give} and {self.want}")
         return self
+
+    @classmethod
+    def of(cls, action: Action) -> "NegotiationChoice":
+        """The choice that converts back to ``action`` (claims are dropped; a new coalition's shares become
+        equal, as :meth:`action` makes them; a payment is kept to the choice's two decimals, at most 999.99).
+
+        >>> NegotiationChoice.of(parse_action({"kind": "reserve", "block": 2, "job": 0})).action()
+        ReserveAction(kind='reserve', block=2, job=0)
+        """
+        a = action.model_dump()
+        target = next((a[f] for f in ("to", "offer", "block", "coalition") if a.get(f) is not None), -1)
+        give = a.get("give", a.get("blocks", a.get("members", [])))
+        money = min(max(float(a.get("payment", a.get("funds", 0.0))), -999.99), 999.99)
+        return cls(kind=action.kind, target=target, job=-1 if a.get("job") is None else a["job"], give=give[:MAX_LIST],
+                   want=a.get("want", [])[:MAX_LIST], payment=f"{money:.2f}".rstrip("0").rstrip("."),
+                   text=a.get("text", "")[:120])
 
     def action(self) -> Action:
         """The typed action (:func:`mecharena.negotiation.action.parse_action` validates it)."""
@@ -111,6 +127,15 @@ def _convert(choice: NegotiationChoice) -> tuple[Action, str | None]:
         return WAIT, f"{choice.kind}: {exc}"
 
 
+def choice_action(text: str) -> tuple[Any, bool]:
+    """The typed action in a model's answer and whether it is one; an answer that is not (not a
+    :class:`NegotiationChoice`, or fields that make no action of its kind) comes back as a malformed
+    action, ``{"kind": "invalid"}``, which a non-strict env plays as its invalid-action fine."""
+    choice, _ = parse(NegotiationChoice, text)
+    action, error = (None, "") if choice is None else _convert(choice)
+    return (action, True) if action is not None and error is None else ({"kind": "invalid"}, False)
+
+
 def prompt(obs: dict[str, Any]) -> list[dict[str, str]]:
     """The SFT prompt, with the choice's flat form explained."""
     from mecharena.negotiation.sft import prompt as sft_prompt
@@ -130,4 +155,4 @@ def make_negotiation_policy(spec: str) -> Any:
     return LLMNegotiator(provider, config.params())
 
 
-__all__ = ["LLMNegotiator", "NegotiationChoice", "make_negotiation_policy", "prompt"]
+__all__ = ["LLMNegotiator", "NegotiationChoice", "choice_action", "make_negotiation_policy", "prompt"]

@@ -147,6 +147,29 @@ class OpenAICompatibleProvider:
                           time.perf_counter() - start)
 
 
+def load_pretrained(path: str | Path, gguf_file: str | None = None, *, tokenizer: Any = None,
+                    model: Any = None) -> tuple[Any, Any]:
+    """(tokenizer, model) of the local folder ``path`` (``gguf_file``: a GGUF file in it, dequantised);
+    one given is kept.
+
+    Raises:
+        ConfigError: the folder or the GGUF file does not exist, or they do not load (one line saying why).
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if not Path(path).is_dir():  # never a hub id: no hub is reached
+        raise ConfigError(f"model folder {path} does not exist")
+    if gguf_file and not (Path(path) / gguf_file).is_file():
+        raise ConfigError(f"GGUF file {gguf_file} is not in {path}")
+    extra = {"gguf_file": gguf_file} if gguf_file else {}
+    try:
+        return (tokenizer or AutoTokenizer.from_pretrained(path, **extra),
+                model or AutoModelForCausalLM.from_pretrained(path, **extra))
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+        why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"cannot load a model from {path}{f' ({gguf_file})' if gguf_file else ''}: {why}") from None
+
+
 class TransformersProvider:
     """A local ``transformers`` causal LM (``gguf_file``: a GGUF file inside ``path``).
 
@@ -158,20 +181,12 @@ class TransformersProvider:
                  tokenizer: Any = None, name: str | None = None, threads: int | None = None,
                  context: int | None = None) -> None:
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
 
         if threads is not None:
             torch.set_num_threads(threads)
-        if model is None and not Path(path).is_dir():  # never a hub id: no hub is reached
-            raise ConfigError(f"model folder {path} does not exist")
-        if gguf_file and model is None and not (Path(path) / gguf_file).is_file():
-            raise ConfigError(f"GGUF file {gguf_file} is not in {path}")
-        extra = {"gguf_file": gguf_file} if gguf_file else {}
-        try:
-            self.tokenizer = tokenizer or AutoTokenizer.from_pretrained(path, **extra)
-            self.model_ = model or AutoModelForCausalLM.from_pretrained(path, **extra)
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"cannot load a model from {path}{f' ({gguf_file})' if gguf_file else ''}: {exc}") from None
+        if model is None or tokenizer is None:
+            tokenizer, model = load_pretrained(path, gguf_file, tokenizer=tokenizer, model=model)
+        self.tokenizer, self.model_ = tokenizer, model
         self.model_.eval()
         self.model = name or Path(gguf_file or path).name
         self.context = context or int(getattr(self.model_.config, "max_position_embeddings", None) or 1 << 30)

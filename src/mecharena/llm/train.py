@@ -1,205 +1,204 @@
-"""GRPO fine-tuning of the LLM designer (TRL ``GRPOTrainer`` with a LoRA adapter).
+"""Fine-tuning LLM policies: SFT on teachers' decisions, then GRPO on the environment's reward.
 
-Each dataset row is one designer state: the chat prompt :func:`mecharena.llm.designer.prompt`
-builds from its observation vector, and the columns that rebuild that exact state
-(``stage``, episode ``seed``, ``population`` and ``history``, the JSON list of actions replayed
-after ``reset``). TRL samples ``num_generations`` completions per prompt and hands every reward
-function the row's columns next to each completion, so each completion is scored on the state its
-own prompt describes: the state is rebuilt (reset, then replay), the parsed action is stepped,
-and the env's reward is the completion's reward.
+Both stages write the same folder layout into ``out``: ``run.json`` (the settings), ``checkpoints/``
+(TRL's trainer checkpoints), ``history.json`` (its log), ``curves.png``, ``adapter/`` (the LoRA
+adapter, when one is trained) and ``model/``: the product, a complete transformers folder with the
+adapter merged and the tokenizer, which the next stage (``--model OUT/model``), the ``transformers``
+provider and any OpenAI-compatible server load. ``lora_r = 0`` trains every weight (a small model
+built from scratch learns little through an adapter).
 
-Rewards (one callable each, logged by TRL as ``rewards/<name>/mean``):
+**SFT** (:func:`train_sft`): TRL's ``SFTTrainer`` on the records of ``train sft-data`` /
+``negotiate sft-data`` (chat messages, the assistant's answer last), the loss on the answer only;
+``min_return`` keeps the records of episodes that returned at least that much.
 
-* ``format``: 1 for a valid :class:`~mecharena.llm.designer.DesignerChoice`, 0.5 for a JSON
-  object that is not one, 0 for no JSON object;
-* ``welfare``, ``fairness``, ``participation``, ``stability``: the step's components;
-* ``composite``: the step's reward (the mean over its scored rounds of the components' product); 0
-  for an unparsable completion.
+**GRPO** (:func:`train_grpo`): TRL's ``GRPOTrainer`` on a :mod:`~mecharena.llm.tasks` task. Each
+step takes ``prompts_per_step`` states and ``num_generations`` completions of each; every
+completion is scored on the state its prompt describes, and only differences within a group drive
+learning. Sampling is constrained to the answer schema by default (outlines' logits processor in
+TRL's ``rollout_func``, as at inference): every completion is then a valid answer, so groups
+differ by the choices they make and have reward variance from the first step, where free sampling
+from a model that rarely writes valid JSON gives groups of zeros (measured: docs/llm.md).
+``format_weight`` adds the format reward to the trained one.
 
-Only ``composite`` is trained on (weight 1); the others have weight 0: logged, not optimised.
-GRPO's advantage is the composite reward minus its group mean over the ``num_generations``
-completions of one prompt (scaled by the group's std), so only differences between completions
-of the same state drive learning.
+**Interrupts**: the first Ctrl-C saves a checkpoint at the end of the current step and stops
+(:class:`Interrupted`); running the same command again resumes from the last checkpoint. A
+checkpoint is also written every ``save_steps`` steps. A folder that holds a run with other
+settings is refused.
 """
 
-import copy
 import json
 import math
+import signal
+import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mecharena.core.errors import ConfigError
-from mecharena.designer.action import MechanismAction
-from mecharena.designer.core import COMPONENTS
-from mecharena.designer.env import DesignerEnv, population_seeds
-from mecharena.designer.policies import menu
-from mecharena.designer.population import check_stage
-from mecharena.llm.designer import DesignerChoice, parse_choice, prompt
-from mecharena.llm.structured import first_json_object
+from mecharena.core.errors import ConfigError, MechArenaError
+from mecharena.llm.tasks import Task, make_task, mean_ci, scores, task_rewards
 
-MAX_HISTORY = 3  # replayed steps before a row's state: 0..3
-REWARD_NAMES = ("format", *COMPONENTS, "composite")
-StateKey = tuple[int, int, int, str]  # (stage, seed, population, history JSON)
+HELD_OUT = 1_000_000  # held-out evaluation episodes start here (training rows use seed .. seed + prompts - 1)
+ROLES = ("system", "user", "assistant")
+SAMPLINGS = ("constrained", "free")
 
 
-# ----------------------------------------------------------------------------- dataset
-def rebuild(stage: int, seed: int, population: int, history: str) -> DesignerEnv:
-    """The exact state a row describes: ``reset(seed, population)``, then replay ``history``."""
-    env = DesignerEnv(int(stage))
-    env.reset(seed=int(seed), population=int(population))
-    for action in json.loads(history):
-        env.step(action)
-    return env
+class Interrupted(MechArenaError):
+    """A training run stopped by Ctrl-C after saving a checkpoint."""
 
 
-def state_row(stage: int, seed: int, history: list[MechanismAction] | tuple = ()) -> dict[str, Any]:
-    """One dataset row: the prompt for episode ``seed`` after ``history`` and the columns that rebuild it."""
-    population = population_seeds(seed, 1)[0]
-    replayed = json.dumps([a.model_dump(mode="json", exclude_none=True) for a in history])
-    env = rebuild(stage, seed, population, replayed)
-    return {"prompt": prompt(env.vector()), "stage": int(stage), "seed": int(seed), "population": int(population),
-            "history": replayed}
-
-
-def grpo_dataset(stage: int, prompts: int, seed: int = 0):
-    """``prompts`` rows (a :class:`datasets.Dataset`) of stage ``stage``.
-
-    Row ``i`` is episode ``seed + i`` after ``i % 4`` steps of a seeded random history drawn from the
-    designer menu (:func:`mecharena.designer.policies.menu`), so prompts cover first and later steps.
-
-    Columns: ``prompt`` (chat messages), ``stage``, ``seed``, ``population``, ``history`` (a JSON
-    string: a list of dicts with different keys would be unified into one Arrow struct with nulls).
-
-    Raises:
-        ConfigError: ``stage`` not in 1..5, ``prompts`` < 1 or ``seed`` < 0.
-    """
-    from datasets import Dataset
-
-    check_stage(stage)
-    _check("prompts", prompts, 1)
-    _check("seed", seed, 0)
-    options = [action for _, action in menu()]
-    rng = np.random.default_rng([seed, 13])
-    rows = []
-    for i in range(prompts):
-        steps = i % (MAX_HISTORY + 1)
-        history = [options[int(j)] for j in rng.integers(0, len(options), steps)]
-        rows.append(state_row(stage, seed + i, history))
-    return Dataset.from_list(rows)
-
-
-# ----------------------------------------------------------------------------- rewards
-def completion_text(completion: Any) -> str:
-    """The text of one completion (conversational completions are ``[{"role": "assistant", ...}]``)."""
-    if isinstance(completion, list):
-        return str(completion[-1]["content"]) if completion else ""
-    return str(completion)
-
-
-def score(env: DesignerEnv, text: str) -> dict[str, float]:
-    """Format, components and composite of ``text`` stepped from ``env``'s state (``env`` is not changed)."""
-    action, _ = parse_choice(text)
-    if action is None:
-        fmt = 0.5 if first_json_object(text) is not None else 0.0
-        return {"format": fmt, "composite": 0.0} | {c: 0.0 for c in COMPONENTS}
-    _, reward, _, info = copy.copy(env).step(action)  # step replaces state (pure core): a shallow copy suffices
-    return {"format": 1.0, "composite": reward} | {c: info[c] for c in COMPONENTS}
-
-
-class DesignerReward:
-    """One reward for :class:`trl.GRPOTrainer`; TRL logs it as ``rewards/<__name__>/mean``.
-
-    A callable object (not a partial) so that each has its own ``__name__``. Every call rebuilds
-    each distinct row state once (the ``num_generations`` completions of a prompt share it) and
-    checks that the rebuilt state renders the prompt the completion answered.
-    """
-
-    def __init__(self, name: str) -> None:
-        if name not in REWARD_NAMES:
-            raise ConfigError(f"reward must be one of {list(REWARD_NAMES)}, got {name!r}")
-        self.__name__ = self.name = name
-
-    def __call__(self, prompts: list, completions: list, stage: list, seed: list, population: list,
-                 history: list, **kwargs: Any) -> list[float]:
-        states: dict[StateKey, DesignerEnv] = {}
-        scores: dict[tuple[StateKey, str], float] = {}
-        out = []
-        for i, completion in enumerate(completions):
-            key = (int(stage[i]), int(seed[i]), int(population[i]), str(history[i]))
-            if key not in states:
-                states[key] = rebuild(*key)
-                if prompts is not None and prompts[i] != prompt(states[key].vector()):
-                    raise ConfigError(f"row {i}: the prompt does not describe the state its columns rebuild "
-                                      f"(stage={key[0]}, seed={key[1]}, history={key[3]})")
-            text = completion_text(completion)
-            if (key, text) not in scores:
-                scores[key, text] = score(states[key], text)[self.name]
-            out.append(scores[key, text])
-        return out
-
-
-def rewards() -> list[DesignerReward]:
-    """The reward callables in :data:`REWARD_NAMES` order."""
-    return [DesignerReward(name) for name in REWARD_NAMES]
-
-
-def reward_weights() -> list[float]:
-    """Composite 1, everything else 0 (logged, not trained on)."""
-    return [1.0 if name == "composite" else 0.0 for name in REWARD_NAMES]
-
-
-# ----------------------------------------------------------------------------- training
+# ----------------------------------------------------------------------------- checks and loading
 def _check(name: str, value: Any, low: float, kind: type = int) -> None:
     if isinstance(value, bool) or not isinstance(value, kind | int) or not math.isfinite(value) or value < low:
         raise ConfigError(f"{name} must be {'an integer' if kind is int else 'a number'} >= {low}, got {value!r}")
 
 
-def _warmup(model: Any, tokenizer: Any, dataset: Any, steps: int, learning_rate: float, seed: int) -> float:
-    """Supervised steps on prompt -> a menu action's JSON, through the adapter (a random-weight model
-    never emits JSON, so every reward would be 0 and the GRPO loss exactly 0). Returns the last loss."""
-    import torch
-
-    rng = np.random.default_rng([seed, 17])
-    targets = [DesignerChoice.of(a).model_dump_json() for _, a in menu()]
-    texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in dataset["prompt"]]
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=learning_rate)
-    model.train()
-    loss = float("nan")
-    eos = tokenizer.eos_token or ""
-    for _ in range(steps):
-        text = texts[int(rng.integers(len(texts)))]
-        target = targets[int(rng.integers(len(targets)))] + eos
-        context = tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
-        answer = tokenizer(target, add_special_tokens=False, return_tensors="pt")["input_ids"]
-        ids = torch.cat([context, answer], dim=1).to(model.device)
-        labels = ids.clone()
-        labels[:, : context.shape[1]] = -100  # loss on the answer only
-        out = model(input_ids=ids, labels=labels)
-        out.loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-        loss = float(out.loss.detach())
-    model.eval()
-    return loss
+def _check_rate(learning_rate: Any) -> None:
+    if isinstance(learning_rate, bool) or not isinstance(learning_rate, int | float) or not learning_rate > 0 \
+            or not math.isfinite(learning_rate):
+        raise ConfigError(f"learning_rate must be a number > 0, got {learning_rate!r}")
 
 
-def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
-    """Reward, reward std, KL and mean completion length against the step (matplotlib Agg)."""
+def load(model: str | Path | None, gguf: str | Path | None = None) -> tuple[Any, Any]:
+    """(model, tokenizer) from a local folder, or from a GGUF file (dequantised to a transformers model).
+
+    Raises:
+        ConfigError: neither or both given, a folder or file that does not load, or no chat template.
+    """
+    from mecharena.llm.providers import load_pretrained
+
+    if (model is None) == (gguf is None):
+        raise ConfigError("give exactly one of model (a transformers folder) and gguf (a GGUF file)")
+    path, name = (Path(gguf).parent, Path(gguf).name) if gguf is not None else (Path(model), None)
+    tokenizer, loaded = load_pretrained(path, name)
+    if gguf is not None:  # dequantised to float weights: a plain model from here on (trainable, saved as one)
+        loaded.hf_quantizer, loaded.is_quantized = None, False
+        if hasattr(loaded.config, "quantization_config"):
+            del loaded.config.quantization_config
+    if not getattr(tokenizer, "chat_template", None):
+        raise ConfigError(f"the tokenizer in {path} has no chat template")
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return loaded, tokenizer
+
+
+def context_of(model: Any) -> int:
+    return int(getattr(model.config, "max_position_embeddings", None) or 1 << 30)
+
+
+def _check_context(tokenizer: Any, context: int, chats: list[list[dict[str, str]]], answer: int,
+                   what: str = "prompt {}") -> None:
+    """Every chat plus ``answer`` tokens fits the model's context, or one error naming the first that does not."""
+    for i, chat in enumerate(chats):
+        length = len(tokenizer.apply_chat_template(chat, tokenize=True, return_dict=True,
+                                                   add_generation_prompt=bool(answer))["input_ids"])
+        if length + answer > context:
+            raise ConfigError(f"{what.format(i + 1)} takes {length} tokens" + (f" and its answer up to {answer}"
+                              if answer else "") + f"; the model's context holds {context}")
+
+
+def check_sampling(sampling: str) -> str:
+    if sampling not in SAMPLINGS:
+        raise ConfigError(f"sampling must be one of {list(SAMPLINGS)}, got {sampling!r}")
+    return sampling
+
+
+def _lora(lora_r: int) -> Any:
+    from peft import LoraConfig
+
+    return LoraConfig(r=lora_r, lora_alpha=2 * lora_r, lora_dropout=0.0, target_modules="all-linear",
+                      task_type="CAUSAL_LM") if lora_r else None
+
+
+# ----------------------------------------------------------------------------- runs: settings, checkpoints, interrupts
+def _prepare(out: str | Path, settings: dict[str, Any]) -> tuple[Path, str | None]:
+    """``out`` created with ``run.json``; the last checkpoint to resume from, if any.
+
+    Raises:
+        ConfigError: ``out`` holds a run with other settings, or a finished run.
+    """
+    from transformers.trainer_utils import get_last_checkpoint
+
+    out = Path(out)
+    run = out / "run.json"
+    if run.exists():
+        before = json.loads(run.read_text())
+        changed = [k for k in sorted(set(before) | set(settings)) if before.get(k) != settings.get(k)]
+        if changed:
+            k = changed[0]
+            raise ConfigError(f"{out} holds a run with other settings ({k}: {before.get(k)!r} there, "
+                              f"{settings.get(k)!r} now); choose another out folder")
+        if (out / "model").exists():
+            raise ConfigError(f"{out} holds a finished run (its model/ is written); choose another out folder")
+    out.mkdir(parents=True, exist_ok=True)
+    run.write_text(json.dumps(settings, indent=1, default=str))
+    checkpoints = out / "checkpoints"
+    return out, get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+
+
+def _stopper() -> Any:
+    from transformers import TrainerCallback
+
+    class StopOnInterrupt(TrainerCallback):
+        """First Ctrl-C: save a checkpoint at the end of the step and stop; a second one stops at once."""
+
+        def __init__(self) -> None:
+            self.hit = False
+            self.previous: Any = None
+
+        def _handle(self, signum: int, frame: Any) -> None:
+            if self.hit:
+                raise KeyboardInterrupt
+            self.hit = True
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if threading.current_thread() is threading.main_thread():
+                self.previous = signal.signal(signal.SIGINT, self._handle)
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if self.hit:
+                control.should_save = control.should_training_stop = True
+
+        def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if self.previous is not None:
+                signal.signal(signal.SIGINT, self.previous)
+
+    return StopOnInterrupt()
+
+
+def _run(trainer: Any, resume: str | None, out: Path, stopper: Any) -> Any:
+    """``trainer.train()`` (from ``resume``); :class:`Interrupted` when Ctrl-C stopped it."""
+    result = trainer.train(resume_from_checkpoint=resume)
+    if stopper.hit:
+        raise Interrupted(f"interrupted after step {trainer.state.global_step} of {trainer.state.max_steps}; "
+                          f"checkpoint saved in {out / 'checkpoints'}; run the same command again to resume")
+    return result
+
+
+def _save_product(trainer: Any, tokenizer: Any, out: Path) -> Path:
+    """``out/adapter`` (a LoRA run) and ``out/model``: the model with the adapter merged, and the tokenizer."""
+    model = trainer.model
+    if hasattr(model, "merge_and_unload"):
+        model.save_pretrained(out / "adapter")
+        model = model.merge_and_unload()
+    model.save_pretrained(out / "model")
+    tokenizer.save_pretrained(out / "model")
+    (out / "history.json").write_text(json.dumps(trainer.state.log_history, indent=1))
+    return out / "model"
+
+
+def plot_curves(history: list[dict[str, Any]], panels: list[tuple[str, str]], path: Path) -> None:
+    """One panel per (log key, title) against the step (matplotlib Agg)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    logged = [h for h in history if "reward" in h]
-    panels = [("reward", "reward"), ("reward_std", "reward std"), ("kl", "KL"),
-              ("completions/mean_length", "completion length")]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3))
-    for ax, (key, title) in zip(axes, panels, strict=True):
-        points = [(h["step"], h[key]) for h in logged if key in h]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3), squeeze=False)
+    for ax, (key, title) in zip(axes[0], panels, strict=True):
+        points = [(h["step"], h[key]) for h in history if key in h]
         if points:
-            ax.plot(*zip(*points, strict=True), marker="o")
+            ax.plot(*zip(*points, strict=True), marker="o", markersize=3)
         ax.set_title(title)
         ax.set_xlabel("step")
     fig.tight_layout()
@@ -207,101 +206,264 @@ def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
-def train_grpo(model_dir: str | Path, out_dir: str | Path, *, stage: int = 2, prompts: int = 8, steps: int = 3,
-               num_generations: int = 4, max_completion_length: int = 128, learning_rate: float = 5e-5,
-               lora_r: int = 8, beta: float = 0.04, seed: int = 0, use_vllm: bool = False,
-               warmup_sft_steps: int = 0) -> dict[str, Any]:
-    """GRPO with a LoRA adapter on the designer prompts of ``stage``.
+def _common(out: Path, seed: int, steps: int, learning_rate: float, save_steps: int) -> dict[str, Any]:
+    import torch
 
-    Each step takes two prompts (one when ``prompts`` is 1) and ``num_generations`` completions of
-    each. Writes ``history.json`` (TRL's ``log_history``), ``curves.png`` and the adapter
-    (``adapter/``) into ``out_dir``.
+    return {"output_dir": str(out / "checkpoints"), "max_steps": steps, "learning_rate": learning_rate,
+            "logging_steps": 1, "save_strategy": "steps", "save_steps": save_steps, "save_total_limit": 1,
+            "report_to": "none", "seed": seed, "bf16": False, "use_cpu": not torch.cuda.is_available(),
+            "dataloader_num_workers": 0, "disable_tqdm": True}
 
-    Args:
-        model_dir: a local causal LM folder (or hub id) with a tokenizer that has a chat template.
-        out_dir: created if missing.
-        stage: curriculum stage 1..5 of the prompts' states.
-        prompts: dataset rows (see :func:`grpo_dataset`).
-        steps: optimiser steps.
-        num_generations: completions per prompt (the GRPO group), >= 2.
-        max_completion_length: tokens per completion.
-        learning_rate: for the adapter (GRPO and the warm-up).
-        lora_r: LoRA rank (alpha = 2 r, on q_proj and v_proj).
-        beta: KL coefficient against the base model (the adapter disabled).
-        seed: dataset, sampling and initialisation seed.
-        use_vllm: generate with vLLM (GPU machines; passed to ``GRPOConfig``).
-        warmup_sft_steps: supervised steps (one example each) teaching the answer format first.
 
-    Returns:
-        ``steps``, ``final_reward``, ``mean_reward``, ``final_format``, ``final_composite``,
-        ``train_runtime``, ``warmup_loss`` and the written paths.
+# ----------------------------------------------------------------------------- SFT
+def read_records(path: str | Path, min_return: float | None = None) -> list[dict[str, Any]]:
+    """The chat records of an SFT file; with ``min_return``, those whose ``episode_return`` reaches it.
 
     Raises:
-        ConfigError: an argument out of range, or ``model_dir`` missing.
+        ConfigError: a missing file, a line that is not a record (file, line and what is wrong), or
+            no record left after the filter.
     """
-    check_stage(stage)
-    for name, value, low in [("prompts", prompts, 1), ("steps", steps, 1), ("num_generations", num_generations, 2),
-                             ("max_completion_length", max_completion_length, 1), ("lora_r", lora_r, 1),
-                             ("seed", seed, 0), ("warmup_sft_steps", warmup_sft_steps, 0)]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"SFT file {path} does not exist")
+    records = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{path} line {number}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{where}: not JSON ({exc.msg})") from None
+        messages = record.get("messages") if isinstance(record, dict) else None
+        if not isinstance(messages, list) or len(messages) < 2 or not all(
+                isinstance(m, dict) and m.get("role") in ROLES and isinstance(m.get("content"), str) for m in messages):
+            raise ConfigError(f"{where}: messages must be a list of at least 2 {{role, content}} objects with role "
+                              f"in {list(ROLES)}")
+        if messages[-1]["role"] != "assistant":
+            raise ConfigError(f"{where}: the last message must be the assistant's answer, got {messages[-1]['role']!r}")
+        if min_return is not None:
+            value = record.get("episode_return")
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ConfigError(f"{where}: min_return needs a numeric episode_return, got {value!r}")
+            if value < min_return:
+                continue
+        records.append(record)
+    if not records:
+        raise ConfigError(f"{path}: no record left" + (f" with episode_return >= {min_return}" if min_return is not None
+                                                       else ""))
+    return records
+
+
+def train_sft(data: str | Path, out: str | Path, *, model: str | Path | None = None, gguf: str | Path | None = None,
+              min_return: float | None = None, steps: int = 200, batch_size: int = 8, learning_rate: float = 2e-4,
+              lora_r: int = 8, seed: int = 0, save_steps: int = 50) -> dict[str, Any]:
+    """Supervised fine-tuning on an SFT file (see the module docstring); returns a summary.
+
+    Raises:
+        ConfigError: an argument out of range, bad records, a model that does not load, or a record
+            longer than the model's context.
+        Interrupted: Ctrl-C (a checkpoint was saved).
+    """
+    for name, value, low in [("steps", steps, 1), ("batch_size", batch_size, 1), ("lora_r", lora_r, 0),
+                             ("seed", seed, 0), ("save_steps", save_steps, 1)]:
         _check(name, value, low)
-    _check("beta", beta, 0.0, float)
-    if isinstance(learning_rate, bool) or not isinstance(learning_rate, int | float) or not learning_rate > 0 \
-            or not math.isfinite(learning_rate):
-        raise ConfigError(f"learning_rate must be a number > 0, got {learning_rate!r}")
-    if Path(model_dir).anchor and not Path(model_dir).exists():
-        raise ConfigError(f"model_dir must be an existing folder, got {str(model_dir)!r}")
-    try:
-        import torch
-        from peft import LoraConfig, get_peft_model
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-        from trl import GRPOConfig, GRPOTrainer
-    except ImportError as exc:  # pragma: no cover - the train extra is missing
-        raise ConfigError(f"GRPO training needs the train extra (pip install 'mecharena[train]'): {exc}") from exc
+    _check_rate(learning_rate)
+    records = read_records(data, min_return)
+    settings = {"stage": "sft", "data": str(data), "model": str(model), "gguf": str(gguf), "min_return": min_return,
+                "steps": steps, "batch_size": batch_size, "learning_rate": learning_rate, "lora_r": lora_r,
+                "seed": seed}
+    base, tokenizer = load(model, gguf)
+    context = context_of(base)
+    _check_context(tokenizer, context, [r["messages"] for r in records], 0, f"record {{}} of {data}")
+    out, resume = _prepare(out, settings)
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(seed)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    tokenizer.padding_side = "left"
-    if not tokenizer.chat_template:
-        raise ConfigError(f"the tokenizer in {str(model_dir)!r} has no chat template")
-    model = AutoModelForCausalLM.from_pretrained(model_dir)
-    # the adapter is made here rather than by the trainer, so that the warm-up trains the same adapter
-    lora = LoraConfig(r=lora_r, lora_alpha=2 * lora_r, lora_dropout=0.0, target_modules=["q_proj", "v_proj"],
-                      task_type="CAUSAL_LM")
-    model = get_peft_model(model, lora)
-    dataset = grpo_dataset(stage, prompts, seed)
-    warmup_loss = _warmup(model, tokenizer, dataset, warmup_sft_steps, learning_rate, seed) if warmup_sft_steps \
-        else None
-
-    per_step = num_generations * min(2, prompts)
-    args = GRPOConfig(
-        output_dir=str(out / "trainer"), per_device_train_batch_size=per_step, num_generations=num_generations,
-        max_completion_length=max_completion_length, max_steps=steps, learning_rate=learning_rate, beta=beta,
-        reward_weights=reward_weights(), logging_steps=1, save_strategy="no", report_to="none", seed=seed,
-        bf16=False, gradient_checkpointing=False, use_cpu=not torch.cuda.is_available(), use_vllm=use_vllm,
-        dataloader_num_workers=0)
-    trainer = GRPOTrainer(model=model, reward_funcs=rewards(), args=args, train_dataset=dataset,
-                          processing_class=tokenizer)
-    result = trainer.train()
+    dataset = Dataset.from_list([{"prompt": r["messages"][:-1], "completion": r["messages"][-1:]} for r in records])
+    stopper = _stopper()
+    args = SFTConfig(per_device_train_batch_size=batch_size, max_length=context,
+                     **_common(out, seed, steps, learning_rate, save_steps))
+    trainer = SFTTrainer(model=base, args=args, train_dataset=dataset, processing_class=tokenizer,
+                         peft_config=_lora(lora_r), callbacks=[stopper])
+    result = _run(trainer, resume, out, stopper)
+    product = _save_product(trainer, tokenizer, out)
     history = trainer.state.log_history
-    (out / "history.json").write_text(json.dumps(history, indent=1))
-    plot_curves(history, out / "curves.png")
-    trainer.save_model(str(out / "adapter"))
+    plot_curves(history, [("loss", "loss"), ("mean_token_accuracy", "token accuracy")], out / "curves.png")
+    losses = [h["loss"] for h in history if "loss" in h]
+    return {"records": len(records), "steps": trainer.state.global_step, "resumed_from": resume,
+            "first_loss": losses[0] if losses else None, "final_loss": losses[-1] if losses else None,
+            "train_runtime": result.metrics.get("train_runtime"), "model": str(product), "out": str(out)}
+
+
+# ----------------------------------------------------------------------------- sampling and evaluation
+class ConstrainedSampler:
+    """Samples answers held to ``task``'s answer schema (outlines' JSON-schema logits processor, no free
+    whitespace); also TRL's ``rollout_func``."""
+
+    def __init__(self, model: Any, tokenizer: Any, choice: type, max_new_tokens: int, temperature: float = 1.0) -> None:
+        import outlines
+        from outlines.types import JsonSchema
+
+        self.tokenizer, self.max_new_tokens, self.temperature = tokenizer, max_new_tokens, temperature
+        generator = outlines.Generator(outlines.from_transformers(model, tokenizer),
+                                       JsonSchema(choice.model_json_schema(), whitespace_pattern=""))
+        self.processor = generator.logits_processor
+
+    def sample(self, model: Any, prompts: list[list[dict[str, str]]]) -> dict[str, list[list[Any]]]:
+        """One completion per prompt: prompt ids, completion ids (through the first end-of-sequence
+        token) and the sampled tokens' log-probabilities under the constrained distribution."""
+        import torch
+
+        tokenizer = self.tokenizer
+        side, tokenizer.padding_side = tokenizer.padding_side, "left"
+        encoded = tokenizer.apply_chat_template(prompts, add_generation_prompt=True, return_tensors="pt",
+                                                return_dict=True, padding=True).to(model.device)
+        tokenizer.padding_side = side
+        self.processor.reset()
+        with torch.no_grad():
+            out = model.generate(**encoded, max_new_tokens=self.max_new_tokens, do_sample=True,
+                                 temperature=self.temperature, top_p=1.0, top_k=0, logits_processor=[self.processor],
+                                 pad_token_id=tokenizer.pad_token_id, output_scores=True,
+                                 return_dict_in_generate=True)
+        start = encoded["input_ids"].shape[1]
+        completions = out.sequences[:, start:]
+        logprobs = torch.stack(out.scores, 1).log_softmax(-1).gather(-1, completions[..., None])[..., 0]
+        eos = tokenizer.eos_token_id
+        result: dict[str, list[list[Any]]] = {"prompt_ids": [], "completion_ids": [], "logprobs": []}
+        for ids, mask, completion, logp in zip(encoded["input_ids"], encoded["attention_mask"], completions, logprobs,
+                                               strict=True):
+            ends = (completion == eos).nonzero()
+            keep = int(ends[0, 0]) + 1 if len(ends) else completion.shape[0]
+            result["prompt_ids"].append(ids[mask.bool()].tolist())
+            result["completion_ids"].append(completion[:keep].tolist())
+            result["logprobs"].append(logp[:keep].tolist())
+        return result
+
+    def __call__(self, prompts: list, trainer: Any) -> dict[str, list[list[Any]]]:
+        return self.sample(trainer.model, prompts)
+
+    def texts(self, model: Any, prompts: list) -> list[str]:
+        ids = self.sample(model, prompts)["completion_ids"]
+        return self.tokenizer.batch_decode(ids, skip_special_tokens=True)
+
+
+def evaluate(model: Any, sampler: ConstrainedSampler, task: Task, rows: list[dict[str, Any]], *, samples: int = 4,
+             seed: int = 0, batch: int = 32) -> dict[str, Any]:
+    """``samples`` constrained answers per row: per-row means of the trained reward and of ``format``."""
+    import torch
+
+    was_training = model.training
+    model.eval()
+    torch.manual_seed(seed)
+    repeated = [row for row in rows for _ in range(samples)]
+    texts: list[str] = []
+    for at in range(0, len(repeated), batch):
+        texts += sampler.texts(model, [row["prompt"] for row in repeated[at: at + batch]])
+    scored = scores(task, repeated, texts)
+    model.train(was_training)
+    trained = np.array([s[task.trained] for s in scored]).reshape(len(rows), samples).mean(axis=1)
+    fmt = np.array([s["format"] for s in scored]).reshape(len(rows), samples).mean(axis=1)
+    return {"reward": trained.tolist(), "format": fmt.tolist(), "mean": float(trained.mean()),
+            "valid": float(np.mean([s["format"] == 1.0 for s in scored]))}
+
+
+def gain(before: dict[str, Any], after: dict[str, Any]) -> dict[str, float]:
+    """The paired held-out gain (same rows) with its 95% interval."""
+    mean, low, high = mean_ci(np.array(after["reward"]) - np.array(before["reward"]))
+    return {"mean": mean, "low": low, "high": high}
+
+
+def groups_with_variance(history: list[dict[str, Any]]) -> float | None:
+    """The fraction of GRPO groups whose rewards were not all equal, over the logged steps."""
+    zero = [h["frac_reward_zero_std"] for h in history if "frac_reward_zero_std" in h]
+    return 1.0 - float(np.mean(zero)) if zero else None
+
+
+# ----------------------------------------------------------------------------- GRPO
+def train_grpo(out: str | Path, *, model: str | Path | None = None, gguf: str | Path | None = None,
+               task: "str | Task" = "designer:2", prompts: int = 64, steps: int = 50, num_generations: int = 4,
+               prompts_per_step: int = 4, max_completion_length: int = 160, learning_rate: float = 1e-4,
+               lora_r: int = 8, beta: float = 0.0, temperature: float = 1.0, sampling: str = "constrained",
+               format_weight: float = 0.0, seed: int = 0, save_steps: int = 10, eval_prompts: int = 0,
+               eval_samples: int = 4, use_vllm: bool = False) -> dict[str, Any]:
+    """GRPO on ``task`` (a spec of :func:`~mecharena.llm.tasks.make_task`, or any object with the
+    :class:`~mecharena.llm.tasks.DesignerTask` interface; see the module docstring); returns a summary.
+
+    With ``eval_prompts`` > 0, ``eval_samples`` constrained answers to each of ``eval_prompts``
+    held-out states (episodes never trained on) are scored before and after training, and the
+    summary gives the paired gain with its 95% interval.
+
+    Raises:
+        ConfigError: an argument out of range, or a model that does not load.
+        UnknownIdError: an unknown task.
+        Interrupted: Ctrl-C (a checkpoint was saved).
+    """
+    job = make_task(task) if isinstance(task, str) else task
+    for name, value, low in [("prompts", prompts, 1), ("steps", steps, 1), ("num_generations", num_generations, 2),
+                             ("prompts_per_step", prompts_per_step, 1),
+                             ("max_completion_length", max_completion_length, 1), ("lora_r", lora_r, 0),
+                             ("seed", seed, 0), ("save_steps", save_steps, 1), ("eval_prompts", eval_prompts, 0),
+                             ("eval_samples", eval_samples, 1)]:
+        _check(name, value, low)
+    for name, value in [("beta", beta), ("format_weight", format_weight), ("temperature", temperature)]:
+        _check(name, value, 0.0, float)
+    _check_rate(learning_rate)
+    check_sampling(sampling)
+    if sampling == "constrained" and use_vllm:
+        raise ConfigError("constrained sampling runs in transformers' generate; with vLLM choose sampling 'free'")
+    settings = {"stage": "grpo", "model": str(model), "gguf": str(gguf), "task": job.name, "prompts": prompts,
+                "steps": steps, "num_generations": num_generations, "prompts_per_step": prompts_per_step,
+                "max_completion_length": max_completion_length, "learning_rate": learning_rate, "lora_r": lora_r,
+                "beta": beta, "temperature": temperature, "sampling": sampling, "format_weight": format_weight,
+                "seed": seed}
+    base, tokenizer = load(model, gguf)
+    rows = job.rows(prompts, seed)
+    held_out = job.rows(eval_prompts, HELD_OUT + seed) if eval_prompts else []
+    _check_context(tokenizer, context_of(base), [row["prompt"] for row in rows + held_out], max_completion_length)
+    out, resume = _prepare(out, settings)
+    import torch
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    torch.manual_seed(seed)
+    tokenizer.padding_side = "left"
+    dataset = Dataset.from_list(rows)
+    sampler = ConstrainedSampler(base, tokenizer, job.choice, max_completion_length, temperature)
+    before_path = out / "eval_before.json"
+    if held_out and not before_path.exists():  # a resumed run keeps the first run's starting point
+        before_path.write_text(json.dumps(evaluate(base, sampler, job, held_out, samples=eval_samples, seed=seed)))
+    weights = [1.0 if name == job.trained else format_weight if name == "format" else 0.0 for name in job.rewards]
+    stopper = _stopper()
+    args = GRPOConfig(per_device_train_batch_size=num_generations * prompts_per_step, num_generations=num_generations,
+                      max_completion_length=max_completion_length, beta=beta, temperature=temperature,
+                      reward_weights=weights, gradient_checkpointing=False, use_vllm=use_vllm,
+                      **_common(out, seed, steps, learning_rate, save_steps))
+    trainer = GRPOTrainer(model=base, reward_funcs=task_rewards(job), args=args, train_dataset=dataset,
+                          processing_class=tokenizer, peft_config=_lora(lora_r), callbacks=[stopper],
+                          rollout_func=sampler if sampling == "constrained" else None)
+    result = _run(trainer, resume, out, stopper)
+    history = trainer.state.log_history
     logged = [h for h in history if "reward" in h]
-    return {
-        "steps": len(logged),
-        "final_reward": logged[-1]["reward"] if logged else None,
-        "mean_reward": float(np.mean([h["reward"] for h in logged])) if logged else None,
-        "final_format": logged[-1].get("rewards/format/mean") if logged else None,
-        "final_composite": logged[-1].get("rewards/composite/mean") if logged else None,
-        "train_runtime": result.metrics.get("train_runtime"),
-        "warmup_loss": warmup_loss,
-        "history": str(out / "history.json"), "curves": str(out / "curves.png"), "adapter": str(out / "adapter"),
-    }
+    summary = {"task": job.name, "steps": trainer.state.global_step, "resumed_from": resume,
+               "sampling": sampling, "groups_with_variance": groups_with_variance(history),
+               "first_reward": logged[0]["reward"] if logged else None,
+               "final_reward": logged[-1]["reward"] if logged else None,
+               "train_runtime": result.metrics.get("train_runtime")}
+    if held_out:
+        before = json.loads(before_path.read_text())
+        after = evaluate(trainer.model, sampler, job, held_out, samples=eval_samples, seed=seed)
+        (out / "eval_after.json").write_text(json.dumps(after))
+        summary["held_out"] = {"prompts": eval_prompts, "samples": eval_samples, "before": before["mean"],
+                               "after": after["mean"], "gain": gain(before, after),
+                               "valid_before": before["valid"], "valid_after": after["valid"]}
+    summary["model"] = str(_save_product(trainer, tokenizer, out))
+    plot_curves(history, [("reward", "reward"), ("reward_std", "reward std"),
+                          ("frac_reward_zero_std", "groups without variance"),
+                          ("completions/mean_length", "completion length")], out / "curves.png")
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary | {"out": str(out)}
 
 
-__all__ = ["REWARD_NAMES", "DesignerReward", "grpo_dataset", "rebuild", "reward_weights", "rewards", "score",
-           "state_row", "train_grpo"]
+__all__ = ["ConstrainedSampler", "Interrupted", "check_sampling", "evaluate", "gain", "groups_with_variance", "load",
+           "read_records", "train_grpo", "train_sft"]
