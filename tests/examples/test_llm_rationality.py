@@ -13,4 +13,6 @@ def test_shading_is_never_dominated_and_tripling_the_value_always_is(isolated_re
     for row in absurd:  # 3 x a value in [0, 1] is above it whenever the value is positive
         assert (row["valid"], row["dominated"]) == (10, 10), row
         assert row["surplus_vs_truthful"]["ci95"][1] < 0, row  # and it costs the seats surplus
+        # ... and more than any sane rule: the best response to the same rivals never bids above value here
+        assert row["regret"]["mean"] > max(r["regret"]["mean"] for r in sane), row
     assert table.markdown(sane + absurd).count("\n") == 1 + 4

@@ -1,5 +1,6 @@
 """GRPO learns: a small model built here learns to emit the best of three rules (constrained sampling),
-and a run stopped by Ctrl-C keeps its checkpoint and resumes."""
+and, over two-turn episodes, the best rule of each turn; a run stopped by Ctrl-C keeps its checkpoint and
+resumes."""
 
 import json
 import os
@@ -60,11 +61,43 @@ class BestOfThree:
         return {"format": 1.0, "payoff": PAYOFF[rule]}
 
 
+# Two turns: the first pays PAYOFF, the second its mirror image (first price best). A policy that ignores
+# the turn earns at most 1.2 an episode; answering each turn's best earns 2.
+SECOND = {"first_price": 1.0, "second_price": 0.5, "vcg": 0.2}
+
+
+@dataclass
+class TwoTurns:
+    """Episodes of two turns; the state is (seed, turn) and each turn's prompt says which it is."""
+
+    name = "toy:two-turns"
+    choice = Rule
+    rewards = ("format", "payoff")
+    trained = "payoff"
+    columns = ("seed", "turn")
+
+    def rows(self, count, seed):
+        return [{"prompt": self.prompt_of((seed + i, 1)), "seed": seed + i, "turn": 1} for i in range(count)]
+
+    def state(self, key):
+        return key
+
+    def prompt_of(self, state):
+        return [{"role": "user", "content": f"Turn {state[1]}: pick the clearing rule."}]
+
+    def score(self, state, text):
+        rule = Rule.model_validate_json(text).rule
+        return {"format": 1.0, "payoff": (PAYOFF if state[1] == 1 else SECOND)[rule]}
+
+    def advance(self, state, text):
+        return (state[0], state[1] + 1), self.score(state, text)["payoff"], False, True
+
+
 @pytest.fixture(scope="module")
 def toy_model(tmp_path_factory):
     folder = tmp_path_factory.mktemp("toy-llm")
-    return build_tiny(folder, [json.dumps({"rule": r}) for r in PAYOFF] * 20 + [PROMPT[0]["content"]] * 5, vocab=300,
-                      hidden=32)
+    prompts = [PROMPT[0]["content"], "Turn 1: pick the clearing rule.", "Turn 2: pick the clearing rule."]
+    return build_tiny(folder, [json.dumps({"rule": r}) for r in PAYOFF] * 20 + prompts * 5, vocab=300, hidden=32)
 
 
 def test_grpo_learns_to_emit_the_best_rule(toy_model, tmp_path):
@@ -82,6 +115,20 @@ def test_grpo_learns_to_emit_the_best_rule(toy_model, tmp_path):
     assert summary["groups_with_variance"] < 1.0
     rewards = [h["reward"] for h in logged]
     assert sum(rewards[-4:]) / 4 > sum(rewards[:4]) / 4
+
+
+def test_multi_turn_grpo_learns_the_best_answer_of_each_turn(toy_model, tmp_path):
+    """Each completion is a whole episode (answer, next observation, answer); the episode's reward is
+    the sum of its turns'. Learning the turn-dependent answer is the only way above 1.2."""
+    summary = train_grpo(tmp_path / "run", model=toy_model, task=TwoTurns(), turns=2, prompts=8, steps=60,
+                         num_generations=4, prompts_per_step=2, max_completion_length=32, learning_rate=2e-2,
+                         lora_r=0, eval_prompts=16, eval_samples=4)
+    held = summary["held_out"]
+    assert 0.8 < held["before"] < 1.5 and held["valid_before"] == 1.0  # random answers: about 1.13
+    assert held["gain"]["low"] > 0 and held["after"] > 1.3, held
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    logged = [h for h in history if "reward" in h]
+    assert all(h["reward"] == pytest.approx(h["rewards/episode/mean"]) for h in logged)
 
 
 def test_ctrl_c_keeps_a_checkpoint_and_the_rerun_resumes(toy_model, tmp_path):

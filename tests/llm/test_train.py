@@ -198,6 +198,8 @@ def test_prompts_longer_than_the_context_are_refused(tmp_path, designer_model):
     ({"learning_rate": -1.0}, "learning_rate must be a number > 0, got -1.0"),
     ({"sampling": "greedy"}, r"sampling must be one of \['constrained', 'free'\], got 'greedy'"),
     ({"sampling": "constrained", "use_vllm": True}, "with vLLM choose sampling 'free'"),
+    ({"turns": 0}, "turns must be an integer >= 1, got 0"),
+    ({"turns": 2, "sampling": "free"}, "turns > 1 plays episodes with constrained sampling; got sampling 'free'"),
     ({"task": "designer:9"}, "stage"),
 ])
 def test_bad_arguments_raise_config_error(tmp_path, kwargs, message):
@@ -213,3 +215,31 @@ def test_unknown_task_and_cli_errors(tmp_path, tiny_model_dir):
     result = CliRunner().invoke(app, ["train", "grpo", "--model", str(tiny_model_dir), "--out", str(tmp_path),
                                       "--steps", "0"])
     assert result.exit_code == 2 and "steps must be an integer >= 1, got 0" in result.output, result.output
+
+
+@pytest.mark.parametrize("task", ["designer:2", "negotiation:single_trade"])
+def test_multi_turn_episodes_on_the_real_envs(designer_model, tmp_path, task):
+    """Two-turn episodes from the envs' own states: the second observation is the env's after the first
+    answer, and the observations' tokens are masked out of the loss."""
+    from mecharena.llm.tasks import make_task
+    from mecharena.llm.train import MultiTurnSampler, load
+
+    base, _ = designer_model
+    job = make_task(task)
+    rows = job.rows(2, seed=0)
+    model, tokenizer = load(base)
+    sampler = MultiTurnSampler(model, tokenizer, job, rows, turns=2, num_generations=2, max_new_tokens=200)
+    torch.manual_seed(0)
+    played = sampler([rows[0]["prompt"]] * 2 + [rows[1]["prompt"]] * 2, type("Trainer", (), {"model": model}))
+    for i in range(4):
+        completion, mask = played["completion_ids"][i], played["env_mask"][i]
+        assert len(completion) == len(mask) == len(played["logprobs"][i]) and 0 < sum(mask) < len(mask)
+        observation = tokenizer.decode([t for t, m in zip(completion, mask, strict=True) if not m])
+        state = job.state(tuple(rows[i // 2][c] for c in job.columns))
+        first = tokenizer.decode([t for t, m in zip(completion, mask, strict=True) if m][:mask.index(0)],
+                                 skip_special_tokens=True)
+        after = job.advance(state, first)[0]
+        assert job.prompt_of(after)[-1]["content"] in observation  # the env's next observation, after that answer
+    summary = train_grpo(tmp_path / "run", model=base, task=task, turns=2, prompts=2, steps=1, num_generations=2,
+                         prompts_per_step=1, max_completion_length=200, lora_r=0)
+    assert summary["turns"] == 2 and summary["steps"] == 1

@@ -153,3 +153,33 @@ def test_a_run_of_one_cell_says_there_is_nothing_to_compare(tmp_path):
     build_report(tmp_path / "one")
     assert "nothing to compare" in (tmp_path / "one" / "report.html").read_text()
 
+
+
+def test_exploits_of_the_library_against_the_runs_cells_join_the_findings(run_dir, tmp_path):
+    """A library holding an exploit against first price with truthful:4 (a cell of the run) and one against
+    a population the run does not have: only the first is a finding, with its figure, table and id."""
+    from mecharena.fuzz import fuzz
+    from mecharena.fuzz.library import Library
+    from mecharena.fuzz.report import build_report as failure_report
+    from mecharena.metrics.harness import Cell
+
+    library = Library(tmp_path / "exploits", create=True)
+    for population in ("truthful:4", "truthful:3"):
+        found = fuzz(Cell(mechanism="first_price", population=population), families=["shading"], budget=6,
+                     markets=200, rounds=3, eval_markets=400)
+        assert library.add(failure_report(found, library.directory))
+    ours = next(e for e in library.list() if e.population == "truthful:4")
+    copy = tmp_path / "run"
+    import shutil
+
+    shutil.copytree(run_dir, copy)
+    result = invoke("report", copy, "--exploits", library.directory, "--json")
+    assert result.exit_code == 0, result.output
+    page = (copy / "report.html").read_text()
+    items = re.findall(r'<li data-kind="exploit">([^<]+)<a href="#exploits">', page)
+    assert len(items) == 1 and ours.id in items[0] and "1 shading deviator against fp with truthful" in items[0]
+    assert f"gain {ours.gain.mean:.3g} per agent and round" in html.unescape(items[0])
+    assert "id='exploits'" in page and (copy / "exploits.png").read_bytes().startswith(PNG)
+    assert page.count(f"<td>{ours.id}</td>") == 1 and "truthful:3" not in page.split("id='exploits'")[1]
+    missing = invoke("report", copy, "--exploits", tmp_path / "nowhere")
+    assert missing.exit_code == 2 and "exploit library" in missing.output and "does not exist" in missing.output

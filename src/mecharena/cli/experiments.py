@@ -234,13 +234,16 @@ def run_experiment(
 def report(
     run_dir: Annotated[Path, typer.Argument(help="run directory written by `mecharena run` (--out)",
                                             show_default=False)],
+    exploits: Annotated[Path | None, typer.Option(
+        "--exploits", help="an exploit library (fuzz --library DIR): its exploits against the run's cells join the "
+        "findings")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Write DIR/report.html (self-contained) and PNG figures from DIR/results.duckdb."""
     from mecharena.report import build_report
 
     try:
-        result = build_report(run_dir)
+        result = build_report(run_dir, exploits)
     except MechArenaError as exc:
         raise fail(exc) from None
     if as_json:

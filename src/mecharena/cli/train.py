@@ -128,6 +128,8 @@ def grpo(
     sampling: Annotated[str, typer.Option(
         "--sampling", help="constrained (answers held to the schema, as at inference) or free")] = "constrained",
     format_weight: Annotated[float, typer.Option("--format-weight", help="weight of the format reward")] = 0.0,
+    turns: Annotated[int, typer.Option(
+        "--turns", help="turns per completion: > 1 plays episodes, trained on their summed reward")] = 1,
     eval_prompts: Annotated[int, typer.Option(
         "--eval-prompts", help="held-out states scored before and after training (0: none)")] = 0,
     save_steps: SaveOption = 10,
@@ -142,5 +144,5 @@ def grpo(
     _train(train_grpo, "GRPO run", as_json, out=out_dir, model=model, gguf=gguf, task=task, prompts=prompts,
            steps=steps, num_generations=generations, prompts_per_step=prompts_per_step,
            max_completion_length=max_completion_length, learning_rate=learning_rate, lora_r=lora_r, beta=beta,
-           sampling=sampling, format_weight=format_weight, eval_prompts=eval_prompts, save_steps=save_steps,
-           seed=seed, use_vllm=use_vllm)
+           sampling=sampling, format_weight=format_weight, turns=turns, eval_prompts=eval_prompts,
+           save_steps=save_steps, seed=seed, use_vllm=use_vllm)

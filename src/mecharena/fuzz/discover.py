@@ -31,7 +31,7 @@ from typing import Any, Literal
 import numpy as np
 
 from mecharena.agents.respond import (MAX_IDENTITIES, MAX_TABLE, MAX_UNITS, Response, Sample, check_private_values,
-                                      format_table, respond, table_points)
+                                      clear_many, format_table, respond, table_points)
 from mecharena.core.errors import ConfigError
 from mecharena.core.settings import MAX_SAMPLES
 from mecharena.core.types import FloatArray
@@ -108,7 +108,11 @@ def sample_cell(cell: Cell, role: Role = "first") -> Sample:
     if spec.units_per_agent > MAX_UNITS:
         raise ConfigError(f"demand must be <= {MAX_UNITS} for the best-response search (it searches vectors of up "
                           f"to {MAX_UNITS} marginal bids), got {spec.units_per_agent}")
-    records = list(play(episode, cell.rounds))
+    return sample_records(episode, list(play(episode, cell.rounds)), seat)
+
+
+def sample_records(episode: Any, records: list[Any], seat: int) -> Sample:
+    """Every market-round of ``records`` (played by ``episode``) stacked, seen from ``seat``."""
     times = None if records[0].times is None else np.concatenate([r.times for r in records])
     rules, dist = episode.context.enforcement, episode.context.values
     common, own_share = None, 1.0
@@ -121,6 +125,31 @@ def sample_cell(cell: Cell, role: Role = "first") -> Sample:
     return Sample(np.concatenate([r.values for r in records]), np.concatenate([r.bids for r in records]),
                   np.concatenate([r.priority for r in records]), times, seat,
                   int((episode.owner == seat).sum()), rules.audit_probability * rules.shill_penalty, common, own_share)
+
+
+def decision_regret(episode: Any, records: list[Any], seat: int, *, points: int = 257) -> FloatArray:
+    """The regret of each of ``seat``'s bids in ``records``: what the best response to the rivals as they
+    played earns at the seat's value that round, less what its bid earned, both over every recorded
+    market-round (common random numbers; the best response is :func:`respond`'s search, without
+    smoothing, over bids up to 4x the largest value).
+
+    Returns:
+        (R,) one regret per market-round, >= 0 up to the search's grid.
+
+    Raises:
+        ConfigError: a mechanism the search cannot play, or multi-unit demand (one bid per decision only).
+    """
+    ctx = episode.context
+    if (ctx.spec.units_per_agent or 1) > 1 or ctx.spec.orders_per_agent or ctx.spec.partners:
+        raise ConfigError(f"decision regret scores one bid per seat and round; {ctx.mechanism.name} takes more")
+    sample = sample_records(episode, records, seat)
+    values = sample.values[:, seat]
+    high = min(4.0 * ctx.values.high, ctx.spec.action_high)
+    best = respond(ctx.mechanism, ctx.config, sample, values, bid_high=high, points=points).best
+    own = sample.bids[:, seat]
+    allocation, payment = clear_many(ctx.mechanism, ctx.config, sample, np.concatenate([best, own]))
+    utility = values * allocation.reshape(2, -1) - payment.reshape(2, -1)
+    return np.maximum(utility[0] - utility[1], 0.0)
 
 
 def describe(values: FloatArray, bids: FloatArray, tol: float = 0.02) -> str:

@@ -191,7 +191,7 @@ class TransformersProvider:
         self.model = name or Path(gguf_file or path).name
         self.context = context or int(getattr(self.model_.config, "max_position_embeddings", None) or 1 << 30)
         self.lock = threading.Lock()
-        self.generators: dict[str, Any] = {}  # outlines generators by JSON schema
+        self.generators: dict[str, Any] = {}  # outlines logits processors by JSON schema
 
     def complete(self, messages: Sequence[Message], params: GenerationParams) -> Completion:
         """Generate; with ``params.json_schema`` the tokens are constrained to the schema (outlines'
@@ -224,18 +224,23 @@ class TransformersProvider:
 
     def _constraint(self, schema: dict[str, Any]) -> Any:
         """A fresh outlines logits processor for ``schema`` (its compiled index is cached per schema)."""
-        import outlines
-        from outlines.types import JsonSchema
-
         key = json.dumps(schema, sort_keys=True)
         if key not in self.generators:
-            model = outlines.from_transformers(self.model_, self.tokenizer)
-            # No free whitespace: every token of the answer is then content (and small models otherwise
-            # drift into runs of spaces).
-            self.generators[key] = outlines.Generator(model, JsonSchema(schema, whitespace_pattern=""))
-        processor = self.generators[key].logits_processor
+            self.generators[key] = schema_processor(self.model_, self.tokenizer, schema)
+        processor = self.generators[key]
         processor.reset()  # the processor tracks each sequence's place in the schema
         return processor
+
+
+def schema_processor(model: Any, tokenizer: Any, schema: dict[str, Any]) -> Any:
+    """outlines' logits processor holding a transformers model's tokens to JSON of ``schema``; call its
+    ``reset()`` before each ``generate``. No free whitespace: every token of the answer is then content
+    (and small models otherwise drift into runs of spaces)."""
+    import outlines
+    from outlines.types import JsonSchema
+
+    return outlines.Generator(outlines.from_transformers(model, tokenizer),
+                              JsonSchema(schema, whitespace_pattern="")).logits_processor
 
 
 class CachedProvider:

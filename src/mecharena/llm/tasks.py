@@ -111,6 +111,17 @@ class DesignerTask:
         _, reward, _, info = copy.copy(state).step(action)  # step replaces state (a pure core): a shallow copy will do
         return {"format": 1.0, "composite": reward} | {c: info[c] for c in COMPONENTS}
 
+    def advance(self, state: Any, text: str) -> tuple[Any, float, bool, bool]:
+        """One turn of a multi-turn rollout: (the next state, the turn's reward, done, whether the answer
+        was valid). An invalid answer keeps the mechanism in force, as the LLM designer does at
+        inference, and earns 0."""
+        from mecharena.llm.designer import mechanism_of, parse_choice
+
+        action, _ = parse_choice(text)
+        after = copy.copy(state)
+        _, reward, done, _ = after.step(action if action is not None else mechanism_of(state.vector()))
+        return after, reward if action is not None else 0.0, done, action is not None
+
 
 @dataclass(frozen=True)
 class NegotiationTask:
@@ -171,19 +182,24 @@ class NegotiationTask:
 
     def score(self, state: Any, text: str) -> dict[str, float]:
         """``format`` and the settled value gained to the episode's end (the expert plays on)."""
-        from mecharena.llm.negotiator import choice_action
         from mecharena.negotiation.policies import Expert
 
-        action, valid = choice_action(text)
-        env = copy.deepcopy(state)
-        gained = 0.0
-        _, reward, done, _ = env.step(action)
-        gained += reward
+        env, gained, done, valid = self.advance(state, text)
         expert = Expert()
         while not done:
             _, reward, done, _ = env.step(env.act_for(0, expert))
             gained += reward
         return {"format": format_score(valid, text), "return": gained}
+
+    def advance(self, state: Any, text: str) -> tuple[Any, float, bool, bool]:
+        """One turn of a multi-turn rollout: (the next state, the turn's reward, done, whether the answer
+        was an action); an answer that is no action is played as the invalid-action fine."""
+        from mecharena.llm.negotiator import choice_action
+
+        action, valid = choice_action(text)
+        env = copy.deepcopy(state)
+        _, reward, done, _ = env.step(action)
+        return env, reward, done, valid
 
 
 Task = DesignerTask | NegotiationTask

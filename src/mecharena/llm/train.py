@@ -302,43 +302,45 @@ class ConstrainedSampler:
     whitespace); also TRL's ``rollout_func``."""
 
     def __init__(self, model: Any, tokenizer: Any, choice: type, max_new_tokens: int, temperature: float = 1.0) -> None:
-        import outlines
-        from outlines.types import JsonSchema
+        from mecharena.llm.providers import schema_processor
 
         self.tokenizer, self.max_new_tokens, self.temperature = tokenizer, max_new_tokens, temperature
-        generator = outlines.Generator(outlines.from_transformers(model, tokenizer),
-                                       JsonSchema(choice.model_json_schema(), whitespace_pattern=""))
-        self.processor = generator.logits_processor
+        self.processor = schema_processor(model, tokenizer, choice.model_json_schema())
 
-    def sample(self, model: Any, prompts: list[list[dict[str, str]]]) -> dict[str, list[list[Any]]]:
-        """One completion per prompt: prompt ids, completion ids (through the first end-of-sequence
-        token) and the sampled tokens' log-probabilities under the constrained distribution."""
+    def generate(self, model: Any, sequences: list[list[int]]) -> tuple[list[list[int]], list[list[float]]]:
+        """One answer after each token sequence: its ids (through the first end-of-sequence token) and the
+        sampled tokens' log-probabilities under the constrained distribution."""
         import torch
 
-        tokenizer = self.tokenizer
-        side, tokenizer.padding_side = tokenizer.padding_side, "left"
-        encoded = tokenizer.apply_chat_template(prompts, add_generation_prompt=True, return_tensors="pt",
-                                                return_dict=True, padding=True).to(model.device)
-        tokenizer.padding_side = side
+        pad = self.tokenizer.pad_token_id
+        width = max(len(ids) for ids in sequences)
+        inputs = torch.tensor([[pad] * (width - len(ids)) + ids for ids in sequences], device=model.device)
+        attention = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in sequences], device=model.device)
         self.processor.reset()
         with torch.no_grad():
-            out = model.generate(**encoded, max_new_tokens=self.max_new_tokens, do_sample=True,
-                                 temperature=self.temperature, top_p=1.0, top_k=0, logits_processor=[self.processor],
-                                 pad_token_id=tokenizer.pad_token_id, output_scores=True,
+            out = model.generate(input_ids=inputs, attention_mask=attention, max_new_tokens=self.max_new_tokens,
+                                 do_sample=True, temperature=self.temperature, top_p=1.0, top_k=0,
+                                 logits_processor=[self.processor], pad_token_id=pad, output_scores=True,
                                  return_dict_in_generate=True)
-        start = encoded["input_ids"].shape[1]
-        completions = out.sequences[:, start:]
+        completions = out.sequences[:, width:]
         logprobs = torch.stack(out.scores, 1).log_softmax(-1).gather(-1, completions[..., None])[..., 0]
-        eos = tokenizer.eos_token_id
-        result: dict[str, list[list[Any]]] = {"prompt_ids": [], "completion_ids": [], "logprobs": []}
-        for ids, mask, completion, logp in zip(encoded["input_ids"], encoded["attention_mask"], completions, logprobs,
-                                               strict=True):
-            ends = (completion == eos).nonzero()
+        answers, logps = [], []
+        for completion, logp in zip(completions, logprobs, strict=True):
+            ends = (completion == self.tokenizer.eos_token_id).nonzero()
             keep = int(ends[0, 0]) + 1 if len(ends) else completion.shape[0]
-            result["prompt_ids"].append(ids[mask.bool()].tolist())
-            result["completion_ids"].append(completion[:keep].tolist())
-            result["logprobs"].append(logp[:keep].tolist())
-        return result
+            answers.append(completion[:keep].tolist())
+            logps.append(logp[:keep].tolist())
+        return answers, logps
+
+    def prompt_ids(self, prompt: list[dict[str, str]]) -> list[int]:
+        return list(self.tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True,
+                                                       return_dict=True)["input_ids"])
+
+    def sample(self, model: Any, prompts: list[list[dict[str, str]]]) -> dict[str, list[list[Any]]]:
+        """One completion per prompt: ``prompt_ids``, ``completion_ids`` and ``logprobs`` (TRL's rollout keys)."""
+        prompt_ids = [self.prompt_ids(p) for p in prompts]
+        answers, logps = self.generate(model, prompt_ids)
+        return {"prompt_ids": prompt_ids, "completion_ids": answers, "logprobs": logps}
 
     def __call__(self, prompts: list, trainer: Any) -> dict[str, list[list[Any]]]:
         return self.sample(trainer.model, prompts)
@@ -348,19 +350,119 @@ class ConstrainedSampler:
         return self.tokenizer.batch_decode(ids, skip_special_tokens=True)
 
 
+class MultiTurnSampler(ConstrainedSampler):
+    """TRL's ``rollout_func`` for episodes of ``turns`` turns: the model answers, the task's env steps
+    the answer, the next observation joins the conversation as a user turn, and so on. The
+    completion holds every answer and every observation between them; ``env_mask`` keeps the
+    observations' tokens out of the loss. The episode's reward (``episode``) is the sum of the
+    turns' rewards, each scored on the state that turn saw; the last turn is scored as a one-turn
+    completion is (for negotiation: with the expert playing on to the episode's end). ``format``
+    is the fraction of the turns answered validly.
+
+    ``rollout_func`` sees the prompts alone: each group's state is looked up by its prompt among
+    ``rows`` (rows with the same prompt, the first steps of episodes that differ only in what the
+    observation does not show, are taken in turn).
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, task: Task, rows: list[dict[str, Any]], turns: int,
+                 num_generations: int, max_new_tokens: int, temperature: float = 1.0) -> None:
+        super().__init__(model, tokenizer, task.choice, max_new_tokens, temperature)
+        self.task, self.turns, self.group = task, turns, num_generations
+        self.keys: dict[str, list[tuple]] = {}
+        for row in rows:
+            self.keys.setdefault(json.dumps(row["prompt"]), []).append(tuple(row[c] for c in task.columns))
+        self.drawn = 0
+
+    def __call__(self, prompts: list, trainer: Any) -> dict[str, list[Any]]:
+        states = []
+        for start in range(0, len(prompts), self.group):
+            matches = self.keys[json.dumps(prompts[start])]
+            states += [self.task.state(matches[self.drawn % len(matches)])] * len(prompts[start:start + self.group])
+            self.drawn += 1
+        return self.play(trainer.model, prompts, states)
+
+    def play(self, model: Any, prompts: list, states: list[Any]) -> dict[str, list[Any]]:
+        """Every prompt's episode from its state, all in step (one ``generate`` per turn)."""
+        tokenizer = self.tokenizer
+        n = len(prompts)
+        chats = [list(p) for p in prompts]
+        texts = [tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in chats]
+        prompt_ids = [self.prompt_ids(p) for p in prompts]
+        completion: list[list[int]] = [[] for _ in range(n)]
+        mask: list[list[int]] = [[] for _ in range(n)]
+        logps: list[list[float]] = [[] for _ in range(n)]
+        returns, valid = [0.0] * n, [[] for _ in range(n)]
+        live = list(range(n))
+        for turn in range(self.turns):
+            if turn:
+                for i in live:  # the next observation, as the tokens the template adds after the answer
+                    chats[i].append({"role": "user", "content": self.task.prompt_of(states[i])[-1]["content"]})
+                    text = tokenizer.apply_chat_template(chats[i], add_generation_prompt=True, tokenize=False)
+                    if not text.startswith(texts[i]):
+                        raise ConfigError("multi-turn rollouts need a chat template that extends a conversation "
+                                          "without rewriting its earlier turns")
+                    added = tokenizer(text[len(texts[i]):], add_special_tokens=False)["input_ids"]
+                    completion[i] += added
+                    mask[i] += [0] * len(added)
+                    logps[i] += [0.0] * len(added)
+                    texts[i] = text
+            answers, answer_logps = self.generate(model, [prompt_ids[i] + completion[i] for i in live])
+            for i, ids, lp in zip(live, answers, answer_logps, strict=True):
+                text = tokenizer.decode(ids, skip_special_tokens=True)
+                completion[i] += ids
+                mask[i] += [1] * len(ids)
+                logps[i] += lp
+                texts[i] += tokenizer.decode(ids, skip_special_tokens=False)
+                chats[i].append({"role": "assistant", "content": text})
+                if turn == self.turns - 1:
+                    scored = self.task.score(states[i], text)
+                    valid[i].append(scored["format"] == 1.0)
+                    returns[i] += scored[self.task.trained]
+                else:
+                    states[i], reward, done, ok = self.task.advance(states[i], text)
+                    valid[i].append(ok)
+                    returns[i] += reward
+                    if done:
+                        live = [j for j in live if j != i]
+        return {"prompt_ids": prompt_ids, "completion_ids": completion, "logprobs": logps, "env_mask": mask,
+                "episode": returns, "turns_valid": [float(np.mean(v)) for v in valid]}
+
+
+class RolloutReward:
+    """A reward the multi-turn rollout computed (an extra field TRL hands every reward function)."""
+
+    def __init__(self, name: str, field: str) -> None:
+        self.__name__, self.field = name, field
+
+    def __call__(self, prompts: list | None, completions: list, **columns: Any) -> list[float]:
+        return [float(x) for x in columns[self.field]]
+
+
 def evaluate(model: Any, sampler: ConstrainedSampler, task: Task, rows: list[dict[str, Any]], *, samples: int = 4,
              seed: int = 0, batch: int = 32) -> dict[str, Any]:
-    """``samples`` constrained answers per row: per-row means of the trained reward and of ``format``."""
+    """``samples`` constrained answers per row (episodes of its turns, for a :class:`MultiTurnSampler`):
+    per-row means of the trained reward (the episode's) and of ``format``; ``valid`` is the share of
+    answers that were valid (of episodes all of whose answers were, for several turns)."""
     import torch
 
     was_training = model.training
     model.eval()
     torch.manual_seed(seed)
     repeated = [row for row in rows for _ in range(samples)]
-    texts: list[str] = []
-    for at in range(0, len(repeated), batch):
-        texts += sampler.texts(model, [row["prompt"] for row in repeated[at: at + batch]])
-    scored = scores(task, repeated, texts)
+    if isinstance(sampler, MultiTurnSampler):  # whole episodes of the sampler's turns
+        reward, fmt = [], []
+        for at in range(0, len(repeated), batch):
+            chunk = repeated[at: at + batch]
+            played = sampler.play(model, [row["prompt"] for row in chunk],
+                                  [task.state(tuple(row[c] for c in task.columns)) for row in chunk])
+            reward += played["episode"]
+            fmt += played["turns_valid"]
+        scored = [{task.trained: r, "format": f} for r, f in zip(reward, fmt, strict=True)]
+    else:
+        texts: list[str] = []
+        for at in range(0, len(repeated), batch):
+            texts += sampler.texts(model, [row["prompt"] for row in repeated[at: at + batch]])
+        scored = scores(task, repeated, texts)
     model.train(was_training)
     trained = np.array([s[task.trained] for s in scored]).reshape(len(rows), samples).mean(axis=1)
     fmt = np.array([s["format"] for s in scored]).reshape(len(rows), samples).mean(axis=1)
@@ -385,13 +487,15 @@ def train_grpo(out: str | Path, *, model: str | Path | None = None, gguf: str | 
                task: "str | Task" = "designer:2", prompts: int = 64, steps: int = 50, num_generations: int = 4,
                prompts_per_step: int = 4, max_completion_length: int = 160, learning_rate: float = 1e-4,
                lora_r: int = 8, beta: float = 0.0, temperature: float = 1.0, sampling: str = "constrained",
-               format_weight: float = 0.0, seed: int = 0, save_steps: int = 10, eval_prompts: int = 0,
+               format_weight: float = 0.0, turns: int = 1, seed: int = 0, save_steps: int = 10, eval_prompts: int = 0,
                eval_samples: int = 4, use_vllm: bool = False) -> dict[str, Any]:
     """GRPO on ``task`` (a spec of :func:`~mecharena.llm.tasks.make_task`, or any object with the
     :class:`~mecharena.llm.tasks.DesignerTask` interface; see the module docstring); returns a summary.
 
-    With ``eval_prompts`` > 0, ``eval_samples`` constrained answers to each of ``eval_prompts``
-    held-out states (episodes never trained on) are scored before and after training, and the
+    With ``turns`` > 1 each completion is an episode of that many turns (:class:`MultiTurnSampler`),
+    trained on its ``episode`` reward. With ``eval_prompts`` > 0, ``eval_samples`` constrained answers
+    to each of ``eval_prompts`` held-out states (episodes never trained on) are scored before and
+    after training (whole episodes with ``turns`` > 1), and the
     summary gives the paired gain with its 95% interval.
 
     Raises:
@@ -403,7 +507,8 @@ def train_grpo(out: str | Path, *, model: str | Path | None = None, gguf: str | 
     for name, value, low in [("prompts", prompts, 1), ("steps", steps, 1), ("num_generations", num_generations, 2),
                              ("prompts_per_step", prompts_per_step, 1),
                              ("max_completion_length", max_completion_length, 1), ("lora_r", lora_r, 0),
-                             ("seed", seed, 0), ("save_steps", save_steps, 1), ("eval_prompts", eval_prompts, 0),
+                             ("turns", turns, 1), ("seed", seed, 0), ("save_steps", save_steps, 1),
+                             ("eval_prompts", eval_prompts, 0),
                              ("eval_samples", eval_samples, 1)]:
         _check(name, value, low)
     for name, value in [("beta", beta), ("format_weight", format_weight), ("temperature", temperature)]:
@@ -412,11 +517,13 @@ def train_grpo(out: str | Path, *, model: str | Path | None = None, gguf: str | 
     check_sampling(sampling)
     if sampling == "constrained" and use_vllm:
         raise ConfigError("constrained sampling runs in transformers' generate; with vLLM choose sampling 'free'")
+    if turns > 1 and sampling != "constrained":
+        raise ConfigError(f"turns > 1 plays episodes with constrained sampling; got sampling {sampling!r}")
     settings = {"stage": "grpo", "model": str(model), "gguf": str(gguf), "task": job.name, "prompts": prompts,
                 "steps": steps, "num_generations": num_generations, "prompts_per_step": prompts_per_step,
                 "max_completion_length": max_completion_length, "learning_rate": learning_rate, "lora_r": lora_r,
                 "beta": beta, "temperature": temperature, "sampling": sampling, "format_weight": format_weight,
-                "seed": seed}
+                "turns": turns, "seed": seed}
     base, tokenizer = load(model, gguf)
     rows = job.rows(prompts, seed)
     held_out = job.rows(eval_prompts, HELD_OUT + seed) if eval_prompts else []
@@ -429,24 +536,31 @@ def train_grpo(out: str | Path, *, model: str | Path | None = None, gguf: str | 
     torch.manual_seed(seed)
     tokenizer.padding_side = "left"
     dataset = Dataset.from_list(rows)
-    sampler = ConstrainedSampler(base, tokenizer, job.choice, max_completion_length, temperature)
+    if turns > 1:
+        sampler: ConstrainedSampler = MultiTurnSampler(base, tokenizer, job, rows + held_out, turns, num_generations,
+                                                       max_completion_length, temperature)
+        rewards: list[Any] = [RolloutReward("format", "turns_valid"), RolloutReward("episode", "episode")]
+        weights = [format_weight, 1.0]
+    else:
+        sampler = ConstrainedSampler(base, tokenizer, job.choice, max_completion_length, temperature)
+        rewards = task_rewards(job)
+        weights = [1.0 if name == job.trained else format_weight if name == "format" else 0.0 for name in job.rewards]
     before_path = out / "eval_before.json"
     if held_out and not before_path.exists():  # a resumed run keeps the first run's starting point
         before_path.write_text(json.dumps(evaluate(base, sampler, job, held_out, samples=eval_samples, seed=seed)))
-    weights = [1.0 if name == job.trained else format_weight if name == "format" else 0.0 for name in job.rewards]
     stopper = _stopper()
     args = GRPOConfig(per_device_train_batch_size=num_generations * prompts_per_step, num_generations=num_generations,
                       max_completion_length=max_completion_length, beta=beta, temperature=temperature,
                       reward_weights=weights, gradient_checkpointing=False, use_vllm=use_vllm,
                       **_common(out, seed, steps, learning_rate, save_steps))
-    trainer = GRPOTrainer(model=base, reward_funcs=task_rewards(job), args=args, train_dataset=dataset,
+    trainer = GRPOTrainer(model=base, reward_funcs=rewards, args=args, train_dataset=dataset,
                           processing_class=tokenizer, peft_config=_lora(lora_r), callbacks=[stopper],
                           rollout_func=sampler if sampling == "constrained" else None)
     result = _run(trainer, resume, out, stopper)
     history = trainer.state.log_history
     logged = [h for h in history if "reward" in h]
     summary = {"task": job.name, "steps": trainer.state.global_step, "resumed_from": resume,
-               "sampling": sampling, "groups_with_variance": groups_with_variance(history),
+               "sampling": sampling, "turns": turns, "groups_with_variance": groups_with_variance(history),
                "first_reward": logged[0]["reward"] if logged else None,
                "final_reward": logged[-1]["reward"] if logged else None,
                "train_runtime": result.metrics.get("train_runtime")}

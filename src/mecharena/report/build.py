@@ -8,8 +8,9 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from mecharena.fuzz.library import Library
 from mecharena.report import figures, tables
-from mecharena.report.findings import Finding, findings
+from mecharena.report.findings import Finding, exploited, findings
 from mecharena.report.data import Results, load_results
 from mecharena.runner.store import ResultsError
 
@@ -85,11 +86,13 @@ def _overview(results: Results) -> str:
     return text
 
 
-def build_report(directory: str | Path) -> Report:
+def build_report(directory: str | Path, exploits: str | Path | None = None) -> Report:
     """Read ``directory/results.duckdb`` and write ``report.html`` and PNG figures beside it.
 
     Args:
         directory: a run directory written by ``mecharena run``.
+        exploits: an exploit library (``fuzz --library DIR``): its exploits against the run's
+            mechanism x population cells join the findings, with a figure and a table.
 
     Returns:
         The paths written.
@@ -97,9 +100,11 @@ def build_report(directory: str | Path) -> Report:
     Raises:
         ResultsError: missing or unreadable run directory or database, no finished cells, or
             the directory is not writable.
+        LibraryError: ``exploits`` is not an exploit library.
     """
     directory = Path(directory)
     results = load_results(directory)
+    reports = Library(exploits).list() if exploits is not None else []
     written: list[Path] = []
     sections: list[str] = []
 
@@ -113,7 +118,7 @@ def build_report(directory: str | Path) -> Report:
         return _figure(path, caption)
 
     metrics = results.headline()
-    found = findings(results)
+    found = findings(results, reports)
     page_png = draw(figures.summary_page(results, [f.text for f in found]), "summary.png",
                     "One page: the findings and each mechanism's worst case per population (for papers and slides)")
     sections.append("<h2 id='findings'>Findings</h2>" + _findings(found) + page_png)
@@ -146,6 +151,15 @@ def build_report(directory: str | Path) -> Report:
                                                      "Spread of each headline metric across seeds and populations")
                         + _table(tables.robustness(results)))
     sections.append("<h2 id='failures'>Worst failures</h2>" + "".join(_table(t) for t in tables.failures(results)))
+    if exploits is not None:
+        pairs = exploited(results, reports)
+        sections.append("<h2 id='exploits'>Exploits found by the fuzzer</h2>" + (
+            draw(figures.exploit_gains([f"{row.mechanism} | {row.population} | {e.strategy.family} ({e.id})"
+                                        for row, e in pairs], [(e.gain.mean, *e.gain.ci95) for _, e in pairs]),
+                 "exploits.png", "Each exploit's gain per agent and round on a fresh seed, with its 95% interval")
+            + _table(tables.exploits(pairs)) if pairs else
+            f'<p class="note">None of the {len(reports)} exploits in {html.escape(str(exploits))} pays against '
+            "this run's mechanisms and populations.</p>"))
     comparison = tables.information(results)
     sections.append("<h2 id='information'>Information policies</h2>" + (
         "".join(_table(t) for t in comparison) if comparison else

@@ -44,6 +44,21 @@ def bid_function(values: list[float], bids: list[float], title: str) -> Figure:
     return figure
 
 
+def exploit_gains(labels: list[str], gains: list[tuple[float, float, float]]) -> Figure:
+    """The fuzzer's exploits: each one's fresh-seed gain per agent and round with its 95% interval."""
+    figure = Figure(figsize=(8.0, 1.2 + 0.45 * len(labels)), layout="constrained")
+    axes = figure.subplots()
+    mean = np.array([g[0] for g in gains])
+    spread = np.array([[g[0] - g[1] for g in gains], [g[2] - g[0] for g in gains]])
+    rows = np.arange(len(labels))[::-1]
+    axes.barh(rows, mean, xerr=spread, color="tab:red", alpha=0.8, capsize=3)
+    axes.set_yticks(rows, labels, fontsize=9)
+    axes.axvline(0, color="0.3", linewidth=0.8)
+    axes.set_xlabel("deviators' gain per agent and round (fresh seed, 95% interval)")
+    axes.grid(axis="x", alpha=0.3)
+    return figure
+
+
 def _grid(count: int, columns: int = 3, width: float = 5.0, height: float = 3.6,
           sharey: bool = False) -> tuple[Figure, list]:
     cols = min(count, columns)

@@ -11,17 +11,23 @@
 * **Transparency paradox**: where revealing more (more of the information policy's fields) lowers
   revenue beyond both intervals, the largest such drop.
 * **Collapse**: how many cells lost half their participation, and the worst.
+* **Exploits** (with an exploit library, ``report --exploits DIR``): the fuzzer's failure reports
+  against the run's mechanism x population cells whose fresh-seed gain is above 0 beyond its
+  interval, largest first, each with its id and the command that shows its evidence.
 
 Estimates pool seeds as the tables do (:func:`mecharena.report.data.pooled`).
 """
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import yaml
 
+from mecharena import mechanisms
+from mecharena.core.errors import MechArenaError
 from mecharena.mechanisms.policy import InformationPolicy
-from mecharena.report.data import Estimate, Results, group, pooled
+from mecharena.report.data import Estimate, Results, Row, group, pooled
 from mecharena.report.tables import FAILURES
 
 
@@ -31,7 +37,10 @@ class Finding:
 
     text: str
     evidence: str
-    kind: str  # robustness, failure, transparency, collapse, scope
+    kind: str  # robustness, failure, transparency, collapse, exploit, scope
+
+
+MAX_EXPLOITS = 5
 
 
 def _est(e: Estimate, digits: int = 3) -> str:
@@ -146,9 +155,42 @@ def collapse(results: Results) -> list[Finding]:
                     "dynamics", "collapse")]
 
 
-def findings(results: Results) -> list[Finding]:
-    """Every finding of the module docstring; a scope sentence when the run holds nothing to compare."""
-    found = robustness(results) + failures(results) + transparency(results) + collapse(results)
+def exploited(results: Results, reports: list) -> list[tuple[Row, Any]]:
+    """The library's failure reports against a (mechanism, population) of the run, each with a row of that
+    cell, whose fresh gain's interval is above 0; the largest gain first."""
+    cells = {(r.mechanism_id, r.population_spec): r for r in results.rows}
+    found = [(cells[e.mechanism, e.population], e) for e in reports
+             if (e.mechanism, e.population) in cells and e.gain.ci95[0] > 0]
+    return sorted(found, key=lambda pair: -pair[1].gain.mean)
+
+
+def _same_config(row: Row, config: dict[str, Any]) -> bool:
+    """Whether ``config`` is the row's mechanism config once validated (False for a mechanism not loaded here)."""
+    try:
+        return config == mechanisms.get(row.mechanism_id).config(row.config).model_dump(mode="json")
+    except MechArenaError:
+        return False
+
+
+def exploits(results: Results, reports: list) -> list[Finding]:
+    """What the fuzzer found against the run's cells (at most MAX_EXPLOITS sentences, largest gain first)."""
+    out = []
+    for row, e in exploited(results, reports)[:MAX_EXPLOITS]:
+        deviators = e.agents_involved.deviators
+        config = "" if _same_config(row, e.config) else f" (at {', '.join(f'{k}={v}' for k, v in e.config.items())})"
+        out.append(Finding(
+            f"The fuzzer found that {deviators} {e.strategy.family} deviator{'s' if deviators > 1 else ''} against "
+            f"{row.mechanism}{config} with {row.population} gain {e.gain.mean:.3g} per agent and round "
+            f"[{e.gain.ci95[0]:.3g}, {e.gain.ci95[1]:.3g}] on a fresh seed, {e.severity.label} severity: "
+            f"{e.strategy.summary} (exploit {e.id}; `mecharena exploits show {e.id}`).", "exploits", "exploit"))
+    return out
+
+
+def findings(results: Results, reports: list | None = None) -> list[Finding]:
+    """Every finding of the module docstring, and the exploit library's (``reports``, failure reports)
+    against the run's cells; a scope sentence when the run holds nothing to compare."""
+    found = robustness(results) + failures(results) + transparency(results) + collapse(results) \
+        + exploits(results, reports or [])
     if not found:
         found = [Finding(f"{len(results.rows)} cells of {len(results.mechanisms)} mechanism(s) and "
                          f"{len(results.populations)} population(s): nothing to compare and no failure beyond its "

@@ -151,3 +151,18 @@ def information(results: Results) -> list[Table]:
                             "the seller: a row where a more revealing policy earns less revenue is a transparency "
                             "paradox." if metric == "revenue" else ""))
     return tables
+
+
+def exploits(pairs: list) -> Table:
+    """The exploit library's failure reports against the run's cells ((row, report) pairs, largest gain first)."""
+    rows = tuple((
+        (e.id, ""), (row.mechanism, ""), (row.population, ""), (e.strategy.family, ""),
+        (str(e.agents_involved.deviators), ""), (f"{number(e.gain.mean)} [{number(e.gain.ci95[0])}, "
+                                                 f"{number(e.gain.ci95[1])}]", "bad"),
+        (f"{e.frequency:.0%}", ""), (e.severity.label, "worst" if e.severity.label == "high" else ""),
+        (e.strategy.agent, "")) for row, e in pairs)
+    return Table("Exploits found by the fuzzer", ("id", "mechanism", "population", "family", "deviators",
+                                                  "gain per agent and round [95%]", "markets where it pays",
+                                                  "severity", "deviators' agent"), rows,
+                 "Gains are on a fresh seed. `mecharena exploits show ID` prints a report with its evidence (two ledgers, "
+                 "without and with the deviation); `mecharena exploits replay ID` checks them bit for bit.")
