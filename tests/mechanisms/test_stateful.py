@@ -20,7 +20,7 @@ from mecharena.ledger import record_episode, replay
 from mecharena.mechanisms.base import advance, clear
 from mecharena.mechanisms.checker import STATE_CHECKS, run_checks
 from mecharena.mechanisms.schema import ActionField, StateField
-from mecharena.sim.loop import make_episode, play
+from mecharena.sim.loop import initial_state, make_episode, play
 
 from ..ledger.helpers import reseal
 
@@ -277,3 +277,49 @@ def test_the_strict_error_names_the_broken_field_when_an_earlier_field_was_left_
                                                  r"unlock must be an integer in \[0, 1\]$"):
         advance(two, None, state, np.full((2, 3), 0.1), np.ones((2, 3)), np.full((2, 3), 0.5),
                 actions={"unlock": np.array([[0, 0, 5], [0, 0, 0]])})
+
+
+def _endowed(init):
+    """The token mechanism with its escrow's initial state from ``init``, in place of the plug-in's in this
+    test's copy of the registry (isolated_registries), so that its agents play it and the ledger replays it."""
+    m = replace(mechanisms.get("token_rewards"), init=init)
+    mechanisms.REGISTRY._entries["token_rewards"] = m
+    return m
+
+
+def _endowment(config, markets, n, draws):
+    return {"escrow": 5.0 * draws.uniform("escrow", n)}
+
+
+def test_a_random_initial_state_is_drawn_per_market_and_replays(tk, tmp_path):
+    """An init that draws each identity's starting escrow: the checker's battery passes (the split check
+    included); split episodes start from the whole episode's rows; the ledger replays from the same draw."""
+    m = _endowed(_endowment)
+    report = run_checks(m, configs=({"vesting": 0.5, "vest_epochs": 3},))
+    assert report.passed and report.status["init_batch_split"] == "passed", [str(f) for f in report.failures]
+
+    def first(markets, start, seed=3):
+        episode = make_episode(m, VESTING, agents.population("contributor:2,mercenary:2", 3), markets=markets,
+                               seed=seed, start=start)
+        return initial_state(episode).mechanism["escrow"], next(iter(play(episode, 1))).next_state["escrow"]
+
+    (start, after), parts = first(10, 0), [first(5, 0), first(5, 5)]
+    assert len(np.unique(start)) == start.size and start.min() >= 0 and start.max() < 5  # 5 x U[0, 1), drawn
+    np.testing.assert_array_equal(start, np.concatenate([p[0] for p in parts]))
+    np.testing.assert_array_equal(after, np.concatenate([p[1] for p in parts]))
+    assert not np.array_equal(first(10, 0, seed=4)[0], start)  # keyed by the episode's seed
+    episode = make_episode(m, VESTING, agents.population("contributor:2,mercenary:2", 0), markets=8, seed=4, start=3)
+    assert replay(record_episode(episode, tmp_path / "ledger", rounds=3)).ok
+
+
+def test_an_init_that_ignores_its_draws_fails_the_split_check_and_a_short_init_is_refused(tk):
+    def fixed(config, markets, n, draws):  # the same stream whatever markets it initialises
+        return {"escrow": np.random.default_rng(0).random((markets, n))}
+
+    report = run_checks(_endowed(fixed), configs=({"vesting": 0.5, "vest_epochs": 3},))
+    assert report.status["init_batch_split"] == "failed"
+    assert any(re.search(r"the initial \['escrow'\] of markets \d+\.\. differ when they are initialised alone",
+                         str(f)) for f in report.failures), [str(f) for f in report.failures]
+    with pytest.raises(ConfigError, match=r"^mechanism token_rewards: init must take \(config, markets, n, draws\), "
+                                          r"got 3 positional parameters$"):
+        replace(mechanisms.get("token_rewards"), init=lambda config, markets, n: {})

@@ -21,24 +21,10 @@ import numpy as np
 from mecharena.agents.values import ValueDistribution
 from mecharena.core.config import StrictModel
 from mecharena.core.errors import ConfigError
-from mecharena.core.seeding import Key, market_uniforms
+from mecharena.core.seeding import Draws
 from mecharena.core.types import BoolArray, FloatArray, IntArray
-from mecharena.mechanisms.base import MarketSpec, Mechanism
+from mecharena.mechanisms.base import MarketSpec, Mechanism, mechanism_draws
 from mecharena.mechanisms.policy import Enforcement, InformationPolicy
-
-
-@dataclass(frozen=True, slots=True)
-class Draws:
-    """Market-keyed uniform draws for one group in one round: independent of batch splits."""
-
-    seed: int
-    key: Key
-    start: int
-    markets: int
-
-    def uniform(self, tag: str, *tail: int) -> FloatArray:
-        """U[0, 1) draws of shape (B, *tail) for stream ``tag``."""
-        return market_uniforms(self.seed, (*self.key, tag), self.start, (self.markets, *tail))
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,12 +214,14 @@ def require_one_bid(context: MarketContext, agent: str) -> None:
                           "units, partners or orders per agent")
 
 
-def initial_own_state(context: MarketContext, markets: int) -> dict[str, FloatArray]:
+def initial_own_state(context: MarketContext, draws: Draws) -> dict[str, FloatArray]:
     """The group's per-seat mechanism state before the first round, (B, S) per field: what
-    :attr:`Feedback.state` holds after each round ({} for a mechanism of one round)."""
+    :attr:`Feedback.state` holds after each round ({} for a mechanism of one round). ``draws``: the
+    group's ``init`` draws (their seed and markets are the episode's)."""
     if not context.mechanism.stateful:
         return {}
-    initial = context.mechanism.initial(context.config, markets, context.n_agents)
+    initial = context.mechanism.initial(context.config, draws.markets, context.n_agents,
+                                        mechanism_draws(draws.seed, draws.start, draws.markets))
     return {f.name: initial[f.name][:, context.seats] for f in context.mechanism.state if f.per == "seat"}
 
 

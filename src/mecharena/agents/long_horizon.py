@@ -80,7 +80,7 @@ def _check(context: MarketContext) -> None:
 def init(context: MarketContext, params: LongHorizonParams, seats: int, draws: Draws) -> LongHorizonState:
     _check(context)
     cooperate, _ = plan(context.config, params)
-    return LongHorizonState(cooperate, 0, initial_own_state(context, draws.markets)["cooperated"])
+    return LongHorizonState(cooperate, 0, initial_own_state(context, draws)["cooperated"])
 
 
 def act(context: MarketContext, params: LongHorizonParams, state: LongHorizonState, values: FloatArray,

@@ -153,7 +153,7 @@ def _own(mechanism: Mechanism, state: dict[str, FloatArray], shape: tuple[int, i
 def init(context: MarketContext, params: PolicyParams, seats: int, draws: Draws) -> PolicyState:
     require_one_bid(context, "policy")
     zeros = np.zeros((draws.markets, seats))
-    own = _own(context.mechanism, initial_own_state(context, draws.markets), zeros.shape)
+    own = _own(context.mechanism, initial_own_state(context, draws), zeros.shape)
     return PolicyState(zeros, zeros, zeros, zeros, zeros, np.ones_like(zeros), 0, own)
 
 

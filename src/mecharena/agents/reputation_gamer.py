@@ -86,7 +86,7 @@ def _check(context: MarketContext) -> None:
 
 def init(context: MarketContext, params: ReputationGamerParams, seats: int, draws: Draws) -> GamerState:
     _check(context)
-    start = initial_own_state(context, draws.markets)
+    start = initial_own_state(context, draws)
     return GamerState(positive=start["positive"], negative=start["negative"])
 
 

@@ -51,7 +51,7 @@ def _check(context: MarketContext) -> None:
 
 def init(context: MarketContext, params: TitForTatParams, seats: int, draws: Draws) -> TitForTatState:
     _check(context)
-    return TitForTatState(seen=initial_own_state(context, draws.markets)["seen"])
+    return TitForTatState(seen=initial_own_state(context, draws)["seen"])
 
 
 def act(context: MarketContext, params: TitForTatParams, state: TitForTatState, values: FloatArray,

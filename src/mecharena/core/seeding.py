@@ -14,6 +14,7 @@ True
 
 import math
 import zlib
+from dataclasses import dataclass
 
 import numba
 import numpy as np
@@ -54,6 +55,25 @@ def market_uniforms(seed: int, key: Key, start: int, shape: tuple[int, ...]) -> 
     per_market = math.prod(shape[1:])
     bit_generator.advance(start * per_market)  # one 64-bit output per double
     return np.random.Generator(bit_generator).random(shape)
+
+
+@dataclass(frozen=True, slots=True)
+class Draws:
+    """Market-keyed uniform draws for one block of markets: independent of batch splits.
+
+    >>> whole, tail = Draws(3, ("init",), 0, 4), Draws(3, ("init",), 2, 2)
+    >>> bool((whole.uniform("x", 2)[2:] == tail.uniform("x", 2)).all())
+    True
+    """
+
+    seed: int
+    key: Key
+    start: int
+    markets: int
+
+    def uniform(self, tag: str, *tail: int) -> FloatArray:
+        """U[0, 1) draws of shape (B, *tail) for stream ``tag``."""
+        return market_uniforms(self.seed, (*self.key, tag), self.start, (self.markets, *tail))
 
 
 @numba.njit(cache=True, inline="always")

@@ -49,7 +49,7 @@ from mecharena.ledger.tables import (
     SEAT_CHECKS,
     round_totals,
 )
-from mecharena.mechanisms.base import advance
+from mecharena.mechanisms.base import advance, mechanism_draws
 from mecharena.mechanisms.schema import State
 from mecharena.sim.loop import digest, merge_identities, observe, penalties
 
@@ -249,10 +249,12 @@ def _recorded_totals(directory: Path, meta: LedgerMeta) -> dict[int, dict[str, A
     return rows
 
 
-def _state_before(context: MarketContext, carried: dict[int, State], t: int, b: int, n: int, seq: int) -> State:
-    """The mechanism's state when round ``t`` began: the initial state, or what the ledger recorded after ``t - 1``."""
+def _state_before(context: MarketContext, meta: LedgerMeta, carried: dict[int, State], t: int, b: int, n: int,
+                  seq: int) -> State:
+    """The mechanism's state when round ``t`` began: the initial state (drawn as the episode drew it), or what the
+    ledger recorded after ``t - 1``."""
     if t == 0 or not context.mechanism.stateful:
-        return context.mechanism.initial(context.config, b, n)
+        return context.mechanism.initial(context.config, b, n, mechanism_draws(meta.seed, meta.start, b))
     if t - 1 not in carried:
         raise LedgerError(f"ledger part {part_name(seq)}: round {t} of a stateful mechanism cannot be replayed without "
                           f"the state after round {t - 1}, which no earlier part recorded")
@@ -320,7 +322,7 @@ def _replay_part(directory: Path, seq: int, meta: LedgerMeta, context: MarketCon
     for k in range(r):
         t = int(round_ids[k])
         round_times = times[k] if has_times[k] else None
-        before = _state_before(context, carried, t, b, n, seq)
+        before = _state_before(context, meta, carried, t, b, n, seq)
         try:
             step = advance(context.mechanism, context.config, before, values[k], bids[k], priority[k], round_times,
                            {name: a[k] for name, a in actions.items()}, strict=False)

@@ -215,7 +215,7 @@ def _init(context: MarketContext, params: LLMParams, seats: int, draws: Draws) -
     nan = np.full(shape, np.nan)
     return Memory(nan, nan, nan, nan, nan, nan, np.full((*shape, context.n_agents), np.nan),
                   np.zeros(shape[:2]), 0,
-                  own=initial_own_state(context, draws.markets) if context.mechanism.stateful else None)
+                  own=initial_own_state(context, draws) if context.mechanism.stateful else None)
 
 
 def config_path(params: LLMParams) -> str:

@@ -167,7 +167,7 @@ class NegotiationTask:
             decisions = []
             while not env.done:
                 action = env.act_for(0, Expert())
-                if action.kind != "wait":
+                if getattr(action, "kind", "wait") != "wait":  # a malformed action is no decision
                     decisions.append(json.dumps(history))
                 history.append(action.model_dump(mode="json"))
                 env.step(action)

@@ -16,6 +16,7 @@ for bit); a stateful one's ``kernel`` is its first round from the initial state,
 tool (best responses, equilibria, coalitions) sees that round.
 """
 
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -24,6 +25,7 @@ import numpy as np
 
 from mecharena.core.config import StrictModel
 from mecharena.core.errors import ConfigError, InvalidActionError
+from mecharena.core.seeding import Draws
 from mecharena.core.types import BoolArray, FloatArray
 from mecharena.mechanisms.schema import (
     ActionField,
@@ -128,7 +130,9 @@ class Mechanism:
     actions: tuple[ActionField, ...] = ()
     step: StepFunction | None = field(default=None, repr=False)
     step_reference: StepReference | None = field(default=None, repr=False)
-    init: Callable[[Any, int, int], State] | None = field(default=None, repr=False)  # None: declared initials
+    # (config, markets, n, draws) -> the initial state; None: the declared initials. ``draws`` are market-keyed
+    # uniforms (mecharena.core.seeding.Draws): a random initial state is the same whatever the batch split.
+    init: Callable[[Any, int, int, Draws], State] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         check_declaration(self.name, self.state, self.actions)
@@ -137,6 +141,9 @@ class Mechanism:
                 raise ConfigError(f"mechanism {self.name}: declares state, actions, a step_reference or an init but "
                                   f"no step")
             return  # a kernel and a reference: the plug-in loader and the checker hold them to their signatures
+        if self.init is not None and _positional(self.init) != 4:
+            raise ConfigError(f"mechanism {self.name}: init must take (config, markets, n, draws), got "
+                              f"{_positional(self.init)} positional parameters")
         if self.step_reference is None:
             raise ConfigError(f"mechanism {self.name}: a step needs a step_reference (one market in plain Python, "
                               f"the checker's oracle)")
@@ -149,11 +156,18 @@ class Mechanism:
     def stateful(self) -> bool:
         return self.step is not None
 
-    def initial(self, config: Any, markets: int, n: int) -> State:
-        """The state at the start of an episode of ``markets`` markets of ``n`` seats ({} when stateless)."""
+    def initial(self, config: Any, markets: int, n: int, draws: Draws | None = None) -> State:
+        """The state at the start of an episode of ``markets`` markets of ``n`` seats ({} when stateless).
+
+        ``draws``: the episode's market-keyed draws for ``init`` (:func:`mechanism_draws`); without them
+        (a kernel called alone, the checker), those of seed 0 with the call's markets counted from 0.
+        """
         if not self.stateful:
             return {}
-        state = initial_state(self.state, markets, n) if self.init is None else self.init(config, markets, n)
+        if self.init is None:
+            state = initial_state(self.state, markets, n)
+        else:
+            state = self.init(config, markets, n, draws if draws is not None else mechanism_draws(0, 0, markets))
         return check_state(self.name, self.state, state, markets, n, "init returned")
 
     def _first_round(self, config: Any, values: FloatArray, bids: FloatArray, priority: FloatArray,
@@ -179,6 +193,16 @@ class Mechanism:
                 f"got {type(config).__name__}"
             )
         return self.config_model.build(**config)
+
+
+def mechanism_draws(seed: int, start: int, markets: int) -> Draws:
+    """The draws a stateful mechanism's ``init`` gets for markets ``start .. start + markets - 1`` of an episode."""
+    return Draws(seed, ("mechanism",), start, markets)
+
+
+def _positional(function: Callable) -> int:
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return sum(p.kind in kinds for p in inspect.signature(function).parameters.values())
 
 
 def _as_float(name: str, array: Any) -> FloatArray:

@@ -24,7 +24,7 @@ import numpy as np
 from mecharena.core.errors import ConfigError, MechArenaError
 from mecharena.core.seeding import generator
 from mecharena.core.types import FloatArray
-from mecharena.mechanisms.base import PROPERTIES, MarketSpec, Mechanism, Outcome, Step, advance, clear
+from mecharena.mechanisms.base import PROPERTIES, MarketSpec, Mechanism, Outcome, Step, advance, clear, mechanism_draws
 from mecharena.mechanisms.schema import HELD_EVENTS, State
 
 TOL = 1e-9
@@ -34,11 +34,14 @@ FLAGS = ("valid", "participated")
 
 #: Checks of a mechanism that keeps state, run over :data:`STEPS` rounds from its initial state (with random
 #: actions beyond bids, some outside their declared ranges).
+SPLIT_SEED = 11  # the episode seed of the initial states the checker compares across a batch split
 STATE_CHECKS: dict[str, str] = {
     "state_schema": "init and every step return exactly the declared state fields, float64 of the declared shapes, "
                     "finite; events are finite arrays with a leading markets axis",
     "state_unchanged": "a step leaves the state it was given unchanged (it returns a new one)",
     "step_deterministic": "two identical steps give identical states, outcomes and events",
+    "init_batch_split": "the initial state of a block of markets is those markets' rows of the whole batch's "
+                        "(init draws keyed by market: the same whatever the split)",
     "step_batch_split": "stepping a sub-batch (its rows of the state too) gives the same rows",
     "step_reference": "the batched step equals the scalar step_reference market by market: state, outcome, events",
     "held_money": "money held for identities is conserved: held' = held + deposited - released - forfeited, each "
@@ -286,8 +289,13 @@ def _run_steps(case: _Case, spec: MarketSpec, rng: np.random.Generator, markets:
     """The :data:`STATE_CHECKS` over :data:`STEPS` rounds from the initial state."""
     mechanism, config, n = case.mechanism, case.config, case.n
     with case.check("state_schema"):
-        state = mechanism.initial(config, markets, n)
+        state = mechanism.initial(config, markets, n, mechanism_draws(SPLIT_SEED, 0, markets))
     half = markets // 2
+    with case.check("init_batch_split"):
+        tail = mechanism.initial(config, markets - half, n, mechanism_draws(SPLIT_SEED, half, markets - half))
+        if differs := [k for k in state if not np.array_equal(state[k][half:], tail[k])]:
+            raise case.fail("init_batch_split", f"the initial {differs} of markets {half}.. differ when they are "
+                                                f"initialised alone (draw from init's draws, keyed by market)")
     for _ in range(STEPS):
         values = random_values(spec, rng, markets, n)
         bids = random_bids(spec, rng, np.asarray(mechanism.truthful(config, values, spec), dtype=np.float64))

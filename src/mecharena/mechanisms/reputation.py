@@ -102,8 +102,8 @@ ACTIONS = (
 )
 
 
-def init(config: ReputationConfig, markets: int, n: int) -> dict:
-    """No evidence, no listing yet, every score at the prior mean."""
+def init(config: ReputationConfig, markets: int, n: int, draws: Any) -> dict:
+    """No evidence, no listing yet, every score at the prior mean (nothing drawn)."""
     zeros = np.zeros((markets, n))
     return {"positive": zeros, "negative": zeros.copy(), "listings": zeros.copy(),
             "score": np.full((markets, n), config.prior_mean)}

@@ -41,6 +41,7 @@ from mecharena.agents.population import Population
 from mecharena.agents.values import ValueDistribution
 from mecharena.core.errors import ConfigError
 from mecharena.core.seeding import market_uniforms
+from mecharena.mechanisms.base import mechanism_draws
 from mecharena.core.types import BoolArray, FloatArray, IntArray
 from mecharena.mechanisms import REGISTRY as MECHANISMS
 from mecharena.mechanisms.base import MarketSpec, Mechanism, Outcome, advance
@@ -169,8 +170,9 @@ def initial_state(episode: Episode) -> LoopState:
     n = episode.population.size
     channel_state = None if episode.channels is None else talk.initial_state(episode.channels, episode.markets, n)
     ctx = episode.context
+    draws = mechanism_draws(episode.seed, episode.start, episode.markets)
     return LoopState(0, states, np.ones((episode.markets, n), dtype=bool), channel_state,
-                     ctx.mechanism.initial(ctx.config, episode.markets, n))
+                     ctx.mechanism.initial(ctx.config, episode.markets, n, draws))
 
 
 def _gather_actions(episode: Episode, state: LoopState, values: FloatArray) -> tuple[list[Action], Action]:
