@@ -43,6 +43,17 @@ def test_a_policy_that_overbids_on_a_streak_is_described_as_doing_so(loyalty):
                          seed=1) == "bids its value"
 
 
+def test_a_behaviour_that_depends_on_two_conditions_names_both(loyalty):
+    """A multiplier raised by 0.5 on a streak and by 0.3 in the last round (the seat told the horizon): four
+    bids, two conditions, one inside the other."""
+    both = weights("loyalty_discount", g_own_streak=0.5, g_final=0.3)
+    assert describe_play(loyalty, policy_deviation(both, horizon=5), seed=1) == (
+        "if streak = 1: (if in the last round: bids 1.80x value, else bids 1.50x value), "
+        "else (if in the last round: bids 1.30x value, else bids its value)")
+    untold = describe_play(loyalty, policy_deviation(both), seed=1)  # horizon unknown: final is never 1
+    assert untold == "if streak = 1: bids 1.50x value, else bids its value"
+
+
 def test_taking_part_is_named_only_where_it_is_not_always_with_a_value_threshold_where_one_explains_it(loyalty):
     late = weights("loyalty_discount", e_bias=-1.0, e_round=2.0)  # out in round 0, in from round 1
     assert describe_play(loyalty, policy_deviation(late), seed=1) == ("bids its value; if in round 0: stays out, "

@@ -113,7 +113,7 @@ def test_rediscovers_reserve_sniping():
     assert found.fresh.mean >= 0.9 * family.fresh.mean, (found.fresh, family.fresh)
     assert found.fresh.lo > 0  # the truthful start gains exactly 0 (test_default_policy_is_truthful_and_always_in)
     ctx = Cell.model_validate(SNIPE.model_dump()).episode().context
-    state = init(ctx, None, 1, type("D", (), {"markets": 101})())
+    state = init(ctx, PolicyParams(), 1, type("D", (), {"markets": 101})())
     values = np.linspace(0.6, 1.0, 101)[:, None]
     bids, enter = decide(found.weights, features(ctx, state, values), values, ctx.spec.action_high)
     assert enter.all() and 0.5 <= np.median(bids) <= 0.6, bids.ravel()
@@ -145,9 +145,9 @@ def test_the_policy_maps_features_to_the_mechanisms_declared_actions(isolated_re
 
     plugins.load("examples/plugins/token_incentive.py")
     token = mechanisms.get("token_rewards")
-    assert feature_names(token) == (*FEATURES, "round", "own_escrow")  # it keeps state: the end game, its escrow
-    wide = np.eye(F + 2)[0]
-    assert start_point(Cell(mechanism="token_rewards", population="contributor:2")).size == 4 * (F + 2)
+    assert feature_names(token) == (*FEATURES, "round", "own_escrow", "final")  # it keeps state: its escrow, the end
+    wide = np.eye(F + 3)[0]
+    assert start_point(Cell(mechanism="token_rewards", population="contributor:2")).size == 4 * (F + 3)
     np.testing.assert_array_equal(start_weights(token), np.concatenate([wide, 0 * wide, wide, 0 * wide]))
     unlock = np.concatenate([TRUTHFUL, np.eye(F)[0]])
     config = {"vesting": 0.5, "early_unlock_fee": 0.25, "emission": 100.0}

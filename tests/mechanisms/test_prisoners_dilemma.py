@@ -117,22 +117,30 @@ def test_bad_payoffs_and_an_odd_market_are_refused_naming_the_rule():
         list(play(cell.episode(), 1))
 
 
-def test_the_policy_search_discovers_that_forgiving_pays_against_tit_for_tat_under_noise():
+def test_the_policy_search_discovers_forgiveness_and_the_end_game_against_tit_for_tat_under_noise():
     """No strategy named: against a tit-for-tat partner and noise 0.05, the policy search (which sees the move it
-    saw) learns to cooperate even after seeing a defection, which ends the echo of retaliation. Unconditional
-    cooperation earns R (1 - noise) + S noise a round after the first, 0.233 per round more than tit-for-tat
-    does in its seat over 20 rounds (the exact chain); the search reaches at least 90% of that."""
+    saw) learns to cooperate even after seeing a defection, which ends the echo of retaliation, and to defect in
+    the last round, which nothing can punish. Unconditional cooperation earns R (1 - noise) + S noise a round
+    after the first, 0.233 per round more than tit-for-tat does in its seat over 20 rounds (the exact chain);
+    backward induction against tit-for-tat (long_horizon's Bellman value) earns 0.331 more. The search reaches
+    at least 90% of the induction's gain, and its interval holds no more than the induction's value."""
     noise, rounds = 0.05, 20
     cell = Cell(mechanism="prisoners_dilemma", config={"noise": noise}, population="tit_for_tat:2", rounds=rounds)
     found = policy_search(cell, seed=0, generations=25, markets=200, eval_markets=2000)
-    forgiving = (R + (rounds - 1) * (R * (1 - noise) + S * noise)) / rounds - expected_payoffs(noise, 0.0, rounds).mean()
+    honest = expected_payoffs(noise, 0.0, rounds).mean()
+    forgiving = (R + (rounds - 1) * (R * (1 - noise) + S * noise)) / rounds - honest
     assert forgiving == pytest.approx(0.2331, abs=1e-4)
-    assert found.fresh.mean >= 0.9 * forgiving and found.fresh.lo <= forgiving + 0.1, found.fresh
+    _, value = plan(DilemmaConfig(noise=noise), LongHorizonParams(horizon=rounds))
+    induction = value[0, 1] / rounds - honest
+    assert induction == pytest.approx(0.331, abs=1e-3)
+    assert found.fresh.mean >= 0.9 * induction and found.fresh.lo <= induction, (found.fresh, induction)
+    assert "if in the last round: takes part in" in found.description, found.description  # a bid is P(cooperate)
     play_cell = cell.model_copy(update={"population": f"{found.deviation.agent_spec}:1,tit_for_tat:1", "markets": 2000})
     records = list(play(play_cell.episode(), rounds))
     after_defection = np.concatenate([after.events["cooperated"][:, 0][before.next_state["seen"][:, 0] == 0]
                                       for before, after in zip(records, records[1:], strict=False)])
     assert after_defection.size > 500 and after_defection.mean() > 0.9  # it forgives what it saw
+    assert records[-1].events["cooperated"][:, 0].mean() < 0.1  # and defects when no round is left to punish it
 
 
 def _seat0(noise: float, spec: str, rounds: int = 20, markets: int = 3000) -> np.ndarray:

@@ -138,7 +138,7 @@ def test_a_policy_sees_its_own_score_and_the_round():
     """Features of a stateful market: the round and the seat's own state after last round. A policy whose
     quality is its own score delivers, each round, the score it had after the previous one."""
     names = feature_names(REPUTATION)
-    assert names[-5:] == ("round", "own_positive", "own_negative", "own_listings", "own_score")
+    assert names[-6:] == ("round", "own_positive", "own_negative", "own_listings", "own_score", "final")
     width = len(names)
     weights = start_weights(REPUTATION)
     weights[3 * width:4 * width] = 0.0
@@ -153,8 +153,8 @@ def test_a_policy_sees_its_own_score_and_the_round():
 
 def test_a_policy_with_a_weight_count_the_market_cannot_read_is_refused_naming_the_counts():
     cell = Cell(mechanism="reputation", markets=4, population=f"policy(w={'/'.join(['0'] * 33)}):1,truthful:2")
-    with pytest.raises(ConfigError, match=r"^policy: w holds 33 weights; reputation takes 30 or 45 or 60 or 90 \(15 "
-                                          r"features: bias, .*own_score; action fields: quality, reenter, fakes\)$"):
+    with pytest.raises(ConfigError, match=r"^policy: w holds 33 weights; reputation takes 30 or 48 or 60 or 96 \(16 "
+                                          r"features: bias, .*own_score, final; action fields: quality, reenter, fakes\)$"):
         list(play(cell.episode(), 1))
 
 

@@ -27,7 +27,7 @@ CASES = Path(__file__).resolve().parents[2] / "examples" / "plugins" / "planted"
 PLUGIN = CASES / "loyalty_discount.py"
 N, ROUNDS, DISCOUNT = 4, 6, 0.3
 # each case: its flawed setting, and what a description of the exploit must say (the flaw, in the play's words)
-FLAWS = {"loyalty_discount": ("discount", r"if streak = 1: bids 1\.[3-5]\dx value"),
+FLAWS = {"loyalty_discount": ("discount", r"if streak = 1: (\(if in the last round: )?bids 1\.[2-5]\dx value"),
          "buyer_protection": ("refund", r"bids 1\.[3-5]\dx value.*; claim = 1")}
 
 
@@ -110,8 +110,8 @@ def test_buyer_protection_closed_form_and_a_hand_played_exploit():
     layout_size = start_weights(mechanisms.get("buyer_protection")).size // 4  # features per map
     w = np.zeros(4 * layout_size)
     w[0] = w[2 * layout_size] = w[3 * layout_size] = 1.0  # multiplier 1, always in, claim 1
-    w[layout_size - 1] = 1 / phi - 1  # the multiplier grows by 1/phi - 1 once registered (the last feature)
-    assert feature_names(mechanisms.get("buyer_protection"))[-1] == "own_registered"
+    w[layout_size - 2] = 1 / phi - 1  # the multiplier grows by 1/phi - 1 once registered (the feature before final)
+    assert feature_names(mechanisms.get("buyer_protection"))[-2:] == ("own_registered", "final")
     gain = Scorer(target).score(policy_deviation(w), seed=3, markets=20_000, rounds=6)
     assert gain.lo <= 0.06 <= gain.hi, gain
 

@@ -21,9 +21,12 @@ market keeps hidden is 0:
 ====  =============  ===================================================================================
 
 A mechanism that keeps state across rounds (:mod:`mecharena.mechanisms.schema`) adds features: ``round``
-(rounds played so far: an end game needs it) and, for each per-seat state field, the seat's own entry
-after last round (``own_NAME``; its initial value at first): a seller's score, an identity's escrow. A
-seat always knows its own state; F is then 11 plus the number of per-seat fields.
+(rounds played so far), for each per-seat state field the seat's own entry after last round (``own_NAME``;
+its initial value at first: a seller's score, an identity's escrow), and ``final`` (1 in the episode's last
+round, where the seat knows its ``horizon``; 0 where it does not). An end game is a step: ``final`` makes
+one with a weight of one action's size, where a step in ``round`` at round 19 of 20 needs a weight on the
+bias 19 times as large. A seat always knows its own state; F is then 12 plus the number of per-seat fields
+(weights without ``final``, from before it existed, still play: it weighs 0).
 
 Three linear maps of the features, 3 x F weights in the spec (``w``, separated by '/'; 30 for a stateless
 mechanism): a multiplier ``g = a . f``, an offset ``c = b . f`` and an entry score ``e . f``. The seat
@@ -74,7 +77,7 @@ def feature_names(mechanism: Mechanism) -> tuple[str, ...]:
     """The features a seat sees in ``mechanism``'s markets (see the module docstring)."""
     if not mechanism.stateful:
         return FEATURES
-    return (*FEATURES, "round", *(f"own_{f.name}" for f in mechanism.state if f.per == "seat"))
+    return (*FEATURES, "round", *(f"own_{f.name}" for f in mechanism.state if f.per == "seat"), "final")
 
 
 def parse_weights(text: str) -> FloatArray:
@@ -108,6 +111,8 @@ class PolicyParams(StrictModel):
     w: str = Field(format_weights(TRUTHFUL),
                    description=f"{WEIGHTS} weights separated by '/': multiplier, offset and entry maps over "
                                f"{F} features, and {F} more per action field the mechanism declares")
+    horizon: int = Field(0, ge=0, le=100_000, description="rounds of the episode, known to the seat (0: unknown); "
+                                                          "a market that keeps state shows it its final round")
 
     @classmethod
     def build(cls, **fields: object) -> "PolicyParams":
@@ -140,6 +145,7 @@ class PolicyState:
     was_in: FloatArray  # (B, S)
     round: int = 0
     own: FloatArray | None = None  # (B, S, k)  the seat's per-seat mechanism state; None: stateless
+    horizon: int = 0  # rounds of the episode as the seat knows them (0: unknown)
 
 
 def _own(mechanism: Mechanism, state: dict[str, FloatArray], shape: tuple[int, int]) -> FloatArray | None:
@@ -154,7 +160,7 @@ def init(context: MarketContext, params: PolicyParams, seats: int, draws: Draws)
     require_one_bid(context, "policy")
     zeros = np.zeros((draws.markets, seats))
     own = _own(context.mechanism, initial_own_state(context, draws), zeros.shape)
-    return PolicyState(zeros, zeros, zeros, zeros, zeros, np.ones_like(zeros), 0, own)
+    return PolicyState(zeros, zeros, zeros, zeros, zeros, np.ones_like(zeros), 0, own, params.horizon)
 
 
 def lead(values: FloatArray) -> FloatArray:
@@ -178,19 +184,21 @@ def features(context: MarketContext, state: PolicyState, values: FloatArray) -> 
             state.rival_bid, state.was_in, lead(values)]
     if state.own is None:
         return np.stack(base, axis=2)
-    return np.concatenate([np.stack([*base, ones * state.round], axis=2), state.own], axis=2)
+    final = float(state.round == state.horizon - 1)
+    return np.concatenate([np.stack([*base, ones * state.round], axis=2), state.own, ones[:, :, None] * final], axis=2)
 
 
 def layout(mechanism: Mechanism, weights: FloatArray) -> tuple[int, int]:
     """(features per map, action fields weighted) of ``weights`` for ``mechanism``: 3 maps over its features,
     then none or every declared action field. Weights over the F = 10 features of a stateless market
-    also play a stateful one (its extra features weigh 0).
+    also play a stateful one (its extra features weigh 0), and so do weights without ``final``.
 
     Raises:
         ConfigError: another count, naming what the mechanism takes.
     """
     declared = len(mechanism.actions)
-    for width in dict.fromkeys((len(feature_names(mechanism)), F)):
+    full = len(feature_names(mechanism))
+    for width in dict.fromkeys((full, full - 1 if mechanism.stateful else full, F)):
         for extra in (0, declared):
             if weights.size == (3 + extra) * width:
                 return width, extra

@@ -4,11 +4,14 @@ A searched policy is 30 or more weights; what it does is in its decisions. :func
 the deviation, pools the deviators' decisions over markets and rounds, and says for each output
 (the bid as a line in the value where it bids, when it takes part (bids > 0: a value threshold where
 one explains the decisions), each declared action field) what it does, split by the one
-condition that changes it most: round 0 or later, having won the round before, or a per-seat field
+condition that changes it most: round 0 or later, the last round, having won the round before, or a per-seat field
 of the mechanism's state being set (e.g. ``registered = 1``, ``strikes > 0``). A split is named only
 where both sides hold MIN_SHARE of the decisions and differ by more than the output's tolerance, so a
-policy that ignores every condition reads as one clause per output. Only the strongest single
-condition is named: a behaviour that depends on two at once reads as its stronger half.
+policy that ignores every condition reads as one clause per output. Each side of a split may split
+again by another condition (DEPTH levels) where that changes the output by more than NESTED_GAP
+tolerances (an inner clause costs the reader more words), so a behaviour that depends on two conditions
+reads as both: "if streak = 1: (if in the last round: bids 1.80x value, else bids 1.50x value), else bids its
+value".
 """
 
 from dataclasses import dataclass
@@ -27,6 +30,8 @@ BID_TOL = 0.02  # fitted bids within this of each other (at the 10th and 90th va
 RATE_TOL = 0.1  # entry rates within this read the same
 THRESHOLD_FIT = 0.95  # a value threshold names entry where it explains this share of the decisions
 FIELD_TOL = 0.05  # action fields whose means differ by less than this share of their range read the same
+DEPTH = 2  # conditions named one inside the other at most
+NESTED_GAP = 2.0  # an inner split is named where it changes the output by more than this many tolerances
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +63,7 @@ def decisions(target: Cell, deviation: Deviation, *, seed: int, markets: int, ro
                **{f"state {k}": record.state[k][:, seats] for k in sorted(declared & record.state.keys())}}
         if rounds > 1:
             row["cond in round 0"] = np.full(row["bid"].shape, record.round == 0)
+            row["cond in the last round"] = np.full(row["bid"].shape, record.round == rounds - 1)
             row["cond it won the round before"] = won_before
         won_before = record.outcome.allocation[:, seats] > 0
         for key, x in row.items():
@@ -72,10 +78,13 @@ def decisions(target: Cell, deviation: Deviation, *, seed: int, markets: int, ro
                      {k[6:]: v for k, v in flat.items() if k.startswith("field ")}, conditions)
 
 
-def _split(d: Decisions, within: BoolArray, gap) -> tuple[str, BoolArray] | None:
-    """The condition that changes ``gap(side, other side)`` most among ``within``, if above 1 (else None)."""
-    best, chosen = 1.0, None
+def _split(d: Decisions, within: BoolArray, gap, used: tuple[str, ...] = ()) -> tuple[str, BoolArray] | None:
+    """The condition (other than ``used``) that changes ``gap(side, other side)`` most among ``within``, if above 1
+    (NESTED_GAP inside another split; else None)."""
+    best, chosen = (NESTED_GAP if used else 1.0), None
     for label, cond in d.conditions.items():
+        if label in used:
+            continue
         yes, no = within & cond, within & ~cond
         if min(yes.sum(), no.sum()) >= MIN_SHARE * within.sum() and min(yes.sum(), no.sum()) >= 2:
             g = gap(yes, no)
@@ -84,13 +93,18 @@ def _split(d: Decisions, within: BoolArray, gap) -> tuple[str, BoolArray] | None
     return chosen
 
 
-def _clause(d: Decisions, within: BoolArray, say, gap) -> tuple[str, bool]:
-    """``say`` of the decisions ``within``, split by the condition that changes it most; and whether it split."""
-    found = _split(d, within, gap)
+def _clause(d: Decisions, within: BoolArray, say, gap, used: tuple[str, ...] = ()) -> tuple[str, bool]:
+    """``say`` of the decisions ``within``, split by the condition that changes it most and each side again, DEPTH
+    levels deep; and whether it split."""
+    found = None if len(used) == DEPTH else _split(d, within, gap, used)
     if found is None:
         return say(within), False
     label, cond = found
-    return f"if {label}: {say(within & cond)}, else {say(within & ~cond)}", True
+    sides = []
+    for side in (within & cond, within & ~cond):
+        words, split = _clause(d, side, say, gap, (*used, label))
+        sides.append(f"({words})" if split else words)
+    return f"if {label}: {sides[0]}, else {sides[1]}", True
 
 
 def _line(d: Decisions, among: BoolArray) -> tuple[float, float]:

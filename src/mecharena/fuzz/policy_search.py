@@ -106,9 +106,16 @@ class PolicyFound:
                 "description": self.description}
 
 
-def policy_deviation(weights: FloatArray, deviators: int = 1) -> Deviation:
-    """The ``policy`` deviation playing ``weights``."""
-    return Deviation(FAMILY, (("w", format_weights(weights)),), deviators)
+def policy_deviation(weights: FloatArray, deviators: int = 1, horizon: int = 0) -> Deviation:
+    """The ``policy`` deviation playing ``weights``, knowing the episode's ``horizon`` (0: not told)."""
+    told = (("horizon", horizon),) if horizon else ()
+    return Deviation(FAMILY, (("w", format_weights(weights)), *told), deviators)
+
+
+def known_horizon(target: Cell, rounds: int) -> int:
+    """The horizon the search tells its policy: the rounds it plays where the market keeps state (its policy
+    sees its ``final`` round there), else 0."""
+    return rounds if mechanisms.get(target.mechanism).stateful else 0
 
 
 def check_settings(generations: int, population: int, markets: int, rounds: int, eval_markets: int,
@@ -159,7 +166,8 @@ def applies(target: Cell, deviators: int, rounds: int) -> str | None:
     if rounds < 2:
         return f"the policy search needs repeated rounds (rounds >= 2), got {rounds}"
     try:
-        Scorer(target).score(policy_deviation(start_point(target), deviators), seed=0, markets=2, rounds=2)
+        Scorer(target).score(policy_deviation(start_point(target), deviators, known_horizon(target, 2)), seed=0,
+                             markets=2, rounds=2)
     except MechArenaError as exc:
         return str(exc)
     return None
@@ -230,7 +238,7 @@ def policy_search(target: Cell, *, seed: int, deviators: int = 1, generations: i
                                         store=None if store is None else (Path(store), header))
     weights, search_gain = polish(scorer, weights, search_gain, deviators=deviators, seed=search_seed, markets=markets,
                                   rounds=rounds)
-    deviation = policy_deviation(weights, deviators)
+    deviation = policy_deviation(weights, deviators, known_horizon(target, rounds))
     fresh = scorer.score(deviation, seed=fresh_seed, markets=eval_markets, rounds=rounds)
     said = describe_play(target, deviation, seed=fresh_seed, markets=min(eval_markets, DESCRIBE_MARKETS), rounds=rounds)
     return PolicyFound(deviation, weights, search_gain, fresh, done, seed, said)
@@ -249,12 +257,14 @@ def polish(scorer: Scorer, weights: FloatArray, gain: Gain, *, deviators: int, s
     """
     mechanism = mechanisms.get(scorer.target.mechanism)
     width, extra = layout(mechanism, weights)
+    horizon = known_horizon(scorer.target, rounds)
 
     def trial(candidate: FloatArray) -> None:
         nonlocal weights, gain
         candidate = parse_weights(format_weights(np.clip(candidate, -BOUND, BOUND)))
         if not np.array_equal(candidate, weights):
-            scored = scorer.score(policy_deviation(candidate, deviators), seed=seed, markets=markets, rounds=rounds)
+            scored = scorer.score(policy_deviation(candidate, deviators, horizon), seed=seed, markets=markets,
+                                  rounds=rounds)
             if scored.mean > gain.mean:
                 weights, gain = candidate, scored
 
@@ -297,6 +307,7 @@ def evolve(scorer: Scorer, *, deviators: int, search_seed: int, cma_seed: int, g
     if path is not None and not path.exists():
         path.write_text(json.dumps({"header": header}) + "\n")
     bounds = np.tile([-BOUND, BOUND], (start.size, 1))
+    horizon = known_horizon(scorer.target, rounds)
     width, _ = layout(mechanisms.get(scorer.target.mechanism), start)
     scale = np.where(np.arange(start.size) < 3 * width, 1.0, max(FIELD_SIGMA / math.sqrt(width) / sigma, 1.0))
     scale /= np.resize(feature_sizes(scorer.target, rounds, search_seed)[:width], start.size)
@@ -315,7 +326,7 @@ def evolve(scorer: Scorer, *, deviators: int, search_seed: int, cma_seed: int, g
         else:
             scored = []
             for c in candidates:
-                deviation = policy_deviation(c, deviators)
+                deviation = policy_deviation(c, deviators, horizon)
                 scored.append(scorer.score(deviation, seed=search_seed, markets=markets, rounds=rounds))
                 if on_candidate is not None:
                     on_candidate(deviation, scored[-1])
@@ -331,6 +342,6 @@ def evolve(scorer: Scorer, *, deviators: int, search_seed: int, cma_seed: int, g
             best = (float(gains[top]), candidates[top], scored[top])
     _, weights, search_gain = best
     if search_gain is None:  # the best came from a stored generation
-        search_gain = scorer.score(policy_deviation(weights, deviators), seed=search_seed, markets=markets,
+        search_gain = scorer.score(policy_deviation(weights, deviators, horizon), seed=search_seed, markets=markets,
                                    rounds=rounds)
     return tuple(done), weights, search_gain
