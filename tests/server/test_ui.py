@@ -345,6 +345,44 @@ def test_a_stateful_exploit_shows_each_seats_actions_and_state_round_by_round(cl
     assert row.endswith(f"<td>{fmt(tasks[0][0])}</td>")  # the deviator's tasks after round 2, as recorded
 
 
+def test_a_recorded_ledger_shows_a_market_round_by_round_with_each_seats_actions_and_state(tmp_path):
+    """``simulate --ledger`` of the reputation marketplace (scores, listings and ratings per seat; quality, re-entry
+    and fakes as actions): the run page shows the chosen market's rounds, every seat's declared actions and state
+    after each round as the ledger recorded them; a market the ledger lacks is a 422 page naming the range."""
+    from typer.testing import CliRunner
+
+    from mecharena.cli import app
+    from mecharena.ledger import connect
+
+    runs = tmp_path / "runs"
+    recorded = CliRunner().invoke(app, ["simulate", "--mechanism", "reputation", "--population", "truthful:3",
+                                        "--markets", "5", "--rounds", "4", "--seed", "2", "--ledger", str(runs / "rep"),
+                                        "--json"])
+    assert recorded.exit_code == 0, recorded.output
+    client = TestClient(build_app(runs, Path("nowhere")), raise_server_exceptions=False)
+    first = client.get("/runs/rep")
+    assert first.status_code == 200 and "<h2>Rounds: market 0</h2>" in first.text
+    page = client.get("/runs/rep", params={"market": 3})
+    assert page.status_code == 200
+    clean(page)
+    timeline = page.text[page.text.index("<div id='timeline'>"):]
+    assert timeline.count("<div class='round'") == 4
+    for column in ("action quality", "action reenter", "action fakes", "state score", "state listings"):
+        assert timeline.count(f">{column}</th>") == 4, column
+    con = connect(runs / "rep")
+    score = con.execute("SELECT state_score FROM events WHERE market = 3 AND round = 3 ORDER BY seat").fetchall()
+    con.close()
+    last = timeline[timeline.index("data-round='3'"):]
+    head = last[last.index("<thead>"):last.index("</thead>")]
+    column = re.findall(r"<th[^>]*>([^<]*)</th>", head).index("state score")
+    seat2 = re.findall(r"<tr class='seat'>(.*?)</tr>", last)[2]
+    assert re.findall(r"<td[^>]*>([^<]*)</td>", seat2)[column] == fmt(score[2][0])  # as recorded
+    for market, message in (("5", "market must be in [0, 4] (the ledger has 5 markets), got 5"),
+                            ("x", "market must be an integer, got 'x'")):
+        bad = client.get("/runs/rep", params={"market": market})
+        assert bad.status_code == 422 and errors(bad.text) == [message], bad.text
+
+
 def test_exploit_errors_are_pages(client, report):
     unknown = client.get("/exploits/ffffffffffff")
     assert unknown.status_code == 404

@@ -264,6 +264,10 @@ class ResultStore:
         """The ``meta`` table as a dict."""
         return dict(self.connection.execute("SELECT name, value FROM meta").fetchall())
 
+    def finished(self) -> int:
+        """Number of finished cells (rows of ``results``)."""
+        return self.connection.execute("SELECT count(*) FROM results").fetchone()[0]
+
     def plan_size(self) -> int:
         """Number of cells in the latest plan (finished or not)."""
         return self.connection.execute("SELECT count(*) FROM plan").fetchone()[0]

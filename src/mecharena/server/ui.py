@@ -72,6 +72,7 @@ from mecharena.fuzz.score import agent_seats
 from mecharena.ledger import connect as connect_ledger
 from mecharena.ledger import read_meta
 from mecharena.ledger.meta import META_FILE, LedgerError, LedgerMeta
+from mecharena.ledger.queries import market_messages, market_rounds, utility_by_market
 from mecharena.report.data import Results, group, load_results, pooled
 from mecharena.report.tables import number
 from mecharena.runner.store import DATABASE, ResultsError, ResultStore
@@ -234,7 +235,7 @@ def inspect_run(directory: Path) -> RunStatus:
     locked = False
     try:
         with readable(directory) as (source, locked), ResultStore.open(source) as store:
-            done = store.connection.execute("SELECT count(*) FROM results").fetchone()[0]
+            done = store.finished()
             planned = store.plan_size()
     except Exception as exc:  # noqa: BLE001 - a snapshot of a file being written may be torn; anything else is corrupt
         if locked or _locked(exc):
@@ -462,14 +463,18 @@ class Dashboard:
                 return load_results(source), locked
         return self.cache.get(("results", str(directory.resolve()), _stamp(directory)), make)
 
-    def comparison_page(self, name: str, metric: str | None) -> HTMLResponse:
+    def comparison_page(self, name: str, metric: str | None, market: str | None = None) -> HTMLResponse:
         directory = self.run_directory(name)
         if directory is None:
             return self.run_not_found(name)
         status = inspect_run(directory)
         title = f"<h1>{esc(name)}</h1>"
         if status.status == "ledger":
-            return page(name, title + self._ledger(directory))
+            try:
+                return page(name, title + self._ledger(directory) + self._ledger_rounds(name, directory, market))
+            except MarketError as exc:
+                first = f"<p><a href='/runs/{esc(urllib.parse.quote(name))}'>the first market</a></p>"
+                return error_page(422, name, str(exc), first)
         if status.status == "corrupt" and not (directory / DATABASE).exists():  # a ledger with bad metadata
             return page(name, f"{title}<div class='error'>{esc(status.note)}</div>", 422)
         if status.status == "corrupt":
@@ -538,6 +543,39 @@ class Dashboard:
                 f"one simulation, not a sweep. Replay it (every outcome rebuilt from its events) with "
                 f"<code id='replay-command'>{esc(replay_command(directory))}</code>.</p>"
                 + table("ledger", ["field", "value"], rows))
+
+    def _ledger_rounds(self, name: str, directory: Path, market: str | None) -> str:
+        """Round by round, one market of a ledger (its first unless ``market``): bids, winners, payments and, for a
+        mechanism that keeps state, each seat's declared actions and its state after the round.
+
+        Raises:
+            MarketError: ``market`` is not an integer, or not a market of the ledger.
+        """
+        meta = read_meta(directory)
+        first, last = meta.start, meta.start + meta.markets - 1
+        chosen = first if market in (None, "") else market
+        try:
+            chosen = int(chosen)
+        except ValueError:
+            raise MarketError(f"market must be an integer, got {market!r}") from None
+        if not first <= chosen <= last:
+            raise MarketError(f"market must be in [{first}, {last}] (the ledger has {meta.markets} markets), "
+                              f"got {chosen}")
+        con = connect_ledger(directory)
+        try:
+            data, messages = market_rounds(con, chosen), market_messages(con, chosen)
+        finally:
+            con.close()
+        divs = "".join(f"<div class='round' data-round='{t}'><h3>Round {t}</h3><div class='ledgers'>"
+                       f"{self._ledger_round('recorded', 'as recorded', data[t], set(), messages.get(t, []))}</div></div>"
+                       for t in sorted(data))
+        form = (f"<form id='market-form' method='get' action='/runs/{esc(urllib.parse.quote(name))}'>"
+                f"<label for='market'>market ({first} to {last})</label> <input id='market' name='market' "
+                f"type='number' min='{first}' max='{last}' value='{chosen}'> "
+                "<button id='show-market' type='submit'>Show</button></form>")
+        return (f"<h2>Rounds: market {chosen}</h2><p class='note'>What each round of this market recorded; where the "
+                f"mechanism keeps state, each seat's declared actions and its state after the round.</p>{form}"
+                f"<div id='timeline'>{divs}</div>")
 
     @staticmethod
     def _overview(results: Results, status: RunStatus, locked: bool) -> str:
@@ -803,8 +841,8 @@ class Dashboard:
                 if not first <= market < first + count:
                     raise MarketError(f"market must be in [{first}, {first + count - 1}] (the trace has {count} "
                                       f"markets), got {market}")
-            data = {name: self._market_rows(con, market) for name, con in connections.items()}
-            messages = {name: self._messages(con, market) for name, con in connections.items()}
+            data = {name: market_rounds(con, market) for name, con in connections.items()}
+            messages = {name: market_messages(con, market) for name, con in connections.items()}
         finally:
             for con in connections.values():
                 con.close()
@@ -815,9 +853,12 @@ class Dashboard:
                 f"{hidden}<label for='market'>market ({first} to {first + count - 1})</label> <input id='market' "
                 f"name='market' type='number' min='{first}' max='{first + count - 1}' value='{market}'> "
                 "<button id='show-market' type='submit'>Show</button></form>")
+        titles = {"deviated": "with the deviation", "baseline": "without the deviation (baseline)"}
+        deviators = {name: {int(s) for s in np.flatnonzero(np.isin(owners[name], seats[name]))}  # and false names
+                     for name in ledgers}
         divs = []
         for t in rounds:
-            ledgers_html = "".join(self._ledger_round(name, data[name].get(t), owners[name], seats[name],
+            ledgers_html = "".join(self._ledger_round(name, titles[name], data[name].get(t), deviators[name],
                                                       messages[name].get(t, []))
                                    for name in ("deviated", "baseline"))
             divs.append(f"<div class='round' data-round='{t}'><h3>Round {t}</h3><div class='ledgers'>{ledgers_html}"
@@ -829,57 +870,17 @@ class Dashboard:
     @staticmethod
     def _telling_market(connections: dict, seats: dict, first: int, count: int) -> tuple[int, str]:
         """The market where the deviators gained most over the trace (the most telling one)."""
-        totals = {}
-        for name, con in connections.items():
-            seat_list = ", ".join(str(int(s)) for s in seats[name]) or "-1"
-            rows = con.execute(f"SELECT market, sum(utility) FROM events WHERE seat IN ({seat_list}) "
-                               "GROUP BY market").fetchall()
-            totals[name] = {int(m): float(u or 0.0) for m, u in rows}
+        totals = {name: utility_by_market(con, seats[name].tolist()) for name, con in connections.items()}
         gains = {m: totals["deviated"].get(m, 0.0) - totals["baseline"].get(m, 0.0) for m in range(first, first + count)}
         best = max(gains, key=lambda m: (gains[m], -m))
         return best, f"market {best} is where the deviators gained most ({fmt(gains[best])} over the trace)"
 
     @staticmethod
-    def _market_rows(con: Any, market: int) -> dict[int, dict[str, Any]]:
-        """Each round of one market: its totals and every seat, with the mechanism's declared actions and per-seat
-        state after the round (``action_NAME``, ``state_NAME`` columns of a stateful mechanism's ledger)."""
-        columns = [r[0] for r in con.execute("SELECT column_name FROM information_schema.columns WHERE "
-                                             "table_name = 'events' ORDER BY ordinal_position").fetchall()]
-        extra = [c for c in columns if c.startswith(("action_", "state_"))]
-        base = ["round", "seat", "owner", "value", "bid", "active", "valid", "allocation", "payment", "receipt",
-                "penalty", "utility"]
-        events = con.execute(f"SELECT {', '.join(base + extra)} FROM events WHERE market = ? ORDER BY round, seat",
-                             [market]).fetchall()
-        markets = con.execute("SELECT round, revenue, welfare, price FROM markets WHERE market = ? ORDER BY round",
-                              [market]).fetchall()
-        out: dict[int, dict[str, Any]] = {}
-        for t, revenue, welfare, price in markets:
-            out[int(t)] = {"revenue": revenue, "welfare": welfare, "price": price, "seats": []}
-        for row in events:
-            seat = dict(zip(base[1:], row[1:len(base)], strict=True))
-            seat["extra"] = dict(zip(extra, row[len(base):], strict=True))
-            out.setdefault(int(row[0]), {"revenue": None, "welfare": None, "price": None, "seats": []})["seats"].append(
-                seat)
-        return out
-
-    @staticmethod
-    def _messages(con: Any, market: int) -> dict[int, list[str]]:
-        """Messages per round, for ledgers that record them (auction ledgers do not)."""
-        names = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-        if "messages" not in names:
-            return {}
-        out: dict[int, list[str]] = {}
-        for row in con.execute("SELECT * FROM messages WHERE market = ? ORDER BY round", [market]).fetchall():
-            out.setdefault(int(row[0]), []).append(", ".join(str(x) for x in row[1:]))
-        return out
-
-    @staticmethod
-    def _ledger_round(name: str, data: dict[str, Any] | None, owner: np.ndarray, seats: np.ndarray,
+    def _ledger_round(name: str, title: str, data: dict[str, Any] | None, deviators: set[int],
                       messages: list[str]) -> str:
-        title = "with the deviation" if name == "deviated" else "without the deviation (baseline)"
+        """One round of one ledger (``name`` its CSS class), ``deviators``' seats highlighted."""
         if data is None:
             return f"<div class='ledger {name}'><h4>{title}</h4><p>not recorded</p></div>"
-        deviators = {int(s) for s in np.flatnonzero(np.isin(owner, seats))}  # own seats and their false names
         bids = ", ".join(f"seat {s['seat']}{'*' if s['seat'] in deviators else ''} {fmt(s['bid'])}"
                          for s in data["seats"] if s["active"])
         won = [s for s in data["seats"] if (s["allocation"] or 0) > 0]
@@ -1133,8 +1134,8 @@ def build_app(runs: Path, exploits: Path, *, policies: PolicyFactory | None = No
         return state.runs_page(refresh)
 
     @app.get("/runs/{name}", response_class=HTMLResponse)
-    def comparison(name: str, metric: str | None = None) -> HTMLResponse:
-        return state.comparison_page(name, metric)
+    def comparison(name: str, metric: str | None = None, market: str | None = None) -> HTMLResponse:
+        return state.comparison_page(name, metric, market)
 
     @app.get("/runs/{name}/figures/{kind}.png")
     def figure(name: str, kind: str, metric: str | None = None) -> Response:
