@@ -14,13 +14,8 @@ OpenAI-compatible server with a fixed rule (bid ``share`` x value), so the table
 """
 
 import contextlib
-import json
 import re
 import sys
-import tempfile
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +23,7 @@ import numpy as np
 
 from mecharena import agents, mechanisms, plugins
 from mecharena.fuzz.discover import decision_regret
+from mecharena.llm.stub import stub_provider
 from mecharena.metrics.run import structured_outcomes
 from mecharena.metrics.summary import mean_ci
 from mecharena.sim.loop import make_episode, play
@@ -36,39 +32,15 @@ MECHANISMS = ("first_price", "second_price")
 ROUNDS = 10
 
 
-@contextlib.contextmanager
-def scripted(share: float) -> Iterator[str]:
+def scripted(share: float) -> contextlib.AbstractContextManager[str]:
     """A provider config (a file path) for a stub server that bids ``share`` x the value its prompt states."""
 
-    class Rule(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            value = float(re.search(r"Your value for the item this round: ([0-9]+\.[0-9]+)",
-                                    body["messages"][-1]["content"]).group(1))
-            answer = {"thought": f"bid {share:g} x value", "tool": "none", "tool_bid": 0.0, "enter": True,
-                      "bid": round(share * value, 3)}
-            data = json.dumps({"id": "s", "object": "chat.completion", "created": 0, "model": body["model"],
-                               "choices": [{"index": 0, "finish_reason": "stop", "message": {
-                                   "role": "assistant", "content": json.dumps(answer)}}],
-                               "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    def rule(prompt: str) -> dict[str, Any]:
+        value = float(re.search(r"Your value for the item this round: ([0-9]+\.[0-9]+)", prompt).group(1))
+        return {"thought": f"bid {share:g} x value", "tool": "none", "tool_bid": 0.0, "enter": True,
+                "bid": round(share * value, 3)}
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Rule)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    config = Path(tempfile.mkdtemp()) / "scripted.json"
-    config.write_text(json.dumps({"backend": "openai", "model": "scripted", "retries": 0,
-                                  "base_url": f"http://127.0.0.1:{server.server_port}/v1"}))
-    try:
-        yield str(config)
-    finally:
-        server.shutdown()
+    return stub_provider(rule)
 
 
 def rows(name: str, config: str, rounds: int = ROUNDS) -> list[dict[str, Any]]:

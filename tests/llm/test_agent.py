@@ -325,10 +325,13 @@ def test_simulate_reports_how_the_llm_seats_structured_requests_ended(tmp_path, 
     ("mcafee", {"buyers": 2}, 0.3, True, "ask 0.3 below cost 0.6"),
     ("mcafee", {"buyers": 2}, 0.9, True, None),
     ("first_price", {}, -0.5, False, "outside the market's range"),
+    ("reputation", {}, 0.9, False, None),  # across rounds a price above value may pay: only the range is judged
+    ("reputation", {}, -0.5, False, "outside the market's range"),
 ])
 def test_an_action_that_cannot_pay_is_flagged_dominated(mechanism, config, bid, selling, flagged):
     """Value (or cost) 0.6: overbidding where a winner pays its bid or truthful bidding is dominant, an ask below
-    cost in a truthful double auction, or a bid the market cannot take."""
+    cost in a truthful double auction, or a bid the market cannot take (the only check in a market across
+    rounds)."""
     ctx = make_episode(mechanisms.get(mechanism), config, parse_population("truthful:4", REGISTRY), markets=1,
                        seed=0).context
     why = llm_agent.dominated(ctx, 0.6, bid, True, selling)

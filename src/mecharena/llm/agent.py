@@ -329,19 +329,23 @@ def run_tool(decision: BidDecision, context: MarketContext, memory: Memory, b: i
 
 # ----------------------------------------------------------------------------- acting
 def dominated(context: MarketContext, value: float, bid: float, enter: bool, selling: bool) -> str | None:
-    """Why an action of a market of one round is dominated, or None.
+    """Why an action is dominated, or None.
 
-    A bid outside the market's declared range cannot clear. A buyer's bid above its value cannot pay where
+    A bid outside the market's declared range cannot clear. In a market of one round, a buyer's bid above its
+    value cannot pay where
     a winner pays its own bid (first price, pay-as-bid, a Dutch clock) or where truthful bidding is dominant
     (the rule promises ``truthful`` for this config: second price, VCG, English, posted price...): winning
     on the excess costs more than the item is worth, and it never lowers the price. A seller's ask below its
-    cost is the mirror case in a truthful market. Elsewhere (a plug-in with discounts, a budget) overbidding
-    may pay, and nothing is flagged.
+    cost is the mirror case in a truthful market. Elsewhere (a plug-in with discounts, a budget, a market
+    across rounds, where winning now can open a discount or a registration later) overbidding may pay, and
+    only the range is judged.
     """
-    if not enter or context.mechanism.stateful:
+    if not enter:
         return None
     if not 0.0 <= bid <= context.spec.action_high:
         return f"bid {bid:g} is outside the market's range [0, {context.spec.action_high:g}]"
+    if context.mechanism.stateful:
+        return None
     truthful = "truthful" in context.mechanism.properties(context.config)
     if not selling and bid > value and (truthful or first_price_like(context)):
         rule = "truthful bidding is dominant" if truthful else "a winner pays its own bid"
@@ -385,10 +389,9 @@ def decide(provider: Provider, params: LLMParams, gen: GenerationParams, context
     fields = {a.name: float(getattr(decision, a.name)) for a in actions}
     notes.append({"step": step, "kind": "action", "text": json.dumps({"enter": enter, "bid": bid, **fields,
                                                                       "thought": decision.thought})})
-    if not mechanism.stateful:  # rationality: is the action one that cannot pay? (traced with every decision)
-        why = dominated(context, value, bid, enter, bool(context.selling[s]))
-        notes.append({"step": step, "kind": "rationality", "text": json.dumps({"dominated": why is not None,
-                                                                               "reason": why})})
+    why = dominated(context, value, bid, enter, bool(context.selling[s]))  # an action that cannot pay? (every one)
+    notes.append({"step": step, "kind": "rationality", "text": json.dumps({"dominated": why is not None,
+                                                                           "reason": why})})
     return enter, bid, fields, notes
 
 
