@@ -129,11 +129,12 @@ class ValueDistribution(StrictModel):
         mean = signals[:, own].mean(axis=1, keepdims=True)
         return (1 - self.common) * signals + self.common * mean
 
-    def sample(self, seed: int, key: Key, start: int, shape: tuple[int, ...]) -> FloatArray:
-        """Values for markets ``start .. start + shape[0] - 1``. With a trailing unit axis K
-        (multi-unit demand) each agent's K marginal values are sorted, highest first."""
+    def sample(self, seed: int, key: Key, start: int, shape: tuple[int, ...], marginal: bool = True) -> FloatArray:
+        """Values for markets ``start .. start + shape[0] - 1``. With a trailing axis K and ``marginal``
+        (multi-unit demand) each agent's K marginal values are sorted, highest first; without (utilities for
+        each member of the other side of a matching market) each is its own draw."""
         values = self.ppf(market_uniforms(seed, key, start, shape))
-        return -np.sort(-values, axis=2) if len(shape) == 3 else values
+        return -np.sort(-values, axis=2) if len(shape) == 3 and marginal else values
 
 
 def parse_distribution(spec: str) -> ValueDistribution:

@@ -30,9 +30,11 @@ from typing import Any, Literal
 
 import numpy as np
 
+from mecharena.agents.rank_report import orders
 from mecharena.agents.respond import (MAX_IDENTITIES, MAX_TABLE, MAX_UNITS, Response, Sample, check_private_values,
                                       clear_many, format_table, respond, table_points)
 from mecharena.core.errors import ConfigError
+from mecharena.core.seeding import generator
 from mecharena.core.settings import MAX_SAMPLES
 from mecharena.core.types import FloatArray
 from mecharena.fuzz.score import Deviation, agent_seats, deviated_population, replace_cell
@@ -336,3 +338,54 @@ def table_deviation(values: FloatArray, bids: FloatArray, deviators: int = 1, in
         params = {"bids": format_table(bids, (bids <= 0).all(axis=1)), "high": float(values[:, 0].max()),
                   "interpolate": interpolate, "low": float(values[:, 0].min())}
     return Deviation("best_response", tuple(sorted(params.items())), deviators, after)
+
+
+#: The discovery engine's family for markets of preference rankings (:mod:`mecharena.agents.rank_report`).
+RANKING = "ranking"
+
+
+def report_strategies(target: Cell, *, limit: int, seed: int) -> list[Deviation]:
+    """Every ranking report (a reordering and a truncation of the true list) of the first agent on each side of a
+    matching market: the first proposer and the first receiver, each as the one deviator; ``limit`` of them, drawn
+    without replacement from ``seed``'s stream (the truthful reports always among them), where there are more.
+
+    The report space is finite (m! orders x (m + 1) truncations for m members on the other side), so the search
+    is exhaustive where ``limit`` allows: for deferred acceptance with 3 a side, 48 strategies.
+
+    Raises:
+        ConfigError: the market is not one of preference rankings.
+    """
+    ctx = target.episode().context
+    proposers = getattr(ctx.config, "proposers", None)
+    if not ctx.spec.partners or proposers is None:
+        raise ConfigError(f"the ranking search needs a market of preference rankings (deferred_acceptance), "
+                          f"got {target.mechanism}")
+    sides = ((0, ctx.n_agents - proposers), (proposers, proposers))  # (agents before the deviator, its m)
+    found = [Deviation(RANKING, (("keep", keep), ("order", order)), 1, after)
+             for after, m in sides for order in range(len(orders(m))) for keep in range(m + 1)]
+    if len(found) <= limit:
+        return found
+    truthful = [Deviation(RANKING, (("keep", m), ("order", 0)), 1, after) for after, m in sides]
+    rest = [d for d in found if d not in truthful]
+    picked = generator(seed, ("ranking",)).choice(len(rest), size=max(0, limit - len(truthful)), replace=False)
+    return truthful + [rest[i] for i in sorted(picked)]
+
+
+def describe_report(deviation: Deviation, target: Cell) -> str:
+    """What a ranking report (:func:`report_strategies`) does, in words.
+
+    >>> describe_report(Deviation(RANKING, (("keep", 2), ("order", 0)), 1, 3),
+    ...                 Cell(mechanism="deferred_acceptance", population="truthful:6"))
+    'a receiver reports its true ranking of the 3 proposers truncated to its top 2 (the rest unacceptable)'
+    """
+    ctx = target.episode().context
+    proposers, params = ctx.config.proposers, dict(deviation.params)
+    side, other = ("a proposer", "receivers") if deviation.after < proposers else ("a receiver", "proposers")
+    m = ctx.n_agents - proposers if deviation.after < proposers else proposers
+    order = orders(m)[params["order"]]
+    listed = ("its true ranking" if params["order"] == 0 else
+              f"its true ranks in the order {', '.join(str(r + 1) for r in order)}")
+    keep = params["keep"]
+    cut = ("" if keep >= m else " and declares nobody acceptable" if keep == 0 else
+           f" truncated to its top {keep} (the rest unacceptable)")
+    return f"{side} reports {listed} of the {m} {other}{cut}"

@@ -99,6 +99,12 @@ FAMILIES: Registry[Family] = Registry("deviation family", {f.name: f for f in (
            "repeated rounds, searched by CMA-ES",
            "remove what the found policy conditions on (see its weights): hide what it reads, or change the rule "
            "it exploits", sides="any", engine=True),
+    Family("ranking", "rank_report", (),
+           "the best preference report in a matching market: every reordering and truncation of the true ranking, "
+           "for the first proposer and the first receiver",
+           "proposing by deferred acceptance leaves proposers nothing to gain; no stable rule stops receivers' "
+           "truncation (Roth 1982): keep lists short or let receivers propose where their incentives matter",
+           sides="any", engine=True),
     Family("time_sniping", "sniper", (Param("lateness", 0.0, 1.0), Param("shading", 0.0, 1.0)),
            "late, shaded orders in the continuous double auction",
            "a call market (k-double auction) that clears all orders at once"),

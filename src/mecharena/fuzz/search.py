@@ -23,7 +23,8 @@ from mecharena.core.settings import FuzzSettings, Sampler
 from mecharena.fuzz import policy_search
 from mecharena.fuzz.behaviour import describe_play
 from mecharena.fuzz.coalition import Ring, ring_response
-from mecharena.fuzz.discover import SEARCH_IDENTITIES, Found, best_response
+from mecharena.fuzz.discover import (RANKING, SEARCH_IDENTITIES, Found, best_response, describe_report,
+                                     report_strategies)
 from mecharena.fuzz.families import FAMILIES, Family, Param
 from mecharena.fuzz.score import Deviation, Gain, Scorer, deviated_population
 from mecharena.metrics.harness import Cell
@@ -67,6 +68,8 @@ class FuzzResult:
         family = None if self.best is None else self.best.deviation.family
         words = {"best_response": self.response and self.response.description,
                  "coalition": self.ring and self.ring.description, policy_search.FAMILY: self.behaviour}
+        if family == RANKING:
+            return describe_report(self.best.deviation, self.target)
         return words.get(family) or None
 
     def as_dict(self) -> dict[str, Any]:
@@ -102,6 +105,8 @@ def applicable(scorer: Scorer, family: Family, deviators: int, rounds: int = 2) 
         try:
             if family.coalition:
                 ring_response(scorer.target, deviators, seed=0, samples=2, grid=2, points=3, refine=0, sweeps=1)
+            elif family.name == RANKING:
+                report_strategies(scorer.target, limit=1, seed=0)
             else:
                 best_response(scorer.target, seed=0, samples=2, grid=2, points=3, refine=0)
         except MechArenaError as exc:
@@ -243,6 +248,10 @@ def fuzz(
             ring = ring_response(target, deviators, seed=search_seed, samples=samples)
             engine_trials.append(Trial(ring.deviation, scorer.score(ring.deviation, seed=search_seed, markets=markets,
                                                                     rounds=rounds)))
+            continue
+        if family.name == RANKING:  # a finite space of reports: every one, up to the budget
+            engine_trials += [Trial(d, scorer.score(d, seed=search_seed, markets=markets, rounds=rounds))
+                              for d in report_strategies(target, limit=budget, seed=search_seed)]
             continue
         for role, identities in engine_searches(scorer):
             found = best_response(target, seed=search_seed, samples=samples, role=role, identities=identities)

@@ -37,7 +37,7 @@ from pydantic import Field
 from mecharena.core.errors import ConfigError
 from mecharena.mechanisms.base import MarketSpec, Mechanism, MechanismConfig, finish, is_valid_number, scalar_outcome
 
-VERSION = 1
+VERSION = 2  # 2: each agent's utilities for the other side are its own draws (they were sorted like marginal values)
 MAX_SIDE = 5
 
 

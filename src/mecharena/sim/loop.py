@@ -335,7 +335,8 @@ def round_values(episode: Episode, t: int) -> FloatArray:
     tail = (ctx.spec.value_width,) if ctx.spec.value_width else ()
     own = owner == np.arange(owner.size)
     key = ("values", 0 if ctx.values.persistent else t)
-    drawn = ctx.values.sample(episode.seed, key, episode.start, (b, int(own.sum()), *tail))
+    drawn = ctx.values.sample(episode.seed, key, episode.start, (b, int(own.sum()), *tail),
+                              marginal=not ctx.spec.partners)  # utilities for partners are not marginal values
     return drawn[:, (np.cumsum(own) - 1)[owner]]
 
 
