@@ -135,6 +135,29 @@ def test_rediscovers_exit_against_an_entry_fee():
     assert 0.1 < out < 0.9, out  # it sits out (pays no fee) in some rounds and comes back in others
 
 
+def test_the_final_round_is_seen_only_where_the_horizon_is_told_and_older_weights_still_play():
+    """Reputation over 4 rounds: a quality of 1 - final delivers 1 until the last round, and only with horizon 4;
+    the same weights without the final feature (stored before it existed) play as with it weighing 0."""
+    mechanism = mechanisms.get("reputation")
+    width = len(feature_names(mechanism))
+    w = start_weights(mechanism)
+    quality = 3 * width  # the first action field's map
+    w[quality:quality + width] = 0.0
+    w[quality] = 1.0
+    w[quality + width - 1] = -1.0  # final
+    old = np.delete(w, [k * width + width - 1 for k in range(w.size // width)])  # one feature fewer per map
+
+    def delivered(spec: str) -> np.ndarray:
+        cell = Cell(mechanism="reputation", markets=50, population=f"{spec}:1,truthful:2")
+        return np.stack([r.actions["quality"][:, 0] for r in play(cell.episode(), 4)])
+
+    told = delivered(f"policy(w={format_weights(w)},horizon=4)")
+    np.testing.assert_array_equal(told[:3], 1.0)
+    np.testing.assert_array_equal(told[3], 0.0)
+    np.testing.assert_array_equal(delivered(f"policy(w={format_weights(w)})"), 1.0)  # horizon unknown
+    np.testing.assert_array_equal(delivered(f"policy(w={format_weights(old)},horizon=4)"), 1.0)
+
+
 def test_the_policy_maps_features_to_the_mechanisms_declared_actions(isolated_registries):
     """Token rewards declare ``unlock``: weights beyond the first 30 (the 10 features of a stateless market) set
     it (here: bias 1, so always unlock); the search starts from every field at its default, over the features
