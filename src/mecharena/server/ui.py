@@ -140,6 +140,13 @@ def table(table_id: str, header: list[str], rows: list[str], row_note: str = "")
     return f"<table id='{table_id}'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>{note}"
 
 
+def market_form(action: str, first: int, last: int, chosen: int, hidden: str = "") -> str:
+    """The form that picks a market in [first, last] for a round-by-round view at ``action``."""
+    return (f"<form id='market-form' method='get' action='{esc(action)}'>{hidden}<label for='market'>market "
+            f"({first} to {last})</label> <input id='market' name='market' type='number' min='{first}' max='{last}' "
+            f"value='{chosen}'> <button id='show-market' type='submit'>Show</button></form>")
+
+
 def link(path: str, query: dict[str, Any] | None = None) -> str:
     """``path`` with a URL-encoded query (entries that are None are left out)."""
     items = {k: v for k, v in (query or {}).items() if v is not None}
@@ -569,10 +576,7 @@ class Dashboard:
         divs = "".join(f"<div class='round' data-round='{t}'><h3>Round {t}</h3><div class='ledgers'>"
                        f"{self._ledger_round('recorded', 'as recorded', data[t], set(), messages.get(t, []))}</div></div>"
                        for t in sorted(data))
-        form = (f"<form id='market-form' method='get' action='/runs/{esc(urllib.parse.quote(name))}'>"
-                f"<label for='market'>market ({first} to {last})</label> <input id='market' name='market' "
-                f"type='number' min='{first}' max='{last}' value='{chosen}'> "
-                "<button id='show-market' type='submit'>Show</button></form>")
+        form = market_form(f"/runs/{urllib.parse.quote(name)}", first, last, chosen)
         return (f"<h2>Rounds: market {chosen}</h2><p class='note'>What each round of this market recorded; where the "
                 f"mechanism keeps state, each seat's declared actions and its state after the round.</p>{form}"
                 f"<div id='timeline'>{divs}</div>")
@@ -849,10 +853,7 @@ class Dashboard:
         owners = {name: np.asarray(metas[name].owner, dtype=np.int64) for name in ledgers}
         rounds = sorted(set(data["deviated"]) | set(data["baseline"]))
         hidden = f"<input type='hidden' name='library' value='{esc(keep)}'>" if keep else ""
-        form = (f"<form id='market-form' method='get' action='/exploits/{esc(urllib.parse.quote(report.id))}'>"
-                f"{hidden}<label for='market'>market ({first} to {first + count - 1})</label> <input id='market' "
-                f"name='market' type='number' min='{first}' max='{first + count - 1}' value='{market}'> "
-                "<button id='show-market' type='submit'>Show</button></form>")
+        form = market_form(f"/exploits/{urllib.parse.quote(report.id)}", first, first + count - 1, market, hidden)
         titles = {"deviated": "with the deviation", "baseline": "without the deviation (baseline)"}
         deviators = {name: {int(s) for s in np.flatnonzero(np.isin(owners[name], seats[name]))}  # and false names
                      for name in ledgers}
