@@ -102,8 +102,9 @@ FAMILIES: Registry[Family] = Registry("deviation family", {f.name: f for f in (
     Family("ranking", "rank_report", (),
            "the best preference report in a matching market: every reordering and truncation of the true ranking, "
            "for the first proposer and the first receiver",
-           "proposing by deferred acceptance leaves proposers nothing to gain; no stable rule stops receivers' "
-           "truncation (Roth 1982): keep lists short or let receivers propose where their incentives matter",
+           "proposing by deferred acceptance leaves proposers nothing to gain, but no stable rule stops receivers' "
+           "truncation (Roth 1982): let the side whose incentives matter propose; in large markets with short "
+           "lists receivers' gains vanish (Immorlica and Mahdian 2005)",
            sides="any", engine=True),
     Family("time_sniping", "sniper", (Param("lateness", 0.0, 1.0), Param("shading", 0.0, 1.0)),
            "late, shaded orders in the continuous double auction",
