@@ -22,7 +22,7 @@ from mecharena.agents.base import AgentType, Draws, MarketContext, require_mecha
 from mecharena.core.config import StrictModel
 from mecharena.core.errors import ConfigError
 from mecharena.core.types import FloatArray, IntArray
-from mecharena.mechanisms.matching import MAX_SIDE
+from mecharena.mechanisms.matching import MAX_SIDE, other_side
 
 VERSION = 1
 SUPPORTED = ("deferred_acceptance",)
@@ -40,16 +40,14 @@ def orders(m: int) -> tuple[tuple[int, ...], ...]:
     return tuple(itertools.permutations(range(m)))
 
 
-def other_side(context: MarketContext) -> IntArray:
+def sides(context: MarketContext) -> IntArray:
     """(S,) the number of members on the other side of each of the group's seats."""
-    n, proposers = context.n_agents, context.config.proposers
-    seats = np.arange(n)[context.seats]
-    return np.where(seats < proposers, n - proposers, proposers)
+    return other_side(context.config, context.n_agents, np.arange(context.n_agents)[context.seats])
 
 
 def init(context: MarketContext, params: RankReportParams, seats: int, draws: Draws) -> None:
     require_mechanism(context, "rank_report", SUPPORTED, reason="reports a preference ranking")
-    smallest = int(other_side(context).min())
+    smallest = int(sides(context).min())
     if params.order >= math.factorial(smallest):
         raise ConfigError(f"rank_report: order must be in [0, {math.factorial(smallest) - 1}] (the orders of "
                           f"{smallest} members on the other side), got {params.order}")
@@ -75,7 +73,7 @@ def report(values: FloatArray, m: int, order: int, keep: int) -> FloatArray:
 def act(context: MarketContext, params: RankReportParams, state: None, values: FloatArray, draws: Draws
         ) -> FloatArray:
     out = np.zeros_like(values, dtype=float)
-    for j, m in enumerate(other_side(context)):
+    for j, m in enumerate(sides(context)):
         out[:, j] = report(values[:, j], int(m), params.order, params.keep)
     return out
 

@@ -38,6 +38,7 @@ from mecharena.core.seeding import generator
 from mecharena.core.settings import MAX_SAMPLES
 from mecharena.core.types import FloatArray
 from mecharena.fuzz.score import Deviation, agent_seats, deviated_population, replace_cell
+from mecharena.mechanisms.matching import other_side
 from mecharena.metrics.harness import Cell
 from mecharena.sim.loop import play
 
@@ -360,7 +361,7 @@ def report_strategies(target: Cell, *, limit: int, seed: int) -> list[Deviation]
     if not ctx.spec.partners or proposers is None:
         raise ConfigError(f"the ranking search needs a market of preference rankings (deferred_acceptance), "
                           f"got {target.mechanism}")
-    sides = ((0, ctx.n_agents - proposers), (proposers, proposers))  # (agents before the deviator, its m)
+    sides = [(after, int(other_side(ctx.config, ctx.n_agents, after))) for after in (0, proposers)]  # (seat, m)
     found = [Deviation(RANKING, (("keep", keep), ("order", order)), 1, after)
              for after, m in sides for order in range(len(orders(m))) for keep in range(m + 1)]
     if len(found) <= limit:
@@ -381,7 +382,7 @@ def describe_report(deviation: Deviation, target: Cell) -> str:
     ctx = target.episode().context
     proposers, params = ctx.config.proposers, dict(deviation.params)
     side, other = ("a proposer", "receivers") if deviation.after < proposers else ("a receiver", "proposers")
-    m = ctx.n_agents - proposers if deviation.after < proposers else proposers
+    m = int(other_side(ctx.config, ctx.n_agents, deviation.after))
     order = orders(m)[params["order"]]
     listed = ("its true ranking" if params["order"] == 0 else
               f"its true ranks in the order {', '.join(str(r + 1) for r in order)}")

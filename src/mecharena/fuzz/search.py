@@ -66,10 +66,10 @@ class FuzzResult:
     def description(self) -> str | None:
         """What the best deviation does in words, where the discovery engine found it (None for a named family)."""
         family = None if self.best is None else self.best.deviation.family
-        words = {"best_response": self.response and self.response.description,
-                 "coalition": self.ring and self.ring.description, policy_search.FAMILY: self.behaviour}
         if family == RANKING:
             return describe_report(self.best.deviation, self.target)
+        words = {"best_response": self.response and self.response.description,
+                 "coalition": self.ring and self.ring.description, policy_search.FAMILY: self.behaviour}
         return words.get(family) or None
 
     def as_dict(self) -> dict[str, Any]:

@@ -332,13 +332,12 @@ def dominated(context: MarketContext, value: float, bid: float, enter: bool, sel
     """Why an action is dominated, or None.
 
     A bid outside the market's declared range cannot clear. In a market of one round, a buyer's bid above its
-    value cannot pay where
-    a winner pays its own bid (first price, pay-as-bid, a Dutch clock) or where truthful bidding is dominant
-    (the rule promises ``truthful`` for this config: second price, VCG, English, posted price...): winning
-    on the excess costs more than the item is worth, and it never lowers the price. A seller's ask below its
-    cost is the mirror case in a truthful market. Elsewhere (a plug-in with discounts, a budget, a market
-    across rounds, where winning now can open a discount or a registration later) overbidding may pay, and
-    only the range is judged.
+    value cannot pay where a winner pays its own bid (first price, pay-as-bid, a Dutch clock) or where truthful
+    bidding is dominant (the rule promises ``truthful`` for this config: second price, VCG, English, posted
+    price...): winning on the excess costs more than the item is worth, and it never lowers the price. A
+    seller's ask below its cost is the mirror case in a truthful market. Elsewhere (a plug-in with discounts, a
+    budget, a market across rounds, where winning now can open a discount or a registration later)
+    overbidding may pay, and only the range is judged.
     """
     if not enter:
         return None

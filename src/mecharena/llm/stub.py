@@ -41,12 +41,12 @@ def stub_provider(answer: Callable[[str], dict[str, Any]], model: str = "scripte
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Rule)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    with tempfile.TemporaryDirectory() as folder:
-        config = Path(folder) / f"{model}.json"
-        config.write_text(json.dumps({"backend": "openai", "model": model, "retries": 0,
-                                      "base_url": f"http://127.0.0.1:{server.server_port}/v1"}))
-        try:
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            config = Path(folder) / f"{model}.json"
+            config.write_text(json.dumps({"backend": "openai", "model": model, "retries": 0,
+                                          "base_url": f"http://127.0.0.1:{server.server_port}/v1"}))
             yield str(config)
-        finally:
-            server.shutdown()
-            server.server_close()
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -56,6 +56,15 @@ def market_spec(config: MatchingConfig, n_agents: int) -> MarketSpec:
                       action_rule="each reported utility must be finite and >= 0 (> 0: acceptable)")
 
 
+def other_side(config: MatchingConfig, n_agents: int, seats: Any) -> Any:
+    """The number of members on the other side of each of ``seats`` (an int or an array of seat indices).
+
+    >>> other_side(MatchingConfig(proposers=2), 5, np.arange(5)).tolist()
+    [3, 3, 2, 2, 2]
+    """
+    return np.where(np.asarray(seats) < config.proposers, n_agents - config.proposers, config.proposers)
+
+
 def properties(config: MatchingConfig) -> frozenset[str]:
     return frozenset({"ir", "budget_balance"})
 

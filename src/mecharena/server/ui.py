@@ -154,7 +154,21 @@ def link(path: str, query: dict[str, Any] | None = None) -> str:
 
 
 class MarketError(ConfigError):
-    """A timeline was asked for a market that the exploit's trace does not have."""
+    """A round-by-round view was asked for a market that is not an integer, or that the trace or ledger lacks."""
+
+
+def parse_market(market: str | None) -> int | None:
+    """The ``market`` query field as an int (None where it is absent or empty).
+
+    Raises:
+        MarketError: it is not an integer.
+    """
+    if market in (None, ""):
+        return None
+    try:
+        return int(market)
+    except ValueError:
+        raise MarketError(f"market must be an integer, got {market!r}") from None
 
 
 # --- run directories ------------------------------------------------------------------------
@@ -560,11 +574,8 @@ class Dashboard:
         """
         meta = read_meta(directory)
         first, last = meta.start, meta.start + meta.markets - 1
-        chosen = first if market in (None, "") else market
-        try:
-            chosen = int(chosen)
-        except ValueError:
-            raise MarketError(f"market must be an integer, got {market!r}") from None
+        chosen = parse_market(market)
+        chosen = first if chosen is None else chosen
         if not first <= chosen <= last:
             raise MarketError(f"market must be in [{first}, {last}] (the ledger has {meta.markets} markets), "
                               f"got {chosen}")
@@ -730,12 +741,10 @@ class Dashboard:
             if "ambiguous" in text or "non-empty" in text:
                 return error_page(400, "Exploit not found", text, back)
             return error_page(422, f"Exploit {exploit_id}", text, back)
-        chosen: int | None = None
-        if market not in (None, ""):
-            try:
-                chosen = int(market)
-            except ValueError:
-                return error_page(422, f"Exploit {report.id}", f"market must be an integer, got {market!r}", back)
+        try:
+            chosen = parse_market(market)
+        except MarketError as exc:
+            return error_page(422, f"Exploit {report.id}", str(exc), back)
         body = [f"<h1>Exploit {esc(report.id)}</h1>", self._report_table(report), self._bid_function(report)]
         try:
             body.append(self._replay_section(lib, report))

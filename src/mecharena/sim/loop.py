@@ -41,10 +41,9 @@ from mecharena.agents.population import Population
 from mecharena.agents.values import ValueDistribution
 from mecharena.core.errors import ConfigError
 from mecharena.core.seeding import market_uniforms
-from mecharena.mechanisms.base import mechanism_draws
 from mecharena.core.types import BoolArray, FloatArray, IntArray
 from mecharena.mechanisms import REGISTRY as MECHANISMS
-from mecharena.mechanisms.base import MarketSpec, Mechanism, Outcome, advance
+from mecharena.mechanisms.base import MarketSpec, Mechanism, Outcome, advance, mechanism_draws
 from mecharena.mechanisms.schema import State
 from mecharena.mechanisms.policy import Enforcement, InformationPolicy
 from mecharena.sim import channels as talk
