@@ -158,6 +158,13 @@ def test_the_final_round_is_seen_only_where_the_horizon_is_told_and_older_weight
     np.testing.assert_array_equal(delivered(f"policy(w={format_weights(old)},horizon=4)"), 1.0)
 
 
+@pytest.mark.parametrize("horizon, shown", [("-1", "-1"), ("x", "'x'")])
+def test_a_horizon_that_is_not_a_count_of_rounds_is_refused_in_one_line(horizon, shown):
+    cell = Cell(mechanism="reputation", markets=2, population=f"policy(horizon={horizon}):1,truthful:2")
+    with pytest.raises(ConfigError, match=rf"^policy: horizon must be a finite int in \[0, 100000\], got {shown}$"):
+        list(play(cell.episode(), 1))
+
+
 def test_the_policy_maps_features_to_the_mechanisms_declared_actions(isolated_registries):
     """Token rewards declare ``unlock``: weights beyond the first 30 (the 10 features of a stateless market) set
     it (here: bias 1, so always unlock); the search starts from every field at its default, over the features

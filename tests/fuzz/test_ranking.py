@@ -57,6 +57,7 @@ def test_the_engine_finds_no_proposer_gain_and_a_receivers_truncation():
      "rank_report reports a preference ranking; it supports deferred_acceptance, got first_price"),
     ("rank_report(order=6):1,truthful:5", "deferred_acceptance",
      "rank_report: order must be in [0, 5] (the orders of 3 members on the other side), got 6"),
+    ("rank_report(keep=9):1,truthful:5", "deferred_acceptance", "rank_report: keep must be a finite int in [0, 5], got 9"),
 ])
 def test_bad_reports_are_refused_in_one_line(spec, mechanism, message):
     cell = Cell(mechanism=mechanism, population=spec, markets=2)
