@@ -54,7 +54,8 @@ def test_the_engine_finds_no_proposer_gain_and_a_receivers_truncation():
 
 @pytest.mark.parametrize("spec, mechanism, message", [
     ("rank_report:1,truthful:3", "first_price",
-     "rank_report reports a preference ranking; it supports deferred_acceptance, got first_price"),
+     "rank_report needs a matching market (utilities for each member of the other side and a proposers field), "
+     "got first_price"),
     ("rank_report(order=6):1,truthful:5", "deferred_acceptance",
      "rank_report: order must be in [0, 5] (the orders of 3 members on the other side), got 6"),
     ("rank_report(keep=9):1,truthful:5", "deferred_acceptance", "rank_report: keep must be a finite int in [0, 5], got 9"),

@@ -1,7 +1,8 @@
 """Ranking misreport: a matching market's agent reports its preference list reordered and truncated.
 
-In a market where each agent reports utilities for the members of the other side
-(``MarketSpec.partners``: deferred acceptance), only the ranking and who is acceptable matter. With
+In a market where each agent reports utilities for the members of the other side (``MarketSpec.partners``,
+with a ``proposers`` config field splitting the seats: deferred acceptance, or a plug-in with the same
+layout), only the ranking and who is acceptable matter. With
 ``m`` members on the other side, the agent ranks them by its true utility (ties: lower seat first),
 lists them in the order ``permutations(range(m))[order]`` of those true ranks (``order`` 0: the true
 order; 1: the last two swapped; ...), and declares acceptable only the first ``keep`` of that list
@@ -14,18 +15,18 @@ enumerates them (:func:`mecharena.fuzz.discover.report_strategies`).
 import itertools
 import math
 from functools import cache
+from typing import Any
 
 import numpy as np
 from pydantic import Field
 
-from mecharena.agents.base import AgentType, Draws, MarketContext, require_mechanism
+from mecharena.agents.base import AgentType, Draws, MarketContext
 from mecharena.core.config import StrictModel
 from mecharena.core.errors import ConfigError
 from mecharena.core.types import FloatArray, IntArray
 from mecharena.mechanisms.matching import MAX_SIDE, other_side
 
 VERSION = 1
-SUPPORTED = ("deferred_acceptance",)
 
 
 class RankReportParams(StrictModel):
@@ -45,8 +46,16 @@ def sides(context: MarketContext) -> IntArray:
     return other_side(context.config, context.n_agents, np.arange(context.n_agents)[context.seats])
 
 
+def require_ranking_market(name: str, spec: Any, config: Any, who: str = "rank_report") -> None:
+    """Raise :class:`ConfigError` unless the market takes preference reports: values and bids per member of the
+    other side (``spec.partners``) and a ``proposers`` config field splitting the seats into two sides."""
+    if not spec.partners or not isinstance(getattr(config, "proposers", None), int):
+        raise ConfigError(f"{who} needs a matching market (utilities for each member of the other side and a "
+                          f"proposers field), got {name}")
+
+
 def init(context: MarketContext, params: RankReportParams, seats: int, draws: Draws) -> None:
-    require_mechanism(context, "rank_report", SUPPORTED, reason="reports a preference ranking")
+    require_ranking_market(context.mechanism.name, context.spec, context.config)
     smallest = int(sides(context).min())
     if params.order >= math.factorial(smallest):
         raise ConfigError(f"rank_report: order must be in [0, {math.factorial(smallest) - 1}] (the orders of "

@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from mecharena.agents.rank_report import orders
+from mecharena.agents.rank_report import orders, require_ranking_market
 from mecharena.agents.respond import (MAX_IDENTITIES, MAX_TABLE, MAX_UNITS, Response, Sample, check_private_values,
                                       clear_many, format_table, respond, table_points)
 from mecharena.core.errors import ConfigError
@@ -357,10 +357,8 @@ def report_strategies(target: Cell, *, limit: int, seed: int) -> list[Deviation]
         ConfigError: the market is not one of preference rankings.
     """
     ctx = target.episode().context
-    proposers = getattr(ctx.config, "proposers", None)
-    if not ctx.spec.partners or proposers is None:
-        raise ConfigError(f"the ranking search needs a market of preference rankings (deferred_acceptance), "
-                          f"got {target.mechanism}")
+    require_ranking_market(target.mechanism, ctx.spec, ctx.config, "the ranking search")
+    proposers = ctx.config.proposers
     sides = [(after, int(other_side(ctx.config, ctx.n_agents, after))) for after in (0, proposers)]  # (seat, m)
     found = [Deviation(RANKING, (("keep", keep), ("order", order)), 1, after)
              for after, m in sides for order in range(len(orders(m))) for keep in range(m + 1)]
