@@ -2,12 +2,14 @@
 a receiver's true ranking (Roth 1982; Dubins and Freedman 1981: proposers cannot gain under deferred acceptance,
 receivers can, by truncating their lists)."""
 
+import dataclasses
 import math
 import re
 
 import numpy as np
 import pytest
 
+from mecharena import mechanisms
 from mecharena.core.errors import ConfigError
 from mecharena.fuzz import fuzz
 from mecharena.fuzz.discover import report_strategies
@@ -50,6 +52,18 @@ def test_the_engine_finds_no_proposer_gain_and_a_receivers_truncation():
     assert result.best.deviation.after == 3 and best["order"] == 0 and 0 < best["keep"] < 3, best
     assert result.fresh.lo > 0, result.fresh
     assert "a receiver reports its true ranking of the 3 proposers truncated to its top" in result.description
+
+
+def test_a_plug_in_matching_rule_is_searched_like_the_built_in(isolated_registries):
+    """The same rule registered under another name (a plug-in's matching market: partner utilities and a
+    proposers field) gets the same 48 reports scored, and the same receiver's truncation found."""
+    plugin = dataclasses.replace(mechanisms.get("deferred_acceptance"), name="my_matching")
+    mechanisms.REGISTRY.register("my_matching", plugin, "test")
+    kwargs = {"families": ["ranking"], "budget": 60, "markets": 500, "rounds": 1, "eval_markets": 500, "seed": 0}
+    ours = fuzz(MATCHING.model_copy(update={"mechanism": "my_matching"}), **kwargs)
+    theirs = fuzz(MATCHING, **kwargs)
+    assert [t.gain.mean for t in ours.trials] == [t.gain.mean for t in theirs.trials] and len(ours.trials) == 48
+    assert ours.best.deviation == theirs.best.deviation and ours.best.deviation.after == 3
 
 
 @pytest.mark.parametrize("spec, mechanism, message", [
