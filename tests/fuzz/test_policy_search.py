@@ -7,6 +7,7 @@ from mecharena import agents, mechanisms
 from mecharena.agents.base import Feedback, MarketContext, Observation
 from mecharena.agents.policy import F, TRUTHFUL, WEIGHTS, PolicyParams, decide, features, format_weights, init, parse_weights
 from mecharena.agents.policy import feature_names, start_weights
+from mecharena.agents.policy import act as policy_act
 from mecharena.agents.policy import init as policy_init
 from mecharena.agents.policy import update as policy_update
 from mecharena.agents.values import ValueDistribution
@@ -46,7 +47,9 @@ def test_features_read_only_what_the_information_policy_reveals(revealed):
     observation = Observation(np.array([0.7 if revealed else np.nan]), winners if revealed else None,
                               bids if revealed else None, None)
     feedback = Feedback(np.zeros((1, 2)), np.zeros((1, 2)), np.zeros((1, 2)), np.zeros((1, 2)), np.ones((1, 2), bool))
-    new = policy_update(ctx, params, state, np.array([[0.5, 0.2]]), None, observation, feedback, draws)
+    values = np.array([[0.5, 0.2]])
+    action = policy_act(ctx, params, state, values, draws)
+    new = policy_update(ctx, params, state, values, action, observation, feedback, draws)
     expect = (0.7, 1.0, 0.7) if revealed else (0.0, 0.0, 0.0)
     np.testing.assert_array_equal([new.price[0, 0], new.rival_won[0, 1], new.rival_bid[0, 0]], expect)
 
@@ -115,7 +118,8 @@ def test_rediscovers_reserve_sniping():
     ctx = Cell.model_validate(SNIPE.model_dump()).episode().context
     state = init(ctx, PolicyParams(), 1, type("D", (), {"markets": 101})())
     values = np.linspace(0.6, 1.0, 101)[:, None]
-    bids, enter = decide(found.weights, features(ctx, state, values), values, ctx.spec.action_high)
+    feats = features(ctx, state, values)[:, :, :found.weights.size // 3]
+    bids, enter = decide(found.weights, feats, values, ctx.spec.action_high)
     assert enter.all() and 0.5 <= np.median(bids) <= 0.6, bids.ravel()
 
 

@@ -153,8 +153,9 @@ def test_a_policy_sees_its_own_score_and_the_round():
 
 def test_a_policy_with_a_weight_count_the_market_cannot_read_is_refused_naming_the_counts():
     cell = Cell(mechanism="reputation", markets=4, population=f"policy(w={'/'.join(['0'] * 33)}):1,truthful:2")
-    with pytest.raises(ConfigError, match=r"^policy: w holds 33 weights; reputation takes 30 or 48 or 60 or 96 \(16 "
-                                          r"features: bias, .*own_score, final; action fields: quality, reenter, fakes\)$"):
+    with pytest.raises(ConfigError, match=r"^policy: w holds 33 weights; reputation takes 30 or 48 or 60 or 96 or 120 "
+                                          r"\(16 features: bias, .*own_score, final; a ring's 20 add partner_won, "
+                                          r"partner_bid, led, caught; action fields: quality, reenter, fakes\)$"):
         list(play(cell.episode(), 1))
 
 

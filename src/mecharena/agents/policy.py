@@ -20,6 +20,23 @@ market keeps hidden is 0:
                      coalition's members see each other's values, as one agent group does
 ====  =============  ===================================================================================
 
+A ring (a group of several seats searched as one coalition, :mod:`mecharena.fuzz.ring_policy`) reads four
+more features, after all others:
+
+===========  ===================================================================================
+feature      what it is
+===========  ===================================================================================
+partner_won  1 if another seat of its group won last round (``winner_identity`` revealed)
+partner_bid  the highest bid of its group's other seats last round (``competing_bids`` revealed)
+led          1 if it had the group's highest value last round (its own memory)
+caught       1 once the market has shown a partner playing otherwise than the ring's weights ``w``
+             tell it to: its revealed bid differs from the prescribed one, or it won though they
+             had it out. Members know each other's values and the ring's policy, so they know
+             what each partner should play; what they can check is what the market reveals. It
+             stays set for the episode: the memory a grim trigger needs, which a linear map cannot
+             hold. Where nothing is revealed it stays 0, and a ring cannot punish
+===========  ===================================================================================
+
 A mechanism that keeps state across rounds (:mod:`mecharena.mechanisms.schema`) adds features: ``round``
 (rounds played so far), for each per-seat state field the seat's own entry after last round (``own_NAME``;
 its initial value at first: a seller's score, an identity's escrow), and ``final`` (1 in the episode's last
@@ -60,8 +77,10 @@ from mecharena.core.errors import ConfigError
 from mecharena.core.types import FloatArray
 from mecharena.mechanisms.base import Mechanism
 
-VERSION = 1
+VERSION = 2
 FEATURES = ("bias", "value", "reserve", "price", "won", "paid", "rival_won", "rival_bid", "was_in", "lead")
+RING_FEATURES = ("partner_won", "partner_bid", "led", "caught")
+MATCH = 1e-9  # a revealed bid this far from the prescribed one is the prescribed one
 F = len(FEATURES)
 WEIGHTS = 3 * F  # multiplier, offset, entry
 MAX_WEIGHT = 1000.0
@@ -73,11 +92,13 @@ def format_weights(weights: FloatArray) -> str:
     return "/".join(f"{float(w):.6g}" for w in weights)
 
 
-def feature_names(mechanism: Mechanism) -> tuple[str, ...]:
-    """The features a seat sees in ``mechanism``'s markets (see the module docstring)."""
+def feature_names(mechanism: Mechanism, ring: bool = False) -> tuple[str, ...]:
+    """The features a seat sees in ``mechanism``'s markets, with a ring's four when ``ring`` (see the module
+    docstring)."""
+    extra = RING_FEATURES if ring else ()
     if not mechanism.stateful:
-        return FEATURES
-    return (*FEATURES, "round", *(f"own_{f.name}" for f in mechanism.state if f.per == "seat"), "final")
+        return FEATURES + extra
+    return (*FEATURES, "round", *(f"own_{f.name}" for f in mechanism.state if f.per == "seat"), "final", *extra)
 
 
 def parse_weights(text: str) -> FloatArray:
@@ -111,25 +132,29 @@ class PolicyParams(StrictModel):
     w: str = Field(format_weights(TRUTHFUL),
                    description=f"{WEIGHTS} weights separated by '/': multiplier, offset and entry maps over "
                                f"{F} features, and {F} more per action field the mechanism declares")
+    d: str = Field("", description="weights of the group's first seat, which plays them instead of w while it "
+                                   "still sees its partners (a member defecting from its ring); empty: none")
     horizon: int = Field(0, ge=0, le=100_000, description="rounds of the episode, known to the seat (0: unknown); "
                                                           "a market that keeps state shows it its final round")
 
     @classmethod
     def build(cls, **fields: object) -> "PolicyParams":
         """As :meth:`StrictModel.build`, with the weights' own message (which entry, what is allowed)."""
-        if isinstance(fields.get("w"), str):
-            parse_weights(fields["w"])
+        for name in ("w", "d"):
+            if isinstance(fields.get(name), str) and fields[name]:
+                parse_weights(fields[name])
         return super().build(**fields)
 
-    @field_validator("w", mode="before")
+    @field_validator("w", "d", mode="before")
     @classmethod
     def _weights(cls, text: object) -> str:
         if not isinstance(text, str):
-            raise ValueError(f"w must be {WEIGHTS} numbers separated by '/', got {shown_value(text)}")
-        try:
-            parse_weights(text)
-        except ConfigError as exc:
-            raise ValueError(str(exc)) from None
+            raise ValueError(f"weights must be numbers separated by '/', got {shown_value(text)}")
+        if text:
+            try:
+                parse_weights(text)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
         return text
 
 
@@ -143,6 +168,10 @@ class PolicyState:
     rival_won: FloatArray  # (B, S)
     rival_bid: FloatArray  # (B, S)
     was_in: FloatArray  # (B, S)
+    partner_won: FloatArray  # (B, S)
+    partner_bid: FloatArray  # (B, S)
+    led: FloatArray  # (B, S)
+    caught: FloatArray  # (B, S)
     round: int = 0
     own: FloatArray | None = None  # (B, S, k)  the seat's per-seat mechanism state; None: stateless
     horizon: int = 0  # rounds of the episode as the seat knows them (0: unknown)
@@ -158,9 +187,16 @@ def _own(mechanism: Mechanism, state: dict[str, FloatArray], shape: tuple[int, i
 
 def init(context: MarketContext, params: PolicyParams, seats: int, draws: Draws) -> PolicyState:
     require_one_bid(context, "policy")
+    for name, text in (("w", params.w), ("d", params.d)):
+        if text:
+            try:
+                layout(context.mechanism, parse_weights(text))
+            except ConfigError as exc:
+                raise ConfigError(str(exc).replace("policy: w ", f"policy: {name} ", 1)) from None
     zeros = np.zeros((draws.markets, seats))
     own = _own(context.mechanism, initial_own_state(context, draws), zeros.shape)
-    return PolicyState(zeros, zeros, zeros, zeros, zeros, np.ones_like(zeros), 0, own, params.horizon)
+    return PolicyState(zeros, zeros, zeros, zeros, zeros, np.ones_like(zeros), zeros, zeros, zeros, zeros, 0, own,
+                       params.horizon)
 
 
 def lead(values: FloatArray) -> FloatArray:
@@ -178,41 +214,52 @@ def lead(values: FloatArray) -> FloatArray:
 
 
 def features(context: MarketContext, state: PolicyState, values: FloatArray) -> FloatArray:
-    """(B, S, F) the features of the module docstring."""
+    """(B, S, F) every feature of the module docstring, a ring's included (a policy reads the first ones its
+    weights cover: :func:`layout`)."""
     ones = np.ones_like(values)
     base = [ones, values, ones * context.visible_reserve, state.price, state.won, state.paid, state.rival_won,
             state.rival_bid, state.was_in, lead(values)]
+    ring = np.stack([state.partner_won, state.partner_bid, state.led, state.caught], axis=2)
     if state.own is None:
-        return np.stack(base, axis=2)
+        return np.concatenate([np.stack(base, axis=2), ring], axis=2)
     final = float(state.round == state.horizon - 1)
-    return np.concatenate([np.stack([*base, ones * state.round], axis=2), state.own, ones[:, :, None] * final], axis=2)
+    return np.concatenate([np.stack([*base, ones * state.round], axis=2), state.own, ones[:, :, None] * final, ring],
+                          axis=2)
+
+
+def ring_width(mechanism: Mechanism) -> int:
+    """Features per map of a ring's weights (with the four ring features)."""
+    return len(feature_names(mechanism, ring=True))
 
 
 def layout(mechanism: Mechanism, weights: FloatArray) -> tuple[int, int]:
     """(features per map, action fields weighted) of ``weights`` for ``mechanism``: 3 maps over its features,
-    then none or every declared action field. Weights over the F = 10 features of a stateless market
+    then none or every declared action field; a ring's weights (:func:`ring_width` features) weigh every
+    declared field (so no count means two layouts). Weights over the F = 10 features of a stateless market
     also play a stateful one (its extra features weigh 0), and so do weights without ``final``.
 
     Raises:
         ConfigError: another count, naming what the mechanism takes.
     """
     declared = len(mechanism.actions)
+    ring = ring_width(mechanism)
+    if weights.size == (3 + declared) * ring:
+        return ring, declared
     full = len(feature_names(mechanism))
     for width in dict.fromkeys((full, full - 1 if mechanism.stateful else full, F)):
         for extra in (0, declared):
             if weights.size == (3 + extra) * width:
                 return width, extra
-    width = len(feature_names(mechanism))
     names = ", ".join(a.name for a in mechanism.actions) or "none"
-    for w in (width, F):
+    for w in (full, F):
         extra, rest = divmod(weights.size - 3 * w, w)
         if not rest and extra > 0:
             raise ConfigError(f"policy: w holds weights for {extra} action fields but {mechanism.name} declares "
                               f"{declared} ({names})")
-    counts = sorted({(3 + k) * w for w in (width, F) for k in (0, declared)})
+    counts = sorted({(3 + k) * w for w in (full, F) for k in (0, declared)} | {(3 + declared) * ring})
     raise ConfigError(f"policy: w holds {weights.size} weights; {mechanism.name} takes "
-                      f"{' or '.join(map(str, counts))} ({width} features: {', '.join(feature_names(mechanism))}; "
-                      f"action fields: {names})")
+                      f"{' or '.join(map(str, counts))} ({full} features: {', '.join(feature_names(mechanism))}; "
+                      f"a ring's {ring} add {', '.join(RING_FEATURES)}; action fields: {names})")
 
 
 def decide(weights: FloatArray, feats: FloatArray, truthful: FloatArray, high: float) -> tuple[FloatArray, np.ndarray]:
@@ -223,9 +270,10 @@ def decide(weights: FloatArray, feats: FloatArray, truthful: FloatArray, high: f
     return np.clip(truthful * g + c, 0.0, high), e > 0
 
 
-def start_weights(mechanism: Mechanism) -> FloatArray:
-    """Truthful bidding, always in, and each of the mechanism's action fields at its default."""
-    bias = np.eye(len(feature_names(mechanism)))[0]
+def start_weights(mechanism: Mechanism, ring: bool = False) -> FloatArray:
+    """Truthful bidding, always in, and each of the mechanism's action fields at its default (in a ring's layout
+    with ``ring``)."""
+    bias = np.eye(len(feature_names(mechanism, ring)))[0]
     return np.concatenate([bias, 0 * bias, bias, *(bias * a.default for a in mechanism.actions)])
 
 
@@ -233,38 +281,72 @@ def field_actions(context: MarketContext, weights: FloatArray, feats: FloatArray
     """The mechanism's action fields, each (B, S), from the weights after the first 3 F (none: defaults);
     ``feats`` (B, S, F) as :func:`layout` reads the weights."""
     width = feats.shape[2]
+    _, extra = layout(context.mechanism, weights)
     out = {}
-    for k, a in enumerate(context.mechanism.actions[:weights.size // width - 3]):
+    for k, a in enumerate(context.mechanism.actions[:extra]):
         x = np.clip(feats @ weights[(3 + k) * width:(4 + k) * width], a.low, a.high)
         out[a.name] = np.round(x) if a.integer else x
     return out
 
 
+def _play(context: MarketContext, weights: FloatArray, feats: FloatArray, truthful: FloatArray
+          ) -> tuple[FloatArray, np.ndarray, dict[str, FloatArray]]:
+    """(bids, enter, action fields) of seats playing ``weights`` on their (B, S, all) features."""
+    width, _ = layout(context.mechanism, weights)
+    bids, enter = decide(weights, feats[:, :, :width], truthful, context.spec.action_high)
+    return np.where(enter, bids, 0.0), enter, field_actions(context, weights, feats[:, :, :width])
+
+
 def act(context: MarketContext, params: PolicyParams, state: PolicyState, values: FloatArray,
         draws: Draws) -> Action:
-    weights = parse_weights(params.w)
-    width, _ = layout(context.mechanism, weights)
-    feats = features(context, state, values)[:, :, :width]
+    feats = features(context, state, values)
     truthful = context.mechanism.truthful(context.config, values, context.spec)
-    bids, enter = decide(weights, feats, truthful, context.spec.action_high)
-    return Action(bids=np.where(enter, bids, 0.0), enter=enter, fields=field_actions(context, weights, feats) or None)
+    prescribed, prescribed_in, fields = _play(context, parse_weights(params.w), feats, truthful)
+    memo = (prescribed, prescribed_in)  # what the ring's policy has every seat play: partners check it
+    if not params.d:
+        return Action(bids=prescribed, enter=prescribed_in, fields=fields or None, memo=memo)
+    own_bids, own_in, own_fields = _play(context, parse_weights(params.d), feats[:, :1], truthful[:, :1])
+    defaults = {a.name: np.full(values.shape, float(a.default)) for a in context.mechanism.actions}
+    merged = {name: np.concatenate([own_fields.get(name, x[:, :1]), fields.get(name, x)[:, 1:]], axis=1)
+              for name, x in defaults.items()}
+    return Action(bids=np.concatenate([own_bids, prescribed[:, 1:]], axis=1),
+                  enter=np.concatenate([own_in, prescribed_in[:, 1:]], axis=1),
+                  fields=merged if fields or own_fields else None, memo=memo)
+
+
+def _others(own: np.ndarray) -> FloatArray:
+    """(B, S) for each seat of the group, the largest of the (B, S) ``own`` over the group's other seats."""
+    if own.shape[1] < 2:
+        return np.zeros(own.shape)
+    others = np.stack([np.delete(own, i, axis=1) for i in range(own.shape[1])], axis=1)  # (B, S, S - 1)
+    return others.max(axis=2).astype(float)
 
 
 def update(context: MarketContext, params: PolicyParams, state: PolicyState, values: FloatArray, action: Action,
            observation: Observation, feedback: Feedback, draws: Draws) -> PolicyState:
     shape = values.shape
+    seats = np.arange(context.n_agents)[context.seats]
     outside = np.ones(context.n_agents, dtype=bool)
-    outside[context.seats] = False
-    rival_won = np.zeros(shape)
+    outside[seats] = False
+    prescribed, prescribed_in = action.memo
+    strayed = np.zeros(shape, dtype=bool)  # a partner's play the market revealed to be off the ring's policy
+    rival_won, partner_won = np.zeros(shape), np.zeros(shape)
     if observation.winners is not None:
         rival_won = np.broadcast_to(observation.winners[:, outside].any(axis=1, keepdims=True), shape).astype(float)
-    rival_bid = np.zeros(shape)
-    if observation.bids is not None and outside.any():
-        rival_bid = np.broadcast_to(observation.bids[:, outside].max(axis=1, keepdims=True), shape).copy()
+        partner_won = _others(observation.winners[:, seats])
+        strayed |= observation.winners[:, seats] & ~(prescribed_in & (prescribed > 0))
+    rival_bid, partner_bid = np.zeros(shape), np.zeros(shape)
+    if observation.bids is not None:
+        if outside.any():
+            rival_bid = np.broadcast_to(observation.bids[:, outside].max(axis=1, keepdims=True), shape).copy()
+        partner_bid = _others(observation.bids[:, seats])
+        strayed |= np.abs(observation.bids[:, seats] - prescribed) > MATCH
     price = np.broadcast_to(np.nan_to_num(observation.price, nan=0.0)[:, None], shape).copy()
     return dataclasses.replace(state, price=price, won=(feedback.allocation > 0).astype(float),
                                paid=feedback.paid.astype(float), rival_won=rival_won, rival_bid=rival_bid,
-                               was_in=feedback.active.astype(float), round=state.round + 1,
+                               was_in=feedback.active.astype(float), partner_won=partner_won,
+                               partner_bid=partner_bid, led=(lead(values) > 0).astype(float),
+                               caught=np.maximum(state.caught, _others(strayed)), round=state.round + 1,
                                own=_own(context.mechanism, feedback.state, shape))
 
 

@@ -4,7 +4,8 @@ A searched policy is 30 or more weights; what it does is in its decisions. :func
 the deviation, pools the deviators' decisions over markets and rounds, and says for each output
 (the bid as a line in the value where it bids, when it takes part (bids > 0: a value threshold where
 one explains the decisions), each declared action field) what it does, split by the one
-condition that changes it most: round 0 or later, the last round, having won the round before, or a per-seat field
+condition that changes it most: round 0 or later, the last round, having won the round before, holding the
+highest value of its ring (K > 1 deviators), or a per-seat field
 of the mechanism's state being set (e.g. ``registered = 1``, ``strikes > 0``). A split is named only
 where both sides hold MIN_SHARE of the decisions and differ by more than the output's tolerance, so a
 policy that ignores every condition reads as one clause per output. Each side of a split may split
@@ -65,6 +66,8 @@ def decisions(target: Cell, deviation: Deviation, *, seed: int, markets: int, ro
             row["cond in round 0"] = np.full(row["bid"].shape, record.round == 0)
             row["cond in the last round"] = np.full(row["bid"].shape, record.round == rounds - 1)
             row["cond it won the round before"] = won_before
+        if seats.size > 1:  # a ring: whether the seat holds its highest value (what a knockout decides)
+            row["cond it has the ring's highest value"] = row["value"] == row["value"].max(axis=1, keepdims=True)
         won_before = record.outcome.allocation[:, seats] > 0
         for key, x in row.items():
             columns.setdefault(key, []).append(np.ravel(x))

@@ -96,18 +96,26 @@ def agent_seats(owner: np.ndarray, count: int) -> np.ndarray:
     return np.flatnonzero(owner == np.arange(owner.size))[:count]
 
 
-def _per_agent_utility(cell: Cell, count: int, after: int = 0) -> tuple[FloatArray, FloatArray]:
-    """(B,) the utility per agent and round of ``count`` agents after the first ``after``, and (B,)
+def _member_utility(cell: Cell, count: int, after: int = 0) -> tuple[FloatArray, FloatArray]:
+    """(B, count) the utility per round of each of ``count`` agents after the first ``after``, and (B,)
     welfare per agent and round."""
     episode = cell.episode()
     seats = agent_seats(episode.owner, after + count)[after:]
     agents_n = int((episode.owner == np.arange(episode.owner.size)).sum())
-    total = np.zeros(cell.markets)
+    total = np.zeros((cell.markets, count))
     welfare = np.zeros(cell.markets)
     for record in play(episode, cell.rounds):
-        total += record.utility[:, seats].sum(axis=1)
+        total += record.utility[:, seats]
         welfare += record.welfare
-    return total / (count * cell.rounds), welfare / (agents_n * cell.rounds)
+    return total / cell.rounds, welfare / (agents_n * cell.rounds)
+
+
+def gain_of(diff: FloatArray, baseline: float, welfare: float, rounds: int, seed: int) -> Gain:
+    """The :class:`Gain` of (B,) per-market differences: their mean with its 95% interval over markets."""
+    mean = float(diff.mean())
+    half = Z95 * float(diff.std(ddof=1)) / math.sqrt(diff.size) if diff.size > 1 else 0.0
+    return Gain(mean, mean - half, mean + half, float((diff > 1e-12).mean()), baseline, welfare, diff.size, rounds,
+                seed)
 
 
 class Scorer:
@@ -121,14 +129,16 @@ class Scorer:
 
     def baseline(self, seed: int, markets: int, rounds: int, count: int, after: int = 0
                  ) -> tuple[FloatArray, FloatArray]:
+        """(B, count) each agent's utility per round without a deviation, and (B,) welfare per agent and round."""
         key = (seed, markets, rounds, count, after)
         if key not in self._baselines:
-            self._baselines[key] = _per_agent_utility(
+            self._baselines[key] = _member_utility(
                 replace_cell(self.target, seed=seed, markets=markets, rounds=rounds), count, after)
         return self._baselines[key]
 
-    def score(self, deviation: Deviation, *, seed: int, markets: int, rounds: int) -> Gain:
-        """The deviation's gain against the target population's own policy, on common random numbers.
+    def member_gains(self, deviation: Deviation, *, seed: int, markets: int, rounds: int) -> FloatArray:
+        """(B, K) each deviator's gain per round, market by market, against the target population's own policy
+        on common random numbers.
 
         Raises:
             ConfigError / UnknownIdError: the deviation cannot be played in this market.
@@ -136,13 +146,23 @@ class Scorer:
         spec = deviated_population(self.target.population, seed, deviation.deviators, deviation.agent_spec,
                                    deviation.after)
         deviated = replace_cell(self.target, seed=seed, markets=markets, rounds=rounds, population=spec)
-        base, welfare = self.baseline(seed, markets, rounds, deviation.deviators, deviation.after)
-        dev, _ = _per_agent_utility(deviated, deviation.deviators, deviation.after)
-        diff = dev - base
-        mean = float(diff.mean())
-        half = Z95 * float(diff.std(ddof=1)) / math.sqrt(diff.size) if diff.size > 1 else 0.0
-        return Gain(mean, mean - half, mean + half, float((diff > 1e-12).mean()), float(base.mean()),
-                    float(welfare.mean()), markets, rounds, seed)
+        base, _ = self.baseline(seed, markets, rounds, deviation.deviators, deviation.after)
+        return _member_utility(deviated, deviation.deviators, deviation.after)[0] - base
+
+    def score(self, deviation: Deviation, *, seed: int, markets: int, rounds: int) -> Gain:
+        """The deviation's gain per agent and round against the target population's own policy, on common random
+        numbers.
+
+        Raises:
+            ConfigError / UnknownIdError: the deviation cannot be played in this market.
+        """
+        diff = self.member_gains(deviation, seed=seed, markets=markets, rounds=rounds).mean(axis=1)
+        return self.as_gain(diff, deviation, seed=seed, rounds=rounds)
+
+    def as_gain(self, diff: FloatArray, deviation: Deviation, *, seed: int, rounds: int) -> Gain:
+        """The :class:`Gain` of (B,) per-market gains of ``deviation`` played on ``seed`` (its baseline is cached)."""
+        base, welfare = self.baseline(seed, diff.size, rounds, deviation.deviators, deviation.after)
+        return gain_of(diff, float(base.mean()), float(welfare.mean()), rounds, seed)
 
 
 def replace_cell(cell: Cell, **fields: Any) -> Cell:
