@@ -60,3 +60,28 @@ def test_fuzz_json_reports_the_size_and_seed_it_used(tmp_path):
     data = json.loads(result.stdout)
     assert (data["target"]["markets"], data["target"]["rounds"], data["target"]["seed"]) == (50, 3, 7)
     assert (data["search"]["markets"], data["search"]["rounds"], data["search"]["eval_markets"]) == (50, 3, 60)
+
+
+def test_ring_search_reports_and_resumes_from_its_store(tmp_path):
+    args = ("ring", "--mechanism", "first_price", "--population", "bne:4", "--deviators", "3", "--info",
+            "competing_bids=true", "--phases", "1", "--generations", "4", "--markets", "60", "--eval-markets", "100",
+            "--store", tmp_path / "store", "--json")
+    first = invoke(*args)
+    assert first.exit_code == 0, first.output
+    data = json.loads(first.stdout)
+    assert data["agent"].startswith("policy(w=") and data["deviators"] == 3 and len(data["phases"]) == 1
+    assert sorted(p.name for p in (tmp_path / "store").iterdir()) == ["certificate-1.jsonl", "defection-0.jsonl",
+                                                                      "ring-0.jsonl"]
+    again = invoke(*args)  # every generation replays from the store: the same ring, the same scores
+    assert again.exit_code == 0 and json.loads(again.stdout) == data
+    text = invoke(*args[:-3])
+    assert text.exit_code == 0 and ("holds" in text.stdout) and "What the ring does" in text.stdout
+
+
+def test_ring_search_refuses_bad_input_in_one_line():
+    for args, line in ((("--deviators", "1"), "a ring needs deviators >= 2, got 1"),
+                       (("--deviators", "5"), "deviators must be in [1, 4]"),
+                       (("--info", "competing_bids=maybe"), "competing_bids must be a bool, got 'maybe'"),
+                       (("--phases", "0"), "phases must be in [1, 50], got 0")):
+        result = invoke("ring", "--mechanism", "first_price", "--population", "bne:4", *args)
+        assert result.exit_code == 2 and line in result.output and "Traceback" not in result.output, result.output

@@ -396,6 +396,70 @@ def _bid_function_plot(result: Any, data: dict[str, Any], library: Path, plot: P
 
 
 
+@commands.command("ring")
+def ring_cmd(
+    mechanism: Annotated[str, typer.Option(help="mechanism id (see `mecharena mechanisms`)")],
+    population: Annotated[str, typer.Option(help="the population; its first K agents form the ring")],
+    settings: SetOption = None,
+    deviators: Annotated[int, typer.Option(help="K, the ring's members (>= 2)")] = 2,
+    seed: SeedOption = 0,
+    info: InfoOption = None,
+    enforce: EnforceOption = None,
+    values: ValuesOption = "uniform",
+    rounds: Annotated[int, typer.Option(help="rounds of every market")] = 10,
+    phases: Annotated[int, typer.Option(help="ring-then-defection phases of the search")] = 4,
+    generations: Annotated[int, typer.Option(help="CMA-ES generations of each ring search")] = 30,
+    markets: Annotated[int, typer.Option(help="markets of every search evaluation")] = 1000,
+    eval_markets: Annotated[int, typer.Option(help="markets of the fresh scores")] = 4000,
+    store: Annotated[Path | None, typer.Option(help="folder keeping every generation: a rerun resumes")] = None,
+    features: Annotated[str | None, typer.Option(help="comma-separated policy features the ring's maps may weigh "
+                                                      "(default: all; defections always see all)")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Search a ring that holds across rounds: a policy the K deviators share that no member gains by leaving.
+
+    What the members can check of each other is what the information policy (--info) reveals: where it
+    reveals nothing, a ring cannot punish and holds only what no member wants to take."""
+    from mecharena.fuzz.ring_policy import ring_policy_search
+    from mecharena.mechanisms.policy import Enforcement, InformationPolicy
+    from mecharena.metrics.harness import Cell
+
+    try:
+        target = Cell(mechanism=mechanism, config=parse_settings(settings or []), population=population,
+                      information=InformationPolicy.build(**parse_settings(info or [], "--info")),
+                      enforcement=Enforcement.build(**parse_settings(enforce or [], "--enforce")), values=values,
+                      rounds=rounds, seed=seed)
+        with progress_bar(err, hidden=as_json) as bar:
+            task = bar.add_task("ring search", total=phases)
+            found = ring_policy_search(target, seed=seed, deviators=deviators, phases=phases, generations=generations,
+                                       defection_generations=max(1, generations // 2), markets=markets,
+                                       eval_markets=eval_markets, store=store,
+                                       features=tuple(f.strip() for f in (features or "").split(",") if f.strip()),
+                                       on_phase=lambda done: bar.update(task, completed=done))
+    except (MechArenaError, ValueError, OSError) as exc:
+        raise fail(exc) from None
+    data = found.as_dict()
+    if as_json:
+        print(json.dumps(data, indent=2))
+        return
+    gain, defection = data["fresh_gain"], data["defection_gain"]
+    if found.enforced:
+        out.print(f"A ring of {deviators} holds {_interval(gain['mean'], gain['ci95'])} per member and round: the best "
+                  f"defection found brings its member {_interval(defection['mean'], defection['ci95'])}.")
+    else:
+        out.print(f"No ring found holds: the best gains {_interval(gain['mean'], gain['ci95'])} per member and round, "
+                  f"but a member gains {_interval(defection['mean'], defection['ci95'])} more by leaving it.")
+    table = Table(title=f"ring search {mechanism} x {population} (K={deviators}, {rounds} rounds)")
+    for column in ("phase", "ring gain (search seed)", "score (final defections)", "defections known"):
+        table.add_column(column)
+    for row in data["phases"]:
+        table.add_row(str(row["phase"]), f"{row['ring_gain']:+.4f}", f"{row['score']:+.4f}", str(row["archive"]))
+    out.print(table)
+    if found.description:
+        out.print(escape(f"What the ring does: {found.description}"))
+    out.print(escape(f"The ring's agent (its first {deviators} seats replay it): {data['agent']}"))
+
+
 @commands.command("regress")
 def regress_cmd(
     mechanism: Annotated[str, typer.Option(help="the mechanism variant to check")],

@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 from cmaes import CMA
 
-from mecharena.agents.policy import feature_names, format_weights, layout, parse_weights, start_weights
+from mecharena.agents.policy import feature_names, format_weights, layout, parse_weights, ring_width, start_weights
 from mecharena import mechanisms
 from mecharena.core.config import check_seed
 from mecharena.core.errors import ConfigError, MechArenaError
@@ -106,10 +106,13 @@ class PolicyFound:
                 "description": self.description}
 
 
-def policy_deviation(weights: FloatArray, deviators: int = 1, horizon: int = 0) -> Deviation:
-    """The ``policy`` deviation playing ``weights``, knowing the episode's ``horizon`` (0: not told)."""
+def policy_deviation(weights: FloatArray, deviators: int = 1, horizon: int = 0,
+                     defector: FloatArray | None = None) -> Deviation:
+    """The ``policy`` deviation playing ``weights``, knowing the episode's ``horizon`` (0: not told); with
+    ``defector``, the first deviator plays those weights instead (a ring member defecting)."""
     told = (("horizon", horizon),) if horizon else ()
-    return Deviation(FAMILY, (("w", format_weights(weights)), *told), deviators)
+    defects = (("d", format_weights(defector)),) if defector is not None else ()
+    return Deviation(FAMILY, (*defects, ("w", format_weights(weights)), *told), deviators)
 
 
 def known_horizon(target: Cell, rounds: int) -> int:
@@ -139,16 +142,17 @@ def start_point(target: Cell) -> FloatArray:
     return start_weights(mechanisms.get(target.mechanism))
 
 
-def feature_sizes(target: Cell, rounds: int, seed: int, markets: int = 64) -> FloatArray:
+def feature_sizes(target: Cell, rounds: int, seed: int, markets: int = 64, ring: bool = False) -> FloatArray:
     """(F,) each policy feature's typical size (mean absolute value, at least 1) in the honest play of ``target``.
 
     The initial step of a weight is divided by its feature's size, so that the search's first steps move
     every feature's term alike: a stateful market's ``round`` (0 to rounds - 1) and own state (counts of
     ratings, tasks, strikes: tens) would otherwise swing the action by several units at once and every
-    early candidate would sit at an action bound. Stateless features are in units of values: 1.
+    early candidate would sit at an action bound. Stateless features are in units of values: 1, and so are a
+    ring's (``ring``: its layout's features).
     """
     mechanism = mechanisms.get(target.mechanism)
-    names = feature_names(mechanism)
+    names = feature_names(mechanism, ring)
     sizes = np.ones(len(names))
     if not mechanism.stateful:
         return sizes
@@ -291,13 +295,17 @@ def polish(scorer: Scorer, weights: FloatArray, gain: Gain, *, deviators: int, s
 def evolve(scorer: Scorer, *, deviators: int, search_seed: int, cma_seed: int, generations: int, population: int,
            markets: int, rounds: int, sigma: float, start: FloatArray,
            store: tuple[Path, dict[str, Any]] | None = None,
-           on_candidate: Callable[[Deviation, Gain], None] | None = None
+           on_candidate: Callable[[Deviation, Gain], None] | None = None,
+           evaluate: Callable[[FloatArray], Gain] | None = None, steps: FloatArray | None = None
            ) -> tuple[tuple[Generation, ...], FloatArray, Gain]:
     """CMA-ES over the weights, every candidate scored on ``search_seed`` (inputs already checked).
 
     Args:
         store: ``(path, header)``: append each generation to the JSONL file, resuming its stored ones.
         on_candidate: called with every candidate evaluated here and its gain.
+        evaluate: the objective of a candidate's weights (default: the deviators' gain as the scorer scores
+            their policy on ``search_seed``).
+        steps: (W,) factors of each weight's initial step (default 1); 0 holds a weight at its start.
 
     Returns:
         The generations, the best weights and their gain on the search seed.
@@ -308,16 +316,26 @@ def evolve(scorer: Scorer, *, deviators: int, search_seed: int, cma_seed: int, g
         path.write_text(json.dumps({"header": header}) + "\n")
     bounds = np.tile([-BOUND, BOUND], (start.size, 1))
     horizon = known_horizon(scorer.target, rounds)
-    width, _ = layout(mechanisms.get(scorer.target.mechanism), start)
+    if evaluate is None:
+        def evaluate(weights: FloatArray) -> Gain:
+            return scorer.score(policy_deviation(weights, deviators, horizon), seed=search_seed, markets=markets,
+                                rounds=rounds)
+    mechanism = mechanisms.get(scorer.target.mechanism)
+    width, _ = layout(mechanism, start)
     scale = np.where(np.arange(start.size) < 3 * width, 1.0, max(FIELD_SIGMA / math.sqrt(width) / sigma, 1.0))
-    scale /= np.resize(feature_sizes(scorer.target, rounds, search_seed)[:width], start.size)
-    cma = CMA(mean=start, sigma=sigma, bounds=bounds, seed=cma_seed, population_size=population,
-              cov=np.diag(scale**2))
+    ring = width == ring_width(mechanism)
+    scale /= np.resize(feature_sizes(scorer.target, rounds, search_seed, ring=ring)[:width], start.size)
+    scale *= 1.0 if steps is None else steps
+    free = scale > 0  # a weight of step 0 is held at its start
+    cma = CMA(mean=start[free], sigma=sigma, bounds=bounds[free], seed=cma_seed, population_size=population,
+              cov=np.diag(scale[free]**2))
     done: list[Generation] = []
     best: tuple[float, FloatArray, Gain | None] = (-math.inf, start, None)
     for index in range(generations):
         asked = [cma.ask() for _ in range(population)]
-        candidates = np.stack([parse_weights(format_weights(x)) for x in asked])  # what the spec replays
+        held = np.tile(start, (population, 1))
+        held[:, free] = asked
+        candidates = np.stack([parse_weights(format_weights(x)) for x in held])  # what the spec replays
         if index < len(stored):
             gains = np.asarray(stored[index]["gains"], dtype=float)
             if [format_weights(c) for c in candidates] != stored[index]["candidates"]:
@@ -326,10 +344,9 @@ def evolve(scorer: Scorer, *, deviators: int, search_seed: int, cma_seed: int, g
         else:
             scored = []
             for c in candidates:
-                deviation = policy_deviation(c, deviators, horizon)
-                scored.append(scorer.score(deviation, seed=search_seed, markets=markets, rounds=rounds))
+                scored.append(evaluate(c))
                 if on_candidate is not None:
-                    on_candidate(deviation, scored[-1])
+                    on_candidate(policy_deviation(c, deviators, horizon), scored[-1])
             gains = np.array([g.mean for g in scored])
         cma.tell([(x, -float(v)) for x, v in zip(asked, gains, strict=True)])
         generation = Generation(index, candidates, gains)
@@ -342,6 +359,5 @@ def evolve(scorer: Scorer, *, deviators: int, search_seed: int, cma_seed: int, g
             best = (float(gains[top]), candidates[top], scored[top])
     _, weights, search_gain = best
     if search_gain is None:  # the best came from a stored generation
-        search_gain = scorer.score(policy_deviation(weights, deviators, horizon), seed=search_seed, markets=markets,
-                                   rounds=rounds)
+        search_gain = evaluate(weights)
     return tuple(done), weights, search_gain

@@ -1,0 +1,250 @@
+"""The discovery engine's ring across rounds: a coalition's shared policy that no member wants to leave.
+
+A ring of K deviators sharing one policy (:mod:`mecharena.agents.policy` in a ring's layout: a partner's
+win and bid as the market reveals them, whether the seat led its ring, and whether the market has shown a
+partner playing off the ring's policy) can gain together
+while one member would gain more by leaving it: in a first-price auction the ring's highest value shades
+because its partners stay out, and a partner whose value is close outbids it cheaply. Such a ring is not an
+equilibrium and reporting its gain overstates what capable colluders can hold. A ring worth reporting
+enforces itself: no member gains by defecting, counting how the others play once they notice, and they
+notice only what the market reveals. Which is why the information policy decides how much a ring can hold.
+
+That is a bilevel search, run as a double oracle (McMahan, Gordon and Blum 2003, "Planning in the
+presence of cost functions controlled by an adversary"): an archive of defections grows until the ring
+holds against all of them.
+
+1. Ring: CMA-ES (:func:`mecharena.fuzz.policy_search.evolve`) over the ring's weights w. A candidate scores
+   its gain per member and round G(w), minus PENALTY times the largest gain D(w) that a defection of the
+   archive brings the member who plays it (the group's first seat plays the defection's weights, seeing its
+   partners as before; the others play w), when that gain is positive. Everything is on common random
+   numbers: the same markets, values and rivals' draws for every candidate.
+2. Defection: CMA-ES over one member's weights against the ring just found, started from loyalty (its
+   weights are the ring's), scored by that member's gain over staying loyal. A profitable one joins the
+   archive.
+
+The phases repeat from the ring found so far. The ring reported is the phase's ring that scores best
+against the final archive; a last defection search against it (CMA-ES from loyalty, every archived defection, and
+a coordinate polish of the best), scored on a fresh seed, certifies it: a defection gain whose interval
+reaches 0 or below means no defection found pays. The certificate is as strong as that search: a
+defection outside the policy's linear maps is not tried. The ring's gain on the
+fresh seed, with its 95% interval, is the honest estimate. Starting from truthful bidding with an empty
+archive, the first phase finds the collusive ring a coalition search would; later phases keep what of it
+holds. Nothing about designated winners, suppression or punishment is assumed: what a member can check is
+set by the information policy (``caught``), and how the ring plays, before and after, is searched.
+
+Resumable: with ``store`` (a folder) every phase's searches append their generations to their own JSONL
+files (``ring-P.jsonl``, ``defection-P.jsonl``), which a rerun with the same settings replays.
+"""
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mecharena import mechanisms
+from mecharena.agents.policy import feature_names, format_weights, parse_weights, start_weights
+from mecharena.core.config import check_seed
+from mecharena.core.errors import ConfigError
+from mecharena.core.seeding import generator
+from mecharena.core.types import FloatArray
+from mecharena.fuzz.behaviour import describe_play
+from mecharena.fuzz.policy_search import (BOUND, DESCRIBE_MARKETS, FAMILY, POPULATION, SIGMA, check_settings, evolve,
+                                          known_horizon, policy_deviation)
+from mecharena.fuzz.score import Deviation, Gain, Scorer, deviated_population
+from mecharena.metrics.harness import Cell
+
+PENALTY = 4.0  # a ring's score loses 4x what its best known defection brings the defector
+# initial step of the weights on ``caught``, in units of the others': they act only once a partner strays, so a
+# small step changes nothing a ring's score can see; a punishment needs a move of order 1
+CAUGHT_STEP = 10.0
+MAX_PHASES = 50
+SEARCHES = ("ring", "defection", "certificate")
+POLISH_GRID = 17  # values per weight in the polish
+
+
+@dataclass(frozen=True)
+class RingPolicyFound:
+    """The self-enforcing ring found, the best defection against it and their gains on a fresh seed."""
+
+    deviation: Deviation  # the ring: K deviators sharing the policy
+    weights: FloatArray
+    gain: Gain  # per member and round, on a fresh seed
+    defector: FloatArray  # the certificate search's best defection
+    defection: Gain  # what it brings the defecting member over loyalty, per round, on the fresh seed
+    # per phase: the ring's gain on the search seed, its score against the final archive, defections known after it
+    phases: tuple[dict[str, Any], ...]
+    seed: int
+    description: str | None = None  # what the ring does, read from its play
+
+    @property
+    def enforced(self) -> bool:
+        """No defection found pays: its gain's 95% interval reaches 0."""
+        return self.defection.lo <= 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"agent": self.deviation.agent_spec, "deviators": self.deviation.deviators,
+                "fresh_gain": self.gain.as_dict(), "defection_gain": self.defection.as_dict(),
+                "defector": format_weights(self.defector), "enforced": self.enforced, "phases": list(self.phases),
+                "seed": self.seed, "description": self.description}
+
+
+class RingGame:
+    """A ring's and its defectors' gains on one seed, markets and rounds (common random numbers)."""
+
+    def __init__(self, scorer: Scorer, deviators: int, *, seed: int, markets: int, rounds: int) -> None:
+        self.scorer, self.deviators, self.seed, self.markets, self.rounds = scorer, deviators, seed, markets, rounds
+        self.horizon = known_horizon(scorer.target, rounds)
+
+    def members(self, ring: FloatArray, defector: FloatArray | None = None) -> FloatArray:
+        """(B, K) each member's gain per round over its own agent, the first member playing ``defector``."""
+        deviation = policy_deviation(ring, self.deviators, self.horizon, defector)
+        return self.scorer.member_gains(deviation, seed=self.seed, markets=self.markets, rounds=self.rounds)
+
+    def gain(self, diff: FloatArray) -> Gain:
+        """The :class:`Gain` of (B,) per-market gains on this game's seed."""
+        return self.scorer.as_gain(diff, Deviation(FAMILY, (), self.deviators), seed=self.seed, rounds=self.rounds)
+
+    def defection(self, ring: FloatArray, defector: FloatArray, loyal: FloatArray | None = None) -> FloatArray:
+        """(B,) what ``defector`` brings the first member over playing ``ring`` (``loyal``: ring's members)."""
+        loyal = self.members(ring) if loyal is None else loyal
+        return self.members(ring, defector)[:, 0] - loyal[:, 0]
+
+    def score(self, ring: FloatArray, archive: list[FloatArray], penalty: float) -> Gain:
+        """The ring's gain per member minus ``penalty`` times the archive's best defection gain, when it pays."""
+        loyal = self.members(ring)
+        diff = loyal.mean(axis=1)
+        worst = max((self.defection(ring, d, loyal) for d in archive), key=np.mean, default=None)
+        if worst is not None and worst.mean() > 0:
+            diff = diff - penalty * worst
+        return self.gain(diff)
+
+
+def polish(score: Callable[[FloatArray], float], weights: FloatArray, best: float, free: np.ndarray) -> FloatArray:
+    """One sweep of coordinate search: each ``free`` weight in turn set to each of POLISH_GRID values across [-BOUND,
+    BOUND], kept where it raises ``score``. CMA-ES moves every weight at once by small steps; a ring's entry
+    map needs one weight moved far (the knockout: sit out unless the ring's top value), which one coordinate
+    at a time reaches."""
+    for i in free:
+        for x in np.linspace(-BOUND, BOUND, POLISH_GRID):
+            candidate = weights.copy()
+            candidate[i] = x
+            candidate = parse_weights(format_weights(candidate))
+            if not np.array_equal(candidate, weights) and (s := score(candidate)) > best:
+                weights, best = candidate, s
+    return weights
+
+
+def certify(game: RingGame, ring: FloatArray, candidates: list[FloatArray]) -> FloatArray:
+    """The best defection from ``ring`` among ``candidates`` (a search's best, the archived defections), then
+    polished one weight at a time (:func:`polish`)."""
+    loyal = game.members(ring)
+
+    def defects(d: FloatArray) -> float:
+        return float(game.defection(ring, d, loyal).mean())
+
+    defector = max(candidates, key=defects)
+    return polish(defects, defector, defects(defector), np.arange(defector.size))
+
+
+def ring_policy_search(target: Cell, *, seed: int, deviators: int = 2, phases: int = 4, generations: int = 12,
+                       defection_generations: int = 10, population: int = POPULATION, markets: int = 500,
+                       rounds: int | None = None, eval_markets: int = 4000, sigma: float = SIGMA,
+                       penalty: float = PENALTY, store: Path | str | None = None,
+                       on_phase: Callable[[int], None] | None = None,
+                       features: tuple[str, ...] = ()) -> RingPolicyFound:
+    """Search a self-enforcing ring of the first ``deviators`` agents of ``target`` (see the module docstring).
+
+    Args:
+        target: the mechanism, population, information policy and rules (markets and seed are replaced).
+        seed: root seed of the search seed, the fresh seed and CMA-ES's draws.
+        deviators: K >= 2 members.
+        phases: ring-then-defection rounds of the double oracle.
+        generations: CMA-ES generations of each ring search (``population`` candidates each, every one played
+            once loyal and once per archived defection).
+        defection_generations: CMA-ES generations of each defection search (and of the certificate).
+        markets, rounds: of every search evaluation (rounds default: the target's).
+        eval_markets: markets of the fresh scores of the ring and its certificate.
+        penalty: weight of the best known defection's gain in a ring's score.
+        store: a folder for the phases' generations (resumed by a rerun with the same settings).
+        on_phase: called with the number of phases done after each (the certificate is one more).
+        features: the features the ring's maps may weigh (default: all); the others' weights stay at their
+            start. Fewer dimensions converge faster; a defection always sees every feature.
+
+    Raises:
+        ConfigError: a setting out of range, or a market the policy cannot play.
+    """
+    seed = check_seed(seed)
+    rounds = target.rounds if rounds is None else rounds
+    check_settings(generations, population, markets, rounds, eval_markets, sigma)
+    check_settings(defection_generations, population, markets, rounds, eval_markets, sigma)
+    if deviators < 2:
+        raise ConfigError(f"a ring needs deviators >= 2, got {deviators}")
+    if not 1 <= phases <= MAX_PHASES:
+        raise ConfigError(f"phases must be in [1, {MAX_PHASES}], got {phases}")
+    if not (math.isfinite(penalty) and penalty >= 1):
+        raise ConfigError(f"penalty must be a finite number >= 1 (a defection must cost the ring at least what it "
+                          f"brings), got {penalty}")
+    deviated_population(target.population, target.seed, deviators, "truthful")  # enough agents to form it
+    mechanism = mechanisms.get(target.mechanism)
+    known_features = feature_names(mechanism, ring=True)
+    if unknown := [f for f in features if f not in known_features]:
+        raise ConfigError(f"features: unknown {', '.join(map(repr, unknown))}; {mechanism.name}'s are "
+                          f"{', '.join(known_features)}")
+    scorer = Scorer(target)
+    streams = generator(seed, ("ring_policy_search",))
+    search_seed, fresh_seed, cma_seed = (int(x) for x in streams.integers(0, 2**31 - 1, size=3))
+    game = RingGame(scorer, deviators, seed=search_seed, markets=markets, rounds=rounds)
+    folder = None if store is None else Path(store)
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+    settings = {"target": target.key(), "seed": seed, "deviators": deviators, "population": population,
+                "markets": markets, "rounds": rounds, "sigma": sigma, "penalty": penalty, "features": list(features)}
+
+    def search(name: str, phase: int, start: FloatArray, generations: int, evaluate, archive) -> FloatArray:
+        """The best weights of one CMA-ES search (its own CMA-ES seed and store file)."""
+        header = settings | {"search": name, "phase": phase, "start": format_weights(start),
+                             "archive": [format_weights(a) for a in archive]}
+        path = None if folder is None else (folder / f"{name}-{phase}.jsonl", header)
+        _, best, _ = evolve(scorer, deviators=deviators, search_seed=search_seed,
+                            cma_seed=cma_seed + 3 * phase + SEARCHES.index(name), generations=generations,
+                            population=population, markets=markets, rounds=rounds, sigma=sigma, start=start,
+                            store=path, evaluate=evaluate, steps=steps if name == "ring" else None)
+        return best
+
+    ring = start_weights(mechanism, ring=True)
+    names = np.resize(np.array(known_features), ring.size)
+    steps = np.where(names == "caught", CAUGHT_STEP, 1.0) * (np.isin(names, features) if features else 1.0)
+    archive: list[FloatArray] = []
+    rings: list[FloatArray] = []
+    known: list[int] = []  # defections archived after each phase
+    for phase in range(phases):
+        found = search("ring", phase, ring, generations, lambda w: game.score(w, archive, penalty), archive)
+        if game.score(found, archive, penalty).mean > game.score(ring, archive, penalty).mean:
+            ring = found  # CMA-ES samples around its start, never the start itself: keep it if none beats it
+        rings.append(ring)
+        defector = search("defection", phase, ring, defection_generations,
+                          lambda d, w=ring: game.gain(game.defection(w, d)), archive)
+        if game.defection(ring, defector).mean() > 0:
+            archive.append(defector)
+        known.append(len(archive))
+        if on_phase is not None:
+            on_phase(phase + 1)
+    scores = [game.score(w, archive, penalty) for w in rings]
+    best = int(np.argmax([s.mean for s in scores]))
+    ring = polish(lambda w: game.score(w, archive, penalty).mean, rings[best], scores[best].mean,
+                  np.flatnonzero(steps))
+    found = search("certificate", phases, ring, defection_generations, lambda d: game.gain(game.defection(ring, d)),
+                   archive)
+    defector = certify(game, ring, [found, *archive])
+    fresh = RingGame(scorer, deviators, seed=fresh_seed, markets=eval_markets, rounds=rounds)
+    loyal = fresh.members(ring)
+    deviation = policy_deviation(ring, deviators, game.horizon)
+    said = describe_play(target, deviation, seed=fresh_seed, markets=min(eval_markets, DESCRIBE_MARKETS),
+                         rounds=rounds)
+    summary = tuple({"phase": k, "ring_gain": float(game.gain(game.members(w).mean(axis=1)).mean),
+                     "score": scores[k].mean, "archive": known[k]} for k, w in enumerate(rings))
+    return RingPolicyFound(deviation, ring, fresh.gain(loyal.mean(axis=1)), defector,
+                           fresh.gain(fresh.defection(ring, defector, loyal)), summary, seed, said)
