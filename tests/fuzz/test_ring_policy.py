@@ -137,10 +137,10 @@ def test_a_grim_trigger_deters_a_defector_only_where_winners_are_revealed(reveal
 
 
 @pytest.mark.parametrize(("settings", "message"), [
-    ({"deviators": 1}, "a ring needs deviators >= 2, got 1"),
-    ({"phases": 0}, r"phases must be in \[1, 50\], got 0"),
-    ({"penalty": 0.5}, "penalty must be a finite number >= 1"),
-    ({"generations": 0}, r"generations must be in \[1, 10000\], got 0"),
+    ({"deviators": 1}, r"deviators must be a finite int in \[2, 64\], got 1"),
+    ({"phases": 0}, r"phases must be a finite int in \[1, 50\], got 0"),
+    ({"penalty": 0.5}, r"penalty must be a finite float in \[1, 1000\], got 0.5"),
+    ({"generations": 0}, r"generations must be a finite int in \[1, 10000\], got 0"),
     ({"features": ("bias", "values")}, "features: unknown 'values'; first_price's are bias, value, "),
 ])
 def test_bad_settings_name_the_field(settings, message):

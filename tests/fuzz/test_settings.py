@@ -1,7 +1,8 @@
-"""One definition of fuzz's and repair's settings: the CLI, the MCP tool and the Python API agree with
+"""One definition of fuzz's, repair's and the ring search's settings: the CLI, the MCP tool and the Python API agree with
 :mod:`mecharena.core.settings` on every default and bound (the named exceptions aside)."""
 
 import asyncio
+import functools
 import json
 import re
 
@@ -11,8 +12,9 @@ from typer.testing import CliRunner
 
 from mecharena.cli import app
 from mecharena.core.errors import ConfigError
-from mecharena.core.settings import CLI_SAMPLES, MCP_BUDGET, FuzzSettings, RepairSettings
+from mecharena.core.settings import CLI_SAMPLES, MCP_BUDGET, FuzzSettings, RepairSettings, RingSettings
 from mecharena.fuzz.repair import repair
+from mecharena.fuzz.ring_policy import ring_policy_search
 from mecharena.fuzz.search import fuzz
 from mecharena.metrics.harness import Cell
 
@@ -37,11 +39,12 @@ def cli_defaults(command: str) -> dict:
 
 
 def test_cli_defaults_are_the_models():
-    for command, model, exceptions in (("fuzz", FuzzSettings, {"samples": CLI_SAMPLES}), ("repair", RepairSettings, {})):
+    for command, model, exceptions in (("fuzz", FuzzSettings, {"samples": CLI_SAMPLES}), ("repair", RepairSettings, {}),
+                                       ("ring", RingSettings, {})):
         defaults = cli_defaults(command)
         for name, field in model.model_fields.items():
-            if name == "families":
-                continue  # a comma-separated string on the command line
+            if name in ("families", "features") or (command, name) in (("ring", "population"), ("ring", "penalty")):
+                continue  # a comma-separated string on the command line; the ring's search shape: Python only
             assert defaults[name] == exceptions.get(name, field.default), (command, name)
 
 
@@ -60,14 +63,16 @@ def test_mcp_publishes_the_models_bounds_and_defaults():
 
 
 @pytest.mark.parametrize("model, name", [(FuzzSettings, n) for n in bounded(FuzzSettings)]
-                         + [(RepairSettings, n) for n in bounded(RepairSettings)])
+                         + [(RepairSettings, n) for n in bounded(RepairSettings)]
+                         + [(RingSettings, n) for n in bounded(RingSettings) if n not in ("population", "penalty")])
 def test_python_and_cli_refuse_the_same_out_of_range_settings(model, name):
     low, high = bounds(model, name)
     bad = high + 1 if high is not None else low - 1
     if isinstance(model.model_fields[name].default, int) or name == "samples":
         bad = int(bad)
     message = f"{name} must be {model.allowed(name)}, got {bad}"
-    search, command = (fuzz, "fuzz") if model is FuzzSettings else (repair, "repair")
+    search, command = {FuzzSettings: (fuzz, "fuzz"), RepairSettings: (repair, "repair"),
+                       RingSettings: (functools.partial(ring_policy_search, seed=0), "ring")}[model]
     with pytest.raises(ConfigError, match=f"^{re.escape(message)}$"):
         search(TARGET, **{name: bad})
     result = CliRunner().invoke(app, [command, "--mechanism", "first_price", "--population", "truthful:3",
@@ -79,3 +84,4 @@ def test_the_settings_document_themselves():
     schema = FuzzSettings.model_json_schema()
     assert all(field.get("description") for field in schema["properties"].values()), json.dumps(schema)
     assert all(field.description for field in RepairSettings.model_fields.values())
+    assert all(field.description for field in RingSettings.model_fields.values())

@@ -15,11 +15,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from mecharena.cli.options import (FUZZ, EnforceOption, InfoOption, SetOption, ValuesOption, err, exit_here, fail,
+from mecharena.cli.options import (FUZZ, RING, EnforceOption, InfoOption, SetOption, ValuesOption, err, exit_here, fail,
                                    parse_settings, setting)
 from mecharena.cli.shell import JsonFlag, SeedOption, exit_with, make_console, progress_bar, seed_option
 from mecharena.core.errors import MechArenaError
-from mecharena.core.settings import CLI_SAMPLES, FuzzSettings, description
+from mecharena.core.settings import CLI_SAMPLES, FuzzSettings, RingSettings, description
 from mecharena.fuzz.library import Library
 from mecharena.fuzz.regress import DEFAULT_MARKETS, regress
 
@@ -298,7 +298,7 @@ def replay_command(exploit: ExploitArgument, library: LibraryOption = Path("expl
     exit_with(exploits_replay, str(library), exploit, as_json, console=out)
 
 
-# ---- the top-level commands `fuzz`, `regress` and `metagame` ------------------------------------------------
+# ---- the top-level commands `fuzz`, `ring`, `regress` and `metagame` ----------------------------------------
 commands = typer.Typer()
 
 
@@ -401,19 +401,21 @@ def ring_cmd(
     mechanism: Annotated[str, typer.Option(help="mechanism id (see `mecharena mechanisms`)")],
     population: Annotated[str, typer.Option(help="the population; its first K agents form the ring")],
     settings: SetOption = None,
-    deviators: Annotated[int, typer.Option(help="K, the ring's members (>= 2)")] = 2,
+    deviators: Annotated[int, setting(RingSettings, "deviators")] = RING.deviators,
     seed: SeedOption = 0,
     info: InfoOption = None,
     enforce: EnforceOption = None,
     values: ValuesOption = "uniform",
     rounds: Annotated[int, typer.Option(help="rounds of every market")] = 10,
-    phases: Annotated[int, typer.Option(help="ring-then-defection phases of the search")] = 4,
-    generations: Annotated[int, typer.Option(help="CMA-ES generations of each ring search")] = 30,
-    markets: Annotated[int, typer.Option(help="markets of every search evaluation")] = 1000,
-    eval_markets: Annotated[int, typer.Option(help="markets of the fresh scores")] = 4000,
+    phases: Annotated[int, setting(RingSettings, "phases")] = RING.phases,
+    generations: Annotated[int, setting(RingSettings, "generations")] = RING.generations,
+    defection_generations: Annotated[int, setting(RingSettings, "defection_generations")
+                                     ] = RING.defection_generations,
+    markets: Annotated[int, setting(RingSettings, "markets")] = RING.markets,
+    eval_markets: Annotated[int, setting(RingSettings, "eval_markets")] = RING.eval_markets,
     store: Annotated[Path | None, typer.Option(help="folder keeping every generation: a rerun resumes")] = None,
-    features: Annotated[str | None, typer.Option(help="comma-separated policy features the ring's maps may weigh "
-                                                      "(default: all; defections always see all)")] = None,
+    features: Annotated[str | None, typer.Option(help="comma-separated " + description(RingSettings, "features"))
+                        ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Search a ring that holds across rounds: a policy the K deviators share that no member gains by leaving.
@@ -432,7 +434,7 @@ def ring_cmd(
         with progress_bar(err, hidden=as_json) as bar:
             task = bar.add_task("ring search", total=phases)
             found = ring_policy_search(target, seed=seed, deviators=deviators, phases=phases, generations=generations,
-                                       defection_generations=max(1, generations // 2), markets=markets,
+                                       defection_generations=defection_generations, markets=markets,
                                        eval_markets=eval_markets, store=store,
                                        features=tuple(f.strip() for f in (features or "").split(",") if f.strip()),
                                        on_phase=lambda done: bar.update(task, completed=done))

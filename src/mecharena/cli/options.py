@@ -10,13 +10,14 @@ from mecharena.cli.shell import exit_with, make_console
 from mecharena.cli.shell import fail as shell_fail
 from mecharena.core.config import parse_assignments
 from mecharena.core.errors import ConfigError
-from mecharena.core.settings import FuzzSettings, RepairSettings, description
+from mecharena.core.settings import FuzzSettings, RepairSettings, RingSettings, description
 
 # `err`: it would hide these consoles inside the command (tests/test_cli.py checks every command).
 out = make_console()
 err = make_console(stderr=True)
 
-FUZZ, REPAIR = FuzzSettings(), RepairSettings()  # the defaults (mecharena.core.settings holds them and the bounds)
+FUZZ, REPAIR, RING = FuzzSettings(), RepairSettings(), RingSettings()  # the defaults (mecharena.core.settings
+# holds them and the bounds)
 
 
 def setting(model: type, name: str) -> Any:

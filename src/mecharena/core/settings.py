@@ -1,4 +1,4 @@
-"""Operation settings: how hard ``fuzz`` and ``repair`` search, every default, bound and description once.
+"""Operation settings: how hard ``fuzz``, ``repair`` and ``ring`` search, every default, bound and description once.
 
 The Python functions (:func:`mecharena.fuzz.search.fuzz`, :func:`mecharena.fuzz.repair.repair`)
 take their defaults from these models and validate their arguments with them; the CLI's options
@@ -69,6 +69,24 @@ class RepairSettings(StrictModel):
     markets: Markets = Field(300, description="markets per evaluation (fuzzing steps and welfare/revenue)")
     rounds: Rounds = 8
     eval_markets: EvalMarkets = 1000
+
+
+class RingSettings(StrictModel):
+    """The search of :func:`mecharena.fuzz.ring_policy.ring_policy_search`."""
+
+    deviators: int = Field(2, ge=2, le=64, description="K, the ring's members")
+    phases: int = Field(4, ge=1, le=50, description="ring-then-defection phases of the search")
+    generations: int = Field(30, ge=1, le=10_000, description="CMA-ES generations of each ring search")
+    defection_generations: int = Field(15, ge=1, le=10_000, description=(
+        "CMA-ES generations of each defection search and of the certificate"))
+    population: int = Field(14, ge=4, le=1000, description="CMA-ES candidates per generation")
+    markets: Markets = Field(1000, description="markets of every search evaluation")
+    eval_markets: EvalMarkets = Field(4000, description="markets of the fresh scores of the ring and its certificate")
+    penalty: float = Field(4.0, ge=1, le=1000, description=(
+        "a ring's score loses this times what its best known defection brings the defector (>= 1: a defection "
+        "costs the ring at least what it brings)"))
+    features: list[str] = Field(default_factory=list, description=(
+        "policy features the ring's maps may weigh (empty: all; defections always see all)"))
 
 
 def description(model: type[StrictModel], name: str) -> str:

@@ -14,7 +14,7 @@ presence of cost functions controlled by an adversary"): an archive of defection
 holds against all of them.
 
 1. Ring: CMA-ES (:func:`mecharena.fuzz.policy_search.evolve`) over the ring's weights w. A candidate scores
-   its gain per member and round G(w), minus PENALTY times the largest gain D(w) that a defection of the
+   its gain per member and round G(w), minus ``penalty`` (4) times the largest gain D(w) that a defection of the
    archive brings the member who plays it (the group's first seat plays the defection's weights, seeing its
    partners as before; the others play w), when that gain is positive. Everything is on common random
    numbers: the same markets, values and rivals' draws for every candidate.
@@ -36,7 +36,6 @@ Resumable: with ``store`` (a folder) every phase's searches append their generat
 files (``ring-P.jsonl``, ``defection-P.jsonl``), which a rerun with the same settings replays.
 """
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,18 +48,18 @@ from mecharena.agents.policy import feature_names, format_weights, parse_weights
 from mecharena.core.config import check_seed
 from mecharena.core.errors import ConfigError
 from mecharena.core.seeding import generator
+from mecharena.core.settings import RingSettings
 from mecharena.core.types import FloatArray
 from mecharena.fuzz.behaviour import describe_play
-from mecharena.fuzz.policy_search import (BOUND, DESCRIBE_MARKETS, FAMILY, POPULATION, SIGMA, check_settings, evolve,
-                                          known_horizon, policy_deviation)
+from mecharena.fuzz.policy_search import (BOUND, DESCRIBE_MARKETS, FAMILY, SIGMA, check_settings, evolve, known_horizon,
+                                          policy_deviation)
 from mecharena.fuzz.score import Deviation, Gain, Scorer, deviated_population
 from mecharena.metrics.harness import Cell
 
-PENALTY = 4.0  # a ring's score loses 4x what its best known defection brings the defector
+RING = RingSettings()  # the defaults (mecharena.core.settings holds them and the bounds)
 # initial step of the weights on ``caught``, in units of the others': they act only once a partner strays, so a
 # small step changes nothing a ring's score can see; a punishment needs a move of order 1
 CAUGHT_STEP = 10.0
-MAX_PHASES = 50
 SEARCHES = ("ring", "defection", "certificate")
 POLISH_GRID = 17  # values per weight in the polish
 
@@ -149,13 +148,14 @@ def certify(game: RingGame, ring: FloatArray, candidates: list[FloatArray]) -> F
     return polish(defects, defector, defects(defector), np.arange(defector.size))
 
 
-def ring_policy_search(target: Cell, *, seed: int, deviators: int = 2, phases: int = 4, generations: int = 12,
-                       defection_generations: int = 10, population: int = POPULATION, markets: int = 500,
-                       rounds: int | None = None, eval_markets: int = 4000, sigma: float = SIGMA,
-                       penalty: float = PENALTY, store: Path | str | None = None,
-                       on_phase: Callable[[int], None] | None = None,
+def ring_policy_search(target: Cell, *, seed: int, deviators: int = RING.deviators, phases: int = RING.phases,
+                       generations: int = RING.generations, defection_generations: int = RING.defection_generations,
+                       population: int = RING.population, markets: int = RING.markets, rounds: int | None = None,
+                       eval_markets: int = RING.eval_markets, sigma: float = SIGMA, penalty: float = RING.penalty,
+                       store: Path | str | None = None, on_phase: Callable[[int], None] | None = None,
                        features: tuple[str, ...] = ()) -> RingPolicyFound:
-    """Search a self-enforcing ring of the first ``deviators`` agents of ``target`` (see the module docstring).
+    """Search a self-enforcing ring of the first ``deviators`` agents of ``target`` (see the module docstring;
+    defaults and bounds: :class:`~mecharena.core.settings.RingSettings`).
 
     Args:
         target: the mechanism, population, information policy and rules (markets and seed are replaced).
@@ -178,15 +178,10 @@ def ring_policy_search(target: Cell, *, seed: int, deviators: int = 2, phases: i
     """
     seed = check_seed(seed)
     rounds = target.rounds if rounds is None else rounds
+    RingSettings.build(deviators=deviators, phases=phases, generations=generations,
+                       defection_generations=defection_generations, population=population, markets=markets,
+                       eval_markets=eval_markets, penalty=penalty, features=list(features))
     check_settings(generations, population, markets, rounds, eval_markets, sigma)
-    check_settings(defection_generations, population, markets, rounds, eval_markets, sigma)
-    if deviators < 2:
-        raise ConfigError(f"a ring needs deviators >= 2, got {deviators}")
-    if not 1 <= phases <= MAX_PHASES:
-        raise ConfigError(f"phases must be in [1, {MAX_PHASES}], got {phases}")
-    if not (math.isfinite(penalty) and penalty >= 1):
-        raise ConfigError(f"penalty must be a finite number >= 1 (a defection must cost the ring at least what it "
-                          f"brings), got {penalty}")
     deviated_population(target.population, target.seed, deviators, "truthful")  # enough agents to form it
     mechanism = mechanisms.get(target.mechanism)
     known_features = feature_names(mechanism, ring=True)
