@@ -165,7 +165,8 @@ def ring_policy_search(target: Cell, *, seed: int, deviators: int = RING.deviato
         generations: CMA-ES generations of each ring search (``population`` candidates each, every one played
             once loyal and once per archived defection).
         defection_generations: CMA-ES generations of each defection search (and of the certificate).
-        markets, rounds: of every search evaluation (rounds default: the target's).
+        markets: markets of every search evaluation.
+        rounds: rounds of every evaluation (default: the target's).
         eval_markets: markets of the fresh scores of the ring and its certificate.
         penalty: weight of the best known defection's gain in a ring's score.
         store: a folder for the phases' generations (resumed by a rerun with the same settings).
