@@ -76,6 +76,7 @@ def test_ring_search_reports_and_resumes_from_its_store(tmp_path):
     assert again.exit_code == 0 and json.loads(again.stdout) == data
     text = invoke(*args[:-3])
     assert text.exit_code == 0 and ("holds" in text.stdout) and "What the ring does" in text.stdout
+    assert "Once a partner is caught: " in text.stdout
 
 
 def test_ring_search_refuses_bad_input_in_one_line():

@@ -11,7 +11,7 @@ from mecharena.agents.values import ValueDistribution
 from mecharena.core.errors import ConfigError
 from mecharena.fuzz.behaviour import describe_play
 from mecharena.fuzz.policy_search import policy_deviation
-from mecharena.fuzz.ring_policy import RingGame, certify, ring_policy_search
+from mecharena.fuzz.ring_policy import RingGame, certify, once_caught, ring_policy_search
 from mecharena.fuzz.score import Scorer
 from mecharena.mechanisms.policy import InformationPolicy
 from mecharena.metrics.harness import Cell
@@ -159,7 +159,7 @@ def test_the_search_finds_a_ring_that_holds_only_where_the_market_reveals_bids()
     """First price, a ring of 3 among Bayes-Nash bidders, 10 rounds; the search is told nothing about
     designated winners or punishment. Where bids and winners are revealed it finds a ring that gains at
     least 85% of full suppression (the hand-written RING: the top member bids half its value, the others
-    sit out) and no defection it finds pays: members who stray are caught. Where nothing is revealed
+    sit out) and no defection it finds pays: members who stray are caught and answered. Where nothing is revealed
     the same search finds no ring that holds: a member gains by leaving the best one."""
     found = {}
     for revealed in (True, False):
@@ -171,6 +171,7 @@ def test_the_search_finds_a_ring_that_holds_only_where_the_market_reveals_bids()
     cell = Cell(mechanism="first_price", population="bne:4", rounds=10)
     suppression = RingGame(Scorer(cell), 3, seed=revealed.gain.seed, markets=2000, rounds=10).members(RING).mean()
     assert revealed.enforced and revealed.defection.hi < 0, revealed.defection
+    assert revealed.punishment is not None  # it holds because the others answer a partner caught straying
     assert revealed.gain.mean >= 0.85 * suppression, (revealed.gain, suppression)
     assert not hidden.enforced and hidden.defection.lo > 0, hidden.defection
 
@@ -191,3 +192,13 @@ def test_the_certificate_passes_a_knockout_ring_only_where_no_member_wants_to_le
         assert defection.mean <= 0 and game.gain(game.members(knockout).mean(axis=1)).lo > 0.04, defection
     else:
         assert defection.lo > 0.005, defection
+
+
+def test_what_a_ring_does_once_a_partner_is_caught_is_its_weights_with_caught_set():
+    first_price = mechanisms.get("first_price")
+    assert once_caught(first_price, RING) is None  # it ignores caught: nothing changes
+    punished = once_caught(first_price, GRIM)
+    np.testing.assert_array_equal(punished, ring_weights(g={"bias": 1.0}, e={"bias": 101, "lead": 50}))
+    said = describe_play(Cell(mechanism="first_price", population="bne:4", rounds=10), policy_deviation(punished, 3),
+                         seed=1, markets=200)
+    assert said == "bids its value", said  # always in, at its value: the others' ring gains are gone

@@ -459,6 +459,7 @@ def ring_cmd(
     out.print(table)
     if found.description:
         out.print(escape(f"What the ring does: {found.description}"))
+    out.print(escape(f"Once a partner is caught: {found.punishment or 'nothing changes'}"))
     out.print(escape(f"The ring's agent (its first {deviators} seats replay it): {data['agent']}"))
 
 

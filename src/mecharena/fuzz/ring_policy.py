@@ -23,7 +23,7 @@ holds against all of them.
    archive.
 
 The phases repeat from the ring found so far. The ring reported is the phase's ring that scores best
-against the final archive; a last defection search against it (CMA-ES from loyalty, every archived defection, and
+against the final archive, polished one weight at a time; a last defection search against it (CMA-ES from loyalty, every archived defection, and
 a coordinate polish of the best), scored on a fresh seed, certifies it: a defection gain whose interval
 reaches 0 or below means no defection found pays. The certificate is as strong as that search: a
 defection outside the policy's linear maps is not tried. The ring's gain on the
@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from mecharena import mechanisms
-from mecharena.agents.policy import feature_names, format_weights, parse_weights, start_weights
+from mecharena.agents.policy import feature_names, format_weights, layout, parse_weights, start_weights
 from mecharena.core.config import check_seed
 from mecharena.core.errors import ConfigError
 from mecharena.core.seeding import generator
@@ -54,6 +54,7 @@ from mecharena.fuzz.behaviour import describe_play
 from mecharena.fuzz.policy_search import (BOUND, DESCRIBE_MARKETS, FAMILY, SIGMA, check_settings, evolve, known_horizon,
                                           policy_deviation)
 from mecharena.fuzz.score import Deviation, Gain, Scorer, deviated_population
+from mecharena.mechanisms.base import Mechanism
 from mecharena.metrics.harness import Cell
 
 RING = RingSettings()  # the defaults (mecharena.core.settings holds them and the bounds)
@@ -77,6 +78,7 @@ class RingPolicyFound:
     phases: tuple[dict[str, Any], ...]
     seed: int
     description: str | None = None  # what the ring does, read from its play
+    punishment: str | None = None  # what its members do once a partner is caught (None: nothing changes)
 
     @property
     def enforced(self) -> bool:
@@ -87,7 +89,7 @@ class RingPolicyFound:
         return {"agent": self.deviation.agent_spec, "deviators": self.deviation.deviators,
                 "fresh_gain": self.gain.as_dict(), "defection_gain": self.defection.as_dict(),
                 "defector": format_weights(self.defector), "enforced": self.enforced, "phases": list(self.phases),
-                "seed": self.seed, "description": self.description}
+                "seed": self.seed, "description": self.description, "punishment": self.punishment}
 
 
 class RingGame:
@@ -134,6 +136,21 @@ def polish(score: Callable[[FloatArray], float], weights: FloatArray, best: floa
             if not np.array_equal(candidate, weights) and (s := score(candidate)) > best:
                 weights, best = candidate, s
     return weights
+
+
+def once_caught(mechanism: Mechanism, weights: FloatArray) -> FloatArray | None:
+    """The ring's weights as its members play once a partner is caught (``caught`` is 1 from then on: its
+    weights fold into the bias's); None where the ring ignores ``caught``."""
+    names = feature_names(mechanism, ring=True)
+    if layout(mechanism, weights)[0] != len(names):
+        return None
+    maps = weights.reshape(-1, len(names)).copy()
+    caught = names.index("caught")
+    if not maps[:, caught].any():
+        return None
+    maps[:, 0] += maps[:, caught]
+    maps[:, caught] = 0.0
+    return maps.ravel()
 
 
 def certify(game: RingGame, ring: FloatArray, candidates: list[FloatArray]) -> FloatArray:
@@ -240,7 +257,11 @@ def ring_policy_search(target: Cell, *, seed: int, deviators: int = RING.deviato
     deviation = policy_deviation(ring, deviators, game.horizon)
     said = describe_play(target, deviation, seed=fresh_seed, markets=min(eval_markets, DESCRIBE_MARKETS),
                          rounds=rounds)
+    punished = once_caught(mechanism, ring)
+    punishment = None if punished is None else describe_play(
+        target, policy_deviation(punished, deviators, game.horizon), seed=fresh_seed,
+        markets=min(eval_markets, DESCRIBE_MARKETS), rounds=rounds)
     summary = tuple({"phase": k, "ring_gain": float(game.gain(game.members(w).mean(axis=1)).mean),
                      "score": scores[k].mean, "archive": known[k]} for k, w in enumerate(rings))
     return RingPolicyFound(deviation, ring, fresh.gain(loyal.mean(axis=1)), defector,
-                           fresh.gain(fresh.defection(ring, defector, loyal)), summary, seed, said)
+                           fresh.gain(fresh.defection(ring, defector, loyal)), summary, seed, said, punishment)
