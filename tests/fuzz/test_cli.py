@@ -64,8 +64,8 @@ def test_fuzz_json_reports_the_size_and_seed_it_used(tmp_path):
 
 def test_ring_search_reports_and_resumes_from_its_store(tmp_path):
     args = ("ring", "--mechanism", "first_price", "--population", "bne:4", "--deviators", "3", "--info",
-            "competing_bids=true", "--phases", "1", "--generations", "4", "--markets", "60", "--eval-markets", "100",
-            "--store", tmp_path / "store", "--json")
+            "competing_bids=true", "--rounds", "3", "--phases", "1", "--generations", "4", "--markets", "60",
+            "--eval-markets", "100", "--store", tmp_path / "store", "--json")
     first = invoke(*args)
     assert first.exit_code == 0, first.output
     data = json.loads(first.stdout)
