@@ -394,8 +394,6 @@ def _bid_function_plot(result: Any, data: dict[str, Any], library: Path, plot: P
     return save(bid_function(found.response.values.tolist(), found.response.best.tolist(), title), path)
 
 
-
-
 @commands.command("ring")
 def ring_cmd(
     mechanism: Annotated[str, typer.Option(help="mechanism id (see `mecharena mechanisms`)")],
@@ -422,15 +420,13 @@ def ring_cmd(
 
     What the members can check of each other is what the information policy (--info) reveals: where it
     reveals nothing, a ring cannot punish and holds only what no member wants to take."""
+    from mecharena.fuzz.cell import target_cell
     from mecharena.fuzz.ring_policy import ring_policy_search
-    from mecharena.mechanisms.policy import Enforcement, InformationPolicy
-    from mecharena.metrics.harness import Cell
 
     try:
-        target = Cell(mechanism=mechanism, config=parse_settings(settings or []), population=population,
-                      information=InformationPolicy.build(**parse_settings(info or [], "--info")),
-                      enforcement=Enforcement.build(**parse_settings(enforce or [], "--enforce")), values=values,
-                      rounds=rounds, seed=seed)
+        target = target_cell(mechanism, parse_settings(settings or []), population,
+                             parse_settings(info or [], "--info"), parse_settings(enforce or [], "--enforce"), values,
+                             seed, rounds=rounds)
         with progress_bar(err, hidden=as_json) as bar:
             task = bar.add_task("ring search", total=phases)
             found = ring_policy_search(target, seed=seed, deviators=deviators, phases=phases, generations=generations,

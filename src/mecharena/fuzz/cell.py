@@ -1,9 +1,26 @@
-"""Fuzz one cell from plain settings and store what it finds: what the CLI's ``fuzz`` and the MCP ``fuzz`` tool run."""
+"""Fuzz one cell from plain settings and store what it finds: what the CLI's ``fuzz`` and the MCP ``fuzz`` tool run
+(and the cell itself, which the CLI's ``ring`` searches)."""
 
 from pathlib import Path
 from typing import Any
 
 from mecharena.fuzz.library import Library
+
+
+def target_cell(mechanism: str, config: dict[str, Any], population: str, information: dict[str, Any],
+                enforcement: dict[str, Any], values: str, seed: int, **fields: Any) -> Any:
+    """The :class:`~mecharena.metrics.harness.Cell` of plain settings (``fields``: more of its fields). The
+    information and enforcement rules are built first, so their messages name the field.
+
+    Raises:
+        MechArenaError: an unknown mechanism or agent type, or a field out of range.
+    """
+    from mecharena.mechanisms.policy import Enforcement, InformationPolicy
+    from mecharena.metrics.harness import Cell
+
+    return Cell(mechanism=mechanism, config=config, population=population,
+                information=InformationPolicy.build(**information), enforcement=Enforcement.build(**enforcement),
+                values=values, seed=seed, **fields)
 
 
 def fuzz_cell(mechanism: str, config: dict[str, Any], population: str, information: dict[str, Any],
@@ -22,12 +39,8 @@ def fuzz_cell(mechanism: str, config: dict[str, Any], population: str, informati
     """
     from mecharena.fuzz.report import build_report
     from mecharena.fuzz.search import fuzz
-    from mecharena.mechanisms.policy import Enforcement, InformationPolicy
-    from mecharena.metrics.harness import Cell
 
-    target = Cell(mechanism=mechanism, config=config, population=population,
-                  information=InformationPolicy.build(**information), enforcement=Enforcement.build(**enforcement),
-                  values=values, seed=seed)
+    target = target_cell(mechanism, config, population, information, enforcement, values, seed)
     result = fuzz(target, seed=seed, threshold=threshold, **search)
     data = result.as_dict()
     data["exploit"] = result.fresh is not None and result.fresh.lo > threshold

@@ -216,16 +216,17 @@ def ring_policy_search(target: Cell, *, seed: int, deviators: int = RING.deviato
     settings = {"target": target.key(), "seed": seed, "deviators": deviators, "population": population,
                 "markets": markets, "rounds": rounds, "sigma": sigma, "penalty": penalty, "features": list(features)}
 
-    def search(name: str, phase: int, start: FloatArray, generations: int, evaluate, archive) -> FloatArray:
-        """The best weights of one CMA-ES search (its own CMA-ES seed and store file)."""
+    def search(name: str, phase: int, start: FloatArray, generations: int, evaluate, archive
+               ) -> tuple[FloatArray, float]:
+        """The best weights of one CMA-ES search (its own CMA-ES seed and store file) and their score."""
         header = settings | {"search": name, "phase": phase, "start": format_weights(start),
                              "archive": [format_weights(a) for a in archive]}
         path = None if folder is None else (folder / f"{name}-{phase}.jsonl", header)
-        _, best, _ = evolve(scorer, deviators=deviators, search_seed=search_seed,
-                            cma_seed=cma_seed + 3 * phase + SEARCHES.index(name), generations=generations,
-                            population=population, markets=markets, rounds=rounds, sigma=sigma, start=start,
-                            store=path, evaluate=evaluate, steps=steps if name == "ring" else None)
-        return best
+        _, best, gain = evolve(scorer, deviators=deviators, search_seed=search_seed,
+                               cma_seed=cma_seed + 3 * phase + SEARCHES.index(name), generations=generations,
+                               population=population, markets=markets, rounds=rounds, sigma=sigma, start=start,
+                               store=path, evaluate=evaluate, steps=steps if name == "ring" else None)
+        return best, gain.mean
 
     ring = start_weights(mechanism, ring=True)
     names = np.resize(np.array(known_features), ring.size)
@@ -234,13 +235,14 @@ def ring_policy_search(target: Cell, *, seed: int, deviators: int = RING.deviato
     rings: list[FloatArray] = []
     known: list[int] = []  # defections archived after each phase
     for phase in range(phases):
-        found = search("ring", phase, ring, generations, lambda w: game.score(w, archive, penalty), archive)
-        if game.score(found, archive, penalty).mean > game.score(ring, archive, penalty).mean:
+        found, score = search("ring", phase, ring, generations, lambda w: game.score(w, archive, penalty), archive)
+        if score > game.score(ring, archive, penalty).mean:
             ring = found  # CMA-ES samples around its start, never the start itself: keep it if none beats it
         rings.append(ring)
-        defector = search("defection", phase, ring, defection_generations,
-                          lambda d, w=ring: game.gain(game.defection(w, d)), archive)
-        if game.defection(ring, defector).mean() > 0:
+        loyal = game.members(ring)
+        defector, gain = search("defection", phase, ring, defection_generations,
+                                lambda d, w=ring, loyal=loyal: game.gain(game.defection(w, d, loyal)), archive)
+        if gain > 0:
             archive.append(defector)
         known.append(len(archive))
         if on_phase is not None:
@@ -249,8 +251,9 @@ def ring_policy_search(target: Cell, *, seed: int, deviators: int = RING.deviato
     best = int(np.argmax([s.mean for s in scores]))
     ring = polish(lambda w: game.score(w, archive, penalty).mean, rings[best], scores[best].mean,
                   np.flatnonzero(steps))
-    found = search("certificate", phases, ring, defection_generations, lambda d: game.gain(game.defection(ring, d)),
-                   archive)
+    loyal = game.members(ring)
+    found, _ = search("certificate", phases, ring, defection_generations,
+                      lambda d: game.gain(game.defection(ring, d, loyal)), archive)
     defector = certify(game, ring, [found, *archive])
     fresh = RingGame(scorer, deviators, seed=fresh_seed, markets=eval_markets, rounds=rounds)
     loyal = fresh.members(ring)
