@@ -15,6 +15,7 @@ from mecharena.fuzz.ring_policy import RingGame, certify, once_caught, ring_poli
 from mecharena.fuzz.score import Scorer
 from mecharena.mechanisms.policy import InformationPolicy
 from mecharena.metrics.harness import Cell
+from mecharena.sim.loop import play
 
 NAMES = feature_names(mechanisms.get("first_price"), ring=True)
 DRAWS = type("D", (), {"markets": 1})()
@@ -202,3 +203,13 @@ def test_what_a_ring_does_once_a_partner_is_caught_is_its_weights_with_caught_se
     said = describe_play(Cell(mechanism="first_price", population="bne:4", rounds=10), policy_deviation(punished, 3),
                          seed=1, markets=200)
     assert said == "bids its value", said  # always in, at its value: the others' ring gains are gone
+
+
+@pytest.mark.parametrize(("d", "message"), [
+    ("1/2", "^policy: d must hold 30 numbers separated by '/'"),
+    ("/".join(["0"] * 41 + ["nan"]), r"^policy: d entry 41 must be a finite number in \[-1000, 1000\], got 'nan'$"),
+    ("/".join(["0"] * 33), "^policy: d holds 33 weights; first_price takes 30 or 42 "),
+])
+def test_a_defectors_bad_weights_are_refused_naming_d(d, message):
+    with pytest.raises(ConfigError, match=message):
+        list(play(Cell(mechanism="first_price", markets=2, population=f"policy(d={d}):2,truthful:1").episode(), 1))

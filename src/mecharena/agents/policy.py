@@ -68,7 +68,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from mecharena.agents.base import (Action, AgentType, Draws, Feedback, MarketContext, Observation, initial_own_state,
                                    require_one_bid)
@@ -101,7 +101,7 @@ def feature_names(mechanism: Mechanism, ring: bool = False) -> tuple[str, ...]:
     return (*FEATURES, "round", *(f"own_{f.name}" for f in mechanism.state if f.per == "seat"), "final", *extra)
 
 
-def parse_weights(text: str) -> FloatArray:
+def parse_weights(text: str, field: str = "w") -> FloatArray:
     """The weights in :func:`format_weights`'s text (their count is checked against the mechanism's features
     when the policy plays: :func:`layout`).
 
@@ -111,7 +111,7 @@ def parse_weights(text: str) -> FloatArray:
     """
     parts = str(text).split("/")
     if len(parts) < WEIGHTS:
-        raise ConfigError(f"w must hold {WEIGHTS} numbers separated by '/' (multiplier, offset and entry weights "
+        raise ConfigError(f"{field} must hold {WEIGHTS} numbers separated by '/' (multiplier, offset and entry weights "
                           f"over the features {', '.join(FEATURES)}), and {F} more per action field the mechanism "
                           f"declares (more features where it keeps state), got {len(parts)}")
     out = np.empty(len(parts))
@@ -121,7 +121,7 @@ def parse_weights(text: str) -> FloatArray:
         except ValueError:
             out[i] = math.nan
         if not (math.isfinite(out[i]) and abs(out[i]) <= MAX_WEIGHT):
-            raise ConfigError(f"w entry {i} must be a finite number in [-{MAX_WEIGHT:g}, {MAX_WEIGHT:g}], "
+            raise ConfigError(f"{field} entry {i} must be a finite number in [-{MAX_WEIGHT:g}, {MAX_WEIGHT:g}], "
                               f"got {shown_value(part.strip())}")
     return out
 
@@ -142,17 +142,17 @@ class PolicyParams(StrictModel):
         """As :meth:`StrictModel.build`, with the weights' own message (which entry, what is allowed)."""
         for name in ("w", "d"):
             if isinstance(fields.get(name), str) and fields[name]:
-                parse_weights(fields[name])
+                parse_weights(fields[name], name)
         return super().build(**fields)
 
     @field_validator("w", "d", mode="before")
     @classmethod
-    def _weights(cls, text: object) -> str:
+    def _weights(cls, text: object, info: ValidationInfo) -> str:
         if not isinstance(text, str):
-            raise ValueError(f"weights must be numbers separated by '/', got {shown_value(text)}")
+            raise ValueError(f"{info.field_name} must be {WEIGHTS} numbers separated by '/', got {shown_value(text)}")
         if text:
             try:
-                parse_weights(text)
+                parse_weights(text, info.field_name)
             except ConfigError as exc:
                 raise ValueError(str(exc)) from None
         return text
@@ -189,10 +189,7 @@ def init(context: MarketContext, params: PolicyParams, seats: int, draws: Draws)
     require_one_bid(context, "policy")
     for name, text in (("w", params.w), ("d", params.d)):
         if text:
-            try:
-                layout(context.mechanism, parse_weights(text))
-            except ConfigError as exc:
-                raise ConfigError(str(exc).replace("policy: w ", f"policy: {name} ", 1)) from None
+            layout(context.mechanism, parse_weights(text, name), name)
     zeros = np.zeros((draws.markets, seats))
     own = _own(context.mechanism, initial_own_state(context, draws), zeros.shape)
     return PolicyState(zeros, zeros, zeros, zeros, zeros, np.ones_like(zeros), zeros, zeros, zeros, zeros, 0, own,
@@ -232,7 +229,7 @@ def ring_width(mechanism: Mechanism) -> int:
     return len(feature_names(mechanism, ring=True))
 
 
-def layout(mechanism: Mechanism, weights: FloatArray) -> tuple[int, int]:
+def layout(mechanism: Mechanism, weights: FloatArray, field: str = "w") -> tuple[int, int]:
     """(features per map, action fields weighted) of ``weights`` for ``mechanism``: 3 maps over its features,
     then none or every declared action field; a ring's weights (:func:`ring_width` features) weigh every
     declared field (so no count means two layouts). Weights over the F = 10 features of a stateless market
@@ -254,10 +251,10 @@ def layout(mechanism: Mechanism, weights: FloatArray) -> tuple[int, int]:
     for w in (full, F):
         extra, rest = divmod(weights.size - 3 * w, w)
         if not rest and extra > 0:
-            raise ConfigError(f"policy: w holds weights for {extra} action fields but {mechanism.name} declares "
+            raise ConfigError(f"policy: {field} holds weights for {extra} action fields but {mechanism.name} declares "
                               f"{declared} ({names})")
     counts = sorted({(3 + k) * w for w in (full, F) for k in (0, declared)} | {(3 + declared) * ring})
-    raise ConfigError(f"policy: w holds {weights.size} weights; {mechanism.name} takes "
+    raise ConfigError(f"policy: {field} holds {weights.size} weights; {mechanism.name} takes "
                       f"{' or '.join(map(str, counts))} ({full} features: {', '.join(feature_names(mechanism))}; "
                       f"a ring's {ring} add {', '.join(RING_FEATURES)}; action fields: {names})")
 
