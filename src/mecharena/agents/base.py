@@ -13,7 +13,7 @@ channels delivered (an :class:`Inbox`) into its state; by default it says nothin
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -29,7 +29,11 @@ from mecharena.mechanisms.policy import Enforcement, InformationPolicy
 
 @dataclass(frozen=True, slots=True)
 class MarketContext:
-    """Public facts about the market: the rules, its size and the common prior."""
+    """Public facts about the market: the rules, its size and the value priors.
+
+    ``values`` is the prior of the group acting (the market's, unless the group has its own) and
+    ``priors`` every seat's, where groups' priors differ (asymmetric bidders; None: all ``values``).
+    """
 
     mechanism: Mechanism
     config: Any
@@ -40,6 +44,15 @@ class MarketContext:
     enforcement: Enforcement = Enforcement()  # noqa: RUF009
     seats: slice = field(default_factory=lambda: slice(None))  # the seats of the group acting or updating
     channels: Any = None  # the episode's ChannelPolicy (mecharena.sim.channels); None: agents cannot talk
+    priors: tuple[ValueDistribution, ...] | None = None  # (N,) each seat's prior; None: every seat's is values
+
+    def prior(self, seat: int) -> ValueDistribution:
+        """The value prior of ``seat``."""
+        return self.values if self.priors is None else self.priors[seat]
+
+    def acting(self, seats: slice) -> "MarketContext":
+        """The context a group on ``seats`` acts in: its seats and its own prior as ``values``."""
+        return replace(self, seats=seats, values=self.prior(seats.start or 0))
 
     @property
     def selling(self) -> BoolArray:

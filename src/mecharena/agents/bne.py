@@ -25,6 +25,13 @@ solver's symmetric bid function (:mod:`mecharena.agents.equilibrium`: iterated b
 a NashConv certificate, solved once per mechanism, version, config, n and value distribution, then
 cached), linear between its grid values.
 
+Where the population's groups draw values from different priors (asymmetric bidders, see
+:mod:`mecharena.agents.population`), the closed forms above, all symmetric, do not apply: the agent
+plays its own prior's bid function in the solver's asymmetric equilibrium, one strategy per distinct
+prior (:func:`mecharena.agents.equilibrium.solve_groups`), unless truthful bidding is dominant. In
+first price with two uniform bidders on [0, 1] and [0, 2] it reproduces Plum's (1992) closed form
+(tests/agents/test_equilibrium.py).
+
 The integral is evaluated on a grid of 4,096 intervals with 8-point Gauss-Legendre per
 interval (exact for the polynomial G of uniform values) and interpolated linearly.
 
@@ -153,6 +160,8 @@ def auction_bids(context: MarketContext, values: FloatArray, agent: str, power: 
 
 def act(context: MarketContext, params, state, values: FloatArray, draws) -> FloatArray:
     name, config = context.mechanism.name, context.config
+    if context.priors is not None:  # asymmetric bidders
+        return _asymmetric_act(context, values)
     if context.values.common > 0:
         return _common_value_act(context, values)
     if first_price_like(context) and getattr(config, "entry_fee", 0.0) == 0:
@@ -169,6 +178,22 @@ def act(context: MarketContext, params, state, values: FloatArray, draws) -> Flo
         raise ConfigError(f"bne has no closed form for {name} with this config and the equilibrium solver cannot "
                           f"play it: {exc}") from None
     return found.bid(values)
+
+
+def _asymmetric_act(context: MarketContext, values: FloatArray) -> FloatArray:
+    """The group's bid function in the solver's equilibrium with one strategy per distinct prior."""
+    mechanism, config = context.mechanism, context.config
+    if "truthful" in mechanism.properties(config):
+        return mechanism.truthful(config, values, context.spec)
+    distinct = list({id(p): p for p in context.priors}.values())
+    groups = [(sum(p is q for p in context.priors), q) for q in distinct]
+    try:
+        found = equilibrium.cached_groups(mechanism, config, groups)
+    except ConfigError as exc:
+        raise ConfigError(f"bne with asymmetric priors plays the equilibrium solver, which cannot play "
+                          f"{mechanism.name} with this config: {exc}") from None
+    own = next(k for k, q in enumerate(distinct) if q is context.values)
+    return found[own].bid(values)
 
 
 def _common_value_act(context: MarketContext, signals: FloatArray) -> FloatArray:

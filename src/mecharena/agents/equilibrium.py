@@ -55,7 +55,7 @@ from mecharena.mechanisms.base import Mechanism
 
 VERSION = 2
 Z95 = 1.959963984540054  # two-sided 95% normal quantile
-_MEMORY: dict[str, "Equilibrium"] = {}
+_MEMORY: dict[str, tuple["Equilibrium", ...]] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,12 +294,14 @@ def solve(mechanism: Mechanism, config: Any, n: int, dist: ValueDistribution, **
     return solve_groups(mechanism, config, [(n, dist)], **settings)[0]
 
 
-def cache_key(mechanism: Mechanism, config: Any, n: int, dist: ValueDistribution, settings: dict[str, Any]) -> str:
+def cache_key(mechanism: Mechanism, config: Any, groups: list[Group], settings: dict[str, Any]) -> str:
     """A stable id of everything a solution depends on."""
-    # a one-shot equilibrium depends on the prior, not on whether values persist across rounds
-    prior = dist.model_dump(mode="json", exclude={"persistent"})
+    # a one-shot equilibrium depends on the priors, not on whether values persist across rounds
+    priors = [[int(n), dist.model_dump(mode="json", exclude={"persistent"})] for n, dist in groups]
+    # one group keeps the symmetric key (n, values), and with it the seed a solve draws from the key
+    rivals = {"n": priors[0][0], "values": priors[0][1]} if len(priors) == 1 else {"groups": priors}
     data = {"mechanism": mechanism.name, "version": mechanism.version, "config": mechanism.config(config).model_dump(
-        mode="json"), "n": n, "values": prior, "settings": settings, "solver": VERSION}
+        mode="json"), **rivals, "settings": settings, "solver": VERSION}
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:24]
 
 
@@ -310,20 +312,29 @@ def cache_dir() -> Path:
 
 
 def cached_solve(mechanism: Mechanism, config: Any, n: int, dist: ValueDistribution, **settings: Any) -> Equilibrium:
-    """:func:`solve`, remembered in memory and on disk (a damaged cache file is solved again)."""
-    key = cache_key(mechanism, config, n, dist, settings)
+    """:func:`solve`, remembered (see :func:`cached_groups`)."""
+    if n < 2:
+        raise ConfigError(f"an equilibrium needs n >= 2 bidders, got {n}")
+    return cached_groups(mechanism, config, [(n, dist)], **settings)[0]
+
+
+def cached_groups(mechanism: Mechanism, config: Any, groups: list[Group], **settings: Any) -> tuple[Equilibrium, ...]:
+    """:func:`solve_groups`, remembered in memory and on disk (a damaged cache file is solved again)."""
+    key = cache_key(mechanism, config, groups, settings)
     if key in _MEMORY:
         return _MEMORY[key]
     path = cache_dir() / f"{key}.json"
     try:
-        found = Equilibrium.from_dict(json.loads(path.read_text()))
+        found = tuple(Equilibrium.from_dict(d) for d in json.loads(path.read_text())["groups"])
+        if len(found) != len(groups):
+            raise ValueError(f"{len(found)} groups cached for {len(groups)}")
     except (OSError, ValueError, KeyError, TypeError):
-        found = solve(mechanism, config, n, dist, seed=int(generator(0, ("equilibrium", key)).integers(2**31)),
-                      **settings)
+        found = solve_groups(mechanism, config, groups,
+                             seed=int(generator(0, ("equilibrium", key)).integers(2**31)), **settings)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(found.as_dict()))
+            tmp.write_text(json.dumps({"groups": [e.as_dict() for e in found]}))
             tmp.replace(path)
         except OSError:
             pass  # a read-only home: the solution stays in memory

@@ -5,6 +5,11 @@ A spec is a comma-separated list of ``TYPE[(name=value,...)]:COUNT``, e.g. ``tru
 the order given (so in two-sided markets the first seats are the buyers). An agent with m
 identities (a sybil) takes m consecutive seats; the first is its own, the others are owned by it.
 
+Any group may draw its values from its own prior, ``values=KIND[:name=value;...]`` among its
+parameters (:func:`mecharena.agents.values.parse_prior`): ``bne(values=uniform:high=2):1,bne:1`` is a
+strong and a weak bidder (asymmetric bidders). Its members see that prior as theirs
+(``MarketContext.values``) and every seat's prior as ``MarketContext.priors``.
+
 A mixture ``dirichlet(n=10,alpha=1):TYPE[(...)],TYPE[(...)],...`` draws the shares of the types
 from a symmetric Dirichlet(alpha) for each episode (from the episode's seed) and rounds them to n
 agents by largest remainder; types that get no agent are left out.
@@ -18,6 +23,7 @@ import numpy as np
 from pydantic import Field
 
 from mecharena.agents.base import AgentType
+from mecharena.agents.values import GROUP_PRIOR_FIELDS, ValueDistribution, parse_prior
 from mecharena.core.config import StrictModel, parse_assignments
 from mecharena.core.errors import ConfigError
 from mecharena.core.types import IntArray
@@ -42,6 +48,7 @@ class Group:
     count: int
     start: int
     identities: int
+    values: ValueDistribution | None = None  # the group's own prior (kind, low, high, shape); None: the market's
 
     @property
     def stop(self) -> int:
@@ -54,6 +61,8 @@ class Group:
     @property
     def label(self) -> str:
         fields = self.params.model_dump(exclude_defaults=True)
+        if self.values is not None:
+            fields["values"] = self.values.prior_text
         args = ",".join(f"{k}={v}" for k, v in fields.items())
         return f"{self.agent.name}({args})" if args else self.agent.name
 
@@ -87,6 +96,30 @@ class Population:
                 owner[first: first + g.identities] = first
         return owner
 
+    def priors(self, market: ValueDistribution) -> tuple[ValueDistribution, tuple[ValueDistribution, ...] | None]:
+        """The market's prior and each seat's (N,): a group's own kind, low, high and shape with the
+        ``market``'s common share and persistence. Seats with equal priors share one object; where all
+        seats share one, it is the market's and the seats' are None (a symmetric market)."""
+        shared = {market: market}
+        seats: list[ValueDistribution] = []
+        for g in self.groups:
+            own = market if g.values is None else ValueDistribution.build(
+                **{**market.model_dump(exclude={"points"}), **g.values.model_dump(include=set(GROUP_PRIOR_FIELDS))})
+            seats += [shared.setdefault(own, own)] * (g.stop - g.start)
+        return (seats[0], None) if len(shared) == 1 or all(p is seats[0] for p in seats) else (market, tuple(seats))
+
+def with_prior(agent_spec: str, prior: ValueDistribution | None) -> str:
+    """``agent_spec`` (``TYPE[(name=value,...)]``) drawing its values from ``prior`` (None: unchanged).
+
+    >>> with_prior("shading(scale=0.8)", ValueDistribution(high=2.0))
+    'shading(scale=0.8,values=uniform:high=2.0)'
+    """
+    if prior is None:
+        return agent_spec
+    name, _, args = agent_spec.partition("(")
+    args = args.strip()[:-1].strip()
+    return f"{name.strip()}({args + ',' if args else ''}values={prior.prior_text})"
+
 
 def _split_groups(spec: str) -> list[str]:
     parts, depth, current = [], 0, []
@@ -107,9 +140,12 @@ def _fields(text: str | None, part: str, usage: str) -> dict[str, Any]:
                              lambda item: f"{usage} must look like name=value, got {item!r} in {part!r}")
 
 
-def _parse_params(agent: AgentType, text: str | None, part: str) -> StrictModel:
+def _parse_params(agent: AgentType, text: str | None, part: str) -> tuple[StrictModel, ValueDistribution | None]:
+    """The agent's parameters and the group's own prior (its ``values=`` field; None if absent)."""
+    fields = _fields(text, part, "agent parameter")
     try:
-        return agent.params_model.build(**_fields(text, part, "agent parameter"))
+        prior = None if "values" not in fields else parse_prior(str(fields.pop("values")))
+        return agent.params_model.build(**fields), prior
     except ConfigError as exc:
         raise ConfigError(f"{agent.name}: {exc}") from None
 
@@ -157,8 +193,8 @@ def parse_population(spec: str, registry, rng: np.random.Generator | None = None
         if not 1 <= count <= MAX_AGENTS:
             raise ConfigError(f"population count for {name!r} must be in [1, {MAX_AGENTS}], got {count}")
         agent = registry.get(name)
-        params = _parse_params(agent, params_text, part.strip())
-        group = Group(agent, params, count, seat, agent.identities(params))
+        params, prior = _parse_params(agent, params_text, part.strip())
+        group = Group(agent, params, count, seat, agent.identities(params), prior)
         groups.append(group)
         seat = group.stop
     if not groups:

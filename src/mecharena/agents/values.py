@@ -136,6 +136,55 @@ class ValueDistribution(StrictModel):
         values = self.ppf(market_uniforms(seed, key, start, shape))
         return -np.sort(-values, axis=2) if len(shape) == 3 and marginal else values
 
+    @property
+    def prior_text(self) -> str:
+        """The prior as a group's ``values=`` field of a population spec (``uniform``, ``power:shape=2.0;high=2.0``):
+        kind, low, high and shape where they differ from the defaults.
+
+        >>> ValueDistribution(kind="exponential", shape=3.0, high=2.0).prior_text
+        'exponential:high=2.0;shape=3.0'
+        """
+        fields = self.model_dump(include={"low", "high", "shape"}, exclude_defaults=True)
+        return f"{self.kind}:" + ";".join(f"{k}={v}" for k, v in sorted(fields.items())) if fields else self.kind
+
+
+GROUP_PRIOR_FIELDS = ("kind", "low", "high", "shape")  # what a population group's own prior may set
+
+
+def parse_prior(text: str) -> ValueDistribution:
+    """A population group's own value prior, ``KIND[:name=value;...]`` with fields from GROUP_PRIOR_FIELDS
+    (``power:shape=2``, ``uniform:high=2``): a parametric distribution of the group's values. Whether
+    values are common or persistent is the market's, and an empirical prior, which reads a file, is the
+    market's alone (populations pass through network shells that never read server files).
+
+    Raises:
+        ConfigError: naming the field and what is allowed.
+    """
+    kind, _, rest = text.partition(":")
+    usage = (f"a group's values take uniform, power or exponential with fields {', '.join(GROUP_PRIOR_FIELDS[1:])} "
+             f"(KIND:name=value;...), got {text!r}; common, persistent and empirical data are the market's")
+    if kind.strip() not in ("uniform", "power", "exponential"):
+        raise ConfigError(usage)
+    fields = parse_distribution(f"{kind}:{rest.replace(';', ',')}").model_dump(exclude_defaults=True)
+    if set(fields) - set(GROUP_PRIOR_FIELDS):
+        raise ConfigError(usage)
+    return ValueDistribution.build(**fields)
+
+
+def sample_priors(priors: ValueDistribution | tuple[ValueDistribution, ...], seed: int, key: Key, start: int,
+                  shape: tuple[int, ...], marginal: bool = True) -> FloatArray:
+    """:meth:`ValueDistribution.sample` with agent j (column j) drawn from ``priors[j]`` (or every agent from
+    one prior), all from the same uniforms: an agent's values depend only on its own prior and column, so
+    populations that differ in one group's prior share every other agent's values (common random numbers)."""
+    if isinstance(priors, ValueDistribution):
+        return priors.sample(seed, key, start, shape, marginal)
+    uniforms = market_uniforms(seed, key, start, shape)
+    values = np.empty(shape)
+    for prior in {id(p): p for p in priors}.values():  # by identity: a group's seats share one object
+        agents = [j for j, p in enumerate(priors) if p is prior]
+        values[:, agents] = prior.ppf(uniforms[:, agents])
+    return -np.sort(-values, axis=2) if len(shape) == 3 and marginal else values
+
 
 def parse_distribution(spec: str) -> ValueDistribution:
     """``uniform``, ``power:shape=2``, ``exponential:shape=3,high=2``, ``empirical:path=values.csv``

@@ -64,7 +64,9 @@ def runs_table(title: str, rows: list[dict[str, Any]]) -> Table:
 @commands.command()
 def simulate(
     mechanism: Annotated[str, typer.Option(help="mechanism id (see `mecharena mechanisms`)")],
-    population: Annotated[str, typer.Option(help="TYPE:COUNT[,TYPE:COUNT...], e.g. truthful:5 or bne:3")],
+    population: Annotated[str, typer.Option(help=(
+        "TYPE:COUNT[,TYPE:COUNT...], e.g. truthful:5 or bne:3; a group with its own value prior: "
+        "bne(values=uniform:high=2):1,bne:1 (asymmetric bidders)"))],
     settings: SetOption = None,
     markets: Annotated[int, typer.Option(help="independent markets B")] = 1000,
     rounds: Annotated[int, typer.Option(help="rounds per market T")] = 10,

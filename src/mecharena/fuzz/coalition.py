@@ -290,7 +290,7 @@ def ring_response(target: Cell, deviators: int, *, seed: int, samples: int = 20_
         deviators: K, the ring's size (its first K agents, one identity each).
         seed: seed of the fitting sample.
         samples: market-rounds to fit on (markets = ceil(samples / rounds)).
-        grid: value points of each role's table, evenly spaced over the value distribution's support.
+        grid: value points of each role's table, evenly spaced over the members' value priors' support.
         points: bids of the coarse search grid, evenly spaced on [0, bid_high].
         bid_high: the highest bid searched (default: 4x the largest value, capped by the mechanism's
             largest valid action).
@@ -310,11 +310,13 @@ def ring_response(target: Cell, deviators: int, *, seed: int, samples: int = 20_
         raise ConfigError(f"sweeps must be in [1, {MAX_SWEEPS}], got {sweeps}")
     check_ring(target.population, target.seed, deviators)
     cell = replace_cell(target, seed=seed, markets=max(2, math.ceil(samples / target.rounds)))
-    ctx = cell.episode().context
-    dist = ctx.values
-    high = min(bid_high if bid_high is not None else 4.0 * dist.high, ctx.spec.action_high)
+    episode = cell.episode()
+    ctx = episode.context
+    members = [ctx.prior(int(s)) for s in agent_seats(episode.owner, deviators)]
+    low, top = min(p.low for p in members), max(p.high for p in members)  # where the members' values lie
+    high = min(bid_high if bid_high is not None else 4.0 * top, ctx.spec.action_high)
     sample = sample_ring(cell, deviators)
-    values = np.linspace(dist.low, dist.high, grid)
+    values = np.linspace(low, top, grid)
     clearer = _Clearer(ctx.mechanism, ctx.config, sample, high)
     roles = _roles(sample, values)
     tables = np.tile(np.clip(values, 0.0, high), (deviators, 1))  # truthful

@@ -147,7 +147,7 @@ def decision_regret(episode: Any, records: list[Any], seat: int, *, points: int 
         raise ConfigError(f"decision regret scores one bid per seat and round; {ctx.mechanism.name} takes more")
     sample = sample_records(episode, records, seat)
     values = sample.values[:, seat]
-    high = min(4.0 * ctx.values.high, ctx.spec.action_high)
+    high = min(4.0 * ctx.prior(seat).high, ctx.spec.action_high)
     best = respond(ctx.mechanism, ctx.config, sample, values, bid_high=high, points=points).best
     own = sample.bids[:, seat]
     allocation, payment = clear_many(ctx.mechanism, ctx.config, sample, np.concatenate([best, own]))
@@ -235,8 +235,8 @@ def best_response(target: Cell, *, seed: int, samples: int = 20_000, grid: int |
         target: the mechanism, population and rules (its markets and seed are replaced; its rounds kept).
         seed: seed of the fitting sample.
         samples: market-rounds to fit on (markets = ceil(samples / rounds)).
-        grid: value points of the table per value axis, evenly spaced over the value distribution's
-            support (default: VALUE_GRID for one value; with K marginal values, the most points per axis
+        grid: value points of the table per value axis, evenly spaced over the support of the
+            deviator's value prior (default: VALUE_GRID for one value; with K marginal values, the most points per axis
             whose table has at most VECTOR_TYPES entries, e.g. 11 for K = 2).
         points: bids of the coarse search grid (about ``points ** (1/D)`` per coordinate of D bids).
         bid_high: the highest bid searched (default: 4x the largest value, capped by the mechanism's
@@ -257,7 +257,8 @@ def best_response(target: Cell, *, seed: int, samples: int = 20_000, grid: int |
     markets = max(2, math.ceil(samples / target.rounds))
     cell = replace_cell(target, seed=seed, markets=markets)
     episode = cell.episode()
-    dist, ctx = episode.context.values, episode.context
+    ctx = episode.context
+    dist = ctx.prior(deviator(episode, role)[1])  # the deviator's own value prior: its table spans it
     units = ctx.spec.units_per_agent or 1
     if units > MAX_UNITS:
         raise ConfigError(f"demand must be <= {MAX_UNITS} for the best-response search (it searches vectors of up "

@@ -142,8 +142,11 @@ def canonical(spec: str) -> str:
     parts = _split_groups(spec)
     if len(parts) != 1 or ":" in spec.rpartition(")")[2]:
         raise ConfigError(f"a strategy must be one agent spec TYPE or TYPE(name=value,...), without a count, got {spec!r}")
-    population = agents.population(f"{spec.strip()}:1")
-    return population.groups[0].label
+    group = agents.population(f"{spec.strip()}:1").groups[0]
+    if group.values is not None:
+        raise ConfigError(f"a strategy is how a player bids, not its values: the meta-game is symmetric, every player "
+                          f"draws from the settings' values; drop values= from {spec!r}")
+    return group.label
 
 
 def parse_spec(spec: str) -> dict[str, Any]:

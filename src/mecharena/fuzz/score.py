@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from mecharena import agents
+from mecharena.agents.population import with_prior
 from mecharena.core.errors import ConfigError
 from mecharena.core.types import FloatArray
 from mecharena.fuzz.families import FAMILIES
@@ -67,7 +68,8 @@ class Gain:
 
 
 def deviated_population(spec: str, seed: int, deviators: int, agent_spec: str, after: int = 0) -> str:
-    """The population spec with ``deviators`` agents, after the first ``after``, replaced by ``agent_spec``.
+    """The population spec with ``deviators`` agents, after the first ``after``, replaced by ``agent_spec``;
+    a deviator keeps its group's own value prior (a deviation changes how a member plays, not its values).
 
     Raises:
         ConfigError: fewer agents than after + deviators, or fewer than one deviator.
@@ -77,14 +79,20 @@ def deviated_population(spec: str, seed: int, deviators: int, agent_spec: str, a
     if not 1 <= deviators <= total - after:
         raise ConfigError(f"deviators must be in [1, {total - after}] (the agents of {population.spec!r}"
                           f"{f' after the first {after}' if after else ''}), got {deviators}")
-    parts, position = [], 0
+    parts, position, block = [], 0, []  # block: the deviators' (own prior, count) in order, equal priors merged
     for g in population.groups:  # each group keeps its own place (its draws are keyed by it)
         kept_before = min(max(after - position, 0), g.count)
         kept_after = min(max(position + g.count - after - deviators, 0), g.count)
         if kept_before:
             parts.append(f"{g.label}:{kept_before}")
-        if position <= after < position + g.count:
-            parts.append(f"{agent_spec}:{deviators}")
+        if g.count - kept_before - kept_after:
+            if block and block[-1][0] == g.values:
+                block[-1][1] += g.count - kept_before - kept_after
+            else:
+                block.append([g.values, g.count - kept_before - kept_after])
+        if position <= after + deviators <= position + g.count:
+            parts += [f"{with_prior(agent_spec, prior)}:{count}" for prior, count in block]
+            block = []
         if kept_after:
             parts.append(f"{g.label}:{kept_after}")
         position += g.count

@@ -38,7 +38,7 @@ import numpy as np
 
 from mecharena.agents.base import Action, Draws, Feedback, MarketContext, Observation, as_action
 from mecharena.agents.population import Population
-from mecharena.agents.values import ValueDistribution
+from mecharena.agents.values import ValueDistribution, sample_priors
 from mecharena.core.errors import ConfigError
 from mecharena.core.seeding import market_uniforms
 from mecharena.core.types import BoolArray, FloatArray, IntArray
@@ -150,8 +150,9 @@ def make_episode(
     policy = talk.parse_channels(channels)
     if policy is not None:
         policy.check(n)
-    context = MarketContext(mechanism, config, spec, n, values,
-                            information or InformationPolicy(), enforcement or Enforcement(), channels=policy)
+    values, priors = population.priors(values)
+    context = MarketContext(mechanism, config, spec, n, values, information or InformationPolicy(),
+                            enforcement or Enforcement(), channels=policy, priors=priors)
     return Episode(context, population, seed, markets, start, policy)
 
 
@@ -162,7 +163,7 @@ def _value_layout(spec: MarketSpec) -> str:
 def initial_state(episode: Episode) -> LoopState:
     """Every group's initial state; every seat starts in the market."""
     states = tuple(
-        g.agent.init(replace(episode.context, seats=g.seats), g.params, g.stop - g.start,
+        g.agent.init(episode.context.acting(g.seats), g.params, g.stop - g.start,
                      Draws(episode.seed, ("init", i), episode.start, episode.markets))
         for i, g in enumerate(episode.population.groups)
     )
@@ -181,7 +182,7 @@ def _gather_actions(episode: Episode, state: LoopState, values: FloatArray) -> t
     actions = []
     for i, g in enumerate(episode.population.groups):
         draws = Draws(episode.seed, ("agent", i, state.round), episode.start, b)
-        action = as_action(g.agent.act(replace(ctx, seats=g.seats), g.params, state.agents[i], values[:, g.seats],
+        action = as_action(g.agent.act(ctx.acting(g.seats), g.params, state.agents[i], values[:, g.seats],
                                        draws))
         expected = values[:, g.seats].shape + orders
         if action.bids.shape != expected:
@@ -334,8 +335,9 @@ def round_values(episode: Episode, t: int) -> FloatArray:
     tail = (ctx.spec.value_width,) if ctx.spec.value_width else ()
     own = owner == np.arange(owner.size)
     key = ("values", 0 if ctx.values.persistent else t)
-    drawn = ctx.values.sample(episode.seed, key, episode.start, (b, int(own.sum()), *tail),
-                              marginal=not ctx.spec.partners)  # utilities for partners are not marginal values
+    priors = ctx.values if ctx.priors is None else tuple(p for p, mine in zip(ctx.priors, own, strict=True) if mine)
+    drawn = sample_priors(priors, episode.seed, key, episode.start, (b, int(own.sum()), *tail),
+                          marginal=not ctx.spec.partners)  # utilities for partners are not marginal values
     return drawn[:, (np.cumsum(own) - 1)[owner]]
 
 
@@ -371,7 +373,7 @@ def _talk_phase(episode: Episode, state: LoopState, values: FloatArray) -> tuple
     outboxes = []
     for i, g in talking:
         draws = Draws(episode.seed, ("talk", i, t), episode.start, b)
-        box = g.agent.talk(replace(ctx, seats=g.seats), g.params, agent_states[i], values[:, g.seats],
+        box = g.agent.talk(ctx.acting(g.seats), g.params, agent_states[i], values[:, g.seats],
                            talk.inbox(carried.heard, heard_readable, g.seats), draws)
         if box is not None:
             expected = (b, g.stop - g.start)
@@ -388,7 +390,7 @@ def _talk_phase(episode: Episode, state: LoopState, values: FloatArray) -> tuple
     readable = talk.route(delivered, partners)
     for i, g in talking:
         draws = Draws(episode.seed, ("hear", i, t), episode.start, b)
-        agent_states[i] = g.agent.hear(replace(ctx, seats=g.seats), g.params, agent_states[i], values[:, g.seats],
+        agent_states[i] = g.agent.hear(ctx.acting(g.seats), g.params, agent_states[i], values[:, g.seats],
                                        talk.inbox(delivered, readable, g.seats), draws)
     carried = replace(carried, pending=pending, heard=delivered)
     return replace(state, agents=tuple(agent_states), channels=carried), sent, delivered, dropped
@@ -451,7 +453,7 @@ def play_round(episode: Episode, state: LoopState) -> tuple[LoopState, RoundReco
                             penalty=fines[:, s], utility=utility[:, s], active=enter[:, s],
                             state={f.name: step.state[f.name][:, s] for f in ctx.mechanism.state if f.per == "seat"})
         draws = Draws(episode.seed, ("update", i, t), episode.start, b)
-        new_states.append(g.agent.update(replace(ctx, seats=s), g.params, state.agents[i], signals[:, s], action,
+        new_states.append(g.agent.update(ctx.acting(s), g.params, state.agents[i], signals[:, s], action,
                                          observation, feedback, draws))
     record = RoundRecord(t, values, bids, joint.times, priority, enter, colluding, exited, audited, fines,
                          outcome, utility, welfare, observation, digest(observation), notes, talked,

@@ -109,7 +109,7 @@ def _build(config: ArenaConfig, seed: int) -> tuple[Episode, int]:
             raise ConfigError(f"opponents must leave at least one of the n_agents={config.n_agents} seats to the "
                               f"agents, got {scripted} scripted seats ({config.opponents!r})")
         learners = config.n_agents - scripted
-        groups = [Group(g.agent, g.params, g.count, g.start + learners, g.identities) for g in opponents.groups]
+        groups = [replace(g, start=g.start + learners) for g in opponents.groups]
     learners = config.n_agents - scripted
     population = Population((Group(EXTERNAL, NoParams(), learners, 0, 1), *groups))
     episode = make_episode(mechanism, config.config, population, markets=1, seed=seed,
