@@ -65,7 +65,7 @@ def test_fuzz_json_reports_the_size_and_seed_it_used(tmp_path):
 def test_ring_search_reports_and_resumes_from_its_store(tmp_path):
     args = ("ring", "--mechanism", "first_price", "--population", "bne:4", "--deviators", "3", "--info",
             "competing_bids=true", "--rounds", "3", "--phases", "1", "--generations", "4", "--markets", "60",
-            "--eval-markets", "100", "--store", tmp_path / "store", "--json")
+            "--eval-markets", "100", "--library", tmp_path / "lib", "--store", tmp_path / "store", "--json")
     first = invoke(*args)
     assert first.exit_code == 0, first.output
     data = json.loads(first.stdout)
@@ -77,6 +77,26 @@ def test_ring_search_reports_and_resumes_from_its_store(tmp_path):
     text = invoke(*args[:-3])
     assert text.exit_code == 0 and ("holds" in text.stdout) and "What the ring does" in text.stdout
     assert "Once a partner is caught: " in text.stdout
+
+
+def test_a_ring_that_pays_is_stored_with_its_certificate_and_replays(tmp_path):
+    """Second price, a ring of 3 among bne:4: suppressing the members' bids pays (the knockout), so the ring
+    is a failure report whose summary and search hold the certificate, and its traces replay exactly."""
+    library = tmp_path / "lib"
+    found = invoke("ring", "--mechanism", "second_price", "--population", "bne:4", "--deviators", "3", "--rounds",
+                   "3", "--phases", "1", "--generations", "3", "--defection-generations", "2", "--markets", "60",
+                   "--eval-markets", "200", "--features", "bias,value,lead", "--library", library, "--json")
+    assert found.exit_code == 0, found.output
+    data = json.loads(found.stdout)
+    assert data["exploit"] and data["fresh_gain"]["ci95"][0] > 0.001
+    shown = json.loads(invoke("exploits", "show", data["report"]["id"], "--library", library, "--json").stdout)
+    assert shown["strategy"]["family"] == "policy" and shown["agents_involved"]["deviators"] == 3
+    assert shown["gain"]["mean"] == data["fresh_gain"]["mean"]
+    assert shown["search"]["ring"]["defection_gain"] == data["defection_gain"]
+    assert shown["search"]["ring"]["enforced"] == data["enforced"]
+    assert ("A ring of 3 holds" if data["enforced"] else "No ring found holds") in shown["strategy"]["summary"]
+    replayed = invoke("exploits", "replay", data["report"]["id"], "--library", library, "--json")
+    assert replayed.exit_code == 0 and json.loads(replayed.stdout)["ok"], replayed.output
 
 
 def test_ring_search_refuses_bad_input_in_one_line():

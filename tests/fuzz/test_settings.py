@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from mecharena.cli import app
 from mecharena.core.errors import ConfigError
-from mecharena.core.settings import CLI_SAMPLES, MCP_BUDGET, FuzzSettings, RepairSettings, RingSettings
+from mecharena.core.settings import CLI_SAMPLES, MCP_BUDGET, MCP_RING, FuzzSettings, RepairSettings, RingSettings
 from mecharena.fuzz.repair import repair
 from mecharena.fuzz.ring_policy import ring_policy_search
 from mecharena.fuzz.search import fuzz
@@ -60,6 +60,12 @@ def test_mcp_publishes_the_models_bounds_and_defaults():
         expected = MCP_BUDGET if name == "budget" else FuzzSettings.model_fields[name].default
         assert published[name]["default"] == expected, name
     assert published["sampler"]["enum"] == ["tpe", "cmaes"]
+    ring = tools["ring"].inputSchema["properties"]
+    names = [n for n in bounded(RingSettings) if n in ring and n != "population"]  # there: the agents' spec
+    assert set(names) == {"deviators", "phases", "generations", "defection_generations", "markets", "eval_markets"}
+    for name in names:
+        assert (ring[name].get("minimum"), ring[name].get("maximum")) == bounds(RingSettings, name), name
+        assert ring[name]["default"] == MCP_RING.get(name, RingSettings.model_fields[name].default), name
 
 
 @pytest.mark.parametrize("model, name", [(FuzzSettings, n) for n in bounded(FuzzSettings)]

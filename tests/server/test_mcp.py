@@ -38,7 +38,7 @@ from mecharena.core.errors import ConfigError
 from mecharena.server.mcp import HTTP_PATH, run
 
 SERVER = ("-m", "mecharena.server.mcp")
-TOOLS = {"list_mechanisms", "simulate", "fuzz", "evaluate_designer", "exploits"}
+TOOLS = {"list_mechanisms", "simulate", "fuzz", "ring", "evaluate_designer", "exploits"}
 CALL_TIMEOUT = timedelta(seconds=60)
 # a shading exploit of first price in about a second (the settings of tests/fuzz/test_cli.py)
 FUZZ = {"mechanism": "first_price", "population": "truthful:4", "families": ["shading"], "budget": 12,
@@ -201,6 +201,25 @@ def test_fuzz_stores_an_exploit_that_exploits_lists_and_shows(client):
     assert shown == listed[0]
     missing = client.call("exploits", {"exploit": "zz"})
     assert missing.isError and "unknown exploit id 'zz'" in missing.content[0].text
+
+
+def test_ring_is_the_cli_json_and_stores_its_report(client):
+    """A knockout-style ring of 3 among bne:4 in second price pays: stored with its certificate, the same JSON
+    as ``mecharena ring --json`` with the same settings."""
+    arguments = {"mechanism": "second_price", "population": "bne:4", "deviators": 3, "rounds": 3, "phases": 1,
+                 "generations": 3, "defection_generations": 2, "markets": 60, "eval_markets": 200,
+                 "features": ["bias", "value", "lead"], "store": True}
+    found = client.data("ring", arguments)
+    assert found["exploit"] is True and found["report"]["library"] == str(client.library)
+    stored = client.data("exploits", {"exploit": found["report"]["id"]})["exploit"]
+    assert stored["search"]["ring"]["defection_gain"] == found["defection_gain"]
+    assert found == cli_json("ring", "--mechanism", "second_price", "--population", "bne:4", "--deviators", "3",
+                             "--rounds", "3", "--phases", "1", "--generations", "3", "--defection-generations", "2",
+                             "--markets", "60", "--eval-markets", "200", "--features", "bias,value,lead",
+                             "--library", str(client.library))
+    too_big = client.call("ring", {"mechanism": "first_price", "population": "bne:4", "phases": 50, "markets": 10_000})
+    assert too_big.isError and "ring: about" in too_big.content[0].text
+    assert "over the limit of 10,000,000" in too_big.content[0].text
 
 
 def test_fuzz_finds_no_exploit_of_a_truthful_second_price_auction(client):

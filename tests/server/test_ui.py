@@ -317,6 +317,24 @@ def test_an_engine_exploit_shows_its_bid_function(client, report, tmp_path):
     assert "stroke-dasharray" in svg  # the truthful diagonal
 
 
+def test_a_ring_exploit_shows_its_certificate_and_its_play(client, tmp_path):
+    """A ring found by ``mecharena ring`` is a report like any other: its page says whether it holds, what
+    it does and what its members do once a partner is caught, and its traces replay."""
+    from mecharena.fuzz.cell import ring_cell
+
+    library = tmp_path / "rings"
+    _, data = ring_cell("second_price", {}, "bne:4", {}, {}, "uniform", 0, rounds=3, library=library, deviators=3,
+                        phases=1, generations=3, defection_generations=2, markets=60, eval_markets=200,
+                        features=("bias", "value", "lead"))
+    page = client.get(f"/exploits/{data['report']['id']}", params={"library": str(library)})
+    assert page.status_code == 200
+    clean(page)
+    (family,) = re.findall(r"id='report-family'>(.*?)</td>", page.text, re.S)
+    verdict = "A ring of 3 holds" if data["enforced"] else "No ring found holds"
+    assert verdict in family and "What the ring does" in family and "Once a partner is caught" in family
+    assert "id='replay-error'" not in page.text
+
+
 def test_a_stateful_exploit_shows_each_seats_actions_and_state_round_by_round(client, tmp_path):
     """The service marketplace keeps strikes and tasks per seat and takes quality, haste and fakes as actions: the
     timeline shows them for every seat and round, as the trace ledger recorded them."""

@@ -414,39 +414,35 @@ def ring_cmd(
     store: Annotated[Path | None, typer.Option(help="folder keeping every generation: a rerun resumes")] = None,
     features: Annotated[str | None, typer.Option(help="comma-separated " + description(RingSettings, "features"))
                         ] = None,
+    threshold: Annotated[float, setting(FuzzSettings, "threshold")] = FUZZ.threshold,
+    library: Annotated[Path, typer.Option(help="exploit library directory for failure reports")] = Path("exploits"),
+    report: Annotated[bool, typer.Option(help="write a failure report when the ring's gain is an exploit")] = True,
     as_json: JsonFlag = False,
 ) -> None:
     """Search a ring that holds across rounds: a policy the K deviators share that no member gains by leaving.
 
     What the members can check of each other is what the information policy (--info) reveals: where it
-    reveals nothing, a ring cannot punish and holds only what no member wants to take."""
-    from mecharena.fuzz.cell import target_cell
-    from mecharena.fuzz.ring_policy import ring_policy_search
+    reveals nothing, a ring cannot punish and holds only what no member wants to take. A ring whose gain's
+    lower bound exceeds --threshold is stored as a failure report, with its certificate."""
+    from mecharena.fuzz.cell import ring_cell
 
     try:
-        target = target_cell(mechanism, parse_settings(settings or []), population,
-                             parse_settings(info or [], "--info"), parse_settings(enforce or [], "--enforce"), values,
-                             seed, rounds=rounds)
         with progress_bar(err, hidden=as_json) as bar:
             task = bar.add_task("ring search", total=phases)
-            found = ring_policy_search(target, seed=seed, deviators=deviators, phases=phases, generations=generations,
-                                       defection_generations=defection_generations, markets=markets,
-                                       eval_markets=eval_markets, store=store,
-                                       features=tuple(f.strip() for f in (features or "").split(",") if f.strip()),
-                                       on_phase=lambda done: bar.update(task, completed=done))
+            found, data = ring_cell(mechanism, parse_settings(settings or []), population,
+                                    parse_settings(info or [], "--info"), parse_settings(enforce or [], "--enforce"),
+                                    values, seed, rounds=rounds, threshold=threshold,
+                                    library=library if report else None, deviators=deviators, phases=phases,
+                                    generations=generations, defection_generations=defection_generations,
+                                    markets=markets, eval_markets=eval_markets, store=store,
+                                    features=tuple(f.strip() for f in (features or "").split(",") if f.strip()),
+                                    on_phase=lambda done: bar.update(task, completed=done))
     except (MechArenaError, ValueError, OSError) as exc:
         raise fail(exc) from None
-    data = found.as_dict()
     if as_json:
         print(json.dumps(data, indent=2))
         return
-    gain, defection = data["fresh_gain"], data["defection_gain"]
-    if found.enforced:
-        out.print(f"A ring of {deviators} holds {_interval(gain['mean'], gain['ci95'])} per member and round: the best "
-                  f"defection found brings its member {_interval(defection['mean'], defection['ci95'])}.")
-    else:
-        out.print(f"No ring found holds: the best gains {_interval(gain['mean'], gain['ci95'])} per member and round, "
-                  f"but a member gains {_interval(defection['mean'], defection['ci95'])} more by leaving it.")
+    out.print(found.verdict)
     table = Table(title=f"ring search {mechanism} x {population} (K={deviators}, {rounds} rounds)")
     for column in ("phase", "ring gain (search seed)", "score (final defections)", "defections known"):
         table.add_column(column)
@@ -457,6 +453,8 @@ def ring_cmd(
         out.print(escape(f"What the ring does: {found.description}"))
     out.print(escape(f"Once a partner is caught: {found.punishment or 'nothing changes'}"))
     out.print(escape(f"The ring's agent (its first {deviators} seats replay it): {data['agent']}"))
+    if data["report"]:
+        out.print(escape(f"Failure report {data['report']['id']} in {library} (mecharena exploits show)"))
 
 
 @commands.command("regress")

@@ -71,22 +71,33 @@ class RepairSettings(StrictModel):
     eval_markets: EvalMarkets = 1000
 
 
+RingMembers = Annotated[int, Field(ge=2, le=64, description="K, the ring's members")]
+Phases = Annotated[int, Field(ge=1, le=50, description="ring-then-defection phases of the search")]
+Generations = Annotated[int, Field(ge=1, le=10_000, description="CMA-ES generations of each ring search")]
+DefectionGenerations = Annotated[int, Field(ge=1, le=10_000, description=(
+    "CMA-ES generations of each defection search and of the certificate"))]
+RingFeatures = Annotated[list[str], Field(description=(
+    "policy features the ring's maps may weigh (empty: all; defections always see all)"))]
+#: The MCP ``ring`` tool's defaults, smaller than the CLI's so that a call stays within its work limit
+#: (about 2 million market-rounds for first price: seconds of one core).
+MCP_RING = {"phases": 2, "generations": 6, "defection_generations": 6, "markets": 100, "eval_markets": 1000,
+            "rounds": 6}
+
+
 class RingSettings(StrictModel):
     """The search of :func:`mecharena.fuzz.ring_policy.ring_policy_search`."""
 
-    deviators: int = Field(2, ge=2, le=64, description="K, the ring's members")
-    phases: int = Field(4, ge=1, le=50, description="ring-then-defection phases of the search")
-    generations: int = Field(30, ge=1, le=10_000, description="CMA-ES generations of each ring search")
-    defection_generations: int = Field(15, ge=1, le=10_000, description=(
-        "CMA-ES generations of each defection search and of the certificate"))
+    deviators: RingMembers = 2
+    phases: Phases = 4
+    generations: Generations = 30
+    defection_generations: DefectionGenerations = 15
     population: int = Field(14, ge=4, le=1000, description="CMA-ES candidates per generation")
     markets: Markets = Field(1000, description="markets of every search evaluation")
     eval_markets: EvalMarkets = Field(4000, description="markets of the fresh scores of the ring and its certificate")
     penalty: float = Field(4.0, ge=1, le=1000, description=(
         "a ring's score loses this times what its best known defection brings the defector (>= 1: a defection "
         "costs the ring at least what it brings)"))
-    features: list[str] = Field(default_factory=list, description=(
-        "policy features the ring's maps may weigh (empty: all; defections always see all)"))
+    features: RingFeatures = Field(default_factory=list)
 
 
 def description(model: type[StrictModel], name: str) -> str:

@@ -1,5 +1,5 @@
-"""Fuzz one cell from plain settings and store what it finds: what the CLI's ``fuzz`` and the MCP ``fuzz`` tool run
-(and the cell itself, which the CLI's ``ring`` searches)."""
+"""Fuzz one cell from plain settings and store what it finds: what the CLI's ``fuzz`` and ``ring`` and the MCP
+``fuzz`` and ``ring`` tools run."""
 
 from pathlib import Path
 from typing import Any
@@ -50,3 +50,40 @@ def fuzz_cell(mechanism: str, config: dict[str, Any], population: str, informati
         Library(library, create=True).add(failure)
         data["report"] = {"id": failure.id, "library": str(library)}
     return result, data
+
+
+def ring_cell(mechanism: str, config: dict[str, Any], population: str, information: dict[str, Any],
+              enforcement: dict[str, Any], values: str, seed: int, *, rounds: int, threshold: float = 1e-3,
+              library: str | Path | None = None, **search: Any) -> tuple[Any, dict[str, Any]]:
+    """Search a self-enforcing ring in one cell (``search``: the keyword arguments of
+    :func:`mecharena.fuzz.ring_policy.ring_policy_search`) and, when the ring's fresh gain is an exploit
+    (its lower bound above ``threshold``) and ``library`` is given, store its failure report there, the
+    certificate (``enforced``, the best defection's gain, what members do once a partner is caught) in
+    the report's ``search.ring``.
+
+    Returns:
+        The :class:`~mecharena.fuzz.ring_policy.RingPolicyFound`, and it as JSON with ``exploit`` (bool)
+        and ``report`` (id and library, or None).
+
+    Raises:
+        MechArenaError: an unknown mechanism or agent type, or a field out of range.
+    """
+    from mecharena.fuzz.report import build_report
+    from mecharena.fuzz.ring_policy import ring_policy_search
+    from mecharena.fuzz.search import FuzzResult, Trial
+
+    target = target_cell(mechanism, config, population, information, enforcement, values, seed, rounds=rounds)
+    found = ring_policy_search(target, seed=seed, **search)
+    data = found.as_dict()
+    data["exploit"] = found.gain.lo > threshold
+    data["report"] = None
+    if data["exploit"] and library is not None:
+        ring = {k: data[k] for k in ("enforced", "defection_gain", "defector", "punishment", "phases")}
+        trial = Trial(found.deviation, found.gain)
+        result = FuzzResult(target, found.deviation.deviators, (found.deviation.family,), {}, (trial,), trial,
+                            found.gain, len(found.phases), (), {"rounds": rounds, "threshold": threshold,
+                                                               "ring": ring}, behaviour=found.summary)
+        failure = build_report(result, library)
+        Library(library, create=True).add(failure)
+        data["report"] = {"id": failure.id, "library": str(library)}
+    return found, data

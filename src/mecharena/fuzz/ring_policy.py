@@ -85,6 +85,21 @@ class RingPolicyFound:
         """No defection found pays: its gain's 95% interval reaches 0."""
         return self.defection.lo <= 0.0
 
+    @property
+    def verdict(self) -> str:
+        """Whether the ring holds, with its gain and the best defection's, in one sentence."""
+        if self.enforced:
+            return (f"A ring of {self.deviation.deviators} holds {self.gain.text} per member and round: the best "
+                    f"defection found brings its member {self.defection.text}.")
+        return (f"No ring found holds: the best gains {self.gain.text} per member and round, but a member gains "
+                f"{self.defection.text} more by leaving it.")
+
+    @property
+    def summary(self) -> str:
+        """The verdict, what the ring does and what its members do once a partner is caught."""
+        does = f" What the ring does: {self.description}." if self.description else ""
+        return f"{self.verdict}{does} Once a partner is caught: {self.punishment or 'nothing changes'}."
+
     def as_dict(self) -> dict[str, Any]:
         return {"agent": self.deviation.agent_spec, "deviators": self.deviation.deviators,
                 "fresh_gain": self.gain.as_dict(), "defection_gain": self.defection.as_dict(),
@@ -163,6 +178,24 @@ def certify(game: RingGame, ring: FloatArray, candidates: list[FloatArray]) -> F
 
     defector = max(candidates, key=defects)
     return polish(defects, defector, defects(defector), np.arange(defector.size))
+
+
+def ring_work(mechanism: Mechanism, *, phases: int, generations: int, defection_generations: int, population: int,
+              markets: int, rounds: int, eval_markets: int, features: tuple[str, ...] = ()) -> tuple[int, str]:
+    """An upper bound on the market-rounds :func:`ring_policy_search` plays, and its formula in words: every
+    ring candidate played loyal and against each archived defection (at most one per phase), every
+    defection candidate once, the polish of the ring's free weights and of every weight of the
+    certificate's defection (POLISH_GRID values each), and the fresh scores and descriptions (4 plays of
+    ``eval_markets``)."""
+    weights = start_weights(mechanism, ring=True).size
+    free = weights if not features else weights // len(feature_names(mechanism, ring=True)) * len(features)
+    plays = (phases * (generations * population * (1 + phases) + phases + 2 + defection_generations * population)
+             + phases * (1 + phases) + POLISH_GRID * free * (1 + phases)
+             + 2 + defection_generations * population + phases + POLISH_GRID * weights)
+    work = plays * markets * rounds + 4 * eval_markets * rounds
+    return work, (f"about {plays:,} plays of markets x rounds = {markets} x {rounds} (phases {phases}, generations "
+                  f"{generations} and {defection_generations}, population {population}, a polish of {free} and "
+                  f"{weights} weights) + 4 x eval_markets x rounds = 4 x {eval_markets} x {rounds}")
 
 
 def ring_policy_search(target: Cell, *, seed: int, deviators: int = RING.deviators, phases: int = RING.phases,

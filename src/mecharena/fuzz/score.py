@@ -62,6 +62,11 @@ class Gain:
     def half(self) -> float:
         return (self.hi - self.lo) / 2
 
+    @property
+    def text(self) -> str:
+        """``+mean [+lo, +hi]``."""
+        return f"{self.mean:+.4f} [{self.lo:+.4f}, {self.hi:+.4f}]"
+
     def as_dict(self) -> dict[str, Any]:
         return {"mean": self.mean, "ci95": [self.lo, self.hi], "frequency": self.frequency,
                 "baseline": self.baseline, "markets": self.markets, "rounds": self.rounds, "seed": self.seed}

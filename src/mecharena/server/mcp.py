@@ -1,6 +1,6 @@
 """The MCP shell: the arena as Model Context Protocol tools, so assistants can drive it.
 
-``mecharena mcp`` (or ``python -m mecharena.server.mcp``) serves five tools over stdio or
+``mecharena mcp`` (or ``python -m mecharena.server.mcp``) serves six tools over stdio or
 streamable HTTP (``http://HOST:PORT/mcp``), built on the official ``mcp`` SDK's ``FastMCP``:
 
 * ``list_mechanisms``: every registered mechanism with its rule, version, config fields and the
@@ -10,6 +10,9 @@ streamable HTTP (``http://HOST:PORT/mcp``), built on the official ``mcp`` SDK's 
 * ``fuzz``: incentive fuzzing, the most profitable deviation and the exploitability with its 95%
   interval (``mecharena fuzz --json``); a small default budget so a call returns in seconds;
   ``store=true`` writes a found exploit's failure report into the server's exploit library.
+* ``ring``: a ring across rounds that no member gains by leaving (``mecharena ring --json``), with
+  smaller default settings than the CLI's so that a call stays within the work limit; ``store=true``
+  writes a ring whose gain is an exploit into the library, its certificate with it.
 * ``evaluate_designer``: a designer policy on a curriculum stage's held-out benchmark
   (``mecharena designer eval --json``).
 * ``exploits``: the server's exploit library, every report or one by id or unique id prefix.
@@ -62,15 +65,18 @@ HTTP_PATH = "/mcp"
 MAX_MARKETS = 1_000_000
 MAX_ROUNDS = 10_000
 FUZZ = settings.FuzzSettings()  # fuzz's defaults and bounds (the budget aside: settings.MCP_BUDGET)
+MCP_RING = settings.MCP_RING  # ring's defaults here (its bounds: settings.RingSettings)
 DESIGNER_POLICIES = Literal["random", "greedy", "oracle", "learned"]
 
 INSTRUCTIONS = """Mechanism Arena stress-tests economic mechanisms (auctions, double auctions, posted
 prices, public-goods rules) against populations of strategic agents. Start with list_mechanisms
 for the mechanism ids and their config fields. Populations are TYPE[(name=value,...)]:COUNT lists,
-e.g. "truthful:5", "bne:3", "cartel:3,truthful:3", "dropout(outside=0.02):4,exp3:2". simulate
-measures outcomes with 95% intervals; fuzz searches for profitable deviations (exploitability);
-evaluate_designer scores a designer policy on the referee benchmark; exploits lists stored
-failure reports. Every run is seeded and reproducible."""
+e.g. "truthful:5", "bne:3", "cartel:3,truthful:3", "dropout(outside=0.02):4,exp3:2"; a group may
+draw values from its own prior, e.g. "bne(values=uniform:high=2):1,bne:1". simulate measures outcomes
+with 95% intervals; fuzz searches for profitable deviations (exploitability); ring searches a
+coalition across rounds that no member gains by leaving; evaluate_designer scores a designer policy
+on the referee benchmark; exploits lists stored failure reports. Every run is seeded and
+reproducible."""
 
 # --- argument types ------------------------------------------------------------------------------
 # Bounds here are the tool's contract with its caller (published in the input schema); the arena
@@ -78,8 +84,9 @@ failure reports. Every run is seeded and reproducible."""
 
 MechanismId = Annotated[str, Field(description="mechanism id, e.g. second_price (see list_mechanisms)")]
 PopulationSpec = Annotated[str, Field(description=(
-    "agents as TYPE[(name=value,...)]:COUNT[,...], e.g. truthful:5, bne:3, cartel:3,truthful:3, or a "
-    "Dirichlet mixture drawn per seed, e.g. dirichlet(n=10,alpha=1):truthful,cartel,dropout"))]
+    "agents as TYPE[(name=value,...)]:COUNT[,...], e.g. truthful:5, bne:3, cartel:3,truthful:3, a group with "
+    "its own value prior, e.g. bne(values=uniform:high=2):1,bne:1, or a Dirichlet mixture drawn per seed, e.g. "
+    "dirichlet(n=10,alpha=1):truthful,cartel,dropout"))]
 MechanismConfig = Annotated[dict[str, Any] | None, Field(description=(
     "config fields of the mechanism, e.g. {\"reserve_price\": 0.5}; default: the mechanism's defaults "
     "(fields and allowed values: list_mechanisms)"))]
@@ -133,6 +140,23 @@ def _fuzz(library: Path, store: bool, mechanism: str, population: str, config: d
     check_values(values)
     _, data = fuzz_cell(mechanism, config or {}, population, information or {}, enforcement or {}, values, seed,
                         threshold=threshold, library=library if store else None, on_trial=on_trial, **search)
+    return data
+
+
+def _ring(library: Path, store: bool, mechanism: str, population: str, config: dict[str, Any] | None,
+          information: dict[str, Any] | None, enforcement: dict[str, Any] | None, values: str, seed: int,
+          threshold: float, on_phase, **search: Any) -> dict[str, Any]:
+    from mecharena import mechanisms
+    from mecharena.fuzz.cell import ring_cell
+    from mecharena.fuzz.ring_policy import ring_work
+
+    check_values(values)
+    work, formula = ring_work(mechanisms.get(mechanism), **{k: search[k] for k in (
+        "phases", "generations", "defection_generations", "markets", "rounds", "eval_markets", "features")},
+        population=settings.RingSettings().population)
+    check_work("ring", work, formula, "markets, rounds, phases, generations or defection_generations")
+    _, data = ring_cell(mechanism, config or {}, population, information or {}, enforcement or {}, values, seed,
+                        threshold=threshold, library=library if store else None, on_phase=on_phase, **search)
     return data
 
 
@@ -226,6 +250,44 @@ def _tools(library: Path) -> list[Tool]:
                                 budget=budget, sampler=sampler, restarts=restarts, markets=markets,
                                 rounds=rounds, eval_markets=eval_markets)
 
+    async def ring(
+        ctx: Context,
+        mechanism: MechanismId,
+        population: Annotated[str, Field(description=(
+            "the population; its first K agents form the ring, e.g. bne:4"))],
+        config: MechanismConfig = None,
+        deviators: settings.RingMembers = settings.RingSettings().deviators,
+        seed: Seed = 0,
+        information: Information = None,
+        enforcement: Rules = None,
+        values: Values = "uniform",
+        rounds: settings.Rounds = MCP_RING["rounds"],
+        phases: settings.Phases = MCP_RING["phases"],
+        generations: settings.Generations = MCP_RING["generations"],
+        defection_generations: settings.DefectionGenerations = MCP_RING["defection_generations"],
+        markets: settings.Markets = MCP_RING["markets"],
+        eval_markets: settings.EvalMarkets = MCP_RING["eval_markets"],
+        features: settings.RingFeatures | None = None,
+        threshold: settings.Threshold = FUZZ.threshold,
+        store: Annotated[bool, Field(description=(
+            "write a failure report into the server's exploit library when the ring's gain is an exploit"))] = False,
+    ) -> dict[str, Any]:
+        """Search a ring that holds across rounds: a policy the first K agents share that no member gains by
+        leaving, where members see of each other only what the information policy reveals (e.g.
+        {"competing_bids": true}). Returns the ring's agent, its gain per member and round on a fresh seed
+        ({"mean", "ci95"}), the best defection found and its gain (the certificate), "enforced" (no
+        defection pays), what the ring does and what members do once a partner is caught. The search's
+        market-rounds (an upper bound from phases, generations, markets and rounds) must be at most
+        10,000,000; mecharena ring runs larger searches."""
+
+        def on_phase(done: int) -> None:
+            anyio.from_thread.run(ctx.report_progress, done, phases)
+
+        return await _in_thread(_ring, library, store, mechanism, population, config, information, enforcement,
+                                values, seed, threshold, on_phase, deviators=deviators, rounds=rounds, phases=phases,
+                                generations=generations, defection_generations=defection_generations,
+                                markets=markets, eval_markets=eval_markets, features=tuple(features or ()))
+
     async def evaluate_designer(
         policy: Annotated[DESIGNER_POLICIES, Field(description=(
             "designer policy: random, greedy (hand rule), oracle (knows the population) or learned (a "
@@ -252,9 +314,9 @@ def _tools(library: Path) -> list[Tool]:
         return await _in_thread(_exploits, library, exploit)
 
     reads = ToolAnnotations(readOnlyHint=True, idempotentHint=True, openWorldHint=False)
+    writes = ToolAnnotations(readOnlyHint=False, destructiveHint=False, idempotentHint=True, openWorldHint=False)
     titles = {list_mechanisms: ("List mechanisms", reads), simulate: ("Simulate a mechanism", reads),
-              fuzz: ("Fuzz a mechanism for exploits", ToolAnnotations(readOnlyHint=False, destructiveHint=False,
-                                                                      idempotentHint=True, openWorldHint=False)),
+              fuzz: ("Fuzz a mechanism for exploits", writes), ring: ("Search a self-enforcing ring", writes),
               evaluate_designer: ("Evaluate a designer policy", reads), exploits: ("Exploit library", reads)}
     return [strict(Tool.from_function(fn, title=title, description=inspect.cleandoc(fn.__doc__ or ""),
                                       annotations=annotations))
