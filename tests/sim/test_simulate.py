@@ -145,3 +145,28 @@ def test_the_memory_estimate_counts_what_learners_keep(monkeypatch):
     with pytest.raises(ConfigError, match=r"^simulating markets=100000 with 4 agents needs about 0\.5 GiB but 0\.3 "
                                           r"GiB are available; lower --markets$"):
         trace(learners, 1, per_round=False)
+
+
+def test_a_seller_that_sits_out_trades_nothing_and_replays(tmp_path):
+    """A seat that sits out offers nothing. For a seller that is an ask no buyer meets, not an ask of 0 (which
+    would sell at any price): the call market clears as if it were absent, its action is not invalid, and the
+    recorded ledger replays exactly."""
+    from mecharena.agents.policy import TRUTHFUL, format_weights
+    from mecharena.ledger import record_episode, replay
+    from mecharena.metrics.harness import Cell
+    from mecharena.sim.loop import make_episode, play
+
+    never = TRUTHFUL.copy()
+    never[20] = -1.0  # entry score -1: it never enters
+    mechanism = mechanisms.get("k_double")
+    population = f"truthful:2,policy(w={format_weights(never)}):1,truthful:1"  # seat 2 is the first seller
+    (record,) = play(make_episode(mechanism, {"buyers": 2}, agents.population(population), markets=2000, seed=4), 1)
+    assert not record.active[:, 2].any() and (record.bids[:, 2] == 0).all()
+    assert (record.outcome.allocation[:, 2] == 0).all() and record.outcome.valid.all()
+    alone = mechanisms.clear(mechanism, {"buyers": 2}, record.values[:, [0, 1, 3]], record.bids[:, [0, 1, 3]],
+                             record.priority[:, [0, 1, 3]])
+    np.testing.assert_array_equal(record.outcome.allocation[:, [0, 1, 3]], alone.allocation)
+    np.testing.assert_array_equal(record.outcome.revenue, alone.revenue)
+    cell = Cell(mechanism="k_double", config={"buyers": 2}, population=population, markets=50, rounds=2)
+    record_episode(cell, tmp_path / "ledger", mode="full", background=False)
+    assert replay(tmp_path / "ledger").ok

@@ -155,10 +155,10 @@ def decision_regret(episode: Any, records: list[Any], seat: int, *, points: int 
     return np.maximum(utility[0] - utility[1], 0.0)
 
 
-def describe(values: FloatArray, bids: FloatArray, tol: float = 0.02) -> str:
+def describe(values: FloatArray, bids: FloatArray, tol: float = 0.02, selling: bool = False) -> str:
     """The bid function in words: value ranges where it abstains, bids its value, a multiple of it, or one
     price whatever the value. A point that fits both abstaining and bidding its value (a value near 0 bid 0)
-    joins its neighbour's range.
+    joins its neighbour's range. A seller's (``selling``) 0 is an ask that sells at any price, and it asks.
 
     >>> describe(np.linspace(0, 1, 5), np.array([0.0, 0.0, 0.5, 1.35, 1.8]))
     'abstains for values up to 0.25; bids its value at 0.5; bids 1.8x value from 0.75'
@@ -187,16 +187,17 @@ def describe(values: FloatArray, bids: FloatArray, tol: float = 0.02) -> str:
                  f"from {lo:.3g}" if k == len(segments) - 1 and lo != hi else
                  f"at {lo:.3g}" if lo == hi else f"for values {lo:.3g}-{hi:.3g}")
         kind, seg_bids = kinds[seg[0]], bids[seg]
+        verb = "asks" if selling else "bids"
         if kind == "abstain":
-            parts.append(f"abstains {where}")
+            parts.append(f"asks 0 (sells at any price) {where}" if selling else f"abstains {where}")
         elif kind == "truthful":
-            parts.append(f"bids its value {where}")
+            parts.append(f"{verb} its value {where}")
         elif len(seg) > 1 and np.ptp(seg_bids) <= tol * max(1.0, float(np.abs(seg_bids).max())):
-            parts.append(f"bids {float(np.median(seg_bids)):.3g} {where}")
+            parts.append(f"{verb} {float(np.median(seg_bids)):.3g} {where}")
         else:
             ratios = [float(bids[j] / values[j]) for j in seg if values[j] > 0]
-            parts.append(f"bids {np.median(ratios):.2g}x value {where}" if ratios else
-                         f"bids {float(seg_bids[0]):.3g} {where}")
+            parts.append(f"{verb} {np.median(ratios):.2g}x value {where}" if ratios else
+                         f"{verb} {float(seg_bids[0]):.3g} {where}")
     return "; ".join(parts)
 
 
@@ -292,14 +293,16 @@ def best_response(target: Cell, *, seed: int, samples: int = 20_000, grid: int |
         if found is None or response.mean_gain > found[0].mean_gain + IDENTITY_MARGIN:
             found = (response, sample, m)
     response, sample, m = found
-    deviation = table_deviation(values, response.best, after=after, identities=m)
-    return Found(response, deviation, describe_action(values, response.best, m), sample.markets, seed)
+    selling = ctx.spec.sellers is not None and bool(ctx.spec.sellers[deviator(episode, role)[1]])
+    deviation = table_deviation(values, response.best, after=after, identities=m, selling=selling)
+    return Found(response, deviation, describe_action(values, response.best, m, selling), sample.markets, seed)
 
 
-def describe_action(values: FloatArray, best: FloatArray, identities: int = 1) -> str:
-    """:func:`describe` for any action: per unit for marginal bids, own and false-name bids for identities."""
+def describe_action(values: FloatArray, best: FloatArray, identities: int = 1, selling: bool = False) -> str:
+    """:func:`describe` for any action: per unit for marginal bids, own and false-name bids for identities (a
+    seller's asks with ``selling``)."""
     if best.ndim == 1:
-        return describe(values, best)
+        return describe(values, best, selling=selling)
     if identities > 1:
         own, names = best[:, 0], best[:, 1]
         said = describe(values, names) if (names > 0).any() else "abstains"
@@ -318,8 +321,10 @@ def describe_action(values: FloatArray, best: FloatArray, identities: int = 1) -
 
 
 def table_deviation(values: FloatArray, bids: FloatArray, deviators: int = 1, interpolate: str = "nearest",
-                    after: int = 0, identities: int = 1) -> Deviation:
-    """The ``best_response`` deviation playing ``bids`` over the evenly spaced ``values``.
+                    after: int = 0, identities: int = 1, selling: bool = False) -> Deviation:
+    """The ``best_response`` deviation playing ``bids`` over the evenly spaced ``values``: a bid of 0 sits
+    out, except a seller's (``selling``), whose ask of 0 sells at any price (it sits out by asking more than
+    any buyer bids).
 
     Args:
         values: (V,) the value grid, or (V, K) its points with K marginal values (see
@@ -332,8 +337,8 @@ def table_deviation(values: FloatArray, bids: FloatArray, deviators: int = 1, in
     """
     if bids.ndim == 1 or identities > 1:
         own = bids if bids.ndim == 1 else bids[:, 0]
-        params = {"bids": format_table(own, own <= 0), "high": float(values[-1]), "interpolate": interpolate,
-                  "low": float(values[0])}
+        params = {"bids": format_table(own, (own <= 0) & (not selling)), "high": float(values[-1]),
+                  "interpolate": interpolate, "low": float(values[0])}
         if identities > 1:
             params |= {"identities": identities, "names": format_table(bids[:, 1], bids[:, 1] <= 0)}
     else:

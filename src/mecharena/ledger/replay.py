@@ -1,8 +1,9 @@
 """Replay: rebuild every recorded outcome from the events alone and compare, bit for bit.
 
 For each recorded round, the values, bids, order times and priorities of the ``events``
-table are cleared again by the engine (:func:`mecharena.mechanisms.base.advance`, the mechanism and
-config named by the metadata); a mechanism that keeps state steps from the state the ledger
+table are cleared again by the engine (:func:`mecharena.sim.loop.clear_round`, the mechanism and
+config named by the metadata, with the recorded entries: a seller that sat out asks nothing); a
+mechanism that keeps state steps from the state the ledger
 recorded after the previous round (the initial state for round 0) with the recorded actions
 beyond bids, and the state it reaches is compared with the recorded one, so every state
 transition is checked; fines are recomputed from the recorded audits, collusion
@@ -49,9 +50,9 @@ from mecharena.ledger.tables import (
     SEAT_CHECKS,
     round_totals,
 )
-from mecharena.mechanisms.base import advance, mechanism_draws
+from mecharena.mechanisms.base import mechanism_draws
 from mecharena.mechanisms.schema import State
-from mecharena.sim.loop import digest, merge_identities, observe, penalties
+from mecharena.sim.loop import clear_round, digest, merge_identities, observe, penalties
 
 DEFAULT_LIMIT = 100
 
@@ -324,8 +325,8 @@ def _replay_part(directory: Path, seq: int, meta: LedgerMeta, context: MarketCon
         round_times = times[k] if has_times[k] else None
         before = _state_before(context, meta, carried, t, b, n, seq)
         try:
-            step = advance(context.mechanism, context.config, before, values[k], bids[k], priority[k], round_times,
-                           {name: a[k] for name, a in actions.items()}, strict=False)
+            step = clear_round(context, before, values[k], bids[k], priority[k], round_times,
+                               {name: a[k] for name, a in actions.items()}, flags["active"][k])
         except MechArenaError as exc:
             raise LedgerError(f"ledger part {part_name(seq)}: round {t} cannot be cleared from its recorded "
                               f"inputs: {exc}") from None

@@ -43,7 +43,7 @@ from mecharena.core.errors import ConfigError
 from mecharena.core.seeding import market_uniforms
 from mecharena.core.types import BoolArray, FloatArray, IntArray
 from mecharena.mechanisms import REGISTRY as MECHANISMS
-from mecharena.mechanisms.base import MarketSpec, Mechanism, Outcome, advance, mechanism_draws
+from mecharena.mechanisms.base import MarketSpec, Mechanism, Outcome, Step, advance, mechanism_draws
 from mecharena.mechanisms.schema import State
 from mecharena.mechanisms.policy import Enforcement, InformationPolicy
 from mecharena.sim import channels as talk
@@ -232,11 +232,28 @@ def clearing_price(outcome: Outcome) -> FloatArray:
         return np.where(units > 0, (outcome.payments * (bought > 0)).sum(axis=1) / units, np.nan)
 
 
+def clear_round(context: MarketContext, state: State, values: FloatArray, bids: FloatArray, priority: FloatArray,
+                times: FloatArray | None, actions: State | None, active: BoolArray) -> Step:
+    """One round of the loop's markets (:func:`advance`, not strict), ``active`` (B, N) the seats that entered.
+
+    A seat that sits out offers nothing. Its bid is 0, which no kernel takes part with, but a seller's ask of
+    0 would sell at any price: the mechanism is given +inf for it, an ask no buyer meets, and the seat's
+    action is not counted invalid."""
+    sellers = context.spec.sellers
+    out = None if sellers is None else ~active & sellers[None, :]
+    if out is not None and out.any():
+        bids = np.where(out.reshape(out.shape + (1,) * (bids.ndim - 2)), np.inf, bids)
+    step = advance(context.mechanism, context.config, state, values, bids, priority, times, actions, strict=False)
+    if active.all():
+        return step
+    return replace(step, outcome=replace(step.outcome, valid=step.outcome.valid | ~active))
+
+
 def reclear(context: MarketContext, record: RoundRecord, bids: FloatArray) -> Outcome:
     """The round of ``record`` cleared again with other bids, everything else equal (a stateful mechanism
-    from the state the round started in, with the same actions beyond bids)."""
-    return advance(context.mechanism, context.config, record.state, record.values, bids, record.priority,
-                   record.times, record.actions, strict=False).outcome
+    from the state the round started in, with the same actions beyond bids and the same seats in)."""
+    return clear_round(context, record.state, record.values, bids, record.priority, record.times, record.actions,
+                       record.active).outcome
 
 
 def observe(context: MarketContext, outcome: Outcome, bids: FloatArray) -> Observation:
@@ -426,8 +443,7 @@ def play_round(episode: Episode, state: LoopState) -> tuple[LoopState, RoundReco
     enter = joint.enter
     bids = np.where(enter.reshape(enter.shape + (1,) * (joint.bids.ndim - 2)), joint.bids, 0.0)
     priority = seat_uniforms(episode, ("priority", t))
-    step = advance(ctx.mechanism, ctx.config, state.mechanism, values, bids, priority, joint.times, joint.fields,
-                   strict=False)
+    step = clear_round(ctx, state.mechanism, values, bids, priority, joint.times, joint.fields, enter)
     outcome = step.outcome
     utility, welfare = merge_identities(episode.owner, values, outcome, ctx.mechanism.additive_values)
     audited = market_uniforms(episode.seed, ("audit", t), episode.start, (b,)) < ctx.enforcement.audit_probability
