@@ -12,6 +12,10 @@ planted flaw's true exploitability it finds.
 * ``planted_rounds``: the same for the flaws that exist only across rounds (``planted/rounds/*.py``, each
   with ``true_exploitability(n, rounds)``), found by the repeated-game policy search over ``ROUNDS``
   rounds, with what the found policy does in words. Target: >= 0.9.
+* ``planted_actions``: the same as ``planted`` for flaws exploited beyond one buyer's bid
+  (``planted/two_sided/*.py``: a seller's ask; ``planted/multi_unit/*.py``: a bid vector), each at the
+  market size its ``MARKET_SIZE`` names; the engine searches every role it searches in ``fuzz`` (a buyer
+  and a seller in two-sided markets) and the best is scored.
 """
 
 import glob
@@ -35,7 +39,7 @@ ROUNDS = 6  # rounds of the planted cases across rounds
 
 def casebook(folder: str = "") -> list[Path]:
     """The planted cases shipped beside the package's examples (empty when the examples are absent); ``folder``:
-    "rounds" for the flaws across rounds."""
+    "rounds" for the flaws across rounds, "two_sided" or "multi_unit" for actions beyond one bid."""
     root = Path(__file__).resolve().parents[3] / "examples" / "plugins" / "planted" / folder
     return sorted(Path(p) for p in glob.glob(str(root / "*.py")))
 
@@ -54,12 +58,16 @@ def planted_case(path: Path, n: int, *, samples: int, eval_markets: int, seed: i
     name = plugin.mechanisms[0].name
     target = Cell(mechanism=name, population=f"truthful:{n}", rounds=1)
     scorer, case = Scorer(target), _case(path)
-    (role, identities), = engine_searches(scorer)  # the casebook's mechanisms are one-sided
-    identities = min(identities, getattr(case, "MAX_IDENTITIES", 1))
-    found = best_response(target, seed=seed, samples=samples, role=role, identities=identities)
-    gain = scorer.score(found.deviation, seed=seed + 1, markets=eval_markets, rounds=1)
+    best = None
+    for role, identities in engine_searches(scorer):  # a buyer and a seller where the market is two-sided
+        identities = min(identities, getattr(case, "MAX_IDENTITIES", 1))
+        found = best_response(target, seed=seed, samples=samples, role=role, identities=identities)
+        gain = scorer.score(found.deviation, seed=seed + 1, markets=eval_markets, rounds=1)
+        if best is None or gain.mean > best[1].mean:
+            best = (found, gain, role)
+    found, gain, role = best
     true = float(case.true_exploitability(n))
-    return {"case": name, "n": n, "true": true, "found": gain.mean, "ci95": [gain.lo, gain.hi],
+    return {"case": name, "n": n, "role": role, "true": true, "found": gain.mean, "ci95": [gain.lo, gain.hi],
             "ratio": gain.mean / true if true > 0 else math.nan, "description": found.description}
 
 
@@ -84,6 +92,8 @@ def run(n: int = 10, samples: int = 20_000, cases_n: int = 4, eval_markets: int 
     times = timed(lambda: best_response(target, seed=0, samples=samples), repeats)
     cases = [planted_case(path, cases_n, samples=samples, eval_markets=eval_markets) for path in casebook()]
     across = [planted_rounds_case(path, cases_n, eval_markets=eval_markets // 4) for path in casebook("rounds")]
+    actions = [planted_case(path, getattr(_case(path), "MARKET_SIZE", cases_n), samples=samples,
+                            eval_markets=eval_markets) for path in casebook("two_sided") + casebook("multi_unit")]
     body = {
         "one_shot": {"mechanism": "first_price", "n": n, "samples": samples, "wall_seconds": times["wall_s"],
                      "cpu_seconds": times["cpu_s"], "wall_trials": times["wall_trials"],
@@ -91,7 +101,8 @@ def run(n: int = 10, samples: int = 20_000, cases_n: int = 4, eval_markets: int 
                      "meets": times["cpu_s"] < TARGET_SECONDS},
         "planted": cases,
         "planted_rounds": across,
-        "planted_meets": {c["case"]: c["ratio"] >= TARGET_RATIO for c in cases + across},
+        "planted_actions": actions,
+        "planted_meets": {c["case"]: c["ratio"] >= TARGET_RATIO for c in cases + across + actions},
         "target_ratio": TARGET_RATIO,
     }
     return report("discovery", body, load, repeats)
