@@ -168,6 +168,8 @@ def test_merging_identities_is_a_declared_capability(tmp_path):
     with pytest.raises(ConfigError, match=r"declares merges_identities \(first_price, half_price, pay_as_bid, "
                                           r"posted_price, second_price, uniform_price, vcg\), got half_price"):
         make_episode(refusing, {}, population, markets=20, seed=0)
+    with pytest.raises(ConfigError, match=r"declares merges_identities \(.*\), got uniform_price for demand 2$"):
+        make_episode(mechanisms.get("uniform_price"), {"units": 2, "demand": 2}, population, markets=20, seed=0)
 
 
 

@@ -138,9 +138,10 @@ def make_episode(
     spec = mechanism.market_spec(config, n)
     if (population.owner != np.arange(n)).any() and (not mechanism.merges_identities or spec.value_width):
         mergeable = ", ".join(name for name, m in MECHANISMS.items() if m.merges_identities)
+        configured = f" {_value_layout(spec)}" if mechanism.merges_identities else ""
         raise ConfigError(
             f"agents with several identities need a one-sided unit-demand mechanism that declares "
-            f"merges_identities ({mergeable}), got {mechanism.name}"
+            f"merges_identities ({mergeable}), got {mechanism.name}{configured}"
         )
     values = values or ValueDistribution()
     if values.common > 0 and (spec.value_width or spec.sellers is not None):
