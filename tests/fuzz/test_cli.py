@@ -70,8 +70,8 @@ def test_ring_search_reports_and_resumes_from_its_store(tmp_path):
     assert first.exit_code == 0, first.output
     data = json.loads(first.stdout)
     assert data["agent"].startswith("policy(w=") and data["deviators"] == 3 and len(data["phases"]) == 1
-    assert sorted(p.name for p in (tmp_path / "store").iterdir()) == ["certificate-1.jsonl", "defection-0.jsonl",
-                                                                      "ring-0.jsonl"]
+    assert sorted(p.name for p in (tmp_path / "store").iterdir()) == [
+        "certificate-1.jsonl", "credibility-1.jsonl", "defection-0.jsonl", "punisher-0.jsonl", "ring-0.jsonl"]
     again = invoke(*args)  # every generation replays from the store: the same ring, the same scores
     assert again.exit_code == 0 and json.loads(again.stdout) == data
     text = invoke(*args[:-3])

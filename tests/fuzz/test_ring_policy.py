@@ -11,7 +11,7 @@ from mecharena.agents.values import ValueDistribution
 from mecharena.core.errors import ConfigError
 from mecharena.fuzz.behaviour import describe_play
 from mecharena.fuzz.policy_search import policy_deviation
-from mecharena.fuzz.ring_policy import RingGame, certify, once_caught, ring_policy_search
+from mecharena.fuzz.ring_policy import RingGame, certify, certify_threat, once_caught, ring_policy_search
 from mecharena.fuzz.score import Scorer
 from mecharena.mechanisms.policy import InformationPolicy
 from mecharena.metrics.harness import Cell
@@ -35,6 +35,7 @@ RING = ring_weights(g={"bias": SHADE}, e={"bias": 1, "lead": 50})  # the others 
 # the same ring, and once the market showed a partner off the ring's policy, it bids its value
 GRIM = ring_weights(g={"bias": SHADE, "caught": 1 - SHADE}, e={"bias": 1, "lead": 50, "caught": 100})
 DEFECT = ring_weights(g={"bias": 0.7}, e={"bias": 1})  # always in, 0.7 of its value
+BNE = 0.75  # the Bayes-Nash bid of 4 bidders, a share of the value
 
 
 def _context(information: InformationPolicy, seats: slice = slice(0, 3)) -> MarketContext:
@@ -106,6 +107,47 @@ def test_a_defector_plays_its_own_weights_inside_the_ring():
     np.testing.assert_allclose(defects.bids, [[0.35, 0.45, 0.0]])  # the first seat alone leaves the ring
 
 
+def test_a_punisher_plays_its_own_weights_only_once_it_has_caught_a_partner():
+    ctx = _context(InformationPolicy(competing_bids=True))
+    params = PolicyParams(w=format_weights(GRIM), d=format_weights(DEFECT), p=format_weights(RING))
+    state = init(ctx, params, 3, DRAWS)
+    values = np.array([[0.5, 0.9, 0.2]])
+    before = act(ctx, params, state, values, DRAWS)
+    np.testing.assert_allclose(before.bids, [[0.35, 0.45, 0.0]])  # seat 1 plays the ring's weights: nobody caught
+    after = _round(ctx, params, state, values, np.array([[False, False, False, True]]))
+    np.testing.assert_array_equal(after.caught, [[0.0, 1.0, 1.0]])
+    action = act(ctx, params, after, np.array([[0.3, 0.9, 0.6]]), DRAWS)
+    # seat 1 keeps colluding (its p: the ring without a threat); seat 2 carries the threat out (bids its value)
+    np.testing.assert_allclose(action.bids, [[0.21, 0.45, 0.6]])
+    np.testing.assert_allclose(action.memo[0], [[0.0, 0.9, 0.6]])  # what the ring prescribes: partners check it
+    with pytest.raises(ConfigError, match="p is what a group's second seat plays once a partner is caught: it needs "
+                                          "a group of at least 2 seats, got 1"):
+        init(_context(InformationPolicy(), slice(0, 1)), params, 1, DRAWS)
+    with pytest.raises(ConfigError, match="^p must hold 30 numbers separated by '/'.*, got 2$"):
+        PolicyParams.build(w=format_weights(RING), p="1/2")
+
+
+@pytest.mark.slow
+def test_a_threat_is_credible_only_where_carrying_it_out_is_a_best_reply():
+    """Bids revealed, 3 members who caught the first one bidding 0.7 of its value. In first price GRIM's threat
+    (bid your value from then on) earns a punisher nothing, where shading earns the Bayes-Nash surplus: a
+    member gains by not carrying it out. In second price the same threat on the knockout ring (the top member
+    bids its value, the others sit out) is bidding one's value, weakly dominant whatever the others do
+    (Vickrey 1961): no member gains by shirking it. (Reverting to the uninformed Bayes-Nash bid in first price
+    is not credible either: members know each other's values, and a member who leads its partners by a
+    margin shades more.)"""
+    knockout = ring_weights(g={"bias": 1.0}, e={"bias": 1, "lead": 50, "caught": 100})  # once caught: all in
+    shirk = ring_weights(g={"bias": BNE}, e={"bias": 1})  # once caught: the Bayes-Nash bid of first price
+    gains = {}
+    for mechanism, ring in (("first_price", GRIM), ("second_price", knockout)):
+        cell = Cell(mechanism=mechanism, population="bne:4", rounds=10, information={"competing_bids": True})
+        game = RingGame(Scorer(cell), 3, seed=3, markets=400, rounds=10)
+        punisher = certify_threat(game, ring, DEFECT, [ring, shirk])
+        gains[mechanism] = game.gain(game.shirking(ring, DEFECT, punisher))
+    assert gains["first_price"].lo > 0.01, gains
+    assert gains["second_price"].mean <= 0.002, gains  # the polish's in-sample best: a dominant strategy's noise
+
+
 def test_member_gains_are_each_deviators_share_of_the_score():
     cell = Cell(mechanism="first_price", population="bne:4", rounds=4)
     scorer = Scorer(cell)
@@ -158,23 +200,29 @@ def test_a_rings_play_is_described_by_who_holds_its_highest_value():
 @pytest.mark.slow
 def test_the_search_finds_a_ring_that_holds_only_where_the_market_reveals_bids():
     """First price, a ring of 3 among Bayes-Nash bidders, 10 rounds; the search is told nothing about
-    designated winners or punishment. Where bids and winners are revealed it finds a ring that gains at
-    least 85% of full suppression (the hand-written RING: the top member bids half its value, the others
-    sit out) and no defection it finds pays: members who stray are caught and answered. Where nothing is revealed
-    the same search finds no ring that holds: a member gains by leaving the best one."""
+    designated winners or punishment, and here not asked for a credible threat (a Nash ring). Where bids and
+    winners are revealed it finds a ring that gains at least 85% of full suppression (the hand-written RING:
+    the top member bids half its value, the others sit out) and no defection it finds pays: members who stray
+    are caught and answered. The certificate sees that the threat would cost its punishers: a member gains by
+    not carrying it out. Where nothing is revealed the same search finds no ring that holds: a member gains by
+    leaving the best one, and no threat is ever set off."""
     found = {}
     for revealed in (True, False):
         cell = Cell(mechanism="first_price", population="bne:4", rounds=10,
                     information={"winner_identity": revealed, "competing_bids": revealed})
         found[revealed] = ring_policy_search(cell, seed=0, deviators=3, phases=2, generations=15,
-                                             defection_generations=8, markets=300, eval_markets=2000)
+                                             defection_generations=8, markets=300, eval_markets=2000,
+                                             credible=False)
     revealed, hidden = found[True], found[False]
     cell = Cell(mechanism="first_price", population="bne:4", rounds=10)
     suppression = RingGame(Scorer(cell), 3, seed=revealed.gain.seed, markets=2000, rounds=10).members(RING).mean()
     assert revealed.enforced and revealed.defection.hi < 0, revealed.defection
     assert revealed.punishment is not None  # it holds because the others answer a partner caught straying
     assert revealed.gain.mean >= 0.85 * suppression, (revealed.gain, suppression)
+    assert revealed.punished and not revealed.credible and revealed.shirking.lo > 0.01, revealed.shirking
+    assert "only by a threat its members would not carry out" in revealed.verdict
     assert not hidden.enforced and hidden.defection.lo > 0, hidden.defection
+    assert not hidden.punished and hidden.shirking.mean == 0  # nothing revealed: nobody is ever caught
 
 
 @pytest.mark.parametrize(("mechanism", "holds"), [("second_price", True), ("first_price", False)])

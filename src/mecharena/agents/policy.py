@@ -37,6 +37,11 @@ caught       1 once the market has shown a partner playing otherwise than the ri
              hold. Where nothing is revealed it stays 0, and a ring cannot punish
 ===========  ===================================================================================
 
+Two more weight sets test a ring's incentives: with ``d`` the group's first seat plays its own weights
+throughout (a member defecting, still seeing its partners), and with ``p`` the group's second seat plays its
+own weights once it has caught a partner, the ring's before (a member weighing whether carrying out the
+ring's threat is worth it). Partners check every seat against ``w``.
+
 A mechanism that keeps state across rounds (:mod:`mecharena.mechanisms.schema`) adds features: ``round``
 (rounds played so far), for each per-seat state field the seat's own entry after last round (``own_NAME``;
 its initial value at first: a seller's score, an identity's escrow), and ``final`` (1 in the episode's last
@@ -134,18 +139,20 @@ class PolicyParams(StrictModel):
                                f"{F} features, and {F} more per action field the mechanism declares")
     d: str = Field("", description="weights of the group's first seat, which plays them instead of w while it "
                                    "still sees its partners (a member defecting from its ring); empty: none")
+    p: str = Field("", description="weights the group's second seat plays once a partner is caught, w before (a "
+                                   "member weighing whether to carry out the ring's threat); empty: none")
     horizon: int = Field(0, ge=0, le=100_000, description="rounds of the episode, known to the seat (0: unknown); "
                                                           "a market that keeps state shows it its final round")
 
     @classmethod
     def build(cls, **fields: object) -> "PolicyParams":
         """As :meth:`StrictModel.build`, with the weights' own message (which entry, what is allowed)."""
-        for name in ("w", "d"):
+        for name in ("w", "d", "p"):
             if isinstance(fields.get(name), str) and fields[name]:
                 parse_weights(fields[name], name)
         return super().build(**fields)
 
-    @field_validator("w", "d", mode="before")
+    @field_validator("w", "d", "p", mode="before")
     @classmethod
     def _weights(cls, text: object, info: ValidationInfo) -> str:
         if not isinstance(text, str):
@@ -187,9 +194,12 @@ def _own(mechanism: Mechanism, state: dict[str, FloatArray], shape: tuple[int, i
 
 def init(context: MarketContext, params: PolicyParams, seats: int, draws: Draws) -> PolicyState:
     require_one_bid(context, "policy")
-    for name, text in (("w", params.w), ("d", params.d)):
+    for name, text in (("w", params.w), ("d", params.d), ("p", params.p)):
         if text:
             layout(context.mechanism, parse_weights(text, name), name)
+    if params.p and seats < 2:
+        raise ConfigError(f"p is what a group's second seat plays once a partner is caught: it needs a group of at "
+                          f"least 2 seats, got {seats}")
     zeros = np.zeros((draws.markets, seats))
     own = _own(context.mechanism, initial_own_state(context, draws), zeros.shape)
     return PolicyState(zeros, zeros, zeros, zeros, zeros, np.ones_like(zeros), zeros, zeros, zeros, zeros, 0, own,
@@ -300,15 +310,23 @@ def act(context: MarketContext, params: PolicyParams, state: PolicyState, values
     truthful = context.mechanism.truthful(context.config, values, context.spec)
     prescribed, prescribed_in, fields = _play(context, parse_weights(params.w), feats, truthful)
     memo = (prescribed, prescribed_in)  # what the ring's policy has every seat play: partners check it
-    if not params.d:
+    # seats playing their own weights: the first where it defects (always), the second where it punishes (once caught)
+    own = [(s, text, when) for s, text, when in ((0, params.d, np.ones(values.shape[0], bool)),
+                                                 (1, params.p, state.caught[:, min(1, values.shape[1] - 1)] > 0))
+           if text]
+    if not own:
         return Action(bids=prescribed, enter=prescribed_in, fields=fields or None, memo=memo)
-    own_bids, own_in, own_fields = _play(context, parse_weights(params.d), feats[:, :1], truthful[:, :1])
-    defaults = {a.name: np.full(values.shape, float(a.default)) for a in context.mechanism.actions}
-    merged = {name: np.concatenate([own_fields.get(name, x[:, :1]), fields.get(name, x)[:, 1:]], axis=1)
-              for name, x in defaults.items()}
-    return Action(bids=np.concatenate([own_bids, prescribed[:, 1:]], axis=1),
-                  enter=np.concatenate([own_in, prescribed_in[:, 1:]], axis=1),
-                  fields=merged if fields or own_fields else None, memo=memo)
+    bids, enter, touched = prescribed.copy(), prescribed_in.copy(), bool(fields)
+    defaults = {a.name: float(a.default) for a in context.mechanism.actions}
+    merged = {name: fields[name].copy() if name in fields else np.full(values.shape, x) for name, x in defaults.items()}
+    for seat, text, when in own:
+        s = slice(seat, seat + 1)
+        seat_bids, seat_in, seat_fields = _play(context, parse_weights(text), feats[:, s], truthful[:, s])
+        bids[when, s], enter[when, s] = seat_bids[when], seat_in[when]
+        for name, x in defaults.items():  # a field its weights leave out is at its default
+            merged[name][when, s] = seat_fields[name][when] if name in seat_fields else x
+        touched |= bool(seat_fields)
+    return Action(bids=bids, enter=enter, fields=merged if touched else None, memo=memo)
 
 
 def _others(own: np.ndarray) -> FloatArray:

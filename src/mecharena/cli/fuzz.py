@@ -414,6 +414,7 @@ def ring_cmd(
     store: Annotated[Path | None, typer.Option(help="folder keeping every generation: a rerun resumes")] = None,
     features: Annotated[str | None, typer.Option(help="comma-separated " + description(RingSettings, "features"))
                         ] = None,
+    credible: Annotated[bool, typer.Option(help=description(RingSettings, "credible"))] = RING.credible,
     threshold: Annotated[float, setting(FuzzSettings, "threshold")] = FUZZ.threshold,
     library: Annotated[Path, typer.Option(help="exploit library directory for failure reports")] = Path("exploits"),
     report: Annotated[bool, typer.Option(help="write a failure report when the ring's gain is an exploit")] = True,
@@ -434,7 +435,7 @@ def ring_cmd(
                                     values, seed, rounds=rounds, threshold=threshold,
                                     library=library if report else None, deviators=deviators, phases=phases,
                                     generations=generations, defection_generations=defection_generations,
-                                    markets=markets, eval_markets=eval_markets, store=store,
+                                    markets=markets, eval_markets=eval_markets, store=store, credible=credible,
                                     features=tuple(f.strip() for f in (features or "").split(",") if f.strip()),
                                     on_phase=lambda done: bar.update(task, completed=done))
     except (MechArenaError, ValueError, OSError) as exc:
@@ -444,10 +445,12 @@ def ring_cmd(
         return
     out.print(found.verdict)
     table = Table(title=f"ring search {mechanism} x {population} (K={deviators}, {rounds} rounds)")
-    for column in ("phase", "ring gain (search seed)", "score (final defections)", "defections known"):
+    for column in ("phase", "ring gain (search seed)", "score (final archive)", "defections known",
+                   "shirking punishers known"):
         table.add_column(column)
     for row in data["phases"]:
-        table.add_row(str(row["phase"]), f"{row['ring_gain']:+.4f}", f"{row['score']:+.4f}", str(row["archive"]))
+        table.add_row(str(row["phase"]), f"{row['ring_gain']:+.4f}", f"{row['score']:+.4f}", str(row["archive"]),
+                      str(row["shirkers"]))
     out.print(table)
     if found.description:
         out.print(escape(f"What the ring does: {found.description}"))

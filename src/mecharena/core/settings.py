@@ -97,6 +97,9 @@ class RingSettings(StrictModel):
     penalty: float = Field(4.0, ge=1, le=1000, description=(
         "a ring's score loses this times what its best known defection brings the defector (>= 1: a defection "
         "costs the ring at least what it brings)"))
+    credible: bool = Field(True, description=(
+        "search the punishers' side too: a ring's threat must be one its members carry out (a member who gains by "
+        "not punishing costs the ring as a defector does)"))
     features: RingFeatures = Field(default_factory=list)
 
 

@@ -59,7 +59,7 @@ def ring_cell(mechanism: str, config: dict[str, Any], population: str, informati
     :func:`mecharena.fuzz.ring_policy.ring_policy_search`) and, when the ring's fresh gain is an exploit
     (its lower bound above ``threshold``) and ``library`` is given, store its failure report there, the
     certificate (``enforced``, the best defection's gain, what members do once a partner is caught) in
-    the report's ``search.ring``.
+    the report's ``search.ring`` (with whether its threat is credible).
 
     Returns:
         The :class:`~mecharena.fuzz.ring_policy.RingPolicyFound`, and it as JSON with ``exploit`` (bool)
@@ -78,7 +78,8 @@ def ring_cell(mechanism: str, config: dict[str, Any], population: str, informati
     data["exploit"] = found.gain.lo > threshold
     data["report"] = None
     if data["exploit"] and library is not None:
-        ring = {k: data[k] for k in ("enforced", "defection_gain", "defector", "punishment", "phases")}
+        ring = {k: data[k] for k in ("enforced", "defection_gain", "defector", "punishment", "punished", "credible",
+                                     "shirking_gain", "punisher", "phases")}
         trial = Trial(found.deviation, found.gain)
         result = FuzzResult(target, found.deviation.deviators, (found.deviation.family,), {}, (trial,), trial,
                             found.gain, len(found.phases), (), {"rounds": rounds, "threshold": threshold,

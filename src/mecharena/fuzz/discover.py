@@ -334,6 +334,7 @@ def table_deviation(values: FloatArray, bids: FloatArray, deviators: int = 1, in
         interpolate: between grid values (one bid per entry).
         after: agents of the population that keep their place before the deviator.
         identities: seats the deviator holds.
+        selling: the deviator sells (its ask of 0 is an ask).
     """
     if bids.ndim == 1 or identities > 1:
         own = bids if bids.ndim == 1 else bids[:, 0]

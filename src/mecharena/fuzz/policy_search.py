@@ -107,12 +107,13 @@ class PolicyFound:
 
 
 def policy_deviation(weights: FloatArray, deviators: int = 1, horizon: int = 0,
-                     defector: FloatArray | None = None) -> Deviation:
+                     defector: FloatArray | None = None, punisher: FloatArray | None = None) -> Deviation:
     """The ``policy`` deviation playing ``weights``, knowing the episode's ``horizon`` (0: not told); with
-    ``defector``, the first deviator plays those weights instead (a ring member defecting)."""
+    ``defector``, the first deviator plays those weights instead (a ring member defecting); with ``punisher``,
+    the second plays those once a partner is caught (a member weighing the ring's threat)."""
     told = (("horizon", horizon),) if horizon else ()
-    defects = (("d", format_weights(defector)),) if defector is not None else ()
-    return Deviation(FAMILY, (*defects, ("w", format_weights(weights)), *told), deviators)
+    own = [(name, format_weights(x)) for name, x in (("d", defector), ("p", punisher)) if x is not None]
+    return Deviation(FAMILY, (*own, ("w", format_weights(weights)), *told), deviators)
 
 
 def known_horizon(target: Cell, rounds: int) -> int:

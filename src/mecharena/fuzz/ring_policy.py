@@ -21,19 +21,29 @@ holds against all of them.
 2. Defection: CMA-ES over one member's weights against the ring just found, started from loyalty (its
    weights are the ring's), scored by that member's gain over staying loyal. A profitable one joins the
    archive.
+3. Punisher (``credible``, the default): a threat deters only if the members would carry it out. CMA-ES over
+   what the second member plays once it has caught the phase's defection (``policy(p=...)``), started from
+   carrying the threat out, scored by that member's gain over doing so. A profitable one joins a second
+   archive, and a ring's score pays ``penalty`` times the best gain an archived punisher finds by shirking,
+   as it pays for defections: the ring found is one whose threat is a best reply, within the policy class,
+   once it is set off (a subgame-perfect ring, checked one deviator at a time).
 
-The phases repeat from the ring found so far. The ring reported is the phase's ring that scores best
-against the final archive, polished one weight at a time; a last defection search against it (CMA-ES from loyalty, every archived defection, and
-a coordinate polish of the best), scored on a fresh seed, certifies it: a defection gain whose interval
-reaches 0 or below means no defection found pays. The certificate is as strong as that search: a
-defection outside the policy's linear maps is not tried. The ring's gain on the
-fresh seed, with its 95% interval, is the honest estimate. Starting from truthful bidding with an empty
-archive, the first phase finds the collusive ring a coalition search would; later phases keep what of it
-holds. Nothing about designated winners, suppression or punishment is assumed: what a member can check is
+The phases repeat from the ring found so far. The ring reported is the phase's ring that scores best against
+the final archive, polished one weight at a time; a last defection search against it (CMA-ES from loyalty,
+every archived defection, and a coordinate polish of the best), scored on a fresh seed, certifies it: a
+defection gain whose interval reaches 0 or below means no defection found pays. The certificate is as strong
+as that search: a defection outside the policy's linear maps is not tried. The ring's gain on the fresh seed,
+with its 95% interval, is the honest estimate. The certificate then asks the same of the threat: the best play
+of a member who caught the certificate's defection (CMA-ES from carrying it out, the archived punishers, a
+polish), scored on the fresh seed. The threat is *credible* when that gain's interval reaches 0; a Nash ring
+whose threat is not credible holds only as long as its members believe it. Starting from truthful bidding with
+an empty archive, the first phase finds the collusive ring a coalition search would; later phases keep what of
+it holds. Nothing about designated winners, suppression or punishment is assumed: what a member can check is
 set by the information policy (``caught``), and how the ring plays, before and after, is searched.
 
 Resumable: with ``store`` (a folder) every phase's searches append their generations to their own JSONL
-files (``ring-P.jsonl``, ``defection-P.jsonl``), which a rerun with the same settings replays.
+files (``ring-P.jsonl``, ``defection-P.jsonl``, ``punisher-P.jsonl``), which a rerun with the same settings
+replays.
 """
 
 from collections.abc import Callable
@@ -61,7 +71,7 @@ RING = RingSettings()  # the defaults (mecharena.core.settings holds them and th
 # initial step of the weights on ``caught``, in units of the others': they act only once a partner strays, so a
 # small step changes nothing a ring's score can see; a punishment needs a move of order 1
 CAUGHT_STEP = 10.0
-SEARCHES = ("ring", "defection", "certificate")
+SEARCHES = ("ring", "defection", "certificate", "punisher", "credibility")
 POLISH_GRID = 17  # values per weight in the polish
 
 
@@ -79,6 +89,9 @@ class RingPolicyFound:
     seed: int
     description: str | None = None  # what the ring does, read from its play
     punishment: str | None = None  # what its members do once a partner is caught (None: nothing changes)
+    punisher: FloatArray | None = None  # the credibility search's best play of a punisher once a partner is caught
+    shirking: Gain | None = None  # what it brings that member over carrying out the threat, on the fresh seed
+    punished: bool = False  # whether the certificate's defection sets a threat off (the ring reacts to caught)
 
     @property
     def enforced(self) -> bool:
@@ -86,13 +99,27 @@ class RingPolicyFound:
         return self.defection.lo <= 0.0
 
     @property
+    def credible(self) -> bool:
+        """No member found gains by not carrying out the ring's threat: its gain's 95% interval reaches 0."""
+        return self.shirking is None or self.shirking.lo <= 0.0
+
+    @property
     def verdict(self) -> str:
-        """Whether the ring holds, with its gain and the best defection's, in one sentence."""
-        if self.enforced:
-            return (f"A ring of {self.deviation.deviators} holds {self.gain.text} per member and round: the best "
-                    f"defection found brings its member {self.defection.text}.")
-        return (f"No ring found holds: the best gains {self.gain.text} per member and round, but a member gains "
-                f"{self.defection.text} more by leaving it.")
+        """Whether the ring holds and whether its threat is credible, with the gains, in one sentence."""
+        k, gain, defection = self.deviation.deviators, self.gain.text, self.defection.text
+        if not self.enforced:
+            return (f"No ring found holds: the best gains {gain} per member and round, but a member gains "
+                    f"{defection} more by leaving it.")
+        if not self.punished:
+            return (f"A ring of {k} holds {gain} per member and round with no threat set off: the best defection "
+                    f"found brings its member {defection}.")
+        if self.credible:
+            return (f"A ring of {k} holds {gain} per member and round: the best defection found brings its member "
+                    f"{defection}, and its threat is credible: a member who would not carry it out gains "
+                    f"{self.shirking.text}.")
+        return (f"A ring of {k} holds {gain} per member and round against the defections found ({defection}) only "
+                f"by a threat its members would not carry out: a member gains {self.shirking.text} by not "
+                f"punishing.")
 
     @property
     def summary(self) -> str:
@@ -104,7 +131,10 @@ class RingPolicyFound:
         return {"agent": self.deviation.agent_spec, "deviators": self.deviation.deviators,
                 "fresh_gain": self.gain.as_dict(), "defection_gain": self.defection.as_dict(),
                 "defector": format_weights(self.defector), "enforced": self.enforced, "phases": list(self.phases),
-                "seed": self.seed, "description": self.description, "punishment": self.punishment}
+                "seed": self.seed, "description": self.description, "punishment": self.punishment,
+                "punished": self.punished, "credible": self.credible,
+                "shirking_gain": None if self.shirking is None else self.shirking.as_dict(),
+                "punisher": None if self.punisher is None else format_weights(self.punisher)}
 
 
 class RingGame:
@@ -114,9 +144,11 @@ class RingGame:
         self.scorer, self.deviators, self.seed, self.markets, self.rounds = scorer, deviators, seed, markets, rounds
         self.horizon = known_horizon(scorer.target, rounds)
 
-    def members(self, ring: FloatArray, defector: FloatArray | None = None) -> FloatArray:
-        """(B, K) each member's gain per round over its own agent, the first member playing ``defector``."""
-        deviation = policy_deviation(ring, self.deviators, self.horizon, defector)
+    def members(self, ring: FloatArray, defector: FloatArray | None = None, punisher: FloatArray | None = None
+                ) -> FloatArray:
+        """(B, K) each member's gain per round over its own agent, the first member playing ``defector``, the
+        second ``punisher`` once a partner is caught."""
+        deviation = policy_deviation(ring, self.deviators, self.horizon, defector, punisher)
         return self.scorer.member_gains(deviation, seed=self.seed, markets=self.markets, rounds=self.rounds)
 
     def gain(self, diff: FloatArray) -> Gain:
@@ -128,13 +160,26 @@ class RingGame:
         loyal = self.members(ring) if loyal is None else loyal
         return self.members(ring, defector)[:, 0] - loyal[:, 0]
 
-    def score(self, ring: FloatArray, archive: list[FloatArray], penalty: float) -> Gain:
-        """The ring's gain per member minus ``penalty`` times the archive's best defection gain, when it pays."""
+    def shirking(self, ring: FloatArray, defector: FloatArray, punisher: FloatArray,
+                 punishing: FloatArray | None = None) -> FloatArray:
+        """(B,) what ``punisher`` brings the second member over carrying out ``ring``'s threat once the first
+        defects with ``defector`` (``punishing``: the members' gains when it carries it out)."""
+        punishing = self.members(ring, defector) if punishing is None else punishing
+        return self.members(ring, defector, punisher)[:, 1] - punishing[:, 1]
+
+    def score(self, ring: FloatArray, archive: list[FloatArray], penalty: float,
+              shirkers: list[tuple[FloatArray, FloatArray]] = ()) -> Gain:
+        """The ring's gain per member minus ``penalty`` times the archive's best defection gain, and the same for
+        the best gain of an archived (defector, punisher) pair's punisher over carrying out the threat, each when
+        it pays."""
         loyal = self.members(ring)
         diff = loyal.mean(axis=1)
         worst = max((self.defection(ring, d, loyal) for d in archive), key=np.mean, default=None)
         if worst is not None and worst.mean() > 0:
             diff = diff - penalty * worst
+        shirk = max((self.shirking(ring, d, p) for d, p in shirkers), key=np.mean, default=None)
+        if shirk is not None and shirk.mean() > 0:
+            diff = diff - penalty * shirk
         return self.gain(diff)
 
 
@@ -168,42 +213,62 @@ def once_caught(mechanism: Mechanism, weights: FloatArray) -> FloatArray | None:
     return maps.ravel()
 
 
+def best_polished(objective: Callable[[FloatArray], float], candidates: list[FloatArray]) -> FloatArray:
+    """The best of ``candidates`` (a search's best, the archived ones) under ``objective``, then polished one
+    weight at a time (:func:`polish`)."""
+    best = max(candidates, key=objective)
+    return polish(objective, best, objective(best), np.arange(best.size))
+
+
 def certify(game: RingGame, ring: FloatArray, candidates: list[FloatArray]) -> FloatArray:
-    """The best defection from ``ring`` among ``candidates`` (a search's best, the archived defections), then
-    polished one weight at a time (:func:`polish`)."""
+    """The best defection from ``ring`` among ``candidates``, polished (:func:`best_polished`)."""
     loyal = game.members(ring)
+    return best_polished(lambda d: float(game.defection(ring, d, loyal).mean()), candidates)
 
-    def defects(d: FloatArray) -> float:
-        return float(game.defection(ring, d, loyal).mean())
 
-    defector = max(candidates, key=defects)
-    return polish(defects, defector, defects(defector), np.arange(defector.size))
+def certify_threat(game: RingGame, ring: FloatArray, defector: FloatArray, candidates: list[FloatArray]
+                   ) -> FloatArray:
+    """The best play of a member who has caught ``defector``'s defection from ``ring``, among ``candidates``,
+    polished (:func:`best_polished`): the ring's threat is credible when it gains nothing over carrying it out."""
+    punishing = game.members(ring, defector)
+    return best_polished(lambda p: float(game.shirking(ring, defector, p, punishing).mean()), candidates)
+
+
+def cma_seed_of(root: int, name: str, phase: int) -> int:
+    """The CMA-ES seed of search ``name`` in ``phase`` (the first three searches' seeds are offsets of ``root``)."""
+    if name in SEARCHES[:3]:
+        return root + 3 * phase + SEARCHES.index(name)
+    return int(generator(root, (name, phase)).integers(0, 2**31 - 1))
 
 
 def ring_work(mechanism: Mechanism, *, phases: int, generations: int, defection_generations: int, population: int,
-              markets: int, rounds: int, eval_markets: int, features: tuple[str, ...] = ()) -> tuple[int, str]:
+              markets: int, rounds: int, eval_markets: int, features: tuple[str, ...] = (), credible: bool = True
+              ) -> tuple[int, str]:
     """An upper bound on the market-rounds :func:`ring_policy_search` plays, and its formula in words: every
-    ring candidate played loyal and against each archived defection (at most one per phase), every
-    defection candidate once, the polish of the ring's free weights and of every weight of the
-    certificate's defection (POLISH_GRID values each), and the fresh scores and descriptions (4 plays of
-    ``eval_markets``)."""
+    ring candidate played loyal, against each archived defection and twice against each archived shirking
+    punisher (at most one of each per phase), every defection and punisher candidate once, the polish of the
+    ring's free weights and of every weight of the certificate's defection and punisher (POLISH_GRID values
+    each), and the fresh scores and descriptions (6 plays of ``eval_markets``)."""
     weights = start_weights(mechanism, ring=True).size
     free = weights if not features else weights // len(feature_names(mechanism, ring=True)) * len(features)
-    plays = (phases * (generations * population * (1 + phases) + phases + 2 + defection_generations * population)
-             + phases * (1 + phases) + POLISH_GRID * free * (1 + phases)
-             + 2 + defection_generations * population + phases + POLISH_GRID * weights)
-    work = plays * markets * rounds + 4 * eval_markets * rounds
+    per_ring = 1 + phases * (3 if credible else 1)  # plays of one ring candidate against a full archive
+    searches = defection_generations * population + 2  # one defection or punisher search and its loyal plays
+    plays = (phases * (generations * population * per_ring + per_ring + searches * (2 if credible else 1))
+             + phases * per_ring + POLISH_GRID * free * per_ring
+             + 2 * (searches + phases + POLISH_GRID * weights))
+    work = plays * markets * rounds + 6 * eval_markets * rounds
     return work, (f"about {plays:,} plays of markets x rounds = {markets} x {rounds} (phases {phases}, generations "
                   f"{generations} and {defection_generations}, population {population}, a polish of {free} and "
-                  f"{weights} weights) + 4 x eval_markets x rounds = 4 x {eval_markets} x {rounds}")
+                  f"{weights} weights) + 6 x eval_markets x rounds = 6 x {eval_markets} x {rounds}")
 
 
 def ring_policy_search(target: Cell, *, seed: int, deviators: int = RING.deviators, phases: int = RING.phases,
                        generations: int = RING.generations, defection_generations: int = RING.defection_generations,
                        population: int = RING.population, markets: int = RING.markets, rounds: int | None = None,
                        eval_markets: int = RING.eval_markets, sigma: float = SIGMA, penalty: float = RING.penalty,
-                       store: Path | str | None = None, on_phase: Callable[[int], None] | None = None,
-                       features: tuple[str, ...] = ()) -> RingPolicyFound:
+                       credible: bool = RING.credible, store: Path | str | None = None,
+                       on_phase: Callable[[int], None] | None = None, features: tuple[str, ...] = ()
+                       ) -> RingPolicyFound:
     """Search a self-enforcing ring of the first ``deviators`` agents of ``target`` (see the module docstring;
     defaults and bounds: :class:`~mecharena.core.settings.RingSettings`).
 
@@ -213,12 +278,16 @@ def ring_policy_search(target: Cell, *, seed: int, deviators: int = RING.deviato
         deviators: K >= 2 members.
         phases: ring-then-defection rounds of the double oracle.
         generations: CMA-ES generations of each ring search (``population`` candidates each, every one played
-            once loyal and once per archived defection).
-        defection_generations: CMA-ES generations of each defection search (and of the certificate).
+            once loyal, once per archived defection and twice per archived shirking punisher).
+        defection_generations: CMA-ES generations of each defection and punisher search (and of the
+            certificate's).
         markets: markets of every search evaluation.
         rounds: rounds of every evaluation (default: the target's).
         eval_markets: markets of the fresh scores of the ring and its certificate.
-        penalty: weight of the best known defection's gain in a ring's score.
+        penalty: weight of the best known defection's (and shirking punisher's) gain in a ring's score.
+        credible: search the punishers' side too: each phase looks for a member who gains by not carrying out
+            the ring's threat once the phase's defection sets it off, and the ring's score pays for it (a
+            ring whose threat is credible). Either way the certificate says whether the threat is credible.
         store: a folder for the phases' generations (resumed by a rerun with the same settings).
         on_phase: called with the number of phases done after each (the certificate is one more).
         features: the features the ring's maps may weigh (default: all); the others' weights stay at their
@@ -231,7 +300,7 @@ def ring_policy_search(target: Cell, *, seed: int, deviators: int = RING.deviato
     rounds = target.rounds if rounds is None else rounds
     RingSettings.build(deviators=deviators, phases=phases, generations=generations,
                        defection_generations=defection_generations, population=population, markets=markets,
-                       eval_markets=eval_markets, penalty=penalty, features=list(features))
+                       eval_markets=eval_markets, penalty=penalty, credible=credible, features=list(features))
     check_settings(generations, population, markets, rounds, eval_markets, sigma)
     deviated_population(target.population, target.seed, deviators, "truthful")  # enough agents to form it
     mechanism = mechanisms.get(target.mechanism)
@@ -247,49 +316,67 @@ def ring_policy_search(target: Cell, *, seed: int, deviators: int = RING.deviato
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
     settings = {"target": target.key(), "seed": seed, "deviators": deviators, "population": population,
-                "markets": markets, "rounds": rounds, "sigma": sigma, "penalty": penalty, "features": list(features)}
+                "markets": markets, "rounds": rounds, "sigma": sigma, "penalty": penalty, "features": list(features),
+                "credible": credible}
+    archive: list[FloatArray] = []
+    shirkers: list[tuple[FloatArray, FloatArray]] = []  # (defector, a punisher who gains by not carrying it out)
 
-    def search(name: str, phase: int, start: FloatArray, generations: int, evaluate, archive
-               ) -> tuple[FloatArray, float]:
+    def search(name: str, phase: int, start: FloatArray, generations: int, evaluate,
+               defector: FloatArray | None = None) -> tuple[FloatArray, float]:
         """The best weights of one CMA-ES search (its own CMA-ES seed and store file) and their score."""
         header = settings | {"search": name, "phase": phase, "start": format_weights(start),
-                             "archive": [format_weights(a) for a in archive]}
+                             "archive": [format_weights(a) for a in archive],
+                             "shirkers": [[format_weights(d), format_weights(p)] for d, p in shirkers],
+                             "defector": None if defector is None else format_weights(defector)}
         path = None if folder is None else (folder / f"{name}-{phase}.jsonl", header)
         _, best, gain = evolve(scorer, deviators=deviators, search_seed=search_seed,
-                               cma_seed=cma_seed + 3 * phase + SEARCHES.index(name), generations=generations,
+                               cma_seed=cma_seed_of(cma_seed, name, phase), generations=generations,
                                population=population, markets=markets, rounds=rounds, sigma=sigma, start=start,
                                store=path, evaluate=evaluate, steps=steps if name == "ring" else None)
         return best, gain.mean
 
+    def score(w: FloatArray) -> Gain:
+        return game.score(w, archive, penalty, shirkers)
+
+    def shirks(ring: FloatArray, defector: FloatArray) -> Callable[[FloatArray], Gain]:
+        punishing = game.members(ring, defector)
+        return lambda p: game.gain(game.shirking(ring, defector, p, punishing))
+
     ring = start_weights(mechanism, ring=True)
     names = np.resize(np.array(known_features), ring.size)
     steps = np.where(names == "caught", CAUGHT_STEP, 1.0) * (np.isin(names, features) if features else 1.0)
-    archive: list[FloatArray] = []
     rings: list[FloatArray] = []
-    known: list[int] = []  # defections archived after each phase
+    known: list[tuple[int, int]] = []  # defections and shirking punishers archived after each phase
     for phase in range(phases):
-        found, score = search("ring", phase, ring, generations, lambda w: game.score(w, archive, penalty), archive)
-        if score > game.score(ring, archive, penalty).mean:
+        found, best = search("ring", phase, ring, generations, score)
+        if best > score(ring).mean:
             ring = found  # CMA-ES samples around its start, never the start itself: keep it if none beats it
         rings.append(ring)
         loyal = game.members(ring)
         defector, gain = search("defection", phase, ring, defection_generations,
-                                lambda d, w=ring, loyal=loyal: game.gain(game.defection(w, d, loyal)), archive)
+                                lambda d, w=ring, loyal=loyal: game.gain(game.defection(w, d, loyal)))
         if gain > 0:
             archive.append(defector)
-        known.append(len(archive))
+        if credible:
+            punisher, shirked = search("punisher", phase, ring, defection_generations, shirks(ring, defector),
+                                       defector)
+            if shirked > 0:
+                shirkers.append((defector, punisher))
+        known.append((len(archive), len(shirkers)))
         if on_phase is not None:
             on_phase(phase + 1)
-    scores = [game.score(w, archive, penalty) for w in rings]
+    scores = [score(w) for w in rings]
     best = int(np.argmax([s.mean for s in scores]))
-    ring = polish(lambda w: game.score(w, archive, penalty).mean, rings[best], scores[best].mean,
-                  np.flatnonzero(steps))
+    ring = polish(lambda w: score(w).mean, rings[best], scores[best].mean, np.flatnonzero(steps))
     loyal = game.members(ring)
     found, _ = search("certificate", phases, ring, defection_generations,
-                      lambda d: game.gain(game.defection(ring, d, loyal)), archive)
+                      lambda d: game.gain(game.defection(ring, d, loyal)))
     defector = certify(game, ring, [found, *archive])
+    found, _ = search("credibility", phases, ring, defection_generations, shirks(ring, defector), defector)
+    punisher = certify_threat(game, ring, defector, [found, *(p for _, p in shirkers)])
     fresh = RingGame(scorer, deviators, seed=fresh_seed, markets=eval_markets, rounds=rounds)
     loyal = fresh.members(ring)
+    shirking = fresh.shirking(ring, defector, punisher)
     deviation = policy_deviation(ring, deviators, game.horizon)
     said = describe_play(target, deviation, seed=fresh_seed, markets=min(eval_markets, DESCRIBE_MARKETS),
                          rounds=rounds)
@@ -298,6 +385,8 @@ def ring_policy_search(target: Cell, *, seed: int, deviators: int = RING.deviato
         target, policy_deviation(punished, deviators, game.horizon), seed=fresh_seed,
         markets=min(eval_markets, DESCRIBE_MARKETS), rounds=rounds)
     summary = tuple({"phase": k, "ring_gain": float(game.gain(game.members(w).mean(axis=1)).mean),
-                     "score": scores[k].mean, "archive": known[k]} for k, w in enumerate(rings))
+                     "score": scores[k].mean, "archive": known[k][0], "shirkers": known[k][1]}
+                    for k, w in enumerate(rings))
     return RingPolicyFound(deviation, ring, fresh.gain(loyal.mean(axis=1)), defector,
-                           fresh.gain(fresh.defection(ring, defector, loyal)), summary, seed, said, punishment)
+                           fresh.gain(fresh.defection(ring, defector, loyal)), summary, seed, said, punishment,
+                           punisher, fresh.gain(shirking), punished is not None and bool(np.any(shirking != 0)))

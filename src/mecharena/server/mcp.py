@@ -152,7 +152,8 @@ def _ring(library: Path, store: bool, mechanism: str, population: str, config: d
 
     check_values(values)
     work, formula = ring_work(mechanisms.get(mechanism), **{k: search[k] for k in (
-        "phases", "generations", "defection_generations", "markets", "rounds", "eval_markets", "features")},
+        "phases", "generations", "defection_generations", "markets", "rounds", "eval_markets", "features",
+        "credible")},
         population=settings.RingSettings().population)
     check_work("ring", work, formula, "markets, rounds, phases, generations or defection_generations")
     _, data = ring_cell(mechanism, config or {}, population, information or {}, enforcement or {}, values, seed,
@@ -268,6 +269,8 @@ def _tools(library: Path) -> list[Tool]:
         markets: settings.Markets = MCP_RING["markets"],
         eval_markets: settings.EvalMarkets = MCP_RING["eval_markets"],
         features: settings.RingFeatures | None = None,
+        credible: Annotated[bool, Field(description=settings.RingSettings.model_fields["credible"].description)
+                            ] = settings.RingSettings().credible,
         threshold: settings.Threshold = FUZZ.threshold,
         store: Annotated[bool, Field(description=(
             "write a failure report into the server's exploit library when the ring's gain is an exploit"))] = False,
@@ -276,7 +279,8 @@ def _tools(library: Path) -> list[Tool]:
         leaving, where members see of each other only what the information policy reveals (e.g.
         {"competing_bids": true}). Returns the ring's agent, its gain per member and round on a fresh seed
         ({"mean", "ci95"}), the best defection found and its gain (the certificate), "enforced" (no
-        defection pays), what the ring does and what members do once a partner is caught. The search's
+        defection pays), "credible" (no member gains by not carrying out the ring's threat, with that
+        gain), what the ring does and what members do once a partner is caught. The search's
         market-rounds (an upper bound from phases, generations, markets and rounds) must be at most
         10,000,000; mecharena ring runs larger searches."""
 
@@ -286,7 +290,8 @@ def _tools(library: Path) -> list[Tool]:
         return await _in_thread(_ring, library, store, mechanism, population, config, information, enforcement,
                                 values, seed, threshold, on_phase, deviators=deviators, rounds=rounds, phases=phases,
                                 generations=generations, defection_generations=defection_generations,
-                                markets=markets, eval_markets=eval_markets, features=tuple(features or ()))
+                                markets=markets, eval_markets=eval_markets, features=tuple(features or ()),
+                                credible=credible)
 
     async def evaluate_designer(
         policy: Annotated[DESIGNER_POLICIES, Field(description=(
