@@ -108,6 +108,7 @@ class Population:
             seats += [shared.setdefault(own, own)] * (g.stop - g.start)
         return (seats[0], None) if len(shared) == 1 or all(p is seats[0] for p in seats) else (market, tuple(seats))
 
+
 def with_prior(agent_spec: str, prior: ValueDistribution | None) -> str:
     """``agent_spec`` (``TYPE[(name=value,...)]``) drawing its values from ``prior`` (None: unchanged).
 
