@@ -289,9 +289,18 @@ def solve(mechanism: Mechanism, config: Any, n: int, dist: ValueDistribution, **
     Raises:
         ConfigError: n < 2, settings out of range, or rules the search cannot play.
     """
+    return solve_groups(mechanism, config, symmetric(n, dist), **settings)[0]
+
+
+def symmetric(n: int, dist: ValueDistribution) -> list[Group]:
+    """The one group of ``n`` bidders with prior ``dist``.
+
+    Raises:
+        ConfigError: n < 2.
+    """
     if n < 2:
         raise ConfigError(f"an equilibrium needs n >= 2 bidders, got {n}")
-    return solve_groups(mechanism, config, [(n, dist)], **settings)[0]
+    return [(n, dist)]
 
 
 def cache_key(mechanism: Mechanism, config: Any, groups: list[Group], settings: dict[str, Any]) -> str:
@@ -313,9 +322,7 @@ def cache_dir() -> Path:
 
 def cached_solve(mechanism: Mechanism, config: Any, n: int, dist: ValueDistribution, **settings: Any) -> Equilibrium:
     """:func:`solve`, remembered (see :func:`cached_groups`)."""
-    if n < 2:
-        raise ConfigError(f"an equilibrium needs n >= 2 bidders, got {n}")
-    return cached_groups(mechanism, config, [(n, dist)], **settings)[0]
+    return cached_groups(mechanism, config, symmetric(n, dist), **settings)[0]
 
 
 def cached_groups(mechanism: Mechanism, config: Any, groups: list[Group], **settings: Any) -> tuple[Equilibrium, ...]:

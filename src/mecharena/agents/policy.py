@@ -311,9 +311,11 @@ def act(context: MarketContext, params: PolicyParams, state: PolicyState, values
     prescribed, prescribed_in, fields = _play(context, parse_weights(params.w), feats, truthful)
     memo = (prescribed, prescribed_in)  # what the ring's policy has every seat play: partners check it
     # seats playing their own weights: the first where it defects (always), the second where it punishes (once caught)
-    own = [(s, text, when) for s, text, when in ((0, params.d, np.ones(values.shape[0], bool)),
-                                                 (1, params.p, state.caught[:, min(1, values.shape[1] - 1)] > 0))
-           if text]
+    own = []
+    if params.d:
+        own.append((0, params.d, np.ones(values.shape[0], bool)))
+    if params.p:  # init made sure the group has a second seat
+        own.append((1, params.p, state.caught[:, 1] > 0))
     if not own:
         return Action(bids=prescribed, enter=prescribed_in, fields=fields or None, memo=memo)
     bids, enter, touched = prescribed.copy(), prescribed_in.copy(), bool(fields)

@@ -106,7 +106,7 @@ class Population:
             own = market if g.values is None else ValueDistribution.build(
                 **{**market.model_dump(exclude={"points"}), **g.values.model_dump(include=set(GROUP_PRIOR_FIELDS))})
             seats += [shared.setdefault(own, own)] * (g.stop - g.start)
-        return (seats[0], None) if len(shared) == 1 or all(p is seats[0] for p in seats) else (market, tuple(seats))
+        return (seats[0], None) if all(p is seats[0] for p in seats) else (market, tuple(seats))
 
 
 def with_prior(agent_spec: str, prior: ValueDistribution | None) -> str:

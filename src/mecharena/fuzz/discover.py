@@ -259,7 +259,8 @@ def best_response(target: Cell, *, seed: int, samples: int = 20_000, grid: int |
     cell = replace_cell(target, seed=seed, markets=markets)
     episode = cell.episode()
     ctx = episode.context
-    dist = ctx.prior(deviator(episode, role)[1])  # the deviator's own value prior: its table spans it
+    after, seat = deviator(episode, role)
+    dist = ctx.prior(seat)  # the deviator's own value prior: its table spans it
     units = ctx.spec.units_per_agent or 1
     if units > MAX_UNITS:
         raise ConfigError(f"demand must be <= {MAX_UNITS} for the best-response search (it searches vectors of up "
@@ -271,7 +272,6 @@ def best_response(target: Cell, *, seed: int, samples: int = 20_000, grid: int |
     if identities > 1 and (not ctx.mechanism.merges_identities or units > 1 or role == "seller"):
         raise ConfigError(f"identities must be 1 for {target.mechanism}{' with demand > 1' if units > 1 else ''}: "
                           "false names need a one-sided unit-demand mechanism that declares merges_identities")
-    after, _ = deviator(episode, role)
     high = min(bid_high if bid_high is not None else 4.0 * dist.high, ctx.spec.action_high)
     values = np.linspace(dist.low, dist.high, grid) if units == 1 else table_points(dist.low, dist.high, grid, units)
     smooth = 0.02 * dist.width if bandwidth is None else bandwidth
@@ -293,7 +293,7 @@ def best_response(target: Cell, *, seed: int, samples: int = 20_000, grid: int |
         if found is None or response.mean_gain > found[0].mean_gain + IDENTITY_MARGIN:
             found = (response, sample, m)
     response, sample, m = found
-    selling = ctx.spec.sellers is not None and bool(ctx.spec.sellers[deviator(episode, role)[1]])
+    selling = ctx.spec.sellers is not None and bool(ctx.spec.sellers[seat])
     deviation = table_deviation(values, response.best, after=after, identities=m, selling=selling)
     return Found(response, deviation, describe_action(values, response.best, m, selling), sample.markets, seed)
 

@@ -375,8 +375,8 @@ def ring_policy_search(target: Cell, *, seed: int, deviators: int = RING.deviato
     found, _ = search("credibility", phases, ring, defection_generations, shirks(ring, defector), defector)
     punisher = certify_threat(game, ring, defector, [found, *(p for _, p in shirkers)])
     fresh = RingGame(scorer, deviators, seed=fresh_seed, markets=eval_markets, rounds=rounds)
-    loyal = fresh.members(ring)
-    shirking = fresh.shirking(ring, defector, punisher)
+    loyal, defected = fresh.members(ring), fresh.members(ring, defector)  # the defection sets off the threat
+    shirking = fresh.shirking(ring, defector, punisher, defected)
     deviation = policy_deviation(ring, deviators, game.horizon)
     said = describe_play(target, deviation, seed=fresh_seed, markets=min(eval_markets, DESCRIBE_MARKETS),
                          rounds=rounds)
@@ -388,5 +388,5 @@ def ring_policy_search(target: Cell, *, seed: int, deviators: int = RING.deviato
                      "score": scores[k].mean, "archive": known[k][0], "shirkers": known[k][1]}
                     for k, w in enumerate(rings))
     return RingPolicyFound(deviation, ring, fresh.gain(loyal.mean(axis=1)), defector,
-                           fresh.gain(fresh.defection(ring, defector, loyal)), summary, seed, said, punishment,
+                           fresh.gain(defected[:, 0] - loyal[:, 0]), summary, seed, said, punishment,
                            punisher, fresh.gain(shirking), punished is not None and bool(np.any(shirking != 0)))
