@@ -23,7 +23,8 @@ pytest.importorskip("uvicorn")
 
 from mecharena.designer.action import RULES, MechanismAction
 from mecharena.designer.env import DesignerEnv
-from mecharena.server.app import MAX_BODY_BYTES, SessionLimitError, SessionStore, build_app, uvicorn_options
+from mecharena.server.app import MAX_BODY_BYTES, build_app, uvicorn_options
+from mecharena.server.shell import SessionLimitError, SessionStore
 
 
 @contextmanager
@@ -377,10 +378,10 @@ def test_websocket_capacity_is_reported(small_url):
 
 def test_session_store_expiry_and_limit():
     now = [0.0]
-    store = SessionStore(lambda stage: object(), max_sessions=2, idle_timeout=10, clock=lambda: now[0])
-    a, b = store.create(1).id, store.create(1).id
+    store = SessionStore(max_sessions=2, idle_timeout=10, clock=lambda: now[0])
+    a, b = store.create().id, store.create().id
     with pytest.raises(SessionLimitError, match="2 of 2"):
-        store.create(1)
+        store.create()
     now[0] = 8.0
     store.get(a)  # touching restarts the idle clock
     now[0] = 15.0

@@ -1,68 +1,54 @@
-"""The OpenEnv server shell: :class:`~mecharena.designer.env.DesignerEnv` over the network.
+"""The server (``mecharena serve``): the designer and the negotiation economy over the network, guarded.
 
-One FastAPI app (``mecharena serve``) holds three APIs:
+One FastAPI app holds:
 
-* OpenEnv's, built by ``openenv``'s ``create_app``: the WebSocket ``/ws`` (one environment per
-  connection, up to ``max_sessions`` at once; messages ``{"type": "reset", "data": {"seed": 0,
-  "stage": 2}}``, ``{"type": "step", "data": <MechanismAction fields>}``, ``{"type": "state"}``),
-  plus ``/health``, ``/metadata``, ``/schema``, ``/mcp`` and the stateless ``/reset`` and
-  ``/step`` (each call builds a fresh environment, so ``/step`` answers 409: use ``/ws`` or
-  the session API).
-* A session-keyed HTTP API for clients without WebSocket::
-
-      POST   /api/sessions              {"stage": 2, "seed": 0}  -> 201 {"session_id", "observation", ...}
-      POST   /api/sessions/{id}/reset   {"seed": 1, "stage": 3}  -> {"observation", "reward", "done", "metadata"}
-      POST   /api/sessions/{id}/step    {"action": {...}}        -> {"observation", "reward", "done", "metadata"}
-      GET    /api/sessions/{id}                                  -> the last result and the session's clock
-      DELETE /api/sessions/{id}                                  -> 204
-      GET    /api/sessions                                       -> {"active", "max_sessions", "idle_timeout"}
-
-* The negotiation economy (:mod:`mecharena.negotiation.server`) under ``/negotiation``: its own
-  OpenEnv routes, WebSocket ``/negotiation/ws`` (``{"type": "reset", "data": {"seed": 0, "task":
-  "market_round"}}``, then ``step`` with a negotiation action).
+* the designer (:data:`~mecharena.server.worlds.DESIGNER`, served by :mod:`mecharena.server.shell`):
+  OpenEnv's routes (the WebSocket ``/ws``, one environment per connection, up to ``max_sessions``
+  at once: ``{"type": "reset", "data": {"seed": 0, "stage": 2}}``, ``{"type": "step", "data":
+  <MechanismAction fields>}``, ``{"type": "state"}``; ``/health``, ``/metadata``, ``/schema``,
+  ``/mcp`` and the stateless ``/reset`` and ``/step``, whose ``/step`` answers 409: use ``/ws`` or
+  the sessions) and the session-keyed HTTP API ``/api/sessions`` for clients without WebSocket;
+* the negotiation economy (:data:`~mecharena.server.worlds.NEGOTIATION`) under ``/negotiation``:
+  the same routes, WebSocket ``/negotiation/ws`` (``{"type": "reset", "data": {"seed": 0,
+  "task": "market_round"}}``, then ``step`` with a negotiation action) and
+  ``/negotiation/api/sessions``;
 * ``POST /api/design`` ``{"policy": "greedy", "stage": 2, "observation": {...}}`` -> the
   policy's :class:`~mecharena.designer.action.MechanismAction` as JSON; any designer policy,
   ``llm:CONFIG`` included (it and ``constant:FILE`` read server paths: only with ``policy_files``).
 
 Bad input never touches an episode: bodies are validated before the environment is called.
-Answers: 400 (not JSON), 404 (unknown session, expired ones included), 409 (stepping a
-finished or never-reset episode), 413 (body over ``max_body_bytes``), 422 (a field out of
-range, of the wrong type or unknown; the message names the field, the value and what is
-allowed), 503 (``max_sessions`` sessions in use). A WebSocket that sends nothing for
-``idle_timeout`` seconds is closed (code 1001) and its environment freed; an HTTP session idle
-that long expires. WebSocket messages over ``max_body_bytes`` close the connection (code 1009).
+Answers: 400 (not JSON), 401 (no or a wrong token), 403/421 (a foreign Origin or Host on a
+loopback bind), 404 (unknown session, expired ones included), 409 (stepping a finished or
+never-reset episode), 413 (body over ``max_body_bytes``), 422 (a field out of range, of the
+wrong type or unknown; the message names the field, the value and what is allowed), 503
+(``max_sessions`` sessions in use, or a policy still being built). A WebSocket that sends
+nothing for ``idle_timeout`` seconds is closed (code 1001) and its environment freed; an HTTP
+session idle that long expires. WebSocket messages over ``max_body_bytes`` close the connection
+(code 1009).
 
 Environment steps run inline on the event loop, not in a thread: a step takes well under a
 millisecond, the thread hop would cost about as much, and the GIL would serialise the
-threads anyway. Sessions stay isolated because each owns its own ``DesignerEnv`` and its own
-seeded generator.
-
-``openenv`` (which imports gradio, ~3 s) is imported only inside :func:`build_app` and the
-adapter types, never when this module is imported.
+threads anyway. Sessions stay isolated because each owns its own environment and its own
+seeded generators.
 """
 
 import asyncio
 import hmac
 import json
-import math
 import os
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field
 
-from mecharena import __version__
-from mecharena.core.config import Seed, StrictModel, explain, shown_value
-from mecharena.core.errors import ConfigError, InvalidActionError, MechArenaError, UnknownIdError
+from mecharena.core.config import StrictModel, shown_value
+from mecharena.core.errors import ConfigError, UnknownIdError
 from mecharena.designer.action import MechanismAction
+from mecharena.server.shell import BusyError, body_of, declare_errors, parse, read_json
 
-ENV_NAME = "mecharena-designer"
 DEFAULT_IDLE_TIMEOUT = 300.0  # seconds
 DEFAULT_MAX_SESSIONS = 64
 MAX_BODY_BYTES = 1 << 20  # 1 MiB: an action or observation is a few kB
@@ -96,25 +82,6 @@ class ServeConfig(StrictModel):
     token: str | None = Field(None, description="bearer token every request must carry (required off loopback)")
 
 
-class ResetRequest(StrictModel):
-    """Body of a reset (``POST /api/sessions`` and ``.../reset``, the WebSocket ``reset`` message)."""
-
-    model_config = ConfigDict(strict=True)
-
-    seed: Seed | None = Field(None, description="seed of the episode, in [0, 2^63 - 1]; none: fresh entropy")
-    stage: int | None = Field(None, ge=1, le=5, description="curriculum stage; none: keep the current one")
-    population: Seed | None = Field(None, description="population seed to play, in [0, 2^40) (2^40 and up are the "
-                                                      "held-out benchmark's); none: drawn from seed")
-
-
-class StepRequest(StrictModel):
-    """Body of ``POST /api/sessions/{id}/step``."""
-
-    model_config = ConfigDict(strict=True)
-
-    action: dict[str, Any] = Field(description="the MechanismAction fields")
-
-
 class ObservationIn(StrictModel):
     """An observation sent to ``/api/design``: policies read its ``vector``; other keys pass through."""
 
@@ -133,42 +100,6 @@ class DesignRequest(StrictModel):
                                     "learned:FILE or llm:CONFIG, FILE inside the server's policy directory")
     stage: int = Field(1, ge=1, le=5)
     observation: dict[str, Any]
-
-
-class ErrorResponse(StrictModel):
-    """Every 4xx answer: ``detail`` names the field, the value and what is allowed."""
-
-    detail: str | list[dict[str, Any]] = Field(description="the message, or one entry per invalid field")
-
-
-class BusyError(MechArenaError):
-    """The server cannot answer within its time limit now (a policy still being built); retry later."""
-
-
-def parse(model: type[StrictModel], data: Any, where: str = "body") -> Any:
-    """Validate JSON ``data`` into ``model``.
-
-    Raises:
-        ConfigError: ``data`` is not an object, or a field is unknown, missing, of the wrong type
-            or out of range (one clause per field, prefixed with ``where``).
-
-    >>> parse(ResetRequest, {"seed": 3}).seed
-    3
-    >>> parse(ResetRequest, {"stage": 9})  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    mecharena.core.errors.ConfigError: stage must be a finite int in [1, 5]..., got 9
-    """
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where} must be a JSON object with fields {', '.join(model.model_fields)}, "
-                          f"got {type(data).__name__} {shown_value(data)}")
-    try:
-        # Strict: the network sends JSON, so "0.3", true and 1.0 are not the numbers, flags or integers
-        # the fields ask for.
-        return model.model_validate(data, strict=True)
-    except ValidationError as exc:
-        text = explain(model, exc)
-        raise ConfigError(text if where == "body" else f"{where}: {text}") from None
 
 
 def policy_file(spec: str, root: Path | None) -> str:
@@ -195,186 +126,6 @@ def policy_file(spec: str, root: Path | None) -> str:
         raise ConfigError(f"policy {shown_value(spec)}: {name} files must be inside the server's policy directory "
                           f"{root}, got {shown_value(argument)}")
     return f"{name}:{path}"
-
-
-def _json_safe(value: Any) -> Any:
-    """``value`` with every non-finite float as text (JSON has no NaN), for error details."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return repr(value)
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    return value if value is None or isinstance(value, bool | int | float | str) else str(value)
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _errors(errors: Any) -> list[dict[str, Any]]:
-    """Validation errors without their inputs (which may be huge or NaN): location, message, type."""
-    return [{"loc": _json_safe(list(e.get("loc", ()))), "msg": _clip(str(e.get("msg", "")), 400),
-             "type": str(e.get("type", ""))} for e in errors]
-
-
-def add_error_handlers(app: Any) -> None:
-    """The arena's errors as 4xx JSON answers on ``app`` (and on every app mounted in the server).
-
-    ConfigError 422, UnknownIdError 404, InvalidActionError 409, SessionLimitError and BusyError 503;
-    FastAPI's request validation errors and HTTP errors keep their status with a detail that is
-    always valid JSON (no NaN, no echoed inputs).
-    """
-    from fastapi import HTTPException, Request
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse
-
-    def status(code: int) -> Callable:
-        async def handler(request: Request, exc: Exception) -> JSONResponse:
-            return JSONResponse({"detail": str(exc)}, status_code=code)
-        return handler
-
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"detail": _errors(exc.errors())}, status_code=422)
-
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        detail = exc.detail
-        detail = _errors(detail) if isinstance(detail, list) else _clip(str(detail), 2000)
-        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
-
-    for error, code in ((ConfigError, 422), (UnknownIdError, 404), (InvalidActionError, 409),
-                        (SessionLimitError, 503), (BusyError, 503)):
-        app.add_exception_handler(error, status(code))
-    app.add_exception_handler(RequestValidationError, invalid)
-    app.add_exception_handler(HTTPException, http_error)
-
-
-ERROR_STATUSES = {400: "not JSON", 401: "no or a wrong bearer token", 403: "an Origin this server does not serve",
-                  404: "unknown session or route", 409: "no episode, or it is finished", 413: "body too large",
-                  421: "a Host this server does not serve", 422: "a field out of range, of the wrong type or unknown",
-                  503: "all sessions in use, or a policy still being built"}
-
-
-def declare_errors(app: Any) -> None:
-    """Declare the 4xx answers (:class:`ErrorResponse`) of every route in ``app``'s OpenAPI schema."""
-    from fastapi.routing import APIRoute
-
-    schema = ErrorResponse.model_json_schema()
-    for route in app.routes:
-        if isinstance(route, APIRoute):
-            route.responses = {**route.responses, **{
-                code: {"description": text, "content": {"application/json": {"schema": schema}}}
-                for code, text in ERROR_STATUSES.items()}}
-            route.response_fields.pop("422", None)
-            route.response_fields.pop(422, None)
-    app.openapi_schema = None
-
-
-# --- HTTP sessions --------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class Session:
-    """One HTTP session: its environment and its last result (what ``GET`` returns)."""
-
-    id: str
-    env: Any  # DesignerEnv
-    created_at: float  # wall clock, seconds since the epoch
-    last_active: float  # monotonic clock
-    observation: dict[str, Any] = field(default_factory=dict)
-    reward: float | None = None
-    done: bool = False
-    info: dict[str, float] = field(default_factory=dict)
-    steps: int = 0
-
-
-class SessionLimitError(MechArenaError):
-    """All ``max_sessions`` slots are in use."""
-
-
-class SessionStore:
-    """HTTP sessions keyed by an unguessable id, bounded in number and in idle time.
-
-    Expiry is checked on every access (so an expired id is a 404 at once) and swept
-    periodically by :meth:`reap` (so abandoned sessions free their memory).
-
-    >>> store = SessionStore(lambda stage: object(), max_sessions=1, idle_timeout=60)
-    >>> sid = store.create(1).id
-    >>> store.create(1)
-    Traceback (most recent call last):
-    ...
-    mecharena.server.app.SessionLimitError: session limit reached: 1 of 1 sessions in use; \
-delete one (DELETE /api/sessions/{id}) or wait for idle ones to expire after 60 s
-    """
-
-    def __init__(self, make_env: Callable[[int], Any], max_sessions: int, idle_timeout: float,
-                 clock: Callable[[], float] = time.monotonic):
-        self.make_env = make_env
-        self.max_sessions = max_sessions
-        self.idle_timeout = idle_timeout
-        self.clock = clock
-        self._sessions: dict[str, Session] = {}
-
-    def __len__(self) -> int:
-        self.sweep()
-        return len(self._sessions)
-
-    def create(self, stage: int) -> Session:
-        """A new session with a ``DesignerEnv(stage)``; not reset yet.
-
-        Raises:
-            SessionLimitError: ``max_sessions`` live sessions exist.
-        """
-        if len(self) >= self.max_sessions:
-            raise SessionLimitError(
-                f"session limit reached: {len(self._sessions)} of {self.max_sessions} sessions in use; "
-                f"delete one (DELETE /api/sessions/{{id}}) or wait for idle ones to expire after "
-                f"{self.idle_timeout:g} s")
-        session = Session(id=uuid.uuid4().hex, env=self.make_env(stage), created_at=time.time(),
-                          last_active=self.clock())
-        self._sessions[session.id] = session
-        return session
-
-    def get(self, session_id: str) -> Session:
-        """The live session ``session_id``, its idle clock restarted.
-
-        Raises:
-            UnknownIdError: no such session, or it expired.
-        """
-        session = self._sessions.get(session_id)
-        now = self.clock()
-        if session is not None and now - session.last_active > self.idle_timeout:
-            del self._sessions[session_id]
-            session = None
-        if session is None:
-            raise UnknownIdError(
-                f"unknown session {shown_value(session_id)}: never created, deleted, or expired after "
-                f"{self.idle_timeout:g} s idle; create one with POST /api/sessions")
-        session.last_active = now
-        return session
-
-    def delete(self, session_id: str) -> None:
-        """Drop ``session_id``.
-
-        Raises:
-            UnknownIdError: no such live session.
-        """
-        self.get(session_id)
-        del self._sessions[session_id]
-
-    def sweep(self) -> int:
-        """Drop every expired session; return how many."""
-        now = self.clock()
-        stale = [sid for sid, s in self._sessions.items() if now - s.last_active > self.idle_timeout]
-        for sid in stale:
-            del self._sessions[sid]
-        return len(stale)
-
-    async def reap(self) -> None:
-        """Sweep forever, a few times per timeout (run as a background task)."""
-        while True:
-            await asyncio.sleep(min(max(self.idle_timeout / 4, 0.05), 60.0))
-            self.sweep()
 
 
 # --- ASGI guards ----------------------------------------------------------------------------
@@ -573,157 +324,22 @@ def frame_problem(message: Message) -> str | None:
     return None
 
 
-# --- the OpenEnv adapter --------------------------------------------------------------------
-
-
-def _make_env(stage: int) -> Any:
-    from mecharena.designer.env import DesignerEnv
-
-    return DesignerEnv(stage=stage)
+# --- the app --------------------------------------------------------------------------------
 
 
 def _warm_up(stage: int) -> None:
-    env = _make_env(stage)
+    from mecharena.designer.env import DesignerEnv
+
+    env = DesignerEnv(stage=stage)
     env.reset(seed=0)
     env.step(MechanismAction())
-
-
-@cache
-def openenv_types() -> Any:
-    """The OpenEnv types of the designer environment (imports openenv on first call).
-
-    Returns:
-        A namespace with ``DesignAction`` (the :class:`MechanismAction` fields plus OpenEnv's
-        ``metadata``), ``DesignObservation`` (the env's observation keys plus ``reward``,
-        ``done`` and ``metadata``: the reward components), ``DesignState`` and
-        ``DesignerEnvironment`` (the :class:`openenv.core.env_server.Environment` adapter).
-    """
-    from types import SimpleNamespace
-
-    from openenv.core.env_server.interfaces import Environment
-    from openenv.core.env_server.types import Action, EnvironmentMetadata, Observation, State
-    from pydantic import model_validator
-    from pydantic_core import PydanticCustomError
-
-    class DesignAction(Action, MechanismAction):
-        """A :class:`MechanismAction` as OpenEnv's typed action (``metadata`` is ignored)."""
-
-        model_config = ConfigDict(strict=True)  # JSON from the network: no "0.3" for 0.3, no true for 1.0
-
-        @model_validator(mode="wrap")
-        @classmethod
-        def _explained(cls, data: Any, handler: Callable) -> Any:
-            # One error whose message names field, value and range, with nothing in it that
-            # cannot be JSON-encoded (openenv sends ``errors()`` back over the socket).
-            try:
-                return handler(data)
-            except ValidationError as exc:
-                raise PydanticCustomError("invalid_action", explain(MechanismAction, exc).replace("{", "{{")
-                                          .replace("}", "}}")) from None
-
-        def mechanism(self) -> MechanismAction:
-            fields = MechanismAction.model_fields
-            return MechanismAction.model_construct(**{name: getattr(self, name) for name in fields})
-
-    class DesignObservation(Observation):
-        """What the designer sees; ``metadata`` holds the step's reward components."""
-
-        model_config = ConfigDict(extra="allow")  # the env's observation may grow keys
-
-        stage: int = Field(1, description="curriculum stage")
-        step: int = Field(0, description="steps taken in this episode")
-        horizon: int = Field(0, description="steps in an episode")
-        supply: int = Field(0, description="units for sale in each round")
-        mechanism: dict[str, Any] = Field(default_factory=dict, description="the MechanismAction in force")
-        window: dict[str, Any] = Field(default_factory=dict,
-                                       description='recent rounds: {"features": names, "rounds": oldest first}')
-        proxies: dict[str, float] = Field(default_factory=dict, description="what a market operator can measure")
-        vector: list[float] = Field(default_factory=list, description="all of it, flat: (OBSERVATION_WIDTH,)")
-
-    class DesignState(State):
-        """Episode bookkeeping (``/state``, the WebSocket ``state`` message)."""
-
-        stage: int = Field(1, description="curriculum stage")
-        done: bool = Field(False, description="the episode reached its horizon")
-
-    class DesignerEnvironment(Environment[DesignAction, DesignObservation, DesignState]):
-        """One WebSocket session's :class:`DesignerEnv`, created on first reset."""
-
-        SUPPORTS_CONCURRENT_SESSIONS = True  # no shared mutable state: one env and one rng each
-
-        def __init__(self, stage: int = 1):
-            super().__init__()
-            self._stage = stage
-            self._env: Any = None
-            self._episode_id: str | None = None
-            self._steps = 0
-            self._done = False
-
-        def reset(self, seed: int | None = None, episode_id: str | None = None, stage: int | None = None,
-                  **kwargs: Any) -> DesignObservation:
-            """Start an episode.
-
-            Raises:
-                ConfigError: an unknown field, or ``seed``/``stage`` of the wrong type or out of range.
-            """
-            request = parse(ResetRequest, {"seed": seed, "stage": stage, **kwargs})
-            if self._env is None:
-                self._env = _make_env(request.stage or self._stage)
-            observation = self._env.reset(seed=request.seed, stage=request.stage, population=request.population)
-            self._stage = observation.get("stage", request.stage or self._stage)
-            self._episode_id = episode_id or uuid.uuid4().hex
-            self._steps, self._done = 0, False
-            return DesignObservation.model_construct(**observation, reward=None, done=False, metadata={})
-
-        def step(self, action: DesignAction, timeout_s: float | None = None, **kwargs: Any) -> DesignObservation:
-            """One designer step.
-
-            Raises:
-                InvalidActionError: the episode was never reset, or it is finished.
-            """
-            if self._env is None:
-                raise InvalidActionError("no episode: send a reset first (OpenEnv's HTTP /step is stateless; "
-                                         "use the /ws WebSocket or /api/sessions)")
-            mechanism = action.mechanism() if isinstance(action, DesignAction) else action
-            observation, reward, done, info = self._env.step(mechanism)
-            self._steps += 1
-            self._done = bool(done)
-            return DesignObservation.model_construct(**observation, reward=float(reward), done=self._done,
-                                                     metadata={k: float(v) for k, v in info.items()})
-
-        # Inline on the event loop: openenv runs a sync step() in a per-session thread, which
-        # costs as much as the step itself (see the module docstring).
-        async def reset_async(self, seed: int | None = None, episode_id: str | None = None, **kwargs: Any):
-            return self.reset(seed=seed, episode_id=episode_id, **kwargs)
-
-        async def step_async(self, action: DesignAction, timeout_s: float | None = None, **kwargs: Any):
-            return self.step(action, timeout_s=timeout_s, **kwargs)
-
-        @property
-        def state(self) -> DesignState:
-            return DesignState(episode_id=self._episode_id, step_count=self._steps, stage=self._stage,
-                               done=self._done)
-
-        def get_metadata(self) -> EnvironmentMetadata:
-            return EnvironmentMetadata(
-                name=ENV_NAME, version=__version__, author="mecharena",
-                description="Mechanism designer: choose auction rules, reserve, information and penalties "
-                            "each step; markets of strategic agents respond; the reward scores the outcome.")
-
-        def close(self) -> None:
-            self._env = None
-
-    return SimpleNamespace(DesignAction=DesignAction, DesignObservation=DesignObservation, DesignState=DesignState,
-                           DesignerEnvironment=DesignerEnvironment)
-
-
-# --- the app --------------------------------------------------------------------------------
 
 
 def build_app(idle_timeout: float = DEFAULT_IDLE_TIMEOUT, max_sessions: int = DEFAULT_MAX_SESSIONS, *, stage: int = 1,
               max_body_bytes: int = MAX_BODY_BYTES, policy_files: bool = False, policy_dir: str | None = None,
               design_timeout: float = DESIGN_TIMEOUT, host: str = "127.0.0.1", token: str | None = None) -> Any:
-    """The FastAPI app: OpenEnv's routes (``create_app``) plus ``/api/sessions`` and ``/api/design``.
+    """The FastAPI app: the designer's OpenEnv routes and ``/api/sessions`` (:func:`~mecharena.server.worlds.designer_app`),
+    ``/api/design``, and the negotiation economy under ``/negotiation``.
 
     Args:
         idle_timeout: seconds without a message after which a WebSocket is closed and an HTTP
@@ -744,117 +360,35 @@ def build_app(idle_timeout: float = DEFAULT_IDLE_TIMEOUT, max_sessions: int = DE
     Raises:
         ConfigError: an argument out of range.
     """
-    import functools
+    from fastapi import Request
 
-    from fastapi import HTTPException, Request, Response
-    from openenv.core.env_server.http_server import create_app
-    from openenv.core.env_server.types import ConcurrencyConfig
+    from mecharena.server.worlds import designer_app, negotiation_app
 
     config = parse(ServeConfig, {"idle_timeout": idle_timeout, "max_sessions": max_sessions, "stage": stage,
                                  "max_body_bytes": max_body_bytes, "policy_files": policy_files,
                                  "policy_dir": policy_dir, "design_timeout": design_timeout, "host": host,
                                  "token": token})
     policy_root = Path(config.policy_dir or os.getcwd()).resolve() if config.policy_files else None
-    types = openenv_types()
-    app = create_app(
-        functools.partial(types.DesignerEnvironment, stage=config.stage), types.DesignAction, types.DesignObservation,
-        env_name=ENV_NAME, state_cls=types.DesignState,
-        # openenv's own reaper frees idle HTTP-MCP sessions; idle sockets are closed by IdleWebSocketTimeout.
-        concurrency_config=ConcurrencyConfig(max_concurrent_envs=config.max_sessions,
-                                             session_timeout=config.idle_timeout))
-    app.title = "mecharena designer (OpenEnv)"
-    # app.version stays openenv's "1.0.0": `openenv validate` reads it as the OpenEnv HTTP API version.
-    store = SessionStore(_make_env, config.max_sessions, config.idle_timeout)
+    # openenv's own reaper frees idle HTTP-MCP sessions; idle sockets are closed by IdleWebSocketTimeout.
+    app = designer_app(config.max_sessions, config.idle_timeout, stage=config.stage)
+    # The negotiation economy on the same server: its own OpenEnv routes and sessions under /negotiation
+    # (WebSocket /negotiation/ws; reset may name the task).
+    negotiation = negotiation_app("single_trade", max_sessions=config.max_sessions, idle_timeout=config.idle_timeout)
     policies: dict[tuple[str, int], asyncio.Future] = {}  # (name, stage) -> the policy, built once
-    app.state.sessions = store
-
-    add_error_handlers(app)
-
-    async def body(request: Request) -> Any:
-        raw = await request.body()
-        if not raw:
-            return {}
-        try:
-            return json.loads(raw)
-        except RecursionError:
-            raise HTTPException(400, "body must be JSON nested at most a few hundred levels deep") from None
-        except ValueError as exc:  # not JSON, not UTF-8, or an integer of over 4,300 digits
-            raise HTTPException(400, f"body must be JSON: {_clip(str(exc), 200)}") from None
-
-    def body_of(model: type[StrictModel], required: bool = False) -> dict[str, Any]:
-        # The routes read their body themselves (for the arena's messages); the schema still says what it is.
-        return {"requestBody": {"required": required, "content": {"application/json": {
-            "schema": model.model_json_schema()}}}}
-
-    def result(session: Session) -> dict[str, Any]:
-        return {"observation": session.observation, "reward": session.reward, "done": session.done,
-                "metadata": session.info}
-
-    def reset(session: Session, request: ResetRequest) -> dict[str, Any]:
-        session.observation = session.env.reset(seed=request.seed, stage=request.stage, population=request.population)
-        session.reward, session.done, session.info, session.steps = None, False, {}, 0
-        return result(session)
-
-    reaper: list[asyncio.Task] = []
+    tasks: list[asyncio.Task] = []
 
     async def start() -> None:
         # Load (or compile) the kernels before the first client, whose step would otherwise stall
-        # every other session on the event loop.
+        # every other session on the event loop. A mounted app gets no startup event: its reaper starts here.
         await asyncio.to_thread(_warm_up, config.stage)
-        reaper.append(asyncio.create_task(store.reap()))
+        tasks.extend(asyncio.create_task(served.state.sessions.reap()) for served in (app, negotiation))
 
     async def stop() -> None:
-        for task in reaper:
+        for task in tasks:
             task.cancel()
 
     app.router.on_startup.append(start)
     app.router.on_shutdown.append(stop)
-
-    @app.get("/api/sessions", tags=["Sessions"], summary="Session capacity")
-    async def sessions_status() -> dict[str, Any]:
-        return {"active": len(store), "max_sessions": store.max_sessions, "idle_timeout": store.idle_timeout}
-
-    @app.post("/api/sessions", status_code=201, tags=["Sessions"], summary="Create a session and reset it",
-              description='Body (optional): `{"stage": 1..5, "seed": int >= 0}`. 503 when all sessions are in use.',
-              openapi_extra=body_of(ResetRequest))
-    async def create_session(request: Request) -> dict[str, Any]:
-        fields = parse(ResetRequest, await body(request))
-        session = store.create(fields.stage or config.stage)
-        try:
-            return {"session_id": session.id, **reset(session, fields)}
-        except BaseException:
-            store.delete(session.id)
-            raise
-
-    @app.post("/api/sessions/{session_id}/reset", tags=["Sessions"], summary="Start a new episode",
-              description='Body (optional): `{"seed": int >= 0, "stage": 1..5}`.', openapi_extra=body_of(ResetRequest))
-    async def reset_session(session_id: str, request: Request) -> dict[str, Any]:
-        session = store.get(session_id)
-        return reset(session, parse(ResetRequest, await body(request)))
-
-    @app.post("/api/sessions/{session_id}/step", tags=["Sessions"], summary="One designer step",
-              description='Body: `{"action": {MechanismAction fields}}` (see `/schema`). 409 once the episode is done.',
-              openapi_extra=body_of(StepRequest, required=True))
-    async def step_session(session_id: str, request: Request) -> dict[str, Any]:
-        session = store.get(session_id)
-        action = parse(MechanismAction, parse(StepRequest, await body(request)).action, where="action")
-        if not session.observation:
-            raise InvalidActionError(f"session {session_id} has no episode: POST /api/sessions/{session_id}/reset")
-        observation, reward, done, info = session.env.step(action)
-        session.observation, session.reward, session.done = observation, float(reward), bool(done)
-        session.info, session.steps = {k: float(v) for k, v in info.items()}, session.steps + 1
-        return result(session)
-
-    @app.get("/api/sessions/{session_id}", tags=["Sessions"], summary="The session's last result")
-    async def get_session(session_id: str) -> dict[str, Any]:
-        session = store.get(session_id)
-        return {"session_id": session.id, **result(session), "steps": session.steps,
-                "created_at": session.created_at, "expires_in": store.idle_timeout}
-
-    @app.delete("/api/sessions/{session_id}", status_code=204, tags=["Sessions"], summary="End a session")
-    async def delete_session(session_id: str) -> Response:
-        store.delete(session_id)
-        return Response(status_code=204)
 
     @app.post("/api/design", tags=["Design"], summary="A designer policy's mechanism for an observation",
               description='Body: `{"policy": "greedy", "stage": 2, "observation": {...}}`; answers the '
@@ -863,7 +397,7 @@ def build_app(idle_timeout: float = DEFAULT_IDLE_TIMEOUT, max_sessions: int = DE
     async def design(request: Request) -> dict[str, Any]:
         from mecharena.llm.designer import make_designer_policy  # a shell: every designer policy, LLMs included
 
-        fields = parse(DesignRequest, await body(request))
+        fields = parse(DesignRequest, await read_json(request))
         parse(ObservationIn, fields.observation, where="observation")
         spec = policy_file(fields.policy, policy_root)
         key = (spec, fields.stage)
@@ -888,12 +422,6 @@ def build_app(idle_timeout: float = DEFAULT_IDLE_TIMEOUT, max_sessions: int = DE
                             f"retry later") from None
         return action.model_dump(mode="json")
 
-    from mecharena.negotiation.server import build_app as negotiation_app
-
-    # The negotiation economy on the same server: its own OpenEnv routes under /negotiation
-    # (WebSocket /negotiation/ws; reset may name the task).
-    negotiation = negotiation_app("single_trade", max_sessions=config.max_sessions)
-    add_error_handlers(negotiation)
     declare_errors(negotiation)
     app.mount("/negotiation", negotiation)
     declare_errors(app)
@@ -1000,9 +528,7 @@ def spawn_server(idle_timeout: float = DEFAULT_IDLE_TIMEOUT, max_sessions: int =
 
 
 def __getattr__(name: str) -> Any:
-    # ``uvicorn mecharena.server.app:app`` and the OpenEnv types, built on first access only.
+    # ``uvicorn mecharena.server.app:app``, built on first access only.
     if name == "app":
         return build_app()
-    if name in ("DesignAction", "DesignObservation", "DesignState", "DesignerEnvironment"):
-        return getattr(openenv_types(), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

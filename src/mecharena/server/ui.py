@@ -76,7 +76,8 @@ from mecharena.ledger.queries import market_messages, market_rounds, utility_by_
 from mecharena.report.data import Results, group, load_results, pooled
 from mecharena.report.tables import number
 from mecharena.runner.store import DATABASE, ResultsError, ResultStore
-from mecharena.server.app import BodyLimit, SessionLimitError, SessionStore
+from mecharena.server.app import BodyLimit
+from mecharena.server.shell import SessionLimitError, SessionStore
 
 STATIC = Path(__file__).with_name("static")
 STATUSES = ("complete", "running", "empty", "corrupt", "ledger")
@@ -428,7 +429,7 @@ class Dashboard:
         self.exploits = Path(exploits)
         self.cache = Cache()
         self.figure_lock = threading.Lock()  # matplotlib's font and text caches are not thread-safe
-        self.sessions = SessionStore(lambda stage: None, max_sessions=max_sessions, idle_timeout=idle_timeout)
+        self.sessions = SessionStore(max_sessions=max_sessions, idle_timeout=idle_timeout)
         self.sessions_lock = threading.Lock()
         self.policy_factory = policies
         self._learned: dict[int, Policy] = {}
@@ -967,7 +968,7 @@ class Dashboard:
         episode = LiveEpisode.start(stage, name, self.policy(name, stage, seed), seed)
         with self.sessions_lock:
             try:
-                session = self.sessions.create(stage)
+                session = self.sessions.create()
             except SessionLimitError:
                 return self.live_page(f"too many live episodes: {self.sessions.max_sessions} are in use; wait for "
                                       f"idle ones to expire ({self.sessions.idle_timeout:g} s)", 503, form)
