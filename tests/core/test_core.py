@@ -24,6 +24,20 @@ def test_config_errors_name_field_value_and_range():
         Demo.build(rate=float("nan"))
 
 
+class Outer(StrictModel):
+    demo: Demo | None = None
+    name: str = "x"
+
+
+def test_a_nested_field_is_described_by_the_model_that_declares_it():
+    with pytest.raises(ConfigError, match=r"^demo\.rate must be a finite float in \[0, 1\], got 2$"):
+        Outer.build(demo={"rate": 2})
+    with pytest.raises(ConfigError, match=r"^unknown field 'demo\.colour' for Demo; allowed: rate, count$"):
+        Outer.build(demo={"colour": 1})
+    with pytest.raises(ConfigError, match=r"^demo must be a Demo \(or null\), got 5$"):
+        Outer.build(demo=5)
+
+
 def test_registry_suggests_close_ids():
     reg = Registry("agent", {"truthful": 1, "bne": 2})
     with pytest.raises(UnknownIdError, match=r"unknown agent 'truthfull'; did you mean 'truthful'\? Known: bne, truthful"):

@@ -460,3 +460,13 @@ def test_importing_the_server_does_not_import_openenv():
     code = ("import sys, mecharena.server.app, mecharena.benchmarks.serve; "
             "assert not {'openenv', 'gradio', 'fastapi'} & set(sys.modules), sorted(sys.modules)")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_the_arena_is_served_under_arena(http):
+    created = http.post("/arena/api/sessions", json={"seed": 4, "arena": {"mechanism": "first_price", "rounds": 2,
+                                                                          "n_agents": 2, "opponents": "truthful:1"}})
+    assert created.status_code == 201, created.text
+    sid = created.json()["session_id"]
+    step = http.post(f"/arena/api/sessions/{sid}/step", json={"action": {"bid": 0.0, "enter": False}}).json()
+    assert step["reward"] == 0.0 and step["observation"]["round"] == 1  # sat out: nothing won, nothing paid
+    assert http.delete(f"/arena/api/sessions/{sid}").status_code == 204

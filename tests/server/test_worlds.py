@@ -123,3 +123,76 @@ def test_bad_http_actions_are_4xx_and_change_nothing(client):
     assert impossible.status_code == 409 and impossible.json()["detail"].startswith("block must name a block in [0, ")
     assert client.get(f"/api/sessions/{sid}").json() == before
     client.delete(f"/api/sessions/{sid}")
+
+
+# --- a third world: one seat of the sealed-bid arena ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def arena():
+    from mecharena.server.worlds import arena_app
+
+    with TestClient(arena_app()) as c:
+        yield c
+
+
+FIRST_PRICE = {"mechanism": "first_price", "n_agents": 3, "rounds": 4, "opponents": "truthful:2",
+               "information": {"competing_bids": True}}
+
+
+def test_an_arena_session_plays_the_parallel_env_of_the_same_seed(arena):
+    from mecharena.sim.parallel import ArenaConfig, ArenaParallelEnv
+
+    local = ArenaParallelEnv(ArenaConfig(**FIRST_PRICE))
+    first, _ = local.reset(seed=7)
+    with arena.websocket_connect("/ws") as ws:
+        reply = _send(ws, "reset", {"seed": 7, "arena": FIRST_PRICE})
+        assert reply["data"]["observation"]["vector"] == first["bidder_0"].astype(float).tolist()
+        value = reply["data"]["observation"]["value"]
+        for t in range(4):
+            reply = _send(ws, "step", {"bid": value / 2})
+            obs, rewards, _, truncations, _ = local.step({"bidder_0": [value / 2, 1.0]})
+            data = reply["data"]
+            assert data["reward"] == rewards["bidder_0"] and data["done"] == truncations["bidder_0"] == (t == 3)
+            assert data["observation"]["vector"] == obs["bidder_0"].astype(float).tolist()
+            assert data["observation"]["bids"] == obs["bidder_0"][11:14].astype(float).tolist()
+            assert min(data["observation"]["bids"]) >= 0  # revealed: the truthful opponents bid their values
+            value = data["observation"]["value"]
+        over = _send(ws, "step", {"bid": 0.1})
+        assert over["type"] == "error" and "the episode is over" in over["data"]["message"]
+        state = _send(ws, "state")["data"]
+        assert state["seed"] == 7 and state["mechanism"] == "first_price" and state["step_count"] == 4
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ({"arena": {"n_agents": 3, "opponents": "truthful:1"}}, "arena.opponents must script every seat but bidder_0"),
+    ({"arena": {"mechanism": "nope", "opponents": "truthful:2"}}, "arena: unknown mechanism 'nope'"),
+    ({"arena": {"opponents": "nobody:2"}}, "arena: unknown"),
+    ({"arena": {"rounds": 0}}, "arena.rounds"),
+    ({"seed": "3"}, "seed must be "),
+])
+def test_a_refused_arena_reset_is_422_and_keeps_the_episode(arena, body, message):
+    sid = arena.post("/api/sessions", json={"seed": 1}).json()["session_id"]
+    arena.post(f"/api/sessions/{sid}/step", json={"action": {"bid": 0.2}})
+    before = arena.get(f"/api/sessions/{sid}").json()
+    refused = arena.post(f"/api/sessions/{sid}/reset", json=body)
+    assert refused.status_code == 422 and message in refused.json()["detail"], refused.text
+    assert arena.get(f"/api/sessions/{sid}").json() == before
+    arena.delete(f"/api/sessions/{sid}")
+
+
+@pytest.mark.parametrize(("action", "message"), [
+    ({"bid": -1}, "action: bid must be "),
+    ({"bid": "0.3"}, "action: bid must be "),
+    ({"bid": 0.3, "colour": 1}, "unknown field 'colour'"),
+])
+def test_bad_arena_bids_are_422_over_http_and_errors_over_the_socket(arena, action, message):
+    sid = arena.post("/api/sessions", json={"seed": 1}).json()["session_id"]
+    response = arena.post(f"/api/sessions/{sid}/step", json={"action": action})
+    assert response.status_code == 422 and message in response.json()["detail"]
+    with arena.websocket_connect("/ws") as ws:
+        _send(ws, "reset", {"seed": 1})
+        reply = _send(ws, "step", action)
+        assert reply["type"] == "error"
+        assert _send(ws, "step", {"bid": 0.3})["data"]["observation"]["round"] == 1  # the session goes on
+    arena.delete(f"/api/sessions/{sid}")

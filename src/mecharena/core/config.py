@@ -96,17 +96,31 @@ def explain(model: type[StrictModel], exc: ValidationError) -> str:
     lines = []
     for err in exc.errors():
         field = ".".join(str(p) for p in err["loc"]) or model.__name__
-        name = str(err["loc"][0]) if err["loc"] else ""
+        owner, name = _owner(model, err["loc"])
         if err["type"] == "extra_forbidden":
-            known = ", ".join(model.model_fields)
-            lines.append(f"unknown field {field!r} for {model.__name__}; allowed: {known}")
+            known = ", ".join(owner.model_fields)
+            lines.append(f"unknown field {field!r} for {owner.__name__}; allowed: {known}")
         elif err["type"] == "missing":
-            lines.append(f"{field} is required ({model.allowed(name)})")
-        elif name in model.model_fields:
-            lines.append(f"{field} must be {model.allowed(name)}, got {shown_value(err['input'])}")
+            lines.append(f"{field} is required ({owner.allowed(name)})")
+        elif name in owner.model_fields:
+            lines.append(f"{field} must be {owner.allowed(name)}, got {shown_value(err['input'])}")
         else:
             lines.append(f"{model.__name__}: {err['msg']}")
     return "; ".join(lines)
+
+
+def _owner(model: type[StrictModel], loc: tuple) -> tuple[type[StrictModel], str]:
+    """The model that declares the field an error's ``loc`` ends at, and that field's name: a nested model's
+    field (``arena.rounds``) is described by the nested model."""
+    owner, path = model, [p for p in loc if isinstance(p, str)]
+    for part in path[:-1]:
+        info = owner.model_fields.get(part)
+        inner = [a for a in (get_args(info.annotation) or (info.annotation,)) if isinstance(a, type)
+                 and issubclass(a, StrictModel)] if info is not None else []
+        if not inner:
+            return model, str(loc[0]) if loc else ""
+        owner = inner[0]
+    return owner, path[-1] if path else ""
 
 
 def parse_assignments(items: Iterable[str], error: Callable[[str], str]) -> dict[str, Any]:

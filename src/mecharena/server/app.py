@@ -12,6 +12,10 @@ One FastAPI app holds:
   the same routes, WebSocket ``/negotiation/ws`` (``{"type": "reset", "data": {"seed": 0,
   "task": "market_round"}}``, then ``step`` with a negotiation action) and
   ``/negotiation/api/sessions``;
+* the sealed-bid arena (:data:`~mecharena.server.worlds.ARENA`, the learner in one seat against
+  scripted opponents) under ``/arena``: ``{"type": "reset", "data": {"seed": 0, "arena":
+  {"mechanism": "first_price", "opponents": "truthful:2"}}}``, then ``{"type": "step", "data":
+  {"bid": 0.4}}``;
 * ``POST /api/design`` ``{"policy": "greedy", "stage": 2, "observation": {...}}`` -> the
   policy's :class:`~mecharena.designer.action.MechanismAction` as JSON; any designer policy,
   ``llm:CONFIG`` included (it and ``constant:FILE`` read server paths: only with ``policy_files``).
@@ -362,7 +366,7 @@ def build_app(idle_timeout: float = DEFAULT_IDLE_TIMEOUT, max_sessions: int = DE
     """
     from fastapi import Request
 
-    from mecharena.server.worlds import designer_app, negotiation_app
+    from mecharena.server.worlds import arena_app, designer_app, negotiation_app
 
     config = parse(ServeConfig, {"idle_timeout": idle_timeout, "max_sessions": max_sessions, "stage": stage,
                                  "max_body_bytes": max_body_bytes, "policy_files": policy_files,
@@ -374,6 +378,7 @@ def build_app(idle_timeout: float = DEFAULT_IDLE_TIMEOUT, max_sessions: int = DE
     # The negotiation economy on the same server: its own OpenEnv routes and sessions under /negotiation
     # (WebSocket /negotiation/ws; reset may name the task).
     negotiation = negotiation_app("single_trade", max_sessions=config.max_sessions, idle_timeout=config.idle_timeout)
+    arena = arena_app(config.max_sessions, config.idle_timeout)  # the sealed-bid arena, one seat, under /arena
     policies: dict[tuple[str, int], asyncio.Future] = {}  # (name, stage) -> the policy, built once
     tasks: list[asyncio.Task] = []
 
@@ -381,7 +386,7 @@ def build_app(idle_timeout: float = DEFAULT_IDLE_TIMEOUT, max_sessions: int = DE
         # Load (or compile) the kernels before the first client, whose step would otherwise stall
         # every other session on the event loop. A mounted app gets no startup event: its reaper starts here.
         await asyncio.to_thread(_warm_up, config.stage)
-        tasks.extend(asyncio.create_task(served.state.sessions.reap()) for served in (app, negotiation))
+        tasks.extend(asyncio.create_task(served.state.sessions.reap()) for served in (app, negotiation, arena))
 
     async def stop() -> None:
         for task in tasks:
@@ -422,8 +427,9 @@ def build_app(idle_timeout: float = DEFAULT_IDLE_TIMEOUT, max_sessions: int = DE
                             f"retry later") from None
         return action.model_dump(mode="json")
 
-    declare_errors(negotiation)
-    app.mount("/negotiation", negotiation)
+    for path, mounted in (("/negotiation", negotiation), ("/arena", arena)):
+        declare_errors(mounted)
+        app.mount(path, mounted)
     declare_errors(app)
     app.add_middleware(WebSocketFrames)
     app.add_middleware(IdleWebSocketTimeout, timeout=config.idle_timeout)

@@ -9,21 +9,27 @@ observations and state are.
   environment; a step takes any negotiation action as one flat object (``kind`` plus that kind's
   fields), parsed into the typed action, so a bad field gets the message it gets everywhere else; the
   observation's ``metadata`` holds the step's events and every lab's values.
+* :data:`ARENA`: the sealed-bid arena (:class:`~mecharena.sim.parallel.ArenaParallelEnv`) with the
+  learner in seat ``bidder_0`` and scripted opponents in the others (:class:`ArenaSeat`). A reset
+  takes ``seed`` and ``arena`` (an :class:`~mecharena.sim.parallel.ArenaConfig`); a step takes a
+  :class:`~mecharena.sim.parallel.BidAction` (bid, enter, messages); the reward is the seat's utility.
 
-:func:`designer_app` and :func:`negotiation_app` serve one world each (``mecharena serve`` mounts the
-second under the first, :mod:`mecharena.server.app`).
+:func:`designer_app`, :func:`arena_app` and :func:`negotiation_app` serve one world each
+(``mecharena serve`` mounts the other two under the designer's app, :mod:`mecharena.server.app`).
 """
 
 from typing import Any
 
+import numpy as np
 from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from mecharena.core.config import Seed, StrictModel, explain
-from mecharena.core.errors import ConfigError, UnknownIdError
+from mecharena.core.errors import ConfigError, InvalidActionError, UnknownIdError
 from mecharena.designer.action import MechanismAction
 from mecharena.negotiation.action import MODELS, parse_action
 from mecharena.negotiation.scenario import TASKS, check_task
 from mecharena.server.shell import World, openenv_app, openenv_types, parse
+from mecharena.sim.parallel import ArenaConfig, ArenaParallelEnv, BidAction
 
 # --- the designer -----------------------------------------------------------------------------------
 
@@ -37,13 +43,13 @@ class ResetRequest(StrictModel):
                                                       "held-out benchmark's); none: drawn from seed")
 
 
-def _designer_models(action: type, observation: type, state: type) -> tuple[type, type, type]:
+def _typed_action(action: type, model: type[StrictModel], name: str) -> type:
+    """``model`` as OpenEnv's typed action ``name``: strict (JSON from the network: no "0.3" for 0.3, no true
+    for 1.0), one error naming field, value and range, and ``typed()`` the plain ``model``."""
     from pydantic_core import PydanticCustomError
 
-    class DesignAction(action, MechanismAction):
-        """A :class:`MechanismAction` as OpenEnv's typed action (``metadata`` is ignored)."""
-
-        model_config = ConfigDict(strict=True)  # JSON from the network: no "0.3" for 0.3, no true for 1.0
+    class Typed(action, model):
+        model_config = ConfigDict(strict=True)
 
         @model_validator(mode="wrap")
         @classmethod
@@ -53,12 +59,18 @@ def _designer_models(action: type, observation: type, state: type) -> tuple[type
             try:
                 return handler(data)
             except ValidationError as exc:
-                raise PydanticCustomError("invalid_action", explain(MechanismAction, exc).replace("{", "{{")
+                raise PydanticCustomError("invalid_action", explain(model, exc).replace("{", "{{")
                                           .replace("}", "}}")) from None
 
-        def typed(self) -> MechanismAction:
-            fields = MechanismAction.model_fields
-            return MechanismAction.model_construct(**{name: getattr(self, name) for name in fields})
+        def typed(self) -> StrictModel:
+            return model.model_construct(**{field: getattr(self, field) for field in model.model_fields})
+
+    return type(name, (Typed,), {"__doc__": f"A {model.__name__} as OpenEnv's typed action (``metadata`` is ignored).",
+                                 "__module__": __name__})
+
+
+def _designer_models(action: type, observation: type, state: type) -> tuple[type, type, type]:
+    DesignAction = _typed_action(action, MechanismAction, "DesignAction")
 
     class DesignObservation(observation):
         """What the designer sees; ``metadata`` holds the step's reward components."""
@@ -107,6 +119,124 @@ DESIGNER = World(
 def designer_app(max_sessions: int, idle_timeout: float, stage: int = 1) -> Any:
     """The designer's OpenEnv routes and HTTP sessions (a session that names no stage plays ``stage``)."""
     return openenv_app(DESIGNER, max_sessions, idle_timeout, stage=stage)
+
+
+# --- the sealed-bid arena ---------------------------------------------------------------------------
+
+DEFAULT_ARENA = ArenaConfig(n_agents=3, rounds=20, opponents="truthful:2")
+SEAT_FIELDS = ("value", "time", "price", "allocation", "payment", "fine", "utility", "received")
+
+
+class ArenaReset(StrictModel):
+    """An arena reset: the learner plays ``bidder_0``; the arena's ``opponents`` script every other seat."""
+
+    seed: Seed | None = Field(None, description="seed of the episode, in [0, 2^63 - 1]; none: fresh entropy")
+    arena: ArenaConfig | None = Field(None, description="the rules (mechanism, config, n_agents, rounds, values, "
+                                                        "information, enforcement, channels, opponents); none: "
+                                                        "keep the current ones")
+
+
+class ArenaSeat:
+    """Seat ``bidder_0`` of an :class:`~mecharena.sim.parallel.ArenaParallelEnv` whose other seats are
+    scripted: one learner's episode, JSON in and out.
+
+    The observation names the parallel env's vector (``value``, ``time``, then what the market
+    revealed last round: ``price``, ``allocation``, ``payment``, ``fine``, ``utility``, ``received``,
+    ``winners``, ``bids``, ``quantiles``; -1 where hidden or before the first round) and carries the
+    vector itself; the reward is the seat's utility in the round; ``info`` holds its messages.
+
+    Raises:
+        ConfigError: the arena's opponents leave a seat other than ``bidder_0`` unscripted.
+    """
+
+    def __init__(self, config: ArenaConfig):
+        self.config = config
+        self.env = ArenaParallelEnv(config)
+        learners = len(self.env.possible_agents)
+        if learners != 1:
+            raise ConfigError(f"arena.opponents must script every seat but bidder_0 (n_agents - 1 = "
+                              f"{config.n_agents - 1}), got {config.n_agents - learners} scripted seats "
+                              f"({config.opponents!r})")
+        self.seed: int | None = None
+
+    def reset(self, seed: int | None = None) -> dict[str, Any]:
+        self.seed = int(np.random.default_rng().integers(0, 1 << 31)) if seed is None else seed
+        observations, _ = self.env.reset(seed=self.seed)
+        return self._observe(observations["bidder_0"])
+
+    @property
+    def done(self) -> bool:
+        return self.env.state is not None and not self.env.agents
+
+    def step(self, action: BidAction) -> tuple[dict[str, Any], float, bool, dict[str, Any]]:
+        """One round (:class:`InvalidActionError` once the episode is over, or for messages the channels refuse)."""
+        if self.done:
+            raise InvalidActionError("the episode is over: send a reset")
+        observations, rewards, _, truncations, infos = self.env.step({"bidder_0": action.model_dump()})
+        return self._observe(observations["bidder_0"]), rewards["bidder_0"], truncations["bidder_0"], infos["bidder_0"]
+
+    def _observe(self, vector: np.ndarray) -> dict[str, Any]:
+        n, own = self.config.n_agents, len(SEAT_FIELDS)
+        values = vector.astype(float).tolist()
+        return {"mechanism": self.config.mechanism, "round": int(self.env.state.round), "rounds": self.config.rounds,
+                **dict(zip(SEAT_FIELDS, values[:own], strict=True)), "winners": values[own:own + n],
+                "bids": values[own + n:own + 2 * n], "quantiles": values[own + 2 * n:], "vector": values}
+
+
+def _arena_models(action: type, observation: type, state: type) -> tuple[type, type, type]:
+    class ArenaObservation(observation):
+        """What ``bidder_0`` sees (see :class:`ArenaSeat`); ``metadata`` holds its messages."""
+
+        model_config = ConfigDict(extra="allow")
+
+        mechanism: str = Field("second_price", description="the mechanism's id")
+        round: int = Field(0, description="rounds played")
+        rounds: int = Field(0, description="rounds in an episode")
+        value: float = Field(0.0, description="the seat's value this round")
+        vector: list[float] = Field(default_factory=list, description="the parallel env's observation, flat")
+
+    class ArenaState(state):
+        mechanism: str = Field("second_price")
+        seed: int | None = Field(None)
+        done: bool = Field(False)
+
+    return _typed_action(action, BidAction, "ArenaAction"), ArenaObservation, ArenaState
+
+
+def _arena_start(env: Any, request: ArenaReset, defaults: ArenaReset) -> tuple[Any, dict[str, Any]]:
+    config = request.arena or (env.config if env is not None else defaults.arena or DEFAULT_ARENA)
+    try:
+        fresh = ArenaSeat(config)
+    except UnknownIdError as exc:  # an unknown mechanism or opponent: a bad field, not a missing route
+        raise ConfigError(f"arena: {exc}") from None
+    return fresh, fresh.reset(request.seed)
+
+
+def _arena_state(env: Any, defaults: ArenaReset) -> dict[str, Any]:
+    if env is None:
+        return {"mechanism": (defaults.arena or DEFAULT_ARENA).mechanism, "seed": None}
+    return {"mechanism": env.config.mechanism, "seed": env.seed}
+
+
+def _bid_action(data: Any) -> BidAction:
+    return data if isinstance(data, BidAction) else parse(BidAction, data, where="action")
+
+
+ARENA = World(
+    name="mecharena-arena", title="mecharena sealed-bid arena (OpenEnv)",
+    description="A sealed-bid market: the learner bids in one seat against scripted opponents, round after round, "
+                "under fixed rules (mechanism, information, enforcement, channels); the reward is its utility.",
+    reset_model=ArenaReset, models=_arena_models, start=_arena_start, state=_arena_state, parse=_bid_action)
+
+
+def arena_app(max_sessions: int = 64, idle_timeout: float = 300.0, arena: ArenaConfig = DEFAULT_ARENA) -> Any:
+    """The arena's OpenEnv routes and HTTP sessions (a session that names no rules plays ``arena``).
+
+    Raises:
+        ConfigError: ``max_sessions`` < 1, or ``arena`` leaves a seat other than ``bidder_0`` unscripted.
+    """
+    ArenaSeat(arena)  # the default rules are checked before the first session
+    return openenv_app(ARENA, max_sessions, idle_timeout, arena=arena)
 
 
 # --- the negotiation economy ------------------------------------------------------------------------
