@@ -16,7 +16,9 @@ except PackageNotFoundError:  # a source tree on sys.path that was never install
 del PackageNotFoundError, version
 
 #: Gymnasium envs, registered by name on import: ``gymnasium.make`` loads the module on first use.
-ENVS = {"mecharena/Designer-v1": "mecharena.designer.gym:DesignerGymEnv"}
+ENVS = {"mecharena/Designer-v1": "mecharena.designer.gym:DesignerGymEnv",
+        "mecharena/Arena-v0": "mecharena.sim.seat:arena_env",
+        "mecharena/Negotiation-v0": "mecharena.sim.seat:negotiation_env"}
 for _id, _entry in ENVS.items():
     if _id not in gymnasium.registry:
         gymnasium.register(id=_id, entry_point=_entry)

@@ -29,7 +29,7 @@ from mecharena.designer.action import MechanismAction
 from mecharena.negotiation.action import MODELS, parse_action
 from mecharena.negotiation.scenario import TASKS, check_task
 from mecharena.server.shell import World, openenv_app, openenv_types, parse
-from mecharena.sim.parallel import ArenaConfig, ArenaParallelEnv, BidAction
+from mecharena.sim.parallel import ONE_SEAT, ArenaConfig, ArenaParallelEnv, BidAction
 
 # --- the designer -----------------------------------------------------------------------------------
 
@@ -123,7 +123,6 @@ def designer_app(max_sessions: int, idle_timeout: float, stage: int = 1) -> Any:
 
 # --- the sealed-bid arena ---------------------------------------------------------------------------
 
-DEFAULT_ARENA = ArenaConfig(n_agents=3, rounds=20, opponents="truthful:2")
 SEAT_FIELDS = ("value", "time", "price", "allocation", "payment", "fine", "utility", "received")
 
 
@@ -204,7 +203,7 @@ def _arena_models(action: type, observation: type, state: type) -> tuple[type, t
 
 
 def _arena_start(env: Any, request: ArenaReset, defaults: ArenaReset) -> tuple[Any, dict[str, Any]]:
-    config = request.arena or (env.config if env is not None else defaults.arena or DEFAULT_ARENA)
+    config = request.arena or (env.config if env is not None else defaults.arena or ONE_SEAT)
     try:
         fresh = ArenaSeat(config)
     except UnknownIdError as exc:  # an unknown mechanism or opponent: a bad field, not a missing route
@@ -214,7 +213,7 @@ def _arena_start(env: Any, request: ArenaReset, defaults: ArenaReset) -> tuple[A
 
 def _arena_state(env: Any, defaults: ArenaReset) -> dict[str, Any]:
     if env is None:
-        return {"mechanism": (defaults.arena or DEFAULT_ARENA).mechanism, "seed": None}
+        return {"mechanism": (defaults.arena or ONE_SEAT).mechanism, "seed": None}
     return {"mechanism": env.config.mechanism, "seed": env.seed}
 
 
@@ -229,7 +228,7 @@ ARENA = World(
     reset_model=ArenaReset, models=_arena_models, start=_arena_start, state=_arena_state, parse=_bid_action)
 
 
-def arena_app(max_sessions: int = 64, idle_timeout: float = 300.0, arena: ArenaConfig = DEFAULT_ARENA) -> Any:
+def arena_app(max_sessions: int = 64, idle_timeout: float = 300.0, arena: ArenaConfig = ONE_SEAT) -> Any:
     """The arena's OpenEnv routes and HTTP sessions (a session that names no rules plays ``arena``).
 
     Raises:

@@ -63,6 +63,10 @@ class ArenaConfig(StrictModel):
     opponents: str | None = Field(None, description="population spec of scripted opponents on the last seats")
 
 
+#: One learner (``bidder_0``) against two truthful bidders in second price: the single-seat shells' default.
+ONE_SEAT = ArenaConfig(n_agents=3, rounds=20, opponents="truthful:2")
+
+
 class BidAction(StrictModel):
     """One agent's action as a dict."""
 
