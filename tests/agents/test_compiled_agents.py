@@ -5,7 +5,7 @@ learners' counterfactual payoffs."""
 import numpy as np
 import pytest
 
-from mecharena.agents import _multiplier, adaptive
+from mecharena.agents import _multiplier, adaptive, bne
 
 
 def reference_bids(counts, values, edges, reserve):
@@ -81,3 +81,16 @@ def test_compiled_counterfactual_payoffs_match_the_numpy_reference(first_price, 
     out = np.empty((300, 4, 20))
     _multiplier._payoffs(multipliers, values, competing, reserve, first_price, out)
     assert np.array_equal(out, reference_payoffs(multipliers, values, competing, reserve, first_price))
+
+
+@pytest.mark.parametrize("points", [1, 2, 3, 4097])
+def test_the_even_grid_interpolation_is_numpys_bit_for_bit(points):
+    rng = np.random.default_rng(points)
+    xp = np.linspace(0.15, 1.0, points)
+    fp = np.sqrt(xp) * 0.7 - xp**3
+    if points > 3:
+        fp[10:12] = np.inf  # where NumPy falls back to interpolating from the right end
+    edges = np.concatenate([xp, np.nextafter(xp, 2), np.nextafter(xp, -2), [np.nan, np.inf, -np.inf, 0, 1, 2]])
+    x = np.concatenate([rng.uniform(-0.2, 1.2, 200_000), edges])
+    x = x[: x.size // 2 * 2].reshape(-1, 2)  # any shape
+    assert np.array_equal(bne.interp_even(x, xp, fp), np.interp(x, xp, fp), equal_nan=True)
