@@ -51,10 +51,9 @@ from pydantic import ConfigDict, Field
 from mecharena.core.config import StrictModel, shown_value
 from mecharena.core.errors import ConfigError, UnknownIdError
 from mecharena.designer.action import MechanismAction
-from mecharena.server.shell import BusyError, body_of, declare_errors, parse, read_json
+from mecharena.server.shell import (DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_SESSIONS, BusyError, body_of, declare_errors,
+                                    parse, read_json)
 
-DEFAULT_IDLE_TIMEOUT = 300.0  # seconds
-DEFAULT_MAX_SESSIONS = 64
 MAX_BODY_BYTES = 1 << 20  # 1 MiB: an action or observation is a few kB
 DESIGN_TIMEOUT = 10.0  # seconds /api/design waits for a policy to be built or to answer
 TOKEN_VARIABLE = "MECHARENA_TOKEN"

@@ -46,6 +46,9 @@ from mecharena import __version__
 from mecharena.core.config import StrictModel, explain, shown_value
 from mecharena.core.errors import ConfigError, InvalidActionError, MechArenaError, UnknownIdError
 
+DEFAULT_IDLE_TIMEOUT = 300.0  # seconds
+DEFAULT_MAX_SESSIONS = 64
+
 
 @dataclass(frozen=True)
 class World:
@@ -303,7 +306,8 @@ class StepRequest(StrictModel):
 # --- the app ------------------------------------------------------------------------------------
 
 
-def openenv_app(world: World, max_sessions: int, idle_timeout: float, **defaults: Any) -> Any:
+def openenv_app(world: World, max_sessions: int = DEFAULT_MAX_SESSIONS, idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+                **defaults: Any) -> Any:
     """A FastAPI app serving ``world``: OpenEnv's routes plus ``/api/sessions``, its errors as 4xx JSON.
 
     Args:

@@ -28,7 +28,7 @@ from mecharena.core.errors import ConfigError, InvalidActionError, UnknownIdErro
 from mecharena.designer.action import MechanismAction
 from mecharena.negotiation.action import MODELS, parse_action
 from mecharena.negotiation.scenario import TASKS, check_task
-from mecharena.server.shell import World, openenv_app, openenv_types, parse
+from mecharena.server.shell import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_SESSIONS, World, openenv_app, openenv_types, parse
 from mecharena.sim.parallel import ONE_SEAT, ArenaConfig, ArenaParallelEnv, BidAction
 
 # --- the designer -----------------------------------------------------------------------------------
@@ -116,7 +116,8 @@ DESIGNER = World(
     parse=_design_action, metadata=lambda info: {k: float(v) for k, v in info.items()})
 
 
-def designer_app(max_sessions: int, idle_timeout: float, stage: int = 1) -> Any:
+def designer_app(max_sessions: int = DEFAULT_MAX_SESSIONS, idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+                 stage: int = 1) -> Any:
     """The designer's OpenEnv routes and HTTP sessions (a session that names no stage plays ``stage``)."""
     return openenv_app(DESIGNER, max_sessions, idle_timeout, stage=stage)
 
@@ -228,7 +229,8 @@ ARENA = World(
     reset_model=ArenaReset, models=_arena_models, start=_arena_start, state=_arena_state, parse=_bid_action)
 
 
-def arena_app(max_sessions: int = 64, idle_timeout: float = 300.0, arena: ArenaConfig = ONE_SEAT) -> Any:
+def arena_app(max_sessions: int = DEFAULT_MAX_SESSIONS, idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+              arena: ArenaConfig = ONE_SEAT) -> Any:
     """The arena's OpenEnv routes and HTTP sessions (a session that names no rules plays ``arena``).
 
     Raises:
@@ -335,8 +337,8 @@ NEGOTIATION = World(
     parse=parse_action)
 
 
-def negotiation_app(task: str = "single_trade", *, judge: bool = False, max_sessions: int = 64,
-                    idle_timeout: float = 300.0) -> Any:
+def negotiation_app(task: str = "single_trade", *, judge: bool = False, max_sessions: int = DEFAULT_MAX_SESSIONS,
+                    idle_timeout: float = DEFAULT_IDLE_TIMEOUT) -> Any:
     """The negotiation economy's OpenEnv routes and HTTP sessions (a reset that names no task plays ``task``).
 
     Raises:
