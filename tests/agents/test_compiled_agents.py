@@ -1,11 +1,12 @@
 """Compiled agent kernels against the plain NumPy formulations they replaced (the references here), bit for
-bit: the adaptive bidder's act and update (and its pairwise sum against ``ndarray.sum``), and the no-regret
-learners' counterfactual payoffs."""
+bit: the adaptive bidder's act and update (and the pairwise sum against ``ndarray.sum``), the no-regret
+learners' weights, draws and counterfactual payoffs, and the equilibrium bid function's interpolation."""
 
 import numpy as np
 import pytest
 
 from mecharena.agents import _multiplier, adaptive, bne
+from mecharena.agents._sums import pairwise_sum
 
 
 def reference_bids(counts, values, edges, reserve):
@@ -59,7 +60,7 @@ def test_the_pairwise_sum_adds_up_as_numpy_does():
     rng = np.random.default_rng(0)
     for n in [*range(1, 300), 511, 512, 1000, 4096]:
         a = rng.random(n) * 10.0 ** rng.uniform(-8, 8, n)  # magnitudes far apart: the order shows
-        assert 0.0 + adaptive._pairwise_sum(a, 0, n) == a.sum(), n
+        assert 0.0 + pairwise_sum(a, 0, n) == a.sum(), n
 
 
 def reference_payoffs(multipliers, values, competing, reserve, first_price):
@@ -94,3 +95,29 @@ def test_the_even_grid_interpolation_is_numpys_bit_for_bit(points):
     x = np.concatenate([rng.uniform(-0.2, 1.2, 200_000), edges])
     x = x[: x.size // 2 * 2].reshape(-1, 2)  # any shape
     assert np.array_equal(bne.interp_even(x, xp, fp), np.interp(x, xp, fp), equal_nan=True)
+
+
+def reference_policy(eta, arms, scores, gamma):
+    z = eta * (scores - scores.max(axis=2, keepdims=True))
+    p = np.exp(z)
+    p /= p.sum(axis=2, keepdims=True)
+    return (1.0 - gamma) * p + gamma / arms
+
+
+@pytest.mark.parametrize("arms", [2, 7, 20, 200])
+@pytest.mark.parametrize("gamma", [0.0, 0.07])
+def test_compiled_weights_and_draws_match_the_numpy_reference(arms, gamma):
+    rng = np.random.default_rng(arms)
+    params = _multiplier.MultiplierParams(arms=arms, eta=3.7)
+    scores = rng.normal(0, 5, (400, 3, arms)) * rng.uniform(0, 1, (400, 3, 1))
+    scores[:5] = 0.0  # uniform weights: every cumulative sum lands on the grid of 1/A
+    p = _multiplier.policy(params, scores, gamma)
+    expected = reference_policy(params.eta, arms, scores, gamma)
+    assert np.array_equal(p, expected)
+    u = rng.random((400, 3))
+    u[:5] = np.cumsum(expected[:5], axis=2)[:, :, arms // 2]  # draws exactly on a cumulative sum
+    arm, chosen = np.empty(u.shape, np.int64), np.empty(u.shape)
+    _multiplier._draw(p, u, arm, chosen)
+    expected_arm = np.minimum((np.cumsum(expected, axis=2) < u[:, :, None]).sum(axis=2), arms - 1)
+    assert np.array_equal(arm, expected_arm)
+    assert np.array_equal(chosen, np.take_along_axis(expected, expected_arm[:, :, None], axis=2)[:, :, 0])

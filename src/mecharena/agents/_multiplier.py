@@ -6,6 +6,7 @@ import numba
 import numpy as np
 from pydantic import Field
 
+from mecharena.agents._sums import pairwise_sum
 from mecharena.agents.base import Action, Draws, MarketContext, require_mechanism
 from mecharena.core.config import StrictModel
 from mecharena.core.errors import ConfigError
@@ -51,21 +52,65 @@ def init(context: MarketContext, params: MultiplierParams, seats: int, draws: Dr
 
 
 def policy(params: MultiplierParams, scores: FloatArray, gamma: float = 0.0) -> FloatArray:
-    """Exponential weights over arms, mixed with gamma uniform exploration. (B, S, A)."""
-    z = params.eta * (scores - scores.max(axis=2, keepdims=True))
-    p = np.exp(z)
-    p /= p.sum(axis=2, keepdims=True)
-    return (1.0 - gamma) * p + gamma / params.arms
+    """Exponential weights over arms, mixed with gamma uniform exploration. (B, S, A).
+
+    ``p = exp(eta (s - max s))``, normalised, then ``(1 - gamma) p + gamma / A``: the exponential is
+    NumPy's, the rest compiled in NumPy's order of operations and summation, so the weights are the same
+    bits as the plain NumPy formulation's."""
+    z = np.empty(scores.shape)
+    _shifted(np.ascontiguousarray(scores, dtype=np.float64), float(params.eta), z)
+    p = np.exp(z, out=z)
+    _normalised(p, 1.0 - gamma, gamma / params.arms)
+    return p
 
 
 def act(params: MultiplierParams, state: MultiplierState, values: FloatArray, draws: Draws,
         gamma: float = 0.0) -> Action:
-    """Draw an arm per seat; the draw travels to ``update`` in ``Action.memo``."""
+    """Draw an arm per seat: the first whose cumulative probability reaches the seat's uniform draw; the
+    draw travels to ``update`` in ``Action.memo``."""
     p = policy(params, state.scores, gamma)
     u = draws.uniform("arm", values.shape[1])
-    arm = np.minimum((np.cumsum(p, axis=2) < u[:, :, None]).sum(axis=2), params.arms - 1)
-    chosen = np.take_along_axis(p, arm[:, :, None], axis=2)[:, :, 0]
+    arm, chosen = np.empty(u.shape, np.int64), np.empty(u.shape)
+    _draw(p, np.ascontiguousarray(u, dtype=np.float64), arm, chosen)
     return Action(bids=multipliers(params)[arm] * values, memo=Draw(arm, chosen))
+
+
+@numba.njit(cache=True, nogil=True)
+def _shifted(scores: FloatArray, eta: float, out: FloatArray) -> None:
+    """``out`` = eta x (scores - their maximum over arms)."""
+    for m in range(scores.shape[0]):
+        for s in range(scores.shape[1]):
+            top = scores[m, s, 0]
+            for a in range(1, scores.shape[2]):
+                top = max(top, scores[m, s, a])
+            for a in range(scores.shape[2]):
+                out[m, s, a] = eta * (scores[m, s, a] - top)
+
+
+@numba.njit(cache=True, nogil=True)
+def _normalised(p: FloatArray, keep: float, spread: float) -> None:
+    """``p`` divided by its sum over arms (NumPy's pairwise order), then x keep + spread, in place."""
+    arms = p.shape[2]
+    for m in range(p.shape[0]):
+        for s in range(p.shape[1]):
+            total = pairwise_sum(p[m, s], 0, arms)
+            for a in range(arms):
+                p[m, s, a] = keep * (p[m, s, a] / total) + spread
+
+
+@numba.njit(cache=True, nogil=True)
+def _draw(p: FloatArray, u: FloatArray, arm: IntArray, chosen: FloatArray) -> None:
+    """Per seat: the number of arms whose running probability sum (added in order, as ``np.cumsum``) is
+    below ``u`` (at most A - 1), and that arm's probability."""
+    arms = p.shape[2]
+    for m in range(p.shape[0]):
+        for s in range(p.shape[1]):
+            running, below = 0.0, 0
+            for a in range(arms):
+                running += p[m, s, a]
+                below += running < u[m, s]
+            pick = min(below, arms - 1)
+            arm[m, s], chosen[m, s] = pick, p[m, s, pick]
 
 
 def counterfactual(context: MarketContext, params: MultiplierParams, values: FloatArray,

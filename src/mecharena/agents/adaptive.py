@@ -28,6 +28,7 @@ import numpy as np
 from pydantic import Field
 
 from mecharena.agents._competitive import others_threshold
+from mecharena.agents._sums import pairwise_sum
 from mecharena.agents.base import Action, AgentType, Draws, Feedback, MarketContext, Observation, require_mechanism
 from mecharena.core.config import StrictModel
 from mecharena.core.types import BoolArray, FloatArray
@@ -116,58 +117,6 @@ def update(context: MarketContext, params: AdaptiveParams, state: AdaptiveState,
 
 
 @numba.njit(cache=True, nogil=True)
-def _block_sum(a: FloatArray, start: int, n: int) -> float:
-    """NumPy's sum of ``a[start:start + n]`` for n <= 128: sequential below 8, else eight accumulators."""
-    if n < 8:
-        total = 0.0
-        for i in range(n):
-            total += a[start + i]
-        return total
-    r = a[start:start + 8].copy()
-    i = 8
-    while i < n - n % 8:
-        for k in range(8):
-            r[k] += a[start + i + k]
-        i += 8
-    total = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
-    while i < n:
-        total += a[start + i]
-        i += 1
-    return total
-
-
-@numba.njit(cache=True, nogil=True)
-def _pairwise_sum(a: FloatArray, start: int, n: int) -> float:
-    """NumPy's pairwise summation of ``a[start:start + n]`` (blocks of at most 128, halved in multiples of
-    8), so the compiled update adds up exactly as ``ndarray.sum`` does. Iterative: a cached compiled
-    function must not call itself."""
-    if n <= 128:
-        return _block_sum(a, start, n)
-    starts = np.empty(64, np.int64)  # a stack of tasks: a span to sum (size > 0) or a join (size 0)
-    sizes = np.empty(64, np.int64)
-    partial = np.empty(64)  # a stack of finished sums
-    starts[0], sizes[0] = start, n
-    tasks, done = 1, 0
-    while tasks:
-        tasks -= 1
-        first, size = starts[tasks], sizes[tasks]
-        if size == 0:  # join: left + right, in NumPy's order
-            done -= 1
-            partial[done - 1] = partial[done - 1] + partial[done]
-        elif size <= 128:
-            partial[done] = _block_sum(a, first, size)
-            done += 1
-        else:
-            half = size // 2
-            half -= half % 8
-            starts[tasks], sizes[tasks] = 0, 0
-            starts[tasks + 1], sizes[tasks + 1] = first + half, size - half
-            starts[tasks + 2], sizes[tasks + 2] = first, half
-            tasks += 3
-    return partial[0]
-
-
-@numba.njit(cache=True, nogil=True)
 def _learn(counts: FloatArray, lo: FloatArray, hi: FloatArray, exact: FloatArray, active: BoolArray,
            edges: FloatArray, keep: float, out: FloatArray) -> None:
     """``out`` = ``counts`` x ``keep`` plus one observation per active seat: a unit in the bin of ``exact``
@@ -193,7 +142,7 @@ def _learn(counts: FloatArray, lo: FloatArray, hi: FloatArray, exact: FloatArray
             if not found:
                 j = min(max(np.searchsorted(edges, lo[m, s], side="right") - 1, 0), bins - 1)
                 spread[j] = counts[m, s, j]
-            total = 0.0 + _pairwise_sum(spread, 0, bins)
+            total = 0.0 + pairwise_sum(spread, 0, bins)
             for j in range(bins):
                 out[m, s, j] += spread[j] / total
 
