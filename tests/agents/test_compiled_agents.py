@@ -73,15 +73,18 @@ def reference_payoffs(multipliers, values, competing, reserve, first_price):
 
 @pytest.mark.parametrize("first_price", [True, False])
 @pytest.mark.parametrize("reserve", [0.0, 0.3])
-def test_compiled_counterfactual_payoffs_match_the_numpy_reference(first_price, reserve):
+def test_compiled_counterfactual_credit_matches_the_numpy_reference(first_price, reserve):
     rng = np.random.default_rng(7)
     multipliers = np.linspace(0.05, 1.0, 20)
     values = rng.random((300, 4))
     competing = np.where(rng.random((300, 4)) < 0.2, 0.0, rng.random((300, 4)))
     competing[:10] = multipliers[5] * values[:10]  # ties lose
+    known = rng.random((300, 4)) < 0.7
+    scores = rng.normal(0, 1, (300, 4, 20))
     out = np.empty((300, 4, 20))
-    _multiplier._payoffs(multipliers, values, competing, reserve, first_price, out)
-    assert np.array_equal(out, reference_payoffs(multipliers, values, competing, reserve, first_price))
+    _multiplier._credit(multipliers, scores, values, competing, known, reserve, first_price, out)
+    gains = reference_payoffs(multipliers, values, np.where(known, competing, 0.0), reserve, first_price)
+    assert np.array_equal(out, scores + np.where(known[:, :, None], gains, 0.0))
 
 
 @pytest.mark.parametrize("points", [1, 2, 3, 4097])

@@ -113,25 +113,33 @@ def _draw(p: FloatArray, u: FloatArray, arm: IntArray, chosen: FloatArray) -> No
             arm[m, s], chosen[m, s] = pick, p[m, s, pick]
 
 
-def counterfactual(context: MarketContext, params: MultiplierParams, values: FloatArray,
-                   competing: FloatArray) -> FloatArray:
-    """Payoff of every arm against the highest competing bid Y (B, S) -> (B, S, A); ties lose."""
-    out = np.empty(values.shape + (params.arms,))
-    _payoffs(multipliers(params), np.ascontiguousarray(values, dtype=np.float64),
-             np.ascontiguousarray(competing, dtype=np.float64), float(getattr(context.config, "reserve_price", 0.0)),
-             context.mechanism.name == "first_price", out)
+def credit(context: MarketContext, params: MultiplierParams, scores: FloatArray, values: FloatArray,
+           competing: FloatArray, known: FloatArray) -> FloatArray:
+    """``scores`` (B, S, A) plus, where the highest competing bid Y (B, S) is ``known``, every arm's payoff
+    against it (:func:`_payoff`); other seats' scores unchanged."""
+    out = np.empty(scores.shape)
+    _credit(multipliers(params), np.ascontiguousarray(scores, dtype=np.float64),
+            np.ascontiguousarray(values, dtype=np.float64), np.ascontiguousarray(competing, dtype=np.float64),
+            np.ascontiguousarray(known), float(getattr(context.config, "reserve_price", 0.0)),
+            context.mechanism.name == "first_price", out)
     return out
 
 
 @numba.njit(cache=True, nogil=True)
-def _payoffs(multipliers: FloatArray, values: FloatArray, competing: FloatArray, reserve: float, first_price: bool,
-             out: FloatArray) -> None:
-    """``out[b, s, a]``: the value less the price where bid = multiplier x value beats Y (strictly) and
-    the reserve, and is positive; 0 where it loses. The price is the bid (first price) or max(Y, reserve)."""
+def _payoff(bid: float, v: float, y: float, reserve: float, first_price: bool) -> float:
+    """The value less the price where ``bid`` beats Y (strictly) and the reserve, and is positive; 0 where it
+    loses. The price is the bid (first price) or max(Y, reserve)."""
+    wins = (bid > y) & (bid >= reserve) & (bid > 0)
+    return v - (bid if first_price else max(y, reserve)) if wins else 0.0
+
+
+@numba.njit(cache=True, nogil=True)
+def _credit(multipliers: FloatArray, scores: FloatArray, values: FloatArray, competing: FloatArray,
+            known: FloatArray, reserve: float, first_price: bool, out: FloatArray) -> None:
     for m in range(values.shape[0]):
         for s in range(values.shape[1]):
-            v, y = values[m, s], competing[m, s]
             for a in range(multipliers.size):
-                bid = multipliers[a] * v
-                wins = (bid > y) & (bid >= reserve) & (bid > 0)
-                out[m, s, a] = v - (bid if first_price else max(y, reserve)) if wins else 0.0
+                gain = 0.0
+                if known[m, s]:
+                    gain = _payoff(multipliers[a] * values[m, s], values[m, s], competing[m, s], reserve, first_price)
+                out[m, s, a] = scores[m, s, a] + gain

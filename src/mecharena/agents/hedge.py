@@ -35,8 +35,7 @@ def update(context, params, state, values, action, observation, feedback, draws)
     elif context.mechanism.name == "first_price":
         competing = np.where(feedback.allocation > 0, np.nan, observation.price[:, None])
     known = np.isfinite(competing) & feedback.active
-    gains = mult.counterfactual(context, params, values, np.where(known, competing, 0.0))
-    return dataclasses.replace(state, scores=state.scores + np.where(known[:, :, None], gains, 0.0))
+    return dataclasses.replace(state, scores=mult.credit(context, params, state.scores, values, competing, known))
 
 
 AGENT = AgentType(name="hedge", version=VERSION, summary="Hedge over bid multipliers (full feedback)", act=act,
