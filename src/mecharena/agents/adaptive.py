@@ -80,6 +80,8 @@ def _best_bids(counts: FloatArray, values: FloatArray, edges: FloatArray, reserv
             v = values[m, s]
             best, best_payoff, below = 0, -np.inf, 0.0
             for j in range(bins + 1):
+                if edges[j] > v and best_payoff >= 0.0:
+                    break  # every higher edge pays (v - b) P <= 0: none is a strictly better first maximum
                 if edges[j] >= reserve:
                     payoff = (v - edges[j]) * (below / total)
                     if payoff > best_payoff:
