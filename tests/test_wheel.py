@@ -26,7 +26,8 @@ trace = simulate(mechanisms.get("second_price"), {"reserve_price": 0.1}, agents.
 env = gymnasium.make("mecharena/Designer-v1", stage=2)
 obs, _ = env.reset(seed=0)
 static = sorted(p.name for p in files("mecharena.server").joinpath("static").iterdir())
-print(json.dumps({"revenue": float(trace.revenue.mean()), "obs": len(obs), "static": static}))
+templates = sorted(p.name for p in files("mecharena.server.dashboard").joinpath("templates").iterdir())
+print(json.dumps({"revenue": float(trace.revenue.mean()), "obs": len(obs), "static": static, "templates": templates}))
 """
 
 
@@ -47,6 +48,8 @@ def test_the_wheel_installs_and_runs_without_the_source_tree(tmp_path):
     env["PYTHONPATH"] = str(site)  # ahead of the checkout's editable path; the dependencies come from this venv
     found = json.loads(run(sys.executable, "-c", QUICK_START, str(site), env=env, cwd=tmp_path))
     assert 0 < found["revenue"] < 1 and found["obs"] > 0 and found["static"] == ["ui.css", "ui.js"]
+    shipped = ROOT / "src" / "mecharena" / "server" / "dashboard" / "templates"
+    assert found["templates"] == sorted(p.name for p in shipped.glob("*.html"))  # the dashboard's pages
     help_text = run(str(site / "bin" / "mecharena"), "--help", env=env, cwd=tmp_path)
     assert "Mechanism Arena" in help_text and "designer" in help_text
     simulated = json.loads(run(sys.executable, "-m", "mecharena.cli", "simulate", "--mechanism", "first_price",

@@ -543,6 +543,24 @@ def test_no_stack_trace_ever(runs_dir, library):
     assert client.delete("/").status_code == 405
 
 
+def test_names_and_ids_are_escaped(tmp_path):
+    """A run directory, an exploit id, a library path or a form value holding markup comes out as text, never as
+    a tag: the templates escape every value they show."""
+    runs = tmp_path / "runs"
+    (runs / "<script>alert(1)").mkdir(parents=True)
+    client = TestClient(build_app(runs, tmp_path / "<b>library"), raise_server_exceptions=False)
+    pages = {"/": 200, "/runs/%3Cscript%3Ealert(1)": 200, "/runs/%3Cscript%3Ealert(1)/figures/bars.png": 404,
+             "/exploits": 200, "/exploits/%3Cscript%3Ealert(1)": 404, "/exploits/%3Cscript%3E/x": 404}
+    for path, status in pages.items():
+        response = client.get(path)
+        assert response.status_code == status, path
+        clean(response)
+        assert "<script>" not in response.text and "<b>" not in response.text, path
+        assert "&lt;script&gt;" in response.text or "&lt;b&gt;" in response.text, path
+    bad = client.post("/live", data={"stage": "1", "policy": "<script>", "seed": "<script>"})
+    assert bad.status_code == 422 and "<script>" not in bad.text and "&lt;script&gt;" in bad.text
+
+
 def test_static_assets_ship_with_the_package(client):
     assert {p.name for p in STATIC.iterdir()} >= {"ui.css", "ui.js"}
     for name, kind in (("ui.css", "text/css"), ("ui.js", "javascript")):
