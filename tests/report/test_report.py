@@ -60,6 +60,22 @@ def test_report_writes_self_contained_html_and_pngs(run_dir, built):
     assert f"{SMALL_CELLS} finished of {SMALL_CELLS} planned" in page
 
 
+def test_a_metric_that_is_the_same_in_every_cell_gets_a_note_not_a_figure(run_dir, built):
+    """Truthful and equilibrium bidders never lose money or collude: the small run's negative_payoff_rate and
+    collusion_gain are 0 up to rounding in every cell, so the report draws neither (a bar chart of them showed
+    noise on a 1e-17 axis, a heatmap one solid colour) and says why; the metrics that differ keep their figures."""
+    results = load_results(run_dir)
+    assert results.flat("negative_payoff_rate") == "0 in every cell"
+    assert results.flat("collusion_gain") == "0 in every cell"
+    assert results.flat("efficiency") is None and results.flat("revenue") is None
+    page = (run_dir / "report.html").read_text()
+    note = re.search(r"<p class='note' id='left-out'>(.*?)</p>", page).group(1)
+    assert "negative_payoff_rate (0 in every cell)" in note and "collusion_gain (0 in every cell)" in note
+    for name in ("metric_negative_payoff_rate.png", "metric_collusion_gain.png", "heatmap_negative_payoff_rate.png"):
+        assert not (run_dir / name).exists() and name not in page
+    assert (run_dir / "metric_gini.png").exists() and (run_dir / "heatmap_efficiency.png").exists()
+
+
 def test_load_results_labels_and_pooling(run_dir):
     results = load_results(run_dir)
     assert len(results.rows) == SMALL_CELLS
@@ -87,7 +103,7 @@ def test_partial_run_is_reported_with_a_warning(tmp_path):
         store.set_plan(plan)  # the full plan again, half of it computed
     result = invoke("report", tmp_path)
     assert result.exit_code == 0, result.output
-    assert f"report: {tmp_path / 'report.html'} (21 figures, 10 of 20 cells)" in result.stdout
+    assert f"report: {tmp_path / 'report.html'} (18 figures, 10 of 20 cells)" in result.stdout
     assert "Only 10 of 20 planned cells are finished" in (tmp_path / "report.html").read_text()
 
 
@@ -183,3 +199,33 @@ def test_exploits_of_the_library_against_the_runs_cells_join_the_findings(run_di
     assert page.count(f"<td>{ours.id}</td>") == 1 and "truthful:3" not in page.split("id='exploits'")[1]
     missing = invoke("report", copy, "--exploits", tmp_path / "nowhere")
     assert missing.exit_code == 2 and "exploit library" in missing.output and "does not exist" in missing.output
+
+
+DYNAMIC = """\
+name: dynamic
+markets: 50
+rounds: 6
+seeds: [0]
+mechanisms:
+  - {id: first_price, label: fp}
+populations:
+  leavers: "dropout(patience=5,outside=0.05):2,truthful:2"
+  ring: "cartel(punish_rounds=3):2,truthful:2"
+information:
+  open: {competing_bids: true, winner_identity: true}
+"""
+
+
+def test_the_dynamics_section_says_why_curves_dip_and_recover(run_dir, built, tmp_path):
+    """Where the run's agents have a rhythm (dropout trials and stays outside, a ring's punishment after a
+    detected defection), the report states it with the population's own parameters; a run without them says
+    nothing of the kind."""
+    run_plan(parse_spec(DYNAMIC), tmp_path / "run", workers=1)
+    build_report(tmp_path / "run")
+    page = (tmp_path / "run" / "report.html").read_text()
+    causes = re.findall(r"<p class='note cause'>(.*?)</p>", page)
+    assert len(causes) == 2, causes
+    assert "Dropout agents (leavers) stay in the market for a trial of 5 rounds" in causes[0]
+    assert "outside option (0.05)" in causes[0] and "in steps of 5 rounds" in causes[0]
+    assert "Cartel members (ring) answer a defection they detect with 3 rounds of competitive bidding" in causes[1]
+    assert "note cause" not in (run_dir / "report.html").read_text()

@@ -432,5 +432,5 @@ def test_the_report_opens_with_its_findings(browser, runs_dir, tmp_path):
         anchor = items.nth(i).locator("a").get_attribute("href")
         assert tab.locator(anchor).count() == 1, anchor
     expect(tab.locator("#findings ~ figure img").first).to_be_visible()
-    tab.screenshot(path=str(tmp_path / "findings.png"))
+    shoot(tab, "report-findings")
     tab.close()

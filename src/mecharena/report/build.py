@@ -8,6 +8,8 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from mecharena import agents
+from mecharena.core.errors import MechArenaError
 from mecharena.fuzz.library import Library
 from mecharena.report import figures, tables
 from mecharena.report.findings import Finding, exploited, findings
@@ -63,6 +65,42 @@ def _findings(found: list[Finding]) -> str:
     items = "".join(f'<li data-kind="{f.kind}">{html.escape(f.text)} <a href="#{f.evidence}">evidence</a></li>'
                     for f in found)
     return f"<ul class='findings'>{items}</ul>"
+
+
+def _left_out(flat: dict[str, str]) -> str:
+    """The note on metrics without a figure: the same in every cell (see :meth:`Results.flat`)."""
+    if not flat:
+        return ""
+    items = "; ".join(f"{html.escape(m)} ({html.escape(why)})" for m, why in flat.items())
+    return (f"<p class='note' id='left-out'>No figure for metrics that are the same everywhere, so a chart of them "
+            f"would show only rounding: {items}. The tables below still list them.</p>")
+
+
+def _causes(results: Results) -> str:
+    """What the arena knows of the curves' rhythm: the rules of the run's dropout and cartel agents that make
+    their curves dip and recover (read from each population spec; a spec that does not parse here, such as a
+    plug-in's that is not loaded, is skipped)."""
+    notes: dict[str, str] = {}
+    for label, spec in dict.fromkeys((r.population, r.population_spec) for r in results.rows):
+        try:
+            groups = agents.population(spec, 0).groups
+        except MechArenaError:
+            continue
+        for group in groups:
+            params, name = group.params, group.agent.name
+            if name == "dropout":
+                notes[f"dropout {params.patience} {params.outside}"] = (
+                    f"Dropout agents ({html.escape(label)}) stay in the market for a trial of {params.patience} rounds, "
+                    f"leave once their average utility per round falls below their outside option "
+                    f"({params.outside:g}), stay out {params.patience} rounds, then come back for a new trial: the "
+                    f"share in the market dips and recovers in steps of {params.patience} rounds.")
+            elif name == "cartel" and params.punish_rounds:
+                notes[f"cartel {params.punish_rounds}"] = (
+                    f"Cartel members ({html.escape(label)}) answer a defection they detect with "
+                    f"{params.punish_rounds} rounds of competitive bidding (they detect one only where the "
+                    f"information policy reveals the winner or the bids): the collusion gain drops for "
+                    f"{params.punish_rounds} rounds after each, then the ring resumes.")
+    return "".join(f"<p class='note cause'>{text}</p>" for text in notes.values())
 
 
 def _overview(results: Results) -> str:
@@ -123,12 +161,13 @@ def build_report(directory: str | Path, exploits: str | Path | None = None) -> R
                     "One page: the findings and each mechanism's worst case per population (for papers and slides)")
     sections.append("<h2 id='findings'>Findings</h2>" + _findings(found) + page_png)
     sections.append("<h2 id='overview'>Overview</h2>" + _overview(results) + _table(tables.summary(results)))
-    sections.append("<h2>Metrics by mechanism and population</h2>" + "".join(
+    flat = {m: why for m in (*metrics, *HEATMAPS) if m in results.metric_names and (why := results.flat(m))}
+    sections.append("<h2>Metrics by mechanism and population</h2>" + _left_out(flat) + "".join(
         draw(figures.metric_bars(results, m), f"metric_{m}.png", f"{m}: mean over seeds with 95% CI")
-        for m in metrics))
+        for m in metrics if m not in flat))
     sections.append("<h2>Heatmaps</h2>" + "".join(
         draw(figures.heatmap(results, m), f"heatmap_{m}.png", f"{m}: mechanism x population")
-        for m in HEATMAPS if m in results.metric_names))
+        for m in HEATMAPS if m in results.metric_names and m not in flat))
     sections.append("<h2>Learning curves</h2>" + "".join(
         draw(figures.curves(results, c, title), f"curve_{c}.png", title)
         for c, title in LEARNING if c in results.curve_names))
@@ -145,7 +184,7 @@ def build_report(directory: str | Path, exploits: str | Path | None = None) -> R
                          f"{name}: entry (agents still in the market), participation, revenue and "
                          "efficiency against the reserve price")
                     for name, figure in sweeps.items())
-    sections.append("<h2 id='dynamics'>Collusion and dropout dynamics</h2>" + "".join(dynamics))
+    sections.append("<h2 id='dynamics'>Collusion and dropout dynamics</h2>" + _causes(results) + "".join(dynamics))
     if metrics:
         sections.append("<h2 id='robustness'>Robustness</h2>" + draw(figures.robustness(results), "robustness.png",
                                                      "Spread of each headline metric across seeds and populations")

@@ -87,6 +87,28 @@ class Results:
         """The headline metrics this run has, in a fixed order."""
         return tuple(m for m in HEADLINE if m in self.metric_names)
 
+    def flat(self, metric: str) -> str | None:
+        """Why a figure of ``metric`` would show nothing: it is undefined in every cell, or has the same mean in
+        every cell up to rounding (``"0 in every cell"``; a bar chart of it draws floating-point noise on a
+        1e-17 axis, a heatmap one solid colour). None where the cells differ.
+
+        >>> import dataclasses
+        >>> row = Row(0, "k", "sp", "truthful", "sealed", "none", 0, "sealed", "second_price", "truthful:3", {},
+        ...           {"gain": (1e-17, 0.0, 2e-17)}, {}, ())
+        >>> results = Results(Path("."), "run", "", "", 2, (row, dataclasses.replace(row, metrics={"gain": (0.0,) * 3})),
+        ...                   ("sp",), ("truthful",), ("sealed",), ("none",), ("sealed",), (0,), ("gain",), (), {})
+        >>> results.flat("gain"), results.flat("revenue")
+        ('0 in every cell', 'undefined in every cell')
+        """
+        values = np.array([r.metric(metric) for r in self.rows])
+        values = values[np.isfinite(values)]
+        if values.size == 0:
+            return "undefined in every cell"
+        if values.max() - values.min() > 1e-9 * max(1.0, float(np.abs(values).max())):
+            return None
+        level = float(np.median(values))
+        return f"{0.0 if abs(level) < 1e-9 else level:.4g} in every cell"
+
 
 def _float(x: Any) -> float:
     return NAN if x is None else float(x)
