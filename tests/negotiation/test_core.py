@@ -293,3 +293,52 @@ def test_coalition_actions_need_membership_and_a_commitment():
         "job 1 already has an open coalition; allowed: one per job"
     state, result = core.step(params, state, [W, W, CommitAction(coalition=0, funds=5.0)])
     assert result.reward.tolist() == [0.0, 5.0, -5.0]  # pooled funds move at once; the share comes at settlement
+
+
+def _episode_states(task, seed):
+    """(params, every state of an expert episode of ``task``, reset included)."""
+    from mecharena.negotiation.env import NegotiationEnv
+    from mecharena.negotiation.policies import Expert
+
+    states = []
+    env = NegotiationEnv(task, strict=False)
+    env.reset(seed=seed)
+    states.append(env.state)
+    expert = Expert()
+    while not env.done:
+        env.advance([env.act_for(0, expert)] + [env.act_for(i, p) for i, p in enumerate(env.opponents, start=1)])
+        states.append(env.state)
+    return env.params, states
+
+
+def _scribble(value):
+    """Change every dict and list inside ``value`` in place (an observation's ``news`` events are the state's own)."""
+    if isinstance(value, dict):
+        for key, item in list(value.items()):
+            if key != "news":
+                _scribble(item)
+        value["scribbled"] = True
+    elif isinstance(value, list):
+        for item in value:
+            _scribble(item)
+        value.append("scribbled")
+
+
+@pytest.mark.parametrize(("task", "seed"), [("market_round", 1), ("coalition_market", 3)])
+def test_an_observer_borrowing_from_another_state_observes_as_observe_does(task, seed):
+    """An :class:`Observer` that borrows from the observer of an earlier, a later or the first state of the episode
+    (market_round seed 1 has a demand surge: list prices change) gives every lab what ``observe`` gives, and what a
+    policy does to its observation changes no other observation."""
+    params, states = _episode_states(task, seed)
+    assert any(s.price_factor != 1.0 for s in states) or task != "market_round"
+    previous = None
+    for k, state in enumerate(states):
+        fresh = [core.observe(params, state, lab) for lab in range(params.labs)]
+        for lender in (previous, core.Observer(params, states[0]), core.Observer(params, states[-1])):
+            observer = core.Observer(params, state, lender)
+            for lab in range(params.labs):
+                _scribble(observer.observe(lab))  # a policy free to change its observation
+            assert [observer.observe(lab) for lab in range(params.labs)] == fresh, (k, lender)
+        previous = core.observer(params, state, previous)
+        assert core.observer(params, state, previous) is previous
+        _scribble(previous.observe(0))

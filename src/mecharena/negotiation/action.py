@@ -194,7 +194,8 @@ MODELS: dict[str, type[StrictModel]] = {
         OfferAction, CounterAction, AcceptAction, RejectAction, PitchAction, ReserveAction, ReleaseAction,
         FormCoalitionAction, CommitAction, LeaveAction, AllocateAction, MessageAction, WaitAction, FinishAction)}
 KINDS = tuple(MODELS)
-WAIT = WaitAction()
+TYPES = tuple(MODELS.values())
+WAIT = WaitAction()  # actions are frozen: one wait serves every lab
 
 
 def parse_action(data: Any) -> Action:
@@ -204,7 +205,7 @@ def parse_action(data: Any) -> Action:
         ConfigError: not an object, an unknown ``kind``, or a field unknown, missing, of the wrong
             type or out of range (the message names field, value and what is allowed).
     """
-    if isinstance(data, tuple(MODELS.values())):
+    if isinstance(data, TYPES):
         return data
     if not isinstance(data, dict):
         raise ConfigError(f"action must be a JSON object with a 'kind' field, got {type(data).__name__}")

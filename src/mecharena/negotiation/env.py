@@ -31,7 +31,7 @@ import numpy as np
 from mecharena.core.errors import ConfigError, InvalidActionError
 from mecharena.core.seeding import generator
 from mecharena.negotiation import core
-from mecharena.negotiation.action import Action, Claim, WaitAction, parse_action
+from mecharena.negotiation.action import WAIT, Action, Claim, parse_action
 from mecharena.negotiation.judge import score_pitch
 from mecharena.negotiation.policies import ARCHETYPES, Policy, make_policy
 from mecharena.negotiation.scenario import VERSION, Params, check_task, make_params
@@ -58,6 +58,7 @@ class NegotiationEnv:
         self.strict = strict
         self.params: Params | None = None
         self.state: core.State | None = None
+        self._observer: core.Observer | None = None
         self.transcript: list[dict[str, Any]] = []
         self.judge_scores: list[float] = []
 
@@ -80,8 +81,10 @@ class NegotiationEnv:
         return self.observation()
 
     def observation(self, lab: int = SEAT) -> dict[str, Any]:
+        """What ``lab`` sees now (:func:`~mecharena.negotiation.core.observe`)."""
         self._require()
-        return core.observe(self.params, self.state, lab)
+        self._observer = core.observer(self.params, self.state, self._observer)  # one per state, for every lab
+        return self._observer.observe(lab)
 
     @property
     def done(self) -> bool:
@@ -128,7 +131,7 @@ class NegotiationEnv:
     def advance(self, actions: list[Any]) -> tuple[dict[str, Any], float, bool, dict[str, Any]]:
         """Step the core with one action per lab (a :class:`_Malformed` one is fined)."""
         before = self.state
-        playable = [WaitAction() if isinstance(a, _Malformed) else a for a in actions]
+        playable = [WAIT if isinstance(a, _Malformed) else a for a in actions]
         self.state, result = core.step(self.params, before, playable)
         events = list(result.events)
         for lab, a in enumerate(actions):
@@ -148,17 +151,18 @@ class NegotiationEnv:
         self.transcript.extend(events)
         values = self.state.value(self.params)
         rewards = values - before.value(self.params)
-        if self.done:
+        done = self.done
+        if done:
             self.transcript.append({"t": self.state.t, "type": "end", "values": values.tolist(),
                                     "invalid": self.state.invalid.tolist()})
         info = {"events": events, "rewards": rewards.tolist(), "values": values.tolist()}
         if self.judge:
             info["judge"] = judged
-        return self.observation(), float(rewards[SEAT]), self.done, info
+        return self.observation(), float(rewards[SEAT]), done, info
 
     def _scripted(self, lab: int, policy: Policy) -> Any:
         if not self.state.active[lab]:
-            return WaitAction()
+            return WAIT
         try:
             return parse_action(policy.act(self.observation(lab), self.rngs[lab]))
         except ConfigError as exc:

@@ -25,6 +25,7 @@ Rewards are each lab's change of settled value.
 (['lab_0', 'lab_1'], True)
 """
 
+import functools
 from dataclasses import replace
 from typing import Any, ClassVar
 
@@ -67,16 +68,19 @@ BOUND = 10.0
 MISSING = MAX_ID  # an id that names nothing: the action is refused with the fine
 
 
+@functools.cache
 def max_blocks(task: str) -> int:
     spec = SPECS[check_task(task)]
     return spec.labs * spec.jobs[1] + 3 * spec.joint + spec.extra_provider + spec.decoys + (task == "single_trade")
 
 
+@functools.cache
 def max_jobs(task: str) -> int:
     spec = SPECS[check_task(task)]
     return spec.jobs[1] + spec.joint
 
 
+@functools.cache
 def width(task: str) -> int:
     labs = SPECS[task].labs
     return GLOBAL + max_jobs(task) * JOB + max_blocks(task) * BLOCK + SLOTS * OFFER + SLOTS * COALITION + labs
@@ -85,7 +89,8 @@ def width(task: str) -> int:
 def encode(task: str, obs: dict[str, Any]) -> np.ndarray:
     """(width,) float32: the observation dict as a vector in [-10, 10]."""
     t, horizon, me = obs["t"], obs["horizon"], obs["lab"]
-    out = np.zeros(width(task), np.float32)
+    # filled as a list, converted once: each value is cast to float32 as if written into the array
+    out: list[float] = [0.0] * width(task)
     out[:GLOBAL] = (t / horizon, obs["budget"] / 50, obs["value"] / 50, obs["energy_factor"] / 4,
                     obs["price_factor"] / 4, obs["active"][me])
     at = GLOBAL
@@ -113,8 +118,9 @@ def encode(task: str, obs: dict[str, Any]) -> np.ndarray:
         done = sum(blocks[b]["gpu_hours"] for _, b in c["blocks"]) / c["job_hours"]
         out[at + i * COALITION: at + (i + 1) * COALITION] = (1, c["owner"] == me, share, c["job_hours"] / 50, done)
     at += SLOTS * COALITION
-    out[at: at + obs["labs"]] = np.asarray(obs["grievances"]) / 5
-    return np.clip(out, -BOUND, BOUND)
+    out[at: at + obs["labs"]] = [g / 5 for g in obs["grievances"]]
+    vector = np.array(out, np.float32)
+    return vector.clip(-BOUND, BOUND, out=vector)
 
 
 def _incoming(obs: dict[str, Any]) -> list[dict]:
@@ -197,6 +203,7 @@ class NegotiationParallelEnv(ParallelEnv):
         self._seeds = np.random.default_rng()
         self.params: Params | None = None
         self.state: core.State | None = None
+        self._observer: core.Observer | None = None  # of the current state
         # one space object per agent, kept for the env's life (PettingZoo seeds and compares them)
         self._observation_spaces = {a: spaces.Box(-BOUND, BOUND, (width(task),), np.float32)
                                     for a in self.possible_agents}
@@ -220,7 +227,7 @@ class NegotiationParallelEnv(ParallelEnv):
         self.state = core.reset(self.params)
         self.rngs = {seat: generator(episode, ("seat", seat)) for seat in self.scripted}
         self.agents = list(self.possible_agents)
-        self._obs = {a: core.observe(self.params, self.state, _lab(a)) for a in self.agents}
+        self._obs = {a: self._observe(_lab(a)) for a in self.agents}
         return {a: encode(self.task, self._obs[a]) for a in self.agents}, {a: {} for a in self.agents}
 
     def step(self, actions: dict[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
@@ -243,7 +250,7 @@ class NegotiationParallelEnv(ParallelEnv):
         for seat, policy in self.scripted.items():
             if self.state.active[seat]:
                 try:
-                    chosen[seat] = parse_action(policy.act(core.observe(self.params, self.state, seat), self.rngs[seat]))
+                    chosen[seat] = parse_action(policy.act(self._observe(seat), self.rngs[seat]))
                 except ConfigError:
                     malformed.append(seat)
         before = self.state.value(self.params)
@@ -259,7 +266,7 @@ class NegotiationParallelEnv(ParallelEnv):
         obs, rewards, terminations, truncations, infos = {}, {}, {}, {}, {}
         for agent in agents:
             lab = _lab(agent)
-            self._obs[agent] = core.observe(self.params, self.state, lab)
+            self._obs[agent] = self._observe(lab)
             obs[agent] = encode(self.task, self._obs[agent])
             rewards[agent] = float(rewards_all[lab])
             terminations[agent] = not bool(self.state.active[lab])
@@ -267,6 +274,10 @@ class NegotiationParallelEnv(ParallelEnv):
             infos[agent] = {"invalid": reasons.get(agent, result.invalid[lab])}
         self.agents = [a for a in agents if not (terminations[a] or truncations[a])]
         return obs, rewards, terminations, truncations, infos
+
+    def _observe(self, lab: int) -> dict[str, Any]:
+        self._observer = core.observer(self.params, self.state, self._observer)  # one per state, for every lab
+        return self._observer.observe(lab)
 
     def observation_dict(self, agent: str) -> dict[str, Any]:
         """The agent's last observation as the JSON dict (what :func:`decode` reads)."""

@@ -46,6 +46,7 @@ import numpy as np
 
 from mecharena.core.errors import UnknownIdError
 from mecharena.negotiation.action import (
+    WAIT,
     AcceptAction,
     Action,
     AllocateAction,
@@ -94,6 +95,11 @@ def needs(obs: Obs) -> dict[int, float]:
     return out
 
 
+def wanting(need: dict[int, float]) -> bool:
+    """Some job still lacks hours (otherwise every block's use value is 0)."""
+    return max(need.values(), default=0.0) > 0
+
+
 def fits(block: dict, job: dict, t: int) -> bool:
     """The block can still run for the job and deliver on time."""
     return (not block["started"] and not block["failed"] and block["end"] <= job["deadline"]
@@ -133,7 +139,8 @@ def tradable(block: dict, t: int) -> bool:
 
 
 def free_blocks(obs: Obs) -> list[dict]:
-    return [b for b in obs["blocks"] if b["owner"] == obs["lab"] and tradable(b, obs["t"])]
+    me, t = obs["lab"], obs["t"]
+    return [b for b in obs["blocks"] if b["owner"] == me and tradable(b, t)]
 
 
 def incoming(obs: Obs) -> list[dict]:
@@ -161,7 +168,12 @@ def closeness(obs: Obs, job_id: int | None) -> float:
     if job_id is None:
         return 0.0
     job = next(j for j in obs["jobs"] if j["id"] == job_id)
-    return float(np.clip(1.0 - (job["deadline"] - obs["t"]) / 6.0, 0.0, 1.0))
+    return _clip01(1.0 - (job["deadline"] - obs["t"]) / 6.0)
+
+
+def _clip01(x: float) -> float:
+    """``x`` clipped to [0, 1] (as ``float(np.clip(x, 0.0, 1.0))``, without NumPy's call overhead)."""
+    return 0.0 if x < 0.0 else 1.0 if x > 1.0 else x
 
 
 # --- scripted behaviour ---------------------------------------------------------------------
@@ -280,6 +292,8 @@ def _floor2(x: float) -> float:
 
 
 def _allocate(obs: Obs, need: dict[int, float]) -> AllocateAction | None:
+    if not wanting(need):
+        return None
     best = None
     for block in free_blocks(obs):
         value, job = use_value(obs, block, need)
@@ -291,6 +305,8 @@ def _allocate(obs: Obs, need: dict[int, float]) -> AllocateAction | None:
 def _buy(obs: Obs, temper: Temper, need: dict[int, float], rng: np.random.Generator,
          claim: Callable[[int], Claim | None] | None = None) -> Action | None:
     """Reserve a provider block or bid for another lab's, for the job that needs it most."""
+    if not wanting(need):
+        return None
     t, me = obs["t"], obs["lab"]
     pending_wants = {b for o in sent(obs) for b in o["want"]}
     options = []
@@ -381,11 +397,18 @@ def trader_act(obs: Obs, rng: np.random.Generator, temper: Temper) -> Action:
 
     if temper.renege and (act := _renege(obs, need)) is not None:
         return act
-    for act in (_answer(obs, temper, need), _allocate(obs, need), _commit(obs, temper, need), _pitch(obs, temper),
-                _buy(obs, temper, need, rng, claim), _release_unneeded(obs, need)):
-        if act is not None:
-            return act
-    return WaitAction()
+    # the first that proposes something (in this order) is played; none of them draws from rng
+    if (act := _answer(obs, temper, need)) is not None:
+        return act
+    if (act := _allocate(obs, need)) is not None:
+        return act
+    if (act := _commit(obs, temper, need)) is not None:
+        return act
+    if (act := _pitch(obs, temper)) is not None:
+        return act
+    if (act := _buy(obs, temper, need, rng, claim)) is not None:
+        return act
+    return _release_unneeded(obs, need) or WAIT
 
 
 # --- baselines for the learner's seat -------------------------------------------------------
@@ -488,7 +511,7 @@ class Expert:
         if all(j["settled"] for j in obs["jobs"]) and not any(
                 me in c["members"] and c["committed"][c["members"].index(me)] for c in obs["coalitions"]):
             return FinishAction()
-        return WaitAction()
+        return WAIT
 
     def _answer(self, obs: Obs, need: dict[int, float]) -> Action | None:
         offers = incoming(obs)
@@ -532,13 +555,18 @@ class Expert:
         return None
 
     def _buy(self, obs: Obs, need: dict[int, float]) -> Action | None:
+        if not wanting(need):
+            return None
         me, t = obs["lab"], obs["t"]
-        wanted = {b for o in sent(obs) for b in o["want"]}
+        mine = sent(obs)
+        wanted = {b for o in mine for b in o["want"]}
         # hours already bid for count as covered: do not buy the same need twice
         need = dict(need)
-        for o in sent(obs):
+        for o in mine:
             if o.get("job") in need:
                 need[o["job"]] = max(0.0, need[o["job"]] - sum(obs["blocks"][b]["gpu_hours"] for b in o["want"]))
+        if not wanting(need):
+            return None
         options = []
         for block in obs["blocks"]:
             if block["owner"] == me or not tradable(block, t) or block["id"] in wanted:
@@ -559,7 +587,7 @@ class Expert:
                 continue
             # open a little over the seller's buy-back, rise toward 90% of use value as the block's start nears
             floor = refund(obs, block) * 1.1
-            progress = float(np.clip(t / max(1, block["start"] - 2), 0.0, 1.0))
+            progress = _clip01(t / max(1, block["start"] - 2))
             bid = _floor2(min(obs["budget"], floor + (0.9 * value - floor) * progress ** 2))
             if floor * 0.99 < bid <= 0.9 * value:
                 j = next(x for x in obs["jobs"] if x["id"] == job)

@@ -31,7 +31,7 @@ Tasks, in rising difficulty:
 (2, 8, 1)
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -83,28 +83,19 @@ class Params:
     block_owner: IntArray  # (K,)  at reset; PROVIDER = -1
     block_draw: FloatArray  # (K,)  the block fails iff draw >= reliability when it ends
     shocks: tuple[Shock, ...]  # in step order
+    # derived from the fields above once, not per read (the step and the observations read them per block)
+    labs: int = field(init=False, repr=False, compare=False)  # L, labs
+    jobs: int = field(init=False, repr=False, compare=False)  # J, jobs
+    blocks: int = field(init=False, repr=False, compare=False)  # K, blocks
+    block_hours: FloatArray = field(init=False, repr=False, compare=False)  # (K,)  GPU-hours: count x duration
+    block_end: IntArray = field(init=False, repr=False, compare=False)  # (K,)  the step at which each block delivers
 
-    @property
-    def labs(self) -> int:
-        return int(self.budget.size)
-
-    @property
-    def jobs(self) -> int:
-        return int(self.job_owner.size)
-
-    @property
-    def blocks(self) -> int:
-        return int(self.block_start.size)
-
-    @property
-    def block_hours(self) -> FloatArray:
-        """(K,) GPU-hours of each block."""
-        return (self.block_count * self.block_duration).astype(float)
-
-    @property
-    def block_end(self) -> IntArray:
-        """(K,) the step at which each block delivers."""
-        return self.block_start + self.block_duration
+    def __post_init__(self) -> None:
+        derived = {"labs": int(self.budget.size), "jobs": int(self.job_owner.size), "blocks": int(self.block_start.size),
+                   "block_hours": (self.block_count * self.block_duration).astype(float),
+                   "block_end": self.block_start + self.block_duration}
+        for name, value in derived.items():
+            object.__setattr__(self, name, value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +116,8 @@ SPECS = {
                                  joint=True),
 }
 SHAPES = ((2, 1), (2, 2), (4, 1), (2, 3), (4, 2), (4, 3), (8, 2))  # (count, duration) of a block
+MIN_RELIABILITY = (0.0, 0.85, 0.9)  # a job's least block reliability, one drawn per job
+PARTIAL = (0.0, 0.3, 0.6)  # a job's partial-credit rate, one drawn per job
 
 
 def check_task(task: str) -> str:
@@ -136,6 +129,12 @@ def check_task(task: str) -> str:
         hint = f"; did you mean {near[0]!r}?" if near else ""
         raise UnknownIdError(f"unknown task {task!r}; allowed: {', '.join(TASKS)}{hint}")
     return task
+
+
+def _pick(rng: np.random.Generator, options: tuple[float, ...]) -> float:
+    """One of ``options``, uniformly, by an ``integers`` index: the draw ``rng.choice(options)`` makes (NumPy 2),
+    without its conversion of ``options`` to an array (tests/negotiation/test_golden.py pins the economies)."""
+    return options[int(rng.integers(0, len(options)))]
 
 
 def make_params(task: str, seed: int) -> Params:
@@ -164,10 +163,10 @@ def make_params(task: str, seed: int) -> Params:
         for _ in range(int(rng.integers(spec.jobs[0], spec.jobs[1] + 1))):
             count, duration = SHAPES[int(rng.integers(0, len(SHAPES)))]
             deadline = int(rng.integers(min(horizon, duration + 4), horizon + 1))
-            min_rel = float(rng.choice([0.0, 0.85, 0.9]))
+            min_rel = _pick(rng, MIN_RELIABILITY)
             jobs.append({"owner": lab, "hours": float(count * duration), "deadline": deadline,
                          "vph": float(rng.uniform(1.6, 2.6)), "urgency": float(rng.uniform(0.15, 0.5)),
-                         "min_rel": min_rel, "partial": float(rng.choice([0.0, 0.3, 0.6])), "joint": False})
+                         "min_rel": min_rel, "partial": _pick(rng, PARTIAL), "joint": False})
             # Its fitting block: usually someone else's (gains from trade), sometimes the provider's.
             if task == "single_trade":
                 owner = 1 if lab == 0 else lab
@@ -206,7 +205,7 @@ def make_params(task: str, seed: int) -> Params:
     hours = np.array([b["count"] * b["duration"] for b in blocks], float)
     reliability = np.array([b["reliability"] for b in blocks])
     job_hours = np.array([j["hours"] for j in jobs])
-    job_value = np.round(job_hours * np.array([j["vph"] for j in jobs]), 2)
+    job_value = (job_hours * np.array([j["vph"] for j in jobs])).round(2)
     budget = np.zeros(labs)
     for lab in range(labs):
         mine = job_value[[j["owner"] == lab and not j["joint"] for j in jobs]]
@@ -224,14 +223,14 @@ def make_params(task: str, seed: int) -> Params:
         task=task, seed=int(seed), horizon=horizon, budget=budget,
         job_owner=np.array([j["owner"] for j in jobs], np.int64), job_hours=job_hours,
         job_deadline=np.array([j["deadline"] for j in jobs], np.int64), job_value=job_value,
-        job_urgency=np.round(np.array([j["urgency"] for j in jobs]), 3),
+        job_urgency=np.array([j["urgency"] for j in jobs]).round(3),
         job_min_rel=np.array([j["min_rel"] for j in jobs]), job_partial=np.array([j["partial"] for j in jobs]),
         job_joint=np.array([j["joint"] for j in jobs], bool),
         block_start=np.array([b["start"] for b in blocks], np.int64),
         block_duration=np.array([b["duration"] for b in blocks], np.int64),
         block_count=np.array([b["count"] for b in blocks], np.int64),
-        block_reliability=np.round(reliability, 3),
-        block_energy=np.round(np.array([b["energy"] for b in blocks]), 3),
-        block_price=np.round(hours * np.array([b["pph"] for b in blocks]), 2),
+        block_reliability=reliability.round(3),
+        block_energy=np.array([b["energy"] for b in blocks]).round(3),
+        block_price=(hours * np.array([b["pph"] for b in blocks])).round(2),
         block_owner=np.array([b["owner"] for b in blocks], np.int64),
         block_draw=rng.random(k), shocks=tuple(shocks))
