@@ -31,7 +31,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 from gymnasium import spaces
-from pettingzoo import ParallelEnv
 from pydantic import ValidationError
 
 from mecharena.core.errors import ConfigError
@@ -60,6 +59,7 @@ from mecharena.negotiation.action import (
 )
 from mecharena.negotiation.policies import Policy, make_policy
 from mecharena.negotiation.scenario import SPECS, Params, check_task, make_params
+from mecharena.sim.seat import SeatedParallelEnv
 
 PRICE_LEVELS = (0.25, 0.5, 0.75, 0.9, 1.0, 1.1, 1.25, 1.5)
 SLOTS = 4  # incoming offers and coalitions an agent can address
@@ -182,7 +182,7 @@ def decode(obs: dict[str, Any], vector: Any) -> Action:
     return WaitAction()
 
 
-class NegotiationParallelEnv(ParallelEnv):
+class NegotiationParallelEnv(SeatedParallelEnv):
     """Every non-scripted lab of a ``task`` episode as a PettingZoo agent."""
 
     metadata: ClassVar[dict[str, Any]] = {"name": "mecharena_negotiation_v0", "render_modes": [],
@@ -200,29 +200,15 @@ class NegotiationParallelEnv(ParallelEnv):
         self.scripted: dict[int, Policy] = {seat: make_policy(name) for seat, name in scripted.items()}
         self.possible_agents = [f"lab_{i}" for i in range(labs) if i not in self.scripted]
         self.agents: list[str] = []
-        self._seeds = np.random.default_rng()
         self.params: Params | None = None
         self.state: core.State | None = None
         self._observer: core.Observer | None = None  # of the current state
-        # one space object per agent, kept for the env's life (PettingZoo seeds and compares them)
-        self._observation_spaces = {a: spaces.Box(-BOUND, BOUND, (width(task),), np.float32)
-                                    for a in self.possible_agents}
-        self._action_spaces = {a: spaces.MultiDiscrete([len(KINDS), labs, max_blocks(task), max_jobs(task),
-                                                        len(PRICE_LEVELS), SLOTS]) for a in self.possible_agents}
-
-    def observation_space(self, agent: str) -> spaces.Box:
-        return self._observation_spaces[agent]
-
-    def action_space(self, agent: str) -> spaces.MultiDiscrete:
-        return self._action_spaces[agent]
+        self.set_spaces(lambda: spaces.Box(-BOUND, BOUND, (width(task),), np.float32),
+                        lambda: spaces.MultiDiscrete([len(KINDS), labs, max_blocks(task), max_jobs(task),
+                                                      len(PRICE_LEVELS), SLOTS]))
 
     def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
-        if seed is not None:
-            self._seeds = np.random.default_rng(seed)
-            episode = int(seed)
-        else:
-            episode = int(self._seeds.integers(0, 1 << 31))
-        self.episode = episode
+        self.episode = episode = self.episode_seed(seed)
         self.params = make_params(self.task, episode)
         self.state = core.reset(self.params)
         self.rngs = {seat: generator(episode, ("seat", seat)) for seat in self.scripted}

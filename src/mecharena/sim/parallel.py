@@ -33,7 +33,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 from gymnasium import spaces
-from pettingzoo import ParallelEnv
 from pydantic import Field, ValidationError
 
 from mecharena import agents, mechanisms
@@ -44,6 +43,7 @@ from mecharena.core.errors import ConfigError, InvalidActionError
 from mecharena.mechanisms.policy import Enforcement, InformationPolicy
 from mecharena.sim.channels import CHANNELS, KINDS, ChannelPolicy, check_messages, to_outbox
 from mecharena.sim.loop import QUANTILES, Episode, LoopState, initial_state, make_episode, play_round, round_values
+from mecharena.sim.seat import SeatedParallelEnv
 
 MAX_SEATS = 64
 OWN = 8  # value, time, price, allocation, payment, fine, utility, received
@@ -126,7 +126,7 @@ def _build(config: ArenaConfig, seed: int) -> tuple[Episode, int]:
     return episode, learners
 
 
-class ArenaParallelEnv(ParallelEnv):
+class ArenaParallelEnv(SeatedParallelEnv):
     """Every learning seat of a sealed-bid market as a PettingZoo agent."""
 
     metadata: ClassVar[dict[str, Any]] = {"name": "mecharena_arena_v0", "render_modes": [], "is_parallelizable": True}
@@ -139,28 +139,15 @@ class ArenaParallelEnv(ParallelEnv):
         n = config.n_agents
         self.possible_agents = [f"bidder_{i}" for i in range(learners)]
         self.agents: list[str] = []
-        self._seeds = np.random.default_rng()
         high = float(episode.context.values.high) * 2
         width = OWN + 2 * n + len(QUANTILES)
-        self._observation_spaces = {a: spaces.Box(-1.0, np.inf, (width,), np.float32) for a in self.possible_agents}
-        self._action_spaces = {a: spaces.Box(np.zeros(2, np.float32), np.array([high, 1.0], np.float32), (2,),
-                                             np.float32) for a in self.possible_agents}
+        self.set_spaces(lambda: spaces.Box(-1.0, np.inf, (width,), np.float32),
+                        lambda: spaces.Box(np.zeros(2, np.float32), np.array([high, 1.0], np.float32), (2,), np.float32))
         self.episode: Episode | None = None
         self.state: LoopState | None = None
 
-    def observation_space(self, agent: str) -> spaces.Box:
-        return self._observation_spaces[agent]
-
-    def action_space(self, agent: str) -> spaces.Box:
-        return self._action_spaces[agent]
-
     def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
-        if seed is not None:
-            self._seeds = np.random.default_rng(seed)
-            episode_seed = int(seed)
-        else:
-            episode_seed = int(self._seeds.integers(0, 1 << 31))
-        self.episode, self._learners = _build(self.config, episode_seed)
+        self.episode, self._learners = _build(self.config, self.episode_seed(seed))
         self.state = initial_state(self.episode)
         self.agents = list(self.possible_agents)
         self._values = round_values(self.episode, 0)

@@ -1,4 +1,10 @@
-"""One agent of a PettingZoo ``ParallelEnv`` as a Gymnasium env: the generic single-learner shell.
+"""The generic PettingZoo shells: what every ``ParallelEnv`` of the package shares, and one agent of one as a
+Gymnasium env.
+
+:class:`SeatedParallelEnv` holds the parts the sealed-bid arena's and the negotiation economy's
+``ParallelEnv`` have in common: one space object per agent kept for the env's life (PettingZoo seeds
+and compares them), and episode seeds (``reset(seed=s)`` plays episode ``s``; ``reset()`` the next
+episode of the last seed's stream).
 
 A ``ParallelEnv`` whose other seats play themselves (scripted opponents) has exactly one agent; this
 shell hands that agent's spaces, observations, rewards and flags to any single-agent library
@@ -26,9 +32,35 @@ Registered on ``import mecharena``:
 from typing import Any, ClassVar
 
 import gymnasium
+import numpy as np
 from pettingzoo import ParallelEnv
 
 from mecharena.core.errors import ConfigError
+
+
+class SeatedParallelEnv(ParallelEnv):
+    """A ``ParallelEnv`` whose agents' spaces are fixed at construction (:meth:`set_spaces`) and whose episodes
+    are numbered by seed (:meth:`episode_seed`)."""
+
+    def set_spaces(self, observation: Any, action: Any) -> None:
+        """One space object per agent of ``possible_agents``: ``observation()`` and ``action()`` build them."""
+        self._observation_spaces = {a: observation() for a in self.possible_agents}
+        self._action_spaces = {a: action() for a in self.possible_agents}
+        self._seeds = np.random.default_rng()
+
+    def observation_space(self, agent: str) -> Any:
+        return self._observation_spaces[agent]
+
+    def action_space(self, agent: str) -> Any:
+        return self._action_spaces[agent]
+
+    def episode_seed(self, seed: int | None) -> int:
+        """The seed of the episode a reset starts: ``seed`` itself, which also restarts the stream that a reset
+        without a seed draws the next one from."""
+        if seed is None:
+            return int(self._seeds.integers(0, 1 << 31))
+        self._seeds = np.random.default_rng(seed)
+        return int(seed)
 
 
 class SeatEnv(gymnasium.Env):
