@@ -108,6 +108,14 @@ def parse(model: type[StrictModel], data: Any, where: str = "body") -> Any:
         raise ConfigError(text if where == "body" else f"{where}: {text}") from None
 
 
+def action_parser(model: type[StrictModel]) -> Callable[[Any], Any]:
+    """A :class:`World`'s ``parse`` for actions of ``model``: an instance as it is, a JSON object validated
+    strictly (a ConfigError names the field as ``action: ...``)."""
+    def parse_action(data: Any) -> Any:
+        return data if isinstance(data, model) else parse(model, data, where="action")
+    return parse_action
+
+
 # --- the OpenEnv environment ------------------------------------------------------------------
 
 

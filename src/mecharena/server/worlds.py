@@ -28,7 +28,8 @@ from mecharena.core.errors import ConfigError, InvalidActionError, UnknownIdErro
 from mecharena.designer.action import MechanismAction
 from mecharena.negotiation.action import MODELS, parse_action
 from mecharena.negotiation.scenario import TASKS, check_task
-from mecharena.server.shell import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_SESSIONS, World, openenv_app, openenv_types, parse
+from mecharena.server.shell import (DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_SESSIONS, World, action_parser, openenv_app,
+                                    openenv_types)
 from mecharena.sim.parallel import ONE_SEAT, ArenaConfig, ArenaParallelEnv, BidAction
 
 # --- the designer -----------------------------------------------------------------------------------
@@ -103,17 +104,13 @@ def _design_start(env: Any, request: ResetRequest, defaults: ResetRequest) -> tu
     return env, env.reset(seed=request.seed, stage=request.stage, population=request.population)
 
 
-def _design_action(data: Any) -> MechanismAction:
-    return data if isinstance(data, MechanismAction) else parse(MechanismAction, data, where="action")
-
-
 DESIGNER = World(
     name="mecharena-designer", title="mecharena designer (OpenEnv)",
     description="Mechanism designer: choose auction rules, reserve, information and penalties each step; markets of "
                 "strategic agents respond; the reward scores the outcome.",
     reset_model=ResetRequest, models=_designer_models, start=_design_start,
     state=lambda env, defaults: {"stage": env.stage if env is not None else defaults.stage or 1},
-    parse=_design_action, metadata=lambda info: {k: float(v) for k, v in info.items()})
+    parse=action_parser(MechanismAction), metadata=lambda info: {k: float(v) for k, v in info.items()})
 
 
 def designer_app(max_sessions: int = DEFAULT_MAX_SESSIONS, idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
@@ -218,15 +215,12 @@ def _arena_state(env: Any, defaults: ArenaReset) -> dict[str, Any]:
     return {"mechanism": env.config.mechanism, "seed": env.seed}
 
 
-def _bid_action(data: Any) -> BidAction:
-    return data if isinstance(data, BidAction) else parse(BidAction, data, where="action")
-
-
 ARENA = World(
     name="mecharena-arena", title="mecharena sealed-bid arena (OpenEnv)",
     description="A sealed-bid market: the learner bids in one seat against scripted opponents, round after round, "
                 "under fixed rules (mechanism, information, enforcement, channels); the reward is its utility.",
-    reset_model=ArenaReset, models=_arena_models, start=_arena_start, state=_arena_state, parse=_bid_action)
+    reset_model=ArenaReset, models=_arena_models, start=_arena_start, state=_arena_state,
+    parse=action_parser(BidAction))
 
 
 def arena_app(max_sessions: int = DEFAULT_MAX_SESSIONS, idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
