@@ -1,7 +1,8 @@
 """The rationality table of docs/llm.md: per model, how its answers ended and how many of its actions were dominated.
 
 Two LLM seats and one truthful seat play first and second price (reserve 0.1, values U[0, 1], 1 market x 10 rounds,
-seed 0). For each model: structured requests (valid, repaired, fallback), decisions judged dominated
+seed 0). For each model: structured requests (parsed at once, repaired, fallback), decisions valid as actions
+(not dominated) and judged dominated
 (``mecharena.llm.agent.dominated``: here, a bid above value), and the two LLM seats' surplus per decision against the
 same seats bidding truthfully, and bidding the Bayes-Nash equilibrium (``bne``), on the same draws (mean and 95%
 interval), and each LLM bid's regret against the
@@ -66,13 +67,14 @@ def rows(name: str, config: str, rounds: int = ROUNDS) -> list[dict[str, Any]]:
 
 
 def markdown(table: list[dict[str, Any]]) -> str:
-    lines = ["| model | mechanism | requests | valid | repaired | fallback | dominated | surplus vs truthful per "
+    lines = ["| model | mechanism | requests | parsed at once | repaired | fallback | valid as actions | surplus vs "
+             "truthful per "
              "decision [95%] | surplus vs equilibrium per decision [95%] | regret vs best response per decision "
              "[95%] |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in table:
         s, e, g = r["surplus_vs_truthful"], r["surplus_vs_equilibrium"], r["regret"]
         lines.append(f"| {r['model']} | {r['mechanism']} | {r['requests']} | {r['valid']} | {r['repaired']} | "
-                     f"{r['fallback']} | {r['dominated']} of {r['decisions']} | {s['mean']:+.3f} "
+                     f"{r['fallback']} | {r['decisions'] - r['dominated']} of {r['decisions']} | {s['mean']:+.3f} "
                      f"[{s['ci95'][0]:+.3f}, {s['ci95'][1]:+.3f}] | {e['mean']:+.3f} [{e['ci95'][0]:+.3f}, "
                      f"{e['ci95'][1]:+.3f}] | {g['mean']:.3f} [{g['ci95'][0]:.3f}, {g['ci95'][1]:.3f}] |")
     return "\n".join(lines)

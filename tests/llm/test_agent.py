@@ -304,7 +304,7 @@ def test_simulate_reports_how_the_llm_seats_structured_requests_ended(tmp_path, 
         population = ",".join(f"llm(config={configs[m]},tools=0):1" for m in configs) + ",truthful:1"
         result = CliRunner().invoke(app, ["simulate", "--mechanism", "first_price", "--population", population,
                                           "--markets", "2", "--rounds", "2", "--values", "uniform:low=0.3",
-                                          *(["--json"] if as_json else [])])
+                                          *(["--json", "--ledger", str(tmp_path / "ledger")] if as_json else [])])
     assert result.exit_code == 0, result.output
     # every valid answer bids 0.4: dominated (above value, and a winner pays its bid) exactly where the value < 0.4
     if as_json:
@@ -312,9 +312,18 @@ def test_simulate_reports_how_the_llm_seats_structured_requests_ended(tmp_path, 
         assert {k: counts[k] for k in ("requests", "valid", "repaired", "fallback", "error", "decisions")} == {
             "requests": 12, "valid": 4, "repaired": 4, "fallback": 4, "error": 0, "decisions": 12}
         assert 0 < counts["dominated"] < 8
+        # the ledger holds each decision's regret against the engine's best response, beside its rationality note
+        traces = [json.loads(line) for line in (tmp_path / "ledger" / "traces.jsonl").read_text().splitlines()]
+        key = ("round", "market", "seat")
+        regrets = {tuple(t[k] for k in key): json.loads(t["text"])["regret"] for t in traces if t["kind"] == "regret"}
+        judged = {tuple(t[k] for k in key) for t in traces if t["kind"] == "rationality"}
+        assert set(regrets) == judged and len(judged) == 12 and min(regrets.values()) >= 0
+        assert max(regrets.values()) > 0  # a bid of 0.4 is not the best reply at every value
+        assert counts["regret"] == pytest.approx(sum(regrets.values()) / 12)
     else:
-        assert "llm structured output: 12 requests, 4 valid, 4 repaired, 4 fallback, 0 error; " in result.stdout
-        assert re.search(r"; [1-7] of 12 decisions dominated", result.stdout)
+        assert "llm structured output: 12 requests, 4 parsed at once, 4 repaired, 4 fallback, 0 error; " in result.stdout
+        assert re.search(r"; ([5-9]|1[01]) of 12 decisions valid as actions \([1-7] dominated\), mean regret "
+                         r"[0-9.e-]+ per decision", result.stdout)
 
 
 @pytest.mark.parametrize("mechanism, config, bid, selling, flagged", [

@@ -98,9 +98,11 @@ def simulate(
     out.print(metric_rows_table(f"{result['mechanism']} ({settings_text})\n{result['population']}, "
                                 f"B={markets}, T={rounds}, seed={seed}", result["metrics"]))
     for agent, counts in result.get("structured_output", {}).items():
-        out.print(escape(f"{agent} structured output: {counts['requests']} requests, {counts['valid']} valid, "
+        regret = f", mean regret {counts['regret']:.4g} per decision" if "regret" in counts else ""
+        out.print(escape(f"{agent} structured output: {counts['requests']} requests, {counts['valid']} parsed at once, "
                          f"{counts['repaired']} repaired, {counts['fallback']} fallback, {counts['error']} error; "
-                         f"{counts['dominated']} of {counts['decisions']} decisions dominated"), highlight=False)
+                         f"{counts['decisions'] - counts['dominated']} of {counts['decisions']} decisions valid as "
+                         f"actions ({counts['dominated']} dominated){regret}"), highlight=False)
 
 
 DEMO_RUNS = [

@@ -172,6 +172,20 @@ class Ledger:
         self._submit(events=first or len(self._records) >= self._events_every,
                      totals=first or len(self._totals) >= self._totals_every)
 
+    def annotate(self, notes: list[dict[str, Any]]) -> None:
+        """Append notes known only after the rounds (a decision's regret) to ``traces.jsonl``, keyed like the
+        agents' own (round, agent, market, seat).
+
+        Raises:
+            LedgerError: the ledger is closed, or a write failed.
+        """
+        if self._closed:
+            raise LedgerError(f"ledger {str(self._dir)!r} is closed; open a new one to record more rounds")
+        if notes:
+            if self._traces is None:
+                self._traces = self._open(TRACES_LOG)
+            self._append(self._traces, TRACES_LOG, notes)
+
     def _open(self, name: str) -> IO[str]:
         try:
             return (self._dir / name).open("a")

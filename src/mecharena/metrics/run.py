@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from mecharena import agents, mechanisms
+from mecharena.core.errors import ConfigError
 from mecharena.metrics.summary import summarize
 from mecharena.sim import Enforcement, InformationPolicy, RoundRecord, make_episode, trace
 
@@ -37,6 +38,32 @@ def structured_outcomes(records: Iterable[RoundRecord],
     return counts
 
 
+def decision_regrets(episode: Any, records: list[RoundRecord]) -> list[dict[str, Any]]:
+    """Each judged decision's regret (a ``rationality`` note in ``records``): what the discovery engine's best
+    response to the rivals as they played earns at the seat's value, less what its bid earned
+    (:func:`mecharena.fuzz.discover.decision_regret`), as a trace note of kind ``regret`` keyed like the
+    decision. None where the engine has no best response to compare with: a mechanism that keeps state across
+    rounds, a two-sided market, or one whose seats make more than one bid a round."""
+    from mecharena.fuzz.discover import decision_regret  # the engine (fuzz builds on metrics: imported late)
+
+    decisions = {(note["round"], note["market"], note["seat"]): note["agent"] for record in records
+                 for note in record.notes if note.get("kind") == "rationality"}
+    if not decisions or episode.context.mechanism.stateful or episode.context.spec.sellers is not None:
+        return []
+    markets, notes = records[0].values.shape[0], []
+    for seat in sorted({seat for _, _, seat in decisions}):
+        try:
+            regret = decision_regret(episode, records, seat).tolist()
+        except ConfigError:
+            return []
+        for i, r in enumerate(regret):
+            key = (records[i // markets].round, episode.start + i % markets, seat)
+            if key in decisions:
+                notes.append({"step": 0, "kind": "regret", "text": json.dumps({"regret": r}), "round": key[0],
+                              "agent": decisions[key], "market": key[1], "seat": seat})
+    return notes
+
+
 def simulate_summary(mechanism_name: str, settings: dict[str, Any], population: str, markets: int, rounds: int,
                      seed: int, values: str = "uniform", information: dict[str, Any] | None = None,
                      enforcement: dict[str, Any] | None = None, ledger: Path | None = None,
@@ -55,19 +82,32 @@ def simulate_summary(mechanism_name: str, settings: dict[str, Any], population: 
     rules = Enforcement.build(**(enforcement or {}))
     episode = make_episode(mechanism, config, pop, markets=markets, seed=seed, values=dist, information=info,
                            enforcement=rules, channels=channels)
-    outcomes: dict[str, dict[str, int]] = {}
+    outcomes: dict[str, dict[str, Any]] = {}
+    decided: list[RoundRecord] = []  # rounds with judged decisions (a model's seats decide every round)
+
+    def count(record: RoundRecord) -> None:
+        structured_outcomes((record,), outcomes)
+        if decided or any(note.get("kind") == "rationality" for note in record.notes):
+            decided.append(record)
+
     if ledger is None:
         result = trace(episode, rounds, on_round=on_round, per_round=markets == 1,  # memory O(B), not O(T B)
-                       on_record=lambda record: structured_outcomes((record,), outcomes))
+                       on_record=count)
+        regrets = decision_regrets(episode, decided)
     else:
         from mecharena.ledger import Ledger, describe
 
         with Ledger(ledger, ledger_mode, describe(episode, rounds)) as book:
             def record_and_count(record: RoundRecord) -> None:
                 book.record(record)
-                structured_outcomes((record,), outcomes)
+                count(record)
 
             result = trace(episode, rounds, on_round=on_round, on_record=record_and_count, per_round=markets == 1)
+            regrets = decision_regrets(episode, decided)
+            book.annotate(regrets)  # each decision's regret beside its rationality note
+    for note in regrets:  # the mean regret per judged decision, per agent type
+        row = outcomes[note["agent"]]
+        row["regret"] = row.get("regret", 0.0) + json.loads(note["text"])["regret"] / row["decisions"]
     summary = {
         "mechanism": mechanism.name,
         "config": config.model_dump(),
