@@ -1,14 +1,13 @@
 """The rationality table of docs/llm.md: per model, how its answers ended and how many of its actions were dominated.
 
 Two LLM seats and one truthful seat play first and second price (reserve 0.1, values U[0, 1], 1 market x 10 rounds,
-seed 0). For each model: structured requests (parsed at once, repaired, fallback), decisions valid as actions
-(not dominated) and judged dominated
-(``mecharena.llm.agent.dominated``: here, a bid above value), and the two LLM seats' surplus per decision against the
-same seats bidding truthfully, and bidding the Bayes-Nash equilibrium (``bne``), on the same draws (mean and 95%
-interval), and each LLM bid's regret against the
-discovery engine's best response to the rivals as they played (``mecharena.fuzz.discover.decision_regret``: what the
-best bid at that value would have earned over the 10 recorded rounds, less what the bid earned). A scripted baseline answers through a stub
-OpenAI-compatible server with a fixed rule (bid ``share`` x value), so the table always has a reference row.
+seed 0). For each model: structured requests (parsed at once, repaired, fallback); decisions valid as actions, the
+ones not judged dominated (``mecharena.llm.agent.dominated``: here, a bid above value); the two LLM seats' surplus
+per decision against the same seats bidding truthfully, and bidding the Bayes-Nash equilibrium (``bne``), on the same
+draws (mean and 95% interval); and each LLM bid's regret against the discovery engine's best response to the rivals
+as they played (``mecharena.fuzz.discover.decision_regret``: what the best bid at that value would have earned over
+the 10 recorded rounds, less what the bid earned). A scripted baseline answers through a stub OpenAI-compatible
+server with a fixed rule (bid ``share`` x value), so the table always has a reference row.
 
     .venv/bin/python examples/llm/rationality.py                # the scripted baseline (seconds)
     .venv/bin/python examples/llm/rationality.py smollm2.json   # and a model's provider config (SmolLM2: ~6 min)
