@@ -81,6 +81,11 @@ def play(module, config, values, priority, seat, order_keep):
     return clear(module.MECHANISM, config, values, bids, priority).utility[:, seat]
 
 
+def gain(module, config, values, priority, seat, order_keep):
+    """(M,) what the deviator at ``seat`` gains by ``order_keep`` over its truthful report (see :func:`play`)."""
+    return play(module, config, values, priority, seat, order_keep) - play(module, config, values, priority, seat, (0, 3))
+
+
 def test_the_case_loads_and_passes_the_checker():
     plugin = plugins.load(str(CASE))  # refused unless check_mechanism passes
     mechanism = mechanisms.get(NAME)
@@ -184,10 +189,10 @@ def test_the_oracle_agrees_with_monte_carlo_through_the_kernel():
     rng = np.random.default_rng(2024)
     values, priority = markets(rng, 100_000)
     _, best, _ = oracle(0, 2)
-    sample = play(module, None, values, priority, 0, best) - play(module, None, values, priority, 0, (0, 3))
+    sample = gain(module, None, values, priority, 0, best)
     error = sample.std() / np.sqrt(sample.size)
     assert abs(sample.mean() - float(TRUE_PROPOSER)) < 3 * error, (sample.mean(), error)
-    plain = play(module, PLAIN, values, priority, 0, best) - play(module, PLAIN, values, priority, 0, (0, 3))
+    plain = gain(module, PLAIN, values, priority, 0, best)
     assert plain.max() <= 0.0 and plain.mean() < -0.01
 
 
@@ -197,7 +202,7 @@ def test_the_receivers_oracle_agrees_with_monte_carlo():
     rng = np.random.default_rng(77)
     values, priority = markets(rng, 100_000)
     _, best, _ = oracle(3, 2)
-    sample = play(module, None, values, priority, 3, best) - play(module, None, values, priority, 3, (0, 3))
+    sample = gain(module, None, values, priority, 3, best)
     error = sample.std() / np.sqrt(sample.size)
     assert abs(sample.mean() - float(TRUE_RECEIVER)) < 3 * error, (sample.mean(), error)
 

@@ -69,19 +69,30 @@ def properties(config: MatchingConfig) -> frozenset[str]:
     return frozenset({"ir", "budget_balance"})
 
 
-def _split(config: MatchingConfig, x: Any) -> tuple[Any, Any]:
+def split(config: MatchingConfig, x: Any) -> tuple[Any, Any]:
     """(B, P, R) proposers' columns for the receivers and (B, R, P) receivers' columns for the proposers."""
     p = config.proposers
     r = x.shape[1] - p
     return x[:, :p, :r], x[:, p:, :p]
 
 
-def _defer(config: MatchingConfig, bids: Any) -> tuple[Any, Any]:
-    """(B, P) each proposer's receiver (-1: none) and (B, N) validity, by simultaneous proposals."""
+def reported(bids: Any) -> tuple[Any, Any]:
+    """(B, N, M) the reports as played (an invalid agent's all 0: it finds nobody acceptable) and (B, N) which
+    reports are valid (every entry finite and >= 0)."""
     with np.errstate(invalid="ignore"):
         valid = (np.isfinite(bids) & (bids >= 0)).all(axis=2)
-    reports = np.where(valid[:, :, None], bids, 0.0)
-    asks, answers = _split(config, reports)  # (B, P, R), (B, R, P)
+    return np.where(valid[:, :, None], bids, 0.0), valid
+
+
+def propose(asks: Any, scores: Any) -> Any:
+    """(B, P) each proposer's receiver (-1: none), by simultaneous proposals.
+
+    Args:
+        asks: (B, P, R) each proposer's reported utility for each receiver; it proposes down its list in that
+            order (ties: lower seat first) to those it reports > 0.
+        scores: (B, R, P) each receiver's score of each proposer: it holds the highest (ties: lower seat) and
+            accepts only scores > 0.
+    """
     b, p, r = asks.shape
     order = np.argsort(-asks, axis=2, kind="stable")  # each proposer's receivers, best first
     rows = np.arange(b)[:, None]
@@ -95,18 +106,18 @@ def _defer(config: MatchingConfig, bids: Any) -> tuple[Any, Any]:
         if not proposing.any():
             break
         pointer = pointer + proposing
-        # each receiver's options: what it holds and the proposals it gets, scored by its reported utility
+        # each receiver's options: what it holds and the proposals it gets, by its scores
         score = np.full((b, p, r), -np.inf)
-        score[rows, seats, target] = np.where(proposing, answers[rows, target, seats], -np.inf)
+        score[rows, seats, target] = np.where(proposing, scores[rows, target, seats], -np.inf)
         has = held >= 0
-        score[np.nonzero(has)[0], held[has], np.nonzero(has)[1]] = answers[has, held[has]]
+        score[np.nonzero(has)[0], held[has], np.nonzero(has)[1]] = scores[has, held[has]]
         best = score.argmax(axis=1)  # ties: the lower seat
         keep = np.take_along_axis(score, best[:, None, :], axis=1)[:, 0, :] > 0
         held = np.where(keep, best, -1)
     partner = np.full((b, p), -1)
     has = held >= 0
     partner[np.nonzero(has)[0], held[has]] = np.nonzero(has)[1]
-    return partner, valid
+    return partner
 
 
 @cache
@@ -118,7 +129,7 @@ def _matchings(p: int, r: int) -> np.ndarray:
 
 def _pair_values(config: MatchingConfig, values: Any) -> Any:
     """(B, P, R) the welfare of matching proposer i with receiver j: both true utilities."""
-    mine, theirs = _split(config, values)
+    mine, theirs = split(config, values)
     return mine + np.swapaxes(theirs, 1, 2)
 
 
@@ -131,20 +142,27 @@ def max_welfare(config: MatchingConfig, values: Any) -> Any:
     return np.where(options.T[None] >= 0, gathered, 0.0).sum(axis=1).max(axis=1)
 
 
-def kernel(config: MatchingConfig, values: Any, bids: Any, priority: Any, times: Any = None):
+def settle(config: MatchingConfig, values: Any, reports: Any, partner: Any, valid: Any):
+    """The outcome of ``partner`` (B, P): each matched pair gains its true utilities; nobody pays. An agent takes
+    part when its valid report finds someone acceptable."""
     b, n = values.shape[:2]
     p = config.proposers
-    partner, valid = _defer(config, bids)
     won, gains = np.zeros((b, n)), np.zeros((b, n))
     market, proposer = np.nonzero(partner >= 0)
     receiver = p + partner[market, proposer]
     won[market, proposer] = won[market, receiver] = 1.0
     gains[market, proposer] = values[market, proposer, receiver - p]
     gains[market, receiver] = values[market, receiver, proposer]
-    asks, answers = _split(config, np.where(valid[:, :, None], bids, 0.0))
+    asks, answers = split(config, reports)
     acceptable = np.concatenate([(asks > 0).any(axis=2), (answers > 0).any(axis=2)], axis=1)
     zeros = np.zeros((b, n))
     return finish(won, zeros, zeros.copy(), gains, valid, valid & acceptable, max_welfare(config, values))
+
+
+def kernel(config: MatchingConfig, values: Any, bids: Any, priority: Any, times: Any = None):
+    reports, valid = reported(bids)
+    asks, answers = split(config, reports)  # receivers score proposers by their reported utilities
+    return settle(config, values, reports, propose(asks, answers), valid)
 
 
 def reference(config: MatchingConfig, values: Any, bids: Any, priority: Any, times: Any = None) -> dict:

@@ -67,7 +67,8 @@ import numpy as np
 from pydantic import Field
 
 from mecharena.core.errors import ConfigError
-from mecharena.mechanisms import MarketSpec, Mechanism, MechanismConfig, finish, is_valid_number, scalar_outcome
+from mecharena.mechanisms import MarketSpec, Mechanism, MechanismConfig, is_valid_number, scalar_outcome
+from mecharena.mechanisms.matching import propose, reported, settle, split
 
 MAX_SIDE = 5
 
@@ -97,12 +98,6 @@ def properties(config: CommittedPriorityConfig) -> frozenset[str]:
     return frozenset({"ir", "budget_balance"})
 
 
-def _split(config: CommittedPriorityConfig, x: Any) -> tuple[Any, Any]:
-    """(B, P, R) proposers' columns for the receivers and (B, R, P) receivers' columns for the proposers."""
-    p = config.proposers
-    return x[:, :p, :x.shape[1] - p], x[:, p:, :p]
-
-
 def _scores(config: CommittedPriorityConfig, asks: Any, answers: Any) -> Any:
     """(B, R, P) each receiver's score of each proposer, higher preferred, > 0 exactly where acceptable."""
     p = asks.shape[1]
@@ -115,70 +110,17 @@ def _scores(config: CommittedPriorityConfig, asks: Any, answers: Any) -> Any:
     return np.where(answers > 0, 3.0 * p + 3 - key, 0.0)
 
 
-def _defer(config: CommittedPriorityConfig, bids: Any) -> tuple[Any, Any]:
-    """(B, P) each proposer's receiver (-1: none) and (B, N) validity, by simultaneous proposals."""
-    with np.errstate(invalid="ignore"):
-        valid = (np.isfinite(bids) & (bids >= 0)).all(axis=2)
-    reports = np.where(valid[:, :, None], bids, 0.0)
-    asks, answers = _split(config, reports)
-    scores = _scores(config, asks, answers)  # (B, R, P)
-    b, p, r = asks.shape
-    order = np.argsort(-asks, axis=2, kind="stable")  # each proposer's receivers, best first
-    rows, seats = np.arange(b)[:, None], np.arange(p)[None, :]
-    pointer = np.zeros((b, p), dtype=int)
-    held = np.full((b, r), -1)  # the proposer each receiver holds
-    for _ in range(p * r):
-        matched = (held[:, :, None] == np.arange(p)[None, None, :]).any(axis=1)
-        target = np.take_along_axis(order, np.minimum(pointer, r - 1)[:, :, None], axis=2)[:, :, 0]
-        proposing = ~matched & (pointer < r) & (np.take_along_axis(asks, target[:, :, None], axis=2)[:, :, 0] > 0)
-        if not proposing.any():
-            break
-        pointer = pointer + proposing
-        score = np.full((b, p, r), -np.inf)  # each receiver's options: what it holds and its new proposals
-        score[rows, seats, target] = np.where(proposing, scores[rows, target, seats], -np.inf)
-        has = held >= 0
-        score[np.nonzero(has)[0], held[has], np.nonzero(has)[1]] = scores[has, held[has]]
-        best = score.argmax(axis=1)  # scores are distinct: no ties
-        keep = np.take_along_axis(score, best[:, None, :], axis=1)[:, 0, :] > 0
-        held = np.where(keep, best, -1)
-    partner = np.full((b, p), -1)
-    has = held >= 0
-    partner[np.nonzero(has)[0], held[has]] = np.nonzero(has)[1]
-    return partner, valid
-
-
-@cache
-def _matchings(p: int, r: int) -> np.ndarray:
-    """Every matching of p proposers and r receivers as (count, p) receiver indices (-1: unmatched)."""
-    rows = [m for m in itertools.product(range(-1, r), repeat=p)
-            if len({x for x in m if x >= 0}) == sum(x >= 0 for x in m)]
-    return np.array(rows, dtype=int)
-
-
-def max_welfare(config: CommittedPriorityConfig, values: Any) -> Any:
-    """(B,) the largest total true utility of any matching."""
-    mine, theirs = _split(config, values)
-    pairs = mine + np.swapaxes(theirs, 1, 2)
-    b, p, r = pairs.shape
-    options = _matchings(p, r)  # (C, P)
-    gathered = np.take_along_axis(pairs, np.maximum(options, 0).T[None, :, :].repeat(b, axis=0), axis=2)
-    return np.where(options.T[None] >= 0, gathered, 0.0).sum(axis=1).max(axis=1)
+def _defer(config: CommittedPriorityConfig, bids: Any) -> tuple[Any, Any, Any]:
+    """(B, P) each proposer's receiver (-1: none), (B, N, M) the reports as played and (B, N) their validity: the
+    built-in deferred acceptance's proposals, receivers scoring proposers by :func:`_scores`."""
+    played, valid = reported(bids)
+    asks, answers = split(config, played)
+    return propose(asks, _scores(config, asks, answers)), played, valid
 
 
 def kernel(config: CommittedPriorityConfig, values: Any, bids: Any, priority: Any, times: Any = None):
-    b, n = values.shape[:2]
-    p = config.proposers
-    partner, valid = _defer(config, bids)
-    won, gains = np.zeros((b, n)), np.zeros((b, n))
-    market, proposer = np.nonzero(partner >= 0)
-    receiver = p + partner[market, proposer]
-    won[market, proposer] = won[market, receiver] = 1.0
-    gains[market, proposer] = values[market, proposer, receiver - p]
-    gains[market, receiver] = values[market, receiver, proposer]
-    asks, answers = _split(config, np.where(valid[:, :, None], bids, 0.0))
-    acceptable = np.concatenate([(asks > 0).any(axis=2), (answers > 0).any(axis=2)], axis=1)
-    zeros = np.zeros((b, n))
-    return finish(won, zeros, zeros.copy(), gains, valid, valid & acceptable, max_welfare(config, values))
+    partner, played, valid = _defer(config, bids)
+    return settle(config, values, played, partner, valid)
 
 
 def reference(config: CommittedPriorityConfig, values: Any, bids: Any, priority: Any, times: Any = None) -> dict:
@@ -287,7 +229,7 @@ def _table(seat: int, commit_list: int) -> Any:
     bids = np.empty((len(cases), len(others), n, m))
     bids[:, :, [i for i in range(n) if i != seat]] = truthful[others][None]
     bids[:, :, seat] = cases[:, None, :]
-    partner, _ = _defer(config, bids.reshape(-1, n, m))
+    partner, _, _ = _defer(config, bids.reshape(-1, n, m))
     partner = partner.reshape(len(cases), len(others), 3)
     if seat < 3:
         got = partner[:, :, seat]
