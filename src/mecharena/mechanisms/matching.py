@@ -167,7 +167,21 @@ def kernel(config: MatchingConfig, values: Any, bids: Any, priority: Any, times:
 
 def reference(config: MatchingConfig, values: Any, bids: Any, priority: Any, times: Any = None) -> dict:
     """One market in plain Python: one proposal at a time, from a queue of free proposers."""
-    n, p = len(values), config.proposers
+    p = config.proposers
+
+    def prefers(report: list, prefs: list, j: int, i: int, k: int) -> bool:
+        likes = report[p + j]  # the receiver's reported utilities: the higher, then the lower seat
+        return (likes[i], -i) > (likes[k], -k)
+
+    return defer_one_at_a_time(p, values, bids, prefers)
+
+
+def defer_one_at_a_time(p: int, values: Any, bids: Any, prefers: Any) -> dict:
+    """Deferred acceptance for one market in plain Python (a test oracle): valid reports, each proposer's list
+    (reported utility > 0, best first, ties the lower seat), one proposal at a time from a queue of free
+    proposers, a receiver keeping the proposer it ``prefers(report, prefs, j, i, k)`` (receiver ``j``: proposer
+    ``i`` over ``k``) among those it finds acceptable; the outcome with the best matching by brute force."""
+    n = len(values)
     r = n - p
     valid = [all(is_valid_number(x) for x in row) for row in bids]
     report = [row if ok else [0.0] * len(row) for row, ok in zip(bids, valid, strict=True)]
@@ -181,14 +195,13 @@ def reference(config: MatchingConfig, values: Any, bids: Any, priority: Any, tim
             continue
         j = prefs[i][nxt[i]]
         nxt[i] += 1
-        likes = report[p + j]
-        if likes[i] <= 0:
+        if report[p + j][i] <= 0:
             free.append(i)
             continue
         current = held.get(j)
         if current is None:
             held[j] = i
-        elif (likes[i], -i) > (likes[current], -current):
+        elif prefers(report, prefs, j, i, current):
             held[j] = i
             free.append(current)
         else:

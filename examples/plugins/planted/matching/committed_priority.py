@@ -67,8 +67,8 @@ import numpy as np
 from pydantic import Field
 
 from mecharena.core.errors import ConfigError
-from mecharena.mechanisms import MarketSpec, Mechanism, MechanismConfig, is_valid_number, scalar_outcome
-from mecharena.mechanisms.matching import propose, reported, settle, split
+from mecharena.mechanisms import MarketSpec, Mechanism, MechanismConfig
+from mecharena.mechanisms.matching import defer_one_at_a_time, propose, reported, settle, split
 
 MAX_SIDE = 5
 
@@ -124,52 +124,20 @@ def kernel(config: CommittedPriorityConfig, values: Any, bids: Any, priority: An
 
 
 def reference(config: CommittedPriorityConfig, values: Any, bids: Any, priority: Any, times: Any = None) -> dict:
-    """One market in plain Python: one proposal at a time, from a queue of free proposers."""
-    n, p = len(values), config.proposers
-    r = n - p
-    valid = [all(is_valid_number(x) for x in row) for row in bids]
-    report = [row if ok else [0.0] * len(row) for row, ok in zip(bids, valid, strict=True)]
-    prefs = [sorted((j for j in range(r) if report[i][j] > 0), key=lambda j: (-report[i][j], j)) for i in range(p)]
-    committed = [1 <= len(prefs[i]) <= config.commit_list for i in range(p)]
+    """One market in plain Python: the built-in's one proposal at a time, receivers ranking by ``2 * place - 3 *
+    committed``."""
+    p = config.proposers
 
-    def rank_key(j: int, i: int) -> int:  # receiver j's key for proposer i: lower is preferred
+    def prefers(report: list, prefs: list, j: int, i: int, k: int) -> bool:
         likes = report[p + j]
-        place = sorted(range(p), key=lambda k: (-likes[k], k)).index(i)
-        return 2 * place - 3 * committed[i]
+        places = sorted(range(p), key=lambda x: (-likes[x], x))
 
-    held: dict[int, int] = {}  # receiver -> proposer
-    nxt = [0] * p
-    free = list(range(p))
-    while free:
-        i = free.pop(0)
-        if nxt[i] >= len(prefs[i]):
-            continue
-        j = prefs[i][nxt[i]]
-        nxt[i] += 1
-        if report[p + j][i] <= 0:
-            free.append(i)
-            continue
-        current = held.get(j)
-        if current is None:
-            held[j] = i
-        elif rank_key(j, i) < rank_key(j, current):
-            held[j] = i
-            free.append(current)
-        else:
-            free.append(i)
-    won, gains = [0.0] * n, [0.0] * n
-    for j, i in held.items():
-        won[i] = won[p + j] = 1.0
-        gains[i], gains[p + j] = values[i][j], values[p + j][i]
-    best = 0.0  # every matching, by brute force
-    for pairs in itertools.product(range(-1, r), repeat=p):
-        chosen = [(i, j) for i, j in enumerate(pairs) if j >= 0]
-        if len({j for _, j in chosen}) == len(chosen):
-            best = max(best, sum(values[i][j] + values[p + j][i] for i, j in chosen))
-    width = [r] * p + [p] * r  # the columns that name a member of the other side
-    participated = [valid[i] and any(x > 0 for x in report[i][:width[i]]) for i in range(n)]
-    zeros = [0.0] * n
-    return scalar_outcome(gains, won, zeros, zeros, valid, participated, best)
+        def key(x: int) -> int:  # receiver j's key for proposer x: lower is preferred
+            return 2 * places.index(x) - 3 * (1 <= len(prefs[x]) <= config.commit_list)
+
+        return key(i) < key(k)
+
+    return defer_one_at_a_time(p, values, bids, prefers)
 
 
 MARKET_SIZE = 6  # three proposers and three receivers, as the docstring's table
