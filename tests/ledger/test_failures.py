@@ -167,6 +167,11 @@ def test_records_out_of_order_shape_or_after_close(tmp_path):
     ledger.close()
     with pytest.raises(LedgerError, match=r"is closed; open a new one to record more rounds$"):
         ledger.record(records[1])
+    with pytest.raises(LedgerError, match=r"is closed; open a new one to record more rounds$"):
+        ledger.annotate([{"round": 0, "market": 0, "seat": 0, "agent": "truthful", "step": 0, "kind": "regret",
+                          "text": "{}"}])
+    assert not (tmp_path / "a" / "traces.jsonl").exists()  # the refused notes wrote nothing
+    assert read_meta(tmp_path / "a").rounds_recorded == 1 and replay(tmp_path / "a").ok  # the round recorded stays
 
 
 def test_an_exception_while_recording_keeps_what_was_recorded(tmp_path):
