@@ -35,6 +35,7 @@ from mecharena.designer.action import (COALITIONS, FLAGS, MAX_PENALTY, MECHANISM
                                        MechanismAction)
 from mecharena.designer.env import population_seeds
 from mecharena.designer.population import Params, check_stage, sample
+from mecharena.designer.search import halve_and_climb
 
 INFORMATION = {"quiet": {"clearing_price": False}, "price": {}, "quantiles": {"bid_distribution": True},
                "open": {"competing_bids": True, "winner_identity": True, "bid_distribution": True}}
@@ -284,12 +285,10 @@ def search_constant(stage: int, *, populations: int = 512, seed: int = 0, candid
     searched over the whole action grid (:data:`GRID`, every rule x reserve x information flags x
     penalty levels x coalition policy), not only the menu.
 
-    Successive halving, then local search: the menu and ``candidates`` grid points drawn at random
-    play a sixteenth of the populations; the best sixteenth of them a quarter; the best 32 all of
-    them. From the best, steepest ascent over the mechanisms that differ in one field moves while
-    a move raises the mean on all the populations. Every rung plays the same populations (common
-    random numbers); the winner's ``mean`` is in sample (``audit`` scores it on held-out ones), and
-    ``sampled`` is the best before the local search.
+    Successive halving, then steepest ascent (:func:`~mecharena.designer.search.halve_and_climb`),
+    from the menu and ``candidates`` grid points drawn at random, every rung on the same populations
+    (common random numbers). The winner's ``mean`` is in sample (``audit`` scores it on held-out ones),
+    and ``sampled`` is the best before the ascent.
 
     Raises:
         ConfigError: ``populations`` below 16 or ``candidates`` outside [0, GRID_SIZE].
@@ -303,27 +302,12 @@ def search_constant(stage: int, *, populations: int = 512, seed: int = 0, candid
     drawn = generator(seed, ("designer-audit", stage)).choice(GRID_SIZE, size=candidates, replace=False)
     pool = {tuple(int(i) for i in np.unravel_index(flat, sizes)) for flat in drawn} | {
         grid_point(action) for _, action in menu()}
-    scored: dict[tuple[int, ...], float] = {}  # mean over every population
 
     def means(points: list[tuple[int, ...]], rows: int) -> FloatArray:
         arms = stack([grid_action(point) for point in points])
         return _arm_values(params_rows(params, np.arange(rows)), None, core.HORIZON, arms=arms).mean(axis=0)
 
-    points = sorted(pool)
-    for rows, keep in ((populations // 16, max(32, len(points) // 16)), (populations // 4, 32)):
-        points = [points[j] for j in np.argsort(-means(points, rows), kind="stable")[:keep]]
-    scored.update(zip(points, means(points, populations), strict=True))
-    best = sampled = max(scored, key=scored.__getitem__)
-    while True:
-        neighbours = [best[:f] + (v,) + best[f + 1:] for f, size in enumerate(sizes) for v in range(size)
-                      if v != best[f]]
-        moves = [point for point in neighbours if point not in scored]
-        if moves:
-            scored.update(zip(moves, means(moves, populations), strict=True))
-        step = max(neighbours, key=scored.__getitem__)
-        if scored[step] <= scored[best]:
-            break
-        best = step
+    best, sampled, scored = halve_and_climb(tuple(sizes), pool, means, populations)
     action = grid_action(best)
     return {"stage": stage, "name": grid_name(action), "action": action.model_dump(), "mean": scored[best],
             "populations": populations, "seed": seed, "candidates": candidates,
