@@ -17,6 +17,7 @@ del PackageNotFoundError, version
 
 #: Gymnasium envs, registered by name on import: ``gymnasium.make`` loads the module on first use.
 ENVS = {"mecharena/Designer-v1": "mecharena.designer.gym:DesignerGymEnv",
+        "mecharena/ArenaReferee-v0": "mecharena.designer.arena_gym:ArenaRefereeGymEnv",
         "mecharena/Arena-v0": "mecharena.sim.seat:arena_env",
         "mecharena/Negotiation-v0": "mecharena.sim.seat:negotiation_env"}
 for _id, _entry in ENVS.items():

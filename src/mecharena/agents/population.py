@@ -171,6 +171,20 @@ def sample_mixture(spec: str, registry, rng: np.random.Generator | None) -> str:
     return ",".join(f"{t}:{c}" for t, c in zip(types, counts, strict=True) if c > 0)
 
 
+def components(spec: str) -> tuple[str, ...]:
+    """The fixed-count specs a population spec can stand for, for checking them against a mechanism: the
+    spec itself, or for a ``dirichlet(n=COUNT,...)`` mixture each of its types alone in ``COUNT`` seats.
+
+    Raises:
+        ConfigError: malformed spec or mixture parameters.
+    """
+    match = _MIXTURE.match(spec)
+    if match is None:
+        return (spec,)
+    params = MixtureParams.build(**_fields(match.group(1), spec, "mixture parameter"))
+    return tuple(f"{t.strip()}:{params.n}" for t in _split_groups(match.group(2)))
+
+
 def parse_population(spec: str, registry, rng: np.random.Generator | None = None) -> Population:
     """Parse ``TYPE[(name=value,...)]:COUNT,...`` (or a ``dirichlet(...)`` mixture, drawn with
     ``rng``) against the agent ``registry``.

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -256,3 +257,114 @@ def benchmark_command(
         task = bar.add_task("stages", total=len(chosen))
         exit_with(designer_benchmark, chosen, episodes, seed, out_dir, as_json, console=out,
                    progress=lambda _: bar.advance(task))
+
+
+ArenaSettingsOption = Annotated[str | None, typer.Option(
+    "--settings", help="the referee's settings (designer.arena.Settings): a YAML or JSON file, or inline JSON; "
+                       "default: the built-in ones")]
+
+
+def arena_params(text: str | None) -> Any:
+    """The arena referee's params from ``--settings`` (a file, inline JSON or YAML, or nothing)."""
+    import yaml
+
+    from mecharena.designer import arena
+
+    if text is None:
+        return arena.make_params()
+    path = Path(text)
+    try:
+        data = yaml.safe_load(path.read_text() if path.is_file() else text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--settings must be YAML or JSON: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"--settings must be a mapping of Settings fields (a file or inline JSON), got {text!r}")
+    return arena.make_params(data)
+
+
+def arena_play(settings: str | None, rules: str, seed: int, as_json: bool, console: Console) -> int:
+    """Play one episode of the arena referee under constant ``rules`` (JSON) and print its steps."""
+    from mecharena.designer import arena
+
+    params = arena_params(settings)
+    try:
+        given = json.loads(rules)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--rules must be a JSON object of Rules fields: {exc.msg} at column {exc.colno}") from None
+    chosen = arena.parse_rules(params, given)
+    state = arena.reset(params, seed)
+    steps = []
+    with progress_bar(err, "arena referee episode", hidden=as_json) as bar:
+        task = bar.add_task("steps", total=params.settings.horizon)
+        for _ in range(params.settings.horizon):
+            state, result = arena.step(params, state, chosen)
+            steps.append({"reward": result.reward, **result.components})
+            bar.advance(task)
+    mean = {name: float(np.mean([s[name] for s in steps])) for name in steps[0]}
+    data = {"population": state.population, "key": seed, "rules": chosen.model_dump(), "mean": mean, "steps": steps}
+    if _emit(data, as_json, console):
+        return 0
+    console.print(f"{escape(chosen.mechanism)} {escape(json.dumps(chosen.config))} against "
+                  f"{escape(state.population)}: mean reward {mean['reward']:.3f} over {len(steps)} steps")
+    table = Table(title="per step")
+    for column in ("step", *steps[0]):
+        table.add_column(column, justify="right")
+    for t, s in enumerate(steps):
+        table.add_row(str(t), *(f"{v:.3f}" for v in s.values()))
+    console.print(table)
+    return 0
+
+
+def arena_audit(settings: str | None, episodes: int, seed: int, candidates: int, as_json: bool,
+                console: Console) -> int:
+    """Search the arena referee's best constant rules and score them on held-out episodes."""
+    from mecharena.designer import arena
+
+    params = arena_params(settings)
+    with progress_bar(err, "episodes played", hidden=as_json) as bar:
+        task = bar.add_task("episodes", total=None)
+        found = arena.search_constant(params, episodes=episodes, seed=seed, candidates=candidates,
+                                      on_episode=lambda: bar.advance(task))
+    if _emit(found, as_json, console):
+        return 0
+    rules, base = found["rules"], found["baseline"]
+    console.print(f"Best constant rules: {escape(rules['mechanism'])} {escape(json.dumps(rules['config']))}, "
+                  f"held-out reward {_interval(found['held_out'])}, "
+                  f"{_interval(found['baseline']['paired_gain'])} over {escape(base['rules']['mechanism'])} "
+                  f"with its defaults ({found['evaluated']} of {found['grid']} rules played, "
+                  f"{found['episodes']} training episodes)")
+    table = Table(title="best rules found (in sample)")
+    for column in ("mechanism", "config", "information shown", "enforcement", "mean reward"):
+        table.add_column(column)
+    for entry in found["top"]:
+        r = entry["rules"]
+        shown = ", ".join(k for k, v in r["information"].items() if v) or "nothing"
+        fines = ", ".join(f"{k}={v:g}" for k, v in r["enforcement"].items() if v) or "none"
+        table.add_row(escape(r["mechanism"]), escape(json.dumps(r["config"])), shown, fines, f"{entry['mean']:.3f}")
+    console.print(table)
+    return 0
+
+
+@app.command("arena-play")
+def arena_play_command(
+    rules: Annotated[str, typer.Option("--rules", help='constant rules as JSON, e.g. \'{"mechanism": "first_price", '
+                                                       '"config": {"reserve_price": 0.1}}\'')] = "{}",
+    settings: ArenaSettingsOption = None,
+    seed: Annotated[int, seed_option("the episode key")] = 0,
+    as_json: JsonFlag = False,
+) -> None:
+    """Play one episode of the referee on the arena's loop (any registered mechanism, arena agent types)."""
+    exit_with(arena_play, settings, rules, seed, as_json, console=out)
+
+
+@app.command("arena-audit")
+def arena_audit_command(
+    settings: ArenaSettingsOption = None,
+    episodes: Annotated[int, typer.Option("--episodes", help="training episodes (and as many held-out), >= 16")] = 16,
+    seed: MarketSeedOption = 0,
+    candidates: Annotated[int, typer.Option(
+        "--candidates", help="random grid rules to start the search from (besides every mechanism's defaults)")] = 128,
+    as_json: JsonFlag = False,
+) -> None:
+    """The best constant rules of the referee on the arena's loop, searched over the whole discrete grid."""
+    exit_with(arena_audit, settings, episodes, seed, candidates, as_json, console=out)

@@ -176,7 +176,7 @@ def initial_state(episode: Episode) -> LoopState:
                      ctx.mechanism.initial(ctx.config, episode.markets, n, draws))
 
 
-def _gather_actions(episode: Episode, state: LoopState, values: FloatArray) -> tuple[list[Action], Action]:
+def gather_actions(episode: Episode, state: LoopState, values: FloatArray) -> tuple[list[Action], Action]:
     """Each group's action, and all of them side by side (B, N)."""
     ctx, b = episode.context, episode.markets
     orders = (ctx.spec.orders_per_agent,) if ctx.spec.orders_per_agent else ()
@@ -440,7 +440,7 @@ def play_round(episode: Episode, state: LoopState) -> tuple[LoopState, RoundReco
     values = ctx.values.realize(signals, episode.owner)
     if episode.channels is not None:
         state, sent, delivered, dropped = _talk_phase(episode, state, signals)
-    actions, joint = _gather_actions(episode, state, signals)
+    actions, joint = gather_actions(episode, state, signals)
     enter = joint.enter
     bids = np.where(enter.reshape(enter.shape + (1,) * (joint.bids.ndim - 2)), joint.bids, 0.0)
     priority = seat_uniforms(episode, ("priority", t))
