@@ -196,3 +196,67 @@ def test_bad_arena_bids_are_422_over_http_and_errors_over_the_socket(arena, acti
         assert reply["type"] == "error"
         assert _send(ws, "step", {"bid": 0.3})["data"]["observation"]["round"] == 1  # the session goes on
     arena.delete(f"/api/sessions/{sid}")
+
+
+# --- a fourth world: the referee on the arena's loop -----------------------------------------------------------
+
+REFEREE_SETTINGS = {"populations": ["truthful:2,adaptive:2"], "mechanisms": ["first_price", "pay_as_bid"],
+                    "markets": 16, "rounds": 2, "scored": 1, "horizon": 3}
+
+
+@pytest.fixture(scope="module")
+def referee():
+    from mecharena.server.worlds import referee_app
+
+    with TestClient(referee_app()) as c:
+        yield c
+
+
+def test_a_referee_session_plays_the_core_step_for_step(referee):
+    from mecharena.designer import arena
+
+    params = arena.make_params(REFEREE_SETTINGS)
+    state = arena.reset(params, 5)
+    plan = [{"mechanism": "first_price", "config": {"reserve_price": 0.2}, "information": {"competing_bids": True}},
+            {"mechanism": "pay_as_bid", "enforcement": {"collusion_penalty": 2.0, "audit_probability": 0.5}},
+            {"mechanism": "pay_as_bid", "enforcement": {"collusion_penalty": 2.0, "audit_probability": 0.5}}]
+    with referee.websocket_connect("/ws") as ws:
+        reply = _send(ws, "reset", {"seed": 5, "settings": REFEREE_SETTINGS})
+        assert reply["data"]["observation"]["vector"] == arena.observation(params, state).tolist()
+        for t, rules in enumerate(plan):
+            data = _send(ws, "step", rules)["data"]
+            state, result = arena.step(params, state, arena.parse_rules(params, rules))
+            assert data["reward"] == result.reward and data["done"] == (t == 2)
+            assert data["observation"]["vector"] == arena.observation(params, state).tolist()
+            assert data["observation"]["metadata"] == result.components
+        over = _send(ws, "step", plan[0])
+        assert over["type"] == "error" and "the episode is over" in over["data"]["message"]
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ({"settings": {"mechanisms": ["nope"]}}, "settings: unknown mechanism 'nope'"),
+    ({"settings": {"mechanisms": ["second_price"], "populations": ["adaptive:3"]}}, "cannot play mechanism"),
+    ({"settings": {"markets": 0}}, "settings.markets"),
+])
+def test_a_refused_referee_reset_is_422_and_keeps_the_episode(referee, body, message):
+    sid = referee.post("/api/sessions", json={"seed": 1, "settings": REFEREE_SETTINGS}).json()["session_id"]
+    referee.post(f"/api/sessions/{sid}/step", json={"action": {"mechanism": "first_price"}})
+    before = referee.get(f"/api/sessions/{sid}").json()
+    refused = referee.post(f"/api/sessions/{sid}/reset", json=body)
+    assert refused.status_code == 422 and message in refused.json()["detail"], refused.text
+    assert referee.get(f"/api/sessions/{sid}").json() == before
+    referee.delete(f"/api/sessions/{sid}")
+
+
+@pytest.mark.parametrize(("action", "message"), [
+    ({"mechanism": "vcg"}, "mechanism must be one of first_price, pay_as_bid, got 'vcg'"),
+    ({"mechanism": "first_price", "config": {"reserve_price": -1}}, "config of first_price: reserve_price"),
+    ({"enforcement": {"audit_probability": 2}}, "audit_probability"),
+])
+def test_bad_rules_are_422_and_change_nothing(referee, action, message):
+    sid = referee.post("/api/sessions", json={"seed": 1, "settings": REFEREE_SETTINGS}).json()["session_id"]
+    before = referee.get(f"/api/sessions/{sid}").json()
+    response = referee.post(f"/api/sessions/{sid}/step", json={"action": action})
+    assert response.status_code == 422 and message in response.json()["detail"], response.text
+    assert referee.get(f"/api/sessions/{sid}").json() == before
+    referee.delete(f"/api/sessions/{sid}")

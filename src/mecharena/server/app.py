@@ -16,6 +16,10 @@ One FastAPI app holds:
   scripted opponents) under ``/arena``: ``{"type": "reset", "data": {"seed": 0, "arena":
   {"mechanism": "first_price", "opponents": "truthful:2"}}}``, then ``{"type": "step", "data":
   {"bid": 0.4}}``;
+* the referee on the arena's loop (:data:`~mecharena.server.worlds.REFEREE`: the designer sets the rules
+  of arena agents' markets, any offered mechanism, plug-ins included) under ``/referee``:
+  ``{"type": "reset", "data": {"seed": 0, "settings": {"populations": ["bne:3"]}}}``, then
+  ``{"type": "step", "data": {"mechanism": "first_price", "config": {"reserve_price": 0.1}}}``;
 * ``POST /api/design`` ``{"policy": "greedy", "stage": 2, "observation": {...}}`` -> the
   policy's :class:`~mecharena.designer.action.MechanismAction` as JSON; any designer policy,
   ``llm:CONFIG`` included (it and ``constant:FILE`` read server paths: only with ``policy_files``).
@@ -365,7 +369,7 @@ def build_app(idle_timeout: float = DEFAULT_IDLE_TIMEOUT, max_sessions: int = DE
     """
     from fastapi import Request
 
-    from mecharena.server.worlds import arena_app, designer_app, negotiation_app
+    from mecharena.server.worlds import arena_app, designer_app, negotiation_app, referee_app
 
     config = parse(ServeConfig, {"idle_timeout": idle_timeout, "max_sessions": max_sessions, "stage": stage,
                                  "max_body_bytes": max_body_bytes, "policy_files": policy_files,
@@ -378,6 +382,7 @@ def build_app(idle_timeout: float = DEFAULT_IDLE_TIMEOUT, max_sessions: int = DE
     # (WebSocket /negotiation/ws; reset may name the task).
     negotiation = negotiation_app("single_trade", max_sessions=config.max_sessions, idle_timeout=config.idle_timeout)
     arena = arena_app(config.max_sessions, config.idle_timeout)  # the sealed-bid arena, one seat, under /arena
+    referee = referee_app(config.max_sessions, config.idle_timeout)  # the referee on the arena's loop, /referee
     policies: dict[tuple[str, int], asyncio.Future] = {}  # (name, stage) -> the policy, built once
     tasks: list[asyncio.Task] = []
 
@@ -385,7 +390,8 @@ def build_app(idle_timeout: float = DEFAULT_IDLE_TIMEOUT, max_sessions: int = DE
         # Load (or compile) the kernels before the first client, whose step would otherwise stall
         # every other session on the event loop. A mounted app gets no startup event: its reaper starts here.
         await asyncio.to_thread(_warm_up, config.stage)
-        tasks.extend(asyncio.create_task(served.state.sessions.reap()) for served in (app, negotiation, arena))
+        tasks.extend(asyncio.create_task(served.state.sessions.reap())
+                     for served in (app, negotiation, arena, referee))
 
     async def stop() -> None:
         for task in tasks:
@@ -426,7 +432,7 @@ def build_app(idle_timeout: float = DEFAULT_IDLE_TIMEOUT, max_sessions: int = DE
                             f"retry later") from None
         return action.model_dump(mode="json")
 
-    for path, mounted in (("/negotiation", negotiation), ("/arena", arena)):
+    for path, mounted in (("/negotiation", negotiation), ("/arena", arena), ("/referee", referee)):
         declare_errors(mounted)
         app.mount(path, mounted)
     declare_errors(app)

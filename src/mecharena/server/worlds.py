@@ -13,9 +13,12 @@ observations and state are.
   learner in seat ``bidder_0`` and scripted opponents in the others (:class:`ArenaSeat`). A reset
   takes ``seed`` and ``arena`` (an :class:`~mecharena.sim.parallel.ArenaConfig`); a step takes a
   :class:`~mecharena.sim.parallel.BidAction` (bid, enter, messages); the reward is the seat's utility.
+* :data:`REFEREE`: the referee on the arena's own loop (:class:`RefereeSession`). A reset takes ``seed`` and
+  ``settings`` (:class:`~mecharena.designer.arena.Settings`); a step takes
+  :class:`~mecharena.designer.arena.Rules`; the observation's ``metadata`` holds the reward components.
 
-:func:`designer_app`, :func:`arena_app` and :func:`negotiation_app` serve one world each
-(``mecharena serve`` mounts the other two under the designer's app, :mod:`mecharena.server.app`).
+:func:`designer_app`, :func:`arena_app`, :func:`referee_app` and :func:`negotiation_app` serve one world each
+(``mecharena serve`` mounts the other three under the designer's app, :mod:`mecharena.server.app`).
 """
 
 from typing import Any
@@ -25,7 +28,9 @@ from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from mecharena.core.config import Seed, StrictModel, explain
 from mecharena.core.errors import ConfigError, InvalidActionError, UnknownIdError
+from mecharena.designer import arena
 from mecharena.designer.action import MechanismAction
+from mecharena.designer.arena import Rules, Settings
 from mecharena.negotiation.action import MODELS, parse_action
 from mecharena.negotiation.scenario import TASKS, check_task
 from mecharena.server.shell import (DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_SESSIONS, World, action_parser, openenv_app,
@@ -232,6 +237,103 @@ def arena_app(max_sessions: int = DEFAULT_MAX_SESSIONS, idle_timeout: float = DE
     """
     ArenaSeat(arena)  # the default rules are checked before the first session
     return openenv_app(ARENA, max_sessions, idle_timeout, arena=arena)
+
+
+# --- the referee on the arena's loop ---------------------------------------------------------------
+
+
+class RefereeReset(StrictModel):
+    """A reset of the referee on the arena's loop: an episode key and, optionally, new settings."""
+
+    seed: Seed | None = Field(None, description="the episode key, in [0, 2^63 - 1]; none: fresh entropy")
+    settings: Settings | None = Field(None, description="mechanisms on offer, populations, markets, rounds, horizon "
+                                                        "(designer.arena.Settings); none: keep the current ones")
+
+
+class RefereeSession:
+    """One episode of the referee on the arena's loop (:mod:`mecharena.designer.arena`), JSON in and out:
+    a step takes :class:`~mecharena.designer.arena.Rules`; the observation names the last round's
+    features and the rules in force and carries the flat vector; ``info`` holds the reward's components.
+
+    Raises:
+        ConfigError: settings the referee refuses (see :func:`~mecharena.designer.arena.make_params`).
+    """
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        try:
+            self.params = arena.make_params(settings)
+        except UnknownIdError as exc:  # an unknown mechanism or agent type: a bad field, not a missing route
+            raise ConfigError(f"settings: {exc}") from None
+        self.state: arena.State | None = None
+
+    def reset(self, seed: int | None = None) -> dict[str, Any]:
+        key = int(np.random.default_rng().integers(0, 1 << 31)) if seed is None else seed
+        self.state = arena.reset(self.params, key)
+        return self._observe()
+
+    def step(self, rules: Rules) -> tuple[dict[str, Any], float, bool, dict[str, float]]:
+        """One step (:class:`InvalidActionError` once the episode is over; ConfigError for rules not on offer)."""
+        self.state, result = arena.step(self.params, self.state, rules)
+        return self._observe(), result.reward, result.done, result.components
+
+    def _observe(self) -> dict[str, Any]:
+        vector = arena.observation(self.params, self.state)
+        return {"key": self.state.key, "step": self.state.step, "horizon": self.settings.horizon,
+                "population": self.state.population,
+                "rules": None if self.state.rules is None else self.state.rules.model_dump(),
+                "features": dict(zip(arena.FEATURES, vector[:len(arena.FEATURES)].tolist(), strict=True)),
+                "vector": vector.tolist()}
+
+
+def _referee_models(action: type, observation: type, state: type) -> tuple[type, type, type]:
+    class RefereeObservation(observation):
+        """What the designer sees (see :class:`RefereeSession`); ``metadata`` holds the reward's components."""
+
+        model_config = ConfigDict(extra="allow")
+
+        key: int = Field(0, description="the episode key")
+        step: int = Field(0, description="steps taken in this episode")
+        horizon: int = Field(0, description="steps in an episode")
+        population: str = Field("", description="the episode's agents")
+        rules: dict[str, Any] | None = Field(None, description="the Rules in force (none before the first step)")
+        features: dict[str, float] = Field(default_factory=dict, description="the last round, averaged over markets")
+        vector: list[float] = Field(default_factory=list, description="features and rules, flat")
+
+    class RefereeState(state):
+        key: int | None = Field(None, description="the episode key")
+        done: bool = Field(False)
+
+    return _typed_action(action, Rules, "RefereeAction"), RefereeObservation, RefereeState
+
+
+def _referee_start(env: Any, request: RefereeReset, defaults: RefereeReset) -> tuple[Any, dict[str, Any]]:
+    settings = request.settings or (env.settings if env is not None else defaults.settings or Settings())
+    fresh = env if env is not None and settings == env.settings else RefereeSession(settings)
+    return fresh, fresh.reset(request.seed)
+
+
+REFEREE = World(
+    name="mecharena-referee", title="mecharena referee on the arena (OpenEnv)",
+    description="Mechanism designer over the arena's own agents: each step set the rules (any offered mechanism and "
+                "its config, information shown, fines and audits) of a batch of markets; the reward scores welfare, "
+                "fairness, participation and stability.",
+    reset_model=RefereeReset, models=_referee_models, start=_referee_start,
+    state=lambda env, defaults: {"key": None if env is None or env.state is None else env.state.key},
+    parse=action_parser(Rules), metadata=lambda info: {k: float(v) for k, v in info.items()})
+
+
+def referee_app(max_sessions: int = DEFAULT_MAX_SESSIONS, idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+                settings: Settings | None = None) -> Any:
+    """The referee-on-the-arena's OpenEnv routes and HTTP sessions (a session that names no settings plays
+    ``settings``, default: the built-in ones).
+
+    Raises:
+        ConfigError: ``max_sessions`` < 1, or ``settings`` the referee refuses.
+    """
+    settings = settings or Settings()
+    RefereeSession(settings)  # the default settings are checked before the first session
+    return openenv_app(REFEREE, max_sessions, idle_timeout, settings=settings)
 
 
 # --- the negotiation economy ------------------------------------------------------------------------
