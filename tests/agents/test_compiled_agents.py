@@ -42,7 +42,7 @@ def test_compiled_act_and_update_match_the_numpy_reference(bins, reserve):
     counts[:20] = np.round(counts[:20], 1) + 1.0  # ties for the best price
     values = rng.random(shape)
     bids = np.empty(shape)
-    adaptive._best_bids(counts, values, edges, reserve, bids)
+    adaptive.dense_best_bids(counts, values, edges, reserve, bids)
     assert np.array_equal(bids, reference_bids(counts, values, edges, reserve))
     own = rng.random(shape)
     won = rng.random(shape) < 0.4

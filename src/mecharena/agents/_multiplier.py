@@ -6,7 +6,7 @@ import numba
 import numpy as np
 from pydantic import Field
 
-from mecharena.agents._sums import pairwise_sum
+from mecharena.agents._sums import block_sum, pairwise_sum
 from mecharena.agents.base import Action, Draws, MarketContext, require_mechanism
 from mecharena.core.config import StrictModel
 from mecharena.core.errors import ConfigError
@@ -89,13 +89,14 @@ def _shifted(scores: FloatArray, eta: float, out: FloatArray) -> None:
 
 @numba.njit(cache=True, nogil=True)
 def _normalised(p: FloatArray, keep: float, spread: float) -> None:
-    """``p`` divided by its sum over arms (NumPy's pairwise order), then x keep + spread, in place."""
+    """``p`` divided by its sum over arms (NumPy's pairwise order), then x keep + spread, in place. ``p``
+    C-contiguous (a row per seat)."""
     arms = p.shape[2]
-    for m in range(p.shape[0]):
-        for s in range(p.shape[1]):
-            total = pairwise_sum(p[m, s], 0, arms)
-            for a in range(arms):
-                p[m, s, a] = keep * (p[m, s, a] / total) + spread
+    rows = p.reshape(-1, arms)
+    for r in range(rows.shape[0]):
+        total = block_sum(rows[r], 0, arms) if arms <= 128 else pairwise_sum(rows[r], 0, arms)
+        for a in range(arms):
+            rows[r, a] = keep * (rows[r, a] / total) + spread
 
 
 @numba.njit(cache=True, nogil=True)

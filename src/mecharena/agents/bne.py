@@ -89,6 +89,11 @@ def shaded_bids(dist: ValueDistribution, values: FloatArray, n: int, k: int, res
     if n - 1 < k:
         return np.where(values >= start, entry, values)
     grid, curve = _curve(dist, n, k, float(start), float(power))
+    if isinstance(values, np.ndarray) and values.dtype == np.float64 and values.ndim >= 1:
+        out = np.empty(values.shape)
+        x = values if values.ndim == 2 else values.reshape(-1, 1)
+        _shade(x, grid, curve, float(start), float(entry), out.reshape(x.shape))
+        return out
     return np.where(values >= start, np.maximum(interp_even(values, grid, curve), entry), values)
 
 
@@ -122,18 +127,47 @@ def _interp_even(x: FloatArray, xp: FloatArray, fp: FloatArray, out: FloatArray)
         elif v >= high:
             out[i] = fp[n]
         else:
-            j = min(int((v - low) * scale), n - 1)
-            while j > 0 and v < xp[j]:
-                j -= 1
-            while j < n - 1 and v >= xp[j + 1]:
-                j += 1
-            slope = (fp[j + 1] - fp[j]) / (xp[j + 1] - xp[j])
-            y = fp[j] if v == xp[j] else slope * (v - xp[j]) + fp[j]
-            if y != y:  # NumPy then tries from the right end, then a flat interval's value
-                y = slope * (v - xp[j + 1]) + fp[j + 1]
-                if y != y and fp[j] == fp[j + 1]:
-                    y = fp[j]
-            out[i] = y
+            out[i] = _inside(v, xp, fp, low, scale)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _inside(v: float, xp: FloatArray, fp: FloatArray, low: float, scale: float) -> float:
+    """NumPy's interpolation at xp[0] <= v < xp[-1] on an evenly spaced grid (``scale`` = intervals / span)."""
+    n = xp.size - 1
+    j = min(int((v - low) * scale), n - 1)
+    while j > 0 and v < xp[j]:
+        j -= 1
+    while j < n - 1 and v >= xp[j + 1]:
+        j += 1
+    slope = (fp[j + 1] - fp[j]) / (xp[j + 1] - xp[j])
+    y = fp[j] if v == xp[j] else slope * (v - xp[j]) + fp[j]
+    if y != y:  # NumPy then tries from the right end, then a flat interval's value
+        y = slope * (v - xp[j + 1]) + fp[j + 1]
+        if y != y and fp[j] == fp[j + 1]:
+            y = fp[j]
+    return y
+
+
+@numba.njit(cache=True, nogil=True)
+def _shade(x: FloatArray, xp: FloatArray, fp: FloatArray, start: float, entry: float, out: FloatArray) -> None:
+    """``np.where(x >= start, np.maximum(np.interp(x, xp, fp), entry), x)`` in one pass over 2-d arrays, the
+    interpolation as :func:`_interp_even`'s; ``np.maximum`` keeps a NaN interpolated value."""
+    n = xp.size - 1
+    low, high = xp[0], xp[n]
+    scale = n / (high - low) if n > 0 else 0.0
+    for i in range(x.shape[0]):
+        for c in range(x.shape[1]):
+            v = x[i, c]
+            if not v >= start:
+                out[i, c] = v
+                continue
+            if n == 0 or v >= high:
+                y = fp[n]
+            elif v < low:
+                y = fp[0]
+            else:
+                y = _inside(v, xp, fp, low, scale)
+            out[i, c] = y if not y < entry else entry
 
 
 @functools.lru_cache(maxsize=256)

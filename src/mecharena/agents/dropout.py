@@ -14,13 +14,14 @@ thins competition for those who stay (the dropout cascade).
 import dataclasses
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 from pydantic import Field
 
 from mecharena.agents._competitive import competitive_bids
 from mecharena.agents.base import Action, AgentType, Draws, MarketContext
 from mecharena.core.config import StrictModel
-from mecharena.core.types import FloatArray, IntArray
+from mecharena.core.types import BoolArray, FloatArray, IntArray
 
 VERSION = 2
 
@@ -50,16 +51,34 @@ def act(context: MarketContext, params: DropoutParams, state: DropoutState, valu
 
 
 def update(context, params: DropoutParams, state: DropoutState, values, action, observation, feedback, draws):
-    inside = feedback.active
-    seen = state.seen + inside
-    step = np.maximum(params.memory, 1.0 / np.maximum(seen, 1))
-    average = np.where(inside, (1 - step) * state.average + step * feedback.utility, state.average)
-    trial = np.where(inside, np.maximum(state.trial - 1, 0), state.trial)
-    leaving = inside & (trial == 0) & (average < params.outside)
-    back = ~inside & (state.away <= 1)
-    away = np.where(leaving, params.patience, np.where(inside, 0, np.maximum(state.away - 1, 0)))
-    trial = np.where(back, params.patience, trial)
-    return dataclasses.replace(state, average=average, seen=np.where(back, 0, seen), trial=trial, away=away)
+    inside = np.asarray(feedback.active, dtype=np.bool_)
+    utility = np.asarray(feedback.utility, dtype=np.float64)
+    average, seen = np.empty(inside.shape), np.empty(inside.shape, np.int64)
+    trial, away = np.empty(inside.shape, np.int64), np.empty(inside.shape, np.int64)
+    _update(float(params.memory), float(params.outside), int(params.patience), inside, utility,
+            state.average, state.seen, state.trial, state.away,
+            average, seen, trial, away)
+    return dataclasses.replace(state, average=average, seen=seen, trial=trial, away=away)
+
+
+@numba.njit(cache=True, nogil=True)
+def _update(memory: float, outside: float, patience: int, inside: BoolArray, utility: FloatArray,
+            average: FloatArray, seen: IntArray, trial: IntArray, away: IntArray, new_average: FloatArray,
+            new_seen: IntArray, new_trial: IntArray, new_away: IntArray) -> None:
+    """One round of the moving average and the exit and re-entry rule, seat by seat (see the module docstring)."""
+    for m in range(inside.shape[0]):
+        for s in range(inside.shape[1]):
+            i = inside[m, s]
+            n = seen[m, s] + (1 if i else 0)
+            step = max(memory, 1.0 / max(n, 1))
+            avg = (1 - step) * average[m, s] + step * utility[m, s] if i else average[m, s]
+            t = max(trial[m, s] - 1, 0) if i else trial[m, s]
+            leaving = i and t == 0 and avg < outside
+            back = not i and away[m, s] <= 1
+            new_average[m, s] = avg
+            new_seen[m, s] = 0 if back else n
+            new_trial[m, s] = patience if back else t
+            new_away[m, s] = patience if leaving else (0 if i else max(away[m, s] - 1, 0))
 
 
 AGENT = AgentType(name="dropout", version=VERSION, summary="exits when surplus falls below its outside option",

@@ -133,7 +133,10 @@ class ValueDistribution(StrictModel):
         """Values for markets ``start .. start + shape[0] - 1``. With a trailing axis K and ``marginal``
         (multi-unit demand) each agent's K marginal values are sorted, highest first; without (utilities for
         each member of the other side of a matching market) each is its own draw."""
-        values = self.ppf(market_uniforms(seed, key, start, shape))
+        uniforms = market_uniforms(seed, key, start, shape)
+        # U[0, 1) values are the uniforms themselves: 0 + 1 x u is u, bit for bit, for every u in [0, 1)
+        standard = self.kind == "uniform" and self.points is None and self.low == 0.0 and self.width == 1.0
+        values = uniforms if standard else self.ppf(uniforms)
         return -np.sort(-values, axis=2) if len(shape) == 3 and marginal else values
 
     @property

@@ -56,7 +56,8 @@ from mecharena.mechanisms.base import Mechanism
 from mecharena.mechanisms.policy import Enforcement, InformationPolicy
 from mecharena.designer.search import halve_and_climb
 from mecharena.metrics.summary import mean_ci
-from mecharena.sim.loop import Episode, LoopState, RoundRecord, gather_actions, initial_state, make_episode, play_round
+from mecharena.sim.loop import (Episode, LoopState, RoundRecord, false_names, gather_actions, initial_state, make_episode,
+                                play_round)
 
 DISTORTION = 2.0  # fairness lost per unit of price distortion (relative to the most welfare), as the referee's core
 MAX_MARKETS = 4096
@@ -315,10 +316,9 @@ def score(record: RoundRecord, episode: Episode, earned: FloatArray, played: int
 
 def cheats(record: RoundRecord, owner: np.ndarray) -> np.ndarray:
     """(B, N) the seats that cheated in a round: colluding, or owning a false name that bid."""
-    b, n = record.active.shape
-    false_name = (owner != np.arange(n))[None, :] & record.active & (record.bids.reshape(b, n, -1) > 0).any(axis=2)
+    false_name = false_names(owner, record.active, record.bids)
     out = record.colluding.copy()
-    for seat in np.flatnonzero(owner != np.arange(n)):
+    for seat in np.flatnonzero(owner != np.arange(owner.size)):
         out[:, owner[seat]] |= false_name[:, seat]
     return out
 

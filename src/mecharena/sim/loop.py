@@ -34,8 +34,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numba
 import numpy as np
 
+from mecharena.agents._sums import block_sum
 from mecharena.agents.base import Action, Draws, Feedback, MarketContext, Observation, as_action
 from mecharena.agents.population import Population
 from mecharena.agents.values import ValueDistribution, sample_priors
@@ -190,9 +192,8 @@ def gather_actions(episode: Episode, state: LoopState, values: FloatArray) -> tu
             raise ConfigError(f"agent {g.agent.name} returned bids of shape {action.bids.shape}, expected {expected}")
         actions.append(action)
     bids = np.concatenate([a.bids for a in actions], axis=1)
-    enter = np.concatenate([np.ones((b, a.bids.shape[1]), bool) if a.enter is None else a.enter for a in actions], 1)
-    colluding = np.concatenate(
-        [np.zeros((b, a.bids.shape[1]), bool) if a.colluding is None else a.colluding for a in actions], 1)
+    enter = _flags(episode, [a.enter for a in actions], True)
+    colluding = _flags(episode, [a.colluding for a in actions], False)
     fields = _action_fields(episode, actions)
     times = None
     if ctx.mechanism.uses_times and any(a.times is not None for a in actions):
@@ -204,6 +205,20 @@ def gather_actions(episode: Episode, state: LoopState, values: FloatArray) -> tu
     asked = [a.audit for a in actions if a.audit is not None]
     audit = np.logical_or.reduce(asked) if asked else None
     return actions, Action(bids=bids, enter=enter, times=times, colluding=colluding, fields=fields, audit=audit)
+
+
+def _flags(episode: Episode, parts: list[BoolArray | None], default: bool) -> BoolArray:
+    """(B, N) each group's (B, S) flags side by side, ``default`` for a group that gives none."""
+    groups, b = episode.population.groups, episode.markets
+    if all(x is None or (isinstance(x, np.ndarray) and x.dtype == np.bool_ and x.shape == (b, g.stop - g.start))
+           for g, x in zip(groups, parts, strict=True)):
+        flags = np.full((b, episode.population.size), default)
+        for g, x in zip(groups, parts, strict=True):
+            if x is not None:
+                flags[:, g.seats] = x
+        return flags
+    return np.concatenate([np.full((b, g.stop - g.start), default) if x is None else x
+                           for g, x in zip(groups, parts, strict=True)], 1)
 
 
 def _action_fields(episode: Episode, actions: list[Action]) -> dict[str, FloatArray]:
@@ -227,10 +242,36 @@ def _action_fields(episode: Episode, actions: list[Action]) -> dict[str, FloatAr
 
 def clearing_price(outcome: Outcome) -> FloatArray:
     """(B,) mean payment per unit bought; NaN where nothing was sold."""
-    bought = np.maximum(outcome.allocation, 0.0)
+    allocation, payments = outcome.allocation, outcome.payments
+    if allocation.ndim == 2 and allocation.shape == payments.shape and allocation.dtype == payments.dtype == np.float64:
+        price = np.empty(allocation.shape[0])
+        if _clearing_price(allocation, payments, price):
+            return price
+    bought = np.maximum(allocation, 0.0)
     units = bought.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(units > 0, (outcome.payments * (bought > 0)).sum(axis=1) / units, np.nan)
+        return np.where(units > 0, (payments * (bought > 0)).sum(axis=1) / units, np.nan)
+
+
+@numba.njit(cache=True, nogil=True)
+def _clearing_price(allocation: FloatArray, payments: FloatArray, price: FloatArray) -> bool:
+    """:func:`clearing_price` market by market, with NumPy's operations and order of summation; False (``price``
+    unfinished) where an allocation or payment is not finite or a market has more than 128 seats."""
+    n = allocation.shape[1]
+    if n > 128:
+        return False
+    bought = np.empty(n)
+    spent = np.empty(n)
+    for m in range(allocation.shape[0]):
+        for i in range(n):
+            a, p = allocation[m, i], payments[m, i]
+            if not (np.isfinite(a) and np.isfinite(p)):
+                return False
+            bought[i] = max(a, 0.0)
+            spent[i] = p * (1.0 if a > 0 else 0.0)
+        units = 0.0 + block_sum(bought, 0, n)
+        price[m] = (0.0 + block_sum(spent, 0, n)) / units if units > 0 else np.nan
+    return True
 
 
 def clear_round(context: MarketContext, state: State, values: FloatArray, bids: FloatArray, priority: FloatArray,
@@ -279,16 +320,40 @@ def observe(context: MarketContext, outcome: Outcome, bids: FloatArray) -> Obser
 
 def digest(observation: Observation) -> IntArray:
     """A 64-bit FNV-style digest per market of every revealed field (hidden fields count as absent)."""
-    columns = [observation.price[:, None]]
-    for part in (observation.winners, observation.bids, observation.bid_quantiles):
-        if part is not None:
-            columns.append(np.asarray(part, dtype=float).reshape(part.shape[0], -1))
-    bits = np.ascontiguousarray(np.concatenate(columns, axis=1)).view(np.uint64)
-    h = np.full(bits.shape[0], 14695981039346656037, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for c in range(bits.shape[1]):
-            h = (h ^ bits[:, c]) * np.uint64(1099511628211)
+    h = np.full(observation.price.shape[0], 14695981039346656037, dtype=np.uint64)
+    for part in (observation.price, observation.winners, observation.bids, observation.bid_quantiles):
+        if part is None:
+            continue
+        if isinstance(part, np.ndarray) and part.dtype == np.bool_:  # as 0.0 and 1.0
+            _fnv_flags(h, np.ascontiguousarray(part).reshape(part.shape[0], -1))
+        else:
+            columns = np.ascontiguousarray(np.asarray(part, dtype=float).reshape(part.shape[0], -1))
+            _fnv(h, columns.view(np.uint64))
     return h
+
+
+_FNV_PRIME = np.uint64(1099511628211)
+_ONE_BITS = np.uint64(0x3FF0000000000000)  # the bits of 1.0 (those of 0.0 are 0)
+
+
+@numba.njit(cache=True, nogil=True)
+def _fnv(h: IntArray, bits: IntArray) -> None:
+    """Fold the columns of ``bits`` (B, C) into ``h`` (B,), in column order: h = (h ^ column) x prime, wrapping."""
+    for m in range(bits.shape[0]):
+        x = h[m]
+        for c in range(bits.shape[1]):
+            x = (x ^ bits[m, c]) * _FNV_PRIME
+        h[m] = x
+
+
+@numba.njit(cache=True, nogil=True)
+def _fnv_flags(h: IntArray, flags: BoolArray) -> None:
+    """:func:`_fnv` of ``flags`` (B, C) as the float64 bits of 0.0 and 1.0."""
+    for m in range(flags.shape[0]):
+        x = h[m]
+        for c in range(flags.shape[1]):
+            x = (x ^ (_ONE_BITS if flags[m, c] else np.uint64(0))) * _FNV_PRIME
+        h[m] = x
 
 
 def merge_identities(owner: IntArray, values: FloatArray, outcome: Outcome,
@@ -331,11 +396,46 @@ def penalties(rules: Enforcement, owner: IntArray, audited: BoolArray, colluding
         bids: (B, N[, W]) bids as cleared.
     """
     b, n = active.shape
-    false_name = (owner != np.arange(n))[None, :] & active & (bids.reshape(b, n, -1) > 0).any(axis=2)
+    if all(np.asarray(x).dtype == np.bool_ for x in (audited, colluding, exited, active)):
+        fines = np.empty((b, n))
+        _penalties(float(rules.withdrawal_penalty), float(rules.collusion_penalty), float(rules.shill_penalty),
+                   np.ascontiguousarray(owner, dtype=np.int64), np.ascontiguousarray(audited),
+                   np.ascontiguousarray(colluding), np.ascontiguousarray(exited), np.ascontiguousarray(active),
+                   np.ascontiguousarray(bids, dtype=np.float64).reshape(b, n, -1), fines)
+        return fines
+    false_name = false_names(owner, active, bids)
     shill_counts = np.zeros((b, n))
     np.add.at(shill_counts.T, owner, false_name.T.astype(float))  # charge the owner
     return (rules.withdrawal_penalty * exited
             + audited[:, None] * (rules.collusion_penalty * colluding + rules.shill_penalty * shill_counts))
+
+
+def false_names(owner: IntArray, active: BoolArray, bids: FloatArray) -> BoolArray:
+    """(B, N) the false-name identities (seats another seat owns) that took part and bid something positive."""
+    b, n = active.shape
+    return (owner != np.arange(n))[None, :] & active & (bids.reshape(b, n, -1) > 0).any(axis=2)
+
+
+@numba.njit(cache=True, nogil=True)
+def _penalties(withdrawal: float, collusion: float, shill: float, owner: IntArray, audited: BoolArray,
+               colluding: BoolArray, exited: BoolArray, active: BoolArray, bids: FloatArray, fines: FloatArray) -> None:
+    """:func:`penalties` market by market, with NumPy's operations: flags count as 0.0 or 1.0, and each owner's
+    shill count adds 1.0 per false name of it that is active and bid something positive."""
+    b, n = active.shape
+    shills = np.zeros(n)
+    for m in range(b):
+        shills[:] = 0.0
+        for i in range(n):
+            if owner[i] != i and active[m, i]:
+                positive = False
+                for w in range(bids.shape[2]):
+                    positive |= bids[m, i, w] > 0
+                if positive:
+                    shills[owner[i]] += 1.0
+        audit = 1.0 if audited[m] else 0.0
+        for i in range(n):
+            fines[m, i] = withdrawal * (1.0 if exited[m, i] else 0.0) \
+                + audit * (collusion * (1.0 if colluding[m, i] else 0.0) + shill * shills[i])
 
 
 def _notes(episode: Episode, t: int, actions: list[Action]) -> tuple[dict[str, Any], ...]:
@@ -356,7 +456,7 @@ def round_values(episode: Episode, t: int) -> FloatArray:
     priors = ctx.values if ctx.priors is None else tuple(p for p, mine in zip(ctx.priors, own, strict=True) if mine)
     drawn = sample_priors(priors, episode.seed, key, episode.start, (b, int(own.sum()), *tail),
                           marginal=not ctx.spec.partners)  # utilities for partners are not marginal values
-    return drawn[:, (np.cumsum(own) - 1)[owner]]
+    return drawn if own.all() else drawn[:, (np.cumsum(own) - 1)[owner]]
 
 
 def seat_uniforms(episode: Episode, key: tuple, tail: tuple[int, ...] = ()) -> FloatArray:
@@ -464,9 +564,10 @@ def play_round(episode: Episode, state: LoopState) -> tuple[LoopState, RoundReco
 
     observation = observe(ctx, outcome, bids)
     new_states = []
+    paid = outcome.payments - outcome.receipts
     for i, (g, action) in enumerate(zip(pop.groups, actions, strict=True)):
         s = g.seats
-        feedback = Feedback(allocation=outcome.allocation[:, s], paid=(outcome.payments - outcome.receipts)[:, s],
+        feedback = Feedback(allocation=outcome.allocation[:, s], paid=paid[:, s],
                             penalty=fines[:, s], utility=utility[:, s], active=enter[:, s],
                             state={f.name: step.state[f.name][:, s] for f in ctx.mechanism.state if f.per == "seat"})
         draws = Draws(episode.seed, ("update", i, t), episode.start, b)

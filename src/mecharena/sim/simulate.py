@@ -99,7 +99,11 @@ PROBE_MARKETS = 8  # markets of the probe episode whose initial state is measure
 
 
 def _nbytes(value: Any) -> int:
-    """Bytes of the arrays in a state: arrays, dataclasses, mappings and sequences of them."""
+    """Bytes of the arrays in a state: arrays, dataclasses, mappings and sequences of them; a state that can
+    grow declares the most it can hold (``peak_nbytes``)."""
+    peak = getattr(value, "peak_nbytes", None)
+    if isinstance(peak, int):
+        return peak
     if isinstance(value, np.ndarray):
         return value.nbytes
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
