@@ -82,3 +82,21 @@ def test_zic_orders_never_lose_money():
     assert (record.bids[:, :3] <= record.values[:, :3, None] + 1e-12).all()
     assert (record.bids[:, 3:] >= record.values[:, 3:, None] - 1e-12).all()
     assert (record.outcome.utility >= -1e-12).all()
+
+
+def test_exp3_learns_in_a_plug_in_mechanism_it_knows_nothing_about(isolated_registries):
+    """In the all-pay auction every bidder pays its bid, win or lose. Against two rivals who bid their whole
+    values, a bid of m x v mostly loses and is paid, so less is better: EXP3, with nothing but its realized
+    utility, leaves its uniform start for lower multipliers and loses less."""
+    from pathlib import Path
+
+    from mecharena import plugins
+
+    plugins.load(str(Path(__file__).resolve().parents[2] / "examples" / "plugins" / "all_pay.py"), check=False)
+    episode = make_episode(mechanisms.get("all_pay"), {}, agents.population("exp3(eta=5):1,truthful:2"),
+                           markets=300, seed=4)
+    records = list(play(episode, 150))
+    ratios = [r.bids[:, 0].sum() / r.values[:, 0].sum() for r in records]
+    utility = [r.utility[:, 0].mean() for r in records]
+    assert np.mean(ratios[-20:]) < np.mean(ratios[:10]) - 0.1, (ratios[:10], ratios[-20:])
+    assert np.mean(utility[-20:]) > np.mean(utility[:10]) + 0.02, (utility[:10], utility[-20:])

@@ -7,13 +7,12 @@ import numpy as np
 from pydantic import Field
 
 from mecharena.agents._sums import block_sum, pairwise_sum
-from mecharena.agents.base import Action, Draws, MarketContext, require_mechanism
+from mecharena.agents.base import Action, Draws, MarketContext, require_mechanism, require_one_bid
 from mecharena.core.config import StrictModel
 from mecharena.core.errors import ConfigError
 from mecharena.core.types import FloatArray, IntArray
 
 SUPPORTED = ("first_price", "second_price")  # where counterfactual payoffs follow from the competing bid
-ONE_SIDED = ("first_price", "second_price", "uniform_price", "pay_as_bid", "vcg", "posted_price")
 
 
 class MultiplierParams(StrictModel):
@@ -34,8 +33,14 @@ class Draw:
     probability: FloatArray  # (B, S)  probability with which it was played
 
 
-def check(context: MarketContext, name: str, supported: tuple[str, ...] = SUPPORTED) -> None:
-    require_mechanism(context, name, supported, unit_demand=True)
+def check(context: MarketContext, name: str, supported: tuple[str, ...] | None = SUPPORTED) -> None:
+    """``supported`` mechanisms only; None: any market where every seat sends one bid as a buyer."""
+    if supported is not None:
+        require_mechanism(context, name, supported, unit_demand=True)
+        return
+    require_one_bid(context, name)
+    if context.spec.sellers is not None:
+        raise ConfigError(f"{name} bids as a buyer; {context.mechanism.name} is configured with sellers")
 
 
 def multipliers(params: MultiplierParams) -> FloatArray:
@@ -45,7 +50,7 @@ def multipliers(params: MultiplierParams) -> FloatArray:
 
 
 def init(context: MarketContext, params: MultiplierParams, seats: int, draws: Draws, name: str,
-         supported: tuple[str, ...] = SUPPORTED) -> MultiplierState:
+         supported: tuple[str, ...] | None = SUPPORTED) -> MultiplierState:
     check(context, name, supported)
     multipliers(params)
     return MultiplierState(np.zeros((draws.markets, seats, params.arms)))

@@ -4,9 +4,9 @@ over bid multipliers.
 Rule: arms are multipliers m in [low, high]; the agent plays arm a with probability
 ``(1 - gamma) * softmax(eta * S)_a + gamma / A`` and bids m * value. It sees only its own realized
 utility u (net of fines) and adds the importance-weighted estimate ``u / p_a`` to the score of the
-arm it played. It needs no information from the market, so it learns under any policy and in
-every one-sided unit-demand mechanism (first and second price, uniform price, pay-as-bid, VCG,
-posted price).
+arm it played. It needs no information from the market and no model of the rules, so it learns
+under any information policy and in any market where every seat sends one bid as a buyer: the
+built-in auctions and posted prices, and plug-ins it knows nothing about (an all-pay auction).
 """
 
 import dataclasses
@@ -26,7 +26,7 @@ class Exp3Params(mult.MultiplierParams):
 
 
 def init(context, params, seats, draws):
-    return mult.init(context, params, seats, draws, "exp3", mult.ONE_SIDED)
+    return mult.init(context, params, seats, draws, "exp3", None)
 
 
 def act(context, params, state, values, draws):
