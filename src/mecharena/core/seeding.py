@@ -15,6 +15,7 @@ True
 import math
 import zlib
 from dataclasses import dataclass
+from typing import Any
 
 import numba
 import numpy as np
@@ -37,6 +38,36 @@ def seed_sequence(seed: int, key: Key = ()) -> np.random.SeedSequence:
 def generator(seed: int, key: Key = ()) -> np.random.Generator:
     """An independent generator for stream ``key`` under root ``seed``."""
     return np.random.Generator(np.random.PCG64(seed_sequence(seed, key)))
+
+
+class LazyGenerator:
+    """:func:`generator` ``(seed, key)``, built when it is first drawn from.
+
+    It stands in for that ``numpy.random.Generator``: every other attribute (``integers``, ``random``,
+    ``bit_generator``, ...) is the generator's own, so a policy draws exactly what it would draw from the
+    generator itself, while a stream that is never drawn from is never seeded (about 11 us saved each: a
+    negotiation seat whose scripted policy does not draw).
+
+    >>> rng = LazyGenerator(3, ("seat", 1))
+    >>> bool(rng.integers(0, 100) == generator(3, ("seat", 1)).integers(0, 100))
+    True
+    """
+
+    __slots__ = ("seed", "key", "_generator")
+
+    def __init__(self, seed: int, key: Key) -> None:
+        self.seed, self.key = seed, key
+        self._generator: np.random.Generator | None = None
+
+    @property
+    def generator(self) -> np.random.Generator:
+        """The generator itself (built now if it was not yet)."""
+        if self._generator is None:
+            self._generator = generator(self.seed, self.key)
+        return self._generator
+
+    def __getattr__(self, name: str) -> Any:  # only for names the class itself lacks
+        return getattr(self.generator, name)
 
 
 def market_uniforms(seed: int, key: Key, start: int, shape: tuple[int, ...]) -> FloatArray:

@@ -3,8 +3,8 @@ opponents in every other seat, a transcript of the episode and an optional pitch
 
 Opponents: one archetype per seat, drawn from the episode seed (``coalition_market`` seats one of
 each) unless ``opponents`` names them. Every seat's policy has its own generator
-(``seeding.generator(seed, ("seat", i))``), so the same seed and the same learner actions give a
-bit-identical transcript.
+(``seeding.generator(seed, ("seat", i))``, seeded when the policy first draws from it), so the same
+seed and the same learner actions give a bit-identical transcript.
 
 Bad input: ``step`` validates the action (:func:`~mecharena.negotiation.action.parse_action`,
 then :func:`~mecharena.negotiation.core.check_action`) before anything changes and raises
@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from mecharena.core.errors import ConfigError, InvalidActionError
-from mecharena.core.seeding import generator
+from mecharena.core.seeding import LazyGenerator, generator
 from mecharena.negotiation import core
 from mecharena.negotiation.action import WAIT, Action, Claim, parse_action
 from mecharena.negotiation.judge import score_pitch
@@ -44,7 +44,7 @@ def draw_opponents(task: str, seed: int, labs: int) -> list[str]:
     rng = generator(seed, ("opponents", task))
     if labs - 1 >= len(ARCHETYPES):
         return [ARCHETYPES[i] for i in rng.permutation(len(ARCHETYPES))][: labs - 1]
-    return [ARCHETYPES[int(i)] for i in rng.integers(0, len(ARCHETYPES), labs - 1)]
+    return [ARCHETYPES[i] for i in rng.integers(0, len(ARCHETYPES), labs - 1).tolist()]
 
 
 class NegotiationEnv:
@@ -71,7 +71,7 @@ class NegotiationEnv:
         if len(names) != labs - 1:
             raise ConfigError(f"opponents must name {labs - 1} archetypes for task {self.task!r}, got {len(names)}")
         self.opponents: list[Policy] = [make_policy(n) for n in names]
-        self.rngs = [generator(seed, ("seat", i)) for i in range(labs)]
+        self.rngs = [LazyGenerator(seed, ("seat", i)) for i in range(labs)]  # seeded on a seat's first draw
         self.state = core.reset(self.params)
         self.judge_scores = []
         self.transcript = [{"t": 0, "type": "episode", "task": self.task, "seed": seed, "version": VERSION,
@@ -134,10 +134,12 @@ class NegotiationEnv:
         playable = [WAIT if isinstance(a, _Malformed) else a for a in actions]
         self.state, result = core.step(self.params, before, playable)
         events = list(result.events)
+        fined = False
         for lab, a in enumerate(actions):
             if isinstance(a, _Malformed) and before.active[lab]:
                 # a malformed action costs what an impossible one does
                 self.state = _fine(self.state, lab)
+                fined = True
                 events.insert(0, {"t": before.t, "type": "invalid", "lab": lab, "action": None, "reason": a.reason,
                                   "fine": core.INVALID_FINE})
         judged = []
@@ -150,7 +152,8 @@ class NegotiationEnv:
                     self.judge_scores.append(e["judge"]["score"])
         self.transcript.extend(events)
         values = self.state.value(self.params)
-        rewards = values - before.value(self.params)
+        # unfined, the core's reward is this very difference (the same operands, the same subtraction)
+        rewards = values - before.value(self.params) if fined else result.reward
         done = self.done
         if done:
             self.transcript.append({"t": self.state.t, "type": "end", "values": values.tolist(),

@@ -34,7 +34,7 @@ from gymnasium import spaces
 from pydantic import ValidationError
 
 from mecharena.core.errors import ConfigError
-from mecharena.core.seeding import generator
+from mecharena.core.seeding import LazyGenerator
 from mecharena.negotiation import core
 from mecharena.negotiation.action import (
     KINDS,
@@ -211,7 +211,7 @@ class NegotiationParallelEnv(SeatedParallelEnv):
         self.episode = episode = self.episode_seed(seed)
         self.params = make_params(self.task, episode)
         self.state = core.reset(self.params)
-        self.rngs = {seat: generator(episode, ("seat", seat)) for seat in self.scripted}
+        self.rngs = {seat: LazyGenerator(episode, ("seat", seat)) for seat in self.scripted}
         self.agents = list(self.possible_agents)
         self._obs = {a: self._observe(_lab(a)) for a in self.agents}
         return {a: encode(self.task, self._obs[a]) for a in self.agents}, {a: {} for a in self.agents}

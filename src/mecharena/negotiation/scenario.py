@@ -31,8 +31,9 @@ Tasks, in rising difficulty:
 (2, 8, 1)
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -131,10 +132,20 @@ def check_task(task: str) -> str:
     return task
 
 
-def _pick(rng: np.random.Generator, options: tuple[float, ...]) -> float:
+def _pick(integers: Callable[[int, int], Any], options: tuple[float, ...]) -> float:
     """One of ``options``, uniformly, by an ``integers`` index: the draw ``rng.choice(options)`` makes (NumPy 2),
     without its conversion of ``options`` to an array (tests/negotiation/test_golden.py pins the economies)."""
-    return options[int(rng.integers(0, len(options)))]
+    return options[int(integers(0, len(options)))]
+
+
+def _count(integers: Callable[[int, int], Any], least: int, most: int) -> int:
+    """``integers(least, most + 1)``; a range of one value draws nothing from the generator, so it is not called."""
+    return least if least == most else int(integers(least, most + 1))
+
+
+def _total(values: list[float]) -> float:
+    """``np.sum(values)``: NumPy adds fewer than 8 numbers left to right, as ``sum`` does (longer arrays pairwise)."""
+    return float(sum(values)) if len(values) < 8 else float(np.sum(values))
 
 
 def make_params(task: str, seed: int) -> Params:
@@ -148,89 +159,83 @@ def make_params(task: str, seed: int) -> Params:
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise ConfigError(f"seed must be an integer >= 0, got {seed!r}")
     rng = generator(int(seed), ("negotiation", task, VERSION))
+    integers, uniform = rng.integers, rng.uniform  # scalar draws; ``uniform`` returns a float
     horizon, labs = spec.horizon, spec.labs
-    jobs: list[dict] = []
-    blocks: list[dict] = []
+    jobs: list[tuple] = []  # (owner, hours, deadline, value per hour, urgency, min_rel, partial, joint)
+    blocks: list[list] = []  # [owner, start, duration, count, reliability, energy, price per hour]
 
-    def block(owner: int, count: int, duration: int, latest_end: int, reliability: float) -> dict:
+    def block(owner: int, count: int, duration: int, latest_end: int, reliability: float) -> list:
         # at least three steps of bargaining before any block starts
-        start = int(rng.integers(3, max(4, latest_end - duration + 1)))
-        return {"owner": owner, "start": start, "duration": duration, "count": count,
-                "reliability": reliability, "energy": float(rng.uniform(0.05, 0.15)),
-                "pph": float(rng.uniform(0.9, 1.3))}
+        start = int(integers(3, max(4, latest_end - duration + 1)))
+        energy = uniform(0.05, 0.15)
+        row = [owner, start, duration, count, reliability, energy, uniform(0.9, 1.3)]
+        blocks.append(row)
+        return row
 
     for lab in range(labs):
-        for _ in range(int(rng.integers(spec.jobs[0], spec.jobs[1] + 1))):
-            count, duration = SHAPES[int(rng.integers(0, len(SHAPES)))]
-            deadline = int(rng.integers(min(horizon, duration + 4), horizon + 1))
-            min_rel = _pick(rng, MIN_RELIABILITY)
-            jobs.append({"owner": lab, "hours": float(count * duration), "deadline": deadline,
-                         "vph": float(rng.uniform(1.6, 2.6)), "urgency": float(rng.uniform(0.15, 0.5)),
-                         "min_rel": min_rel, "partial": _pick(rng, PARTIAL), "joint": False})
+        for _ in range(_count(integers, *spec.jobs)):
+            count, duration = SHAPES[int(integers(0, len(SHAPES)))]
+            deadline = int(integers(min(horizon, duration + 4), horizon + 1))
+            min_rel = _pick(integers, MIN_RELIABILITY)
+            vph = uniform(1.6, 2.6)
+            urgency = uniform(0.15, 0.5)
+            jobs.append((lab, float(count * duration), deadline, vph, urgency, min_rel, _pick(integers, PARTIAL), False))
             # Its fitting block: usually someone else's (gains from trade), sometimes the provider's.
             if task == "single_trade":
                 owner = 1 if lab == 0 else lab
             else:
                 roll = rng.random()
                 owner = PROVIDER if roll < 0.25 else lab if roll < 0.4 else \
-                    int((lab + rng.integers(1, labs)) % labs)
-            blocks.append(block(owner, count, duration, deadline, min(0.99, max(min_rel, 0.8) + rng.uniform(0.03, 0.1))))
+                    int((lab + integers(1, labs)) % labs)
+            block(owner, count, duration, deadline, min(0.99, max(min_rel, 0.8) + uniform(0.03, 0.1)))
     if spec.joint:
         # The learner's consortium contract: three blocks' worth, one fitting block at each of three other labs.
         deadline = horizon - 2
-        parts = [SHAPES[int(rng.integers(3, len(SHAPES)))] for _ in range(3)]
-        jobs.append({"owner": 0, "hours": float(sum(c * d for c, d in parts)), "deadline": deadline,
-                     "vph": float(rng.uniform(2.2, 2.8)), "urgency": 0.5, "min_rel": 0.85,
-                     "partial": 0.5, "joint": True})
+        parts = [SHAPES[int(integers(3, len(SHAPES)))] for _ in range(3)]
+        jobs.append((0, float(sum(c * d for c, d in parts)), deadline, uniform(2.2, 2.8), 0.5, 0.85, 0.5, True))
         holders = rng.permutation(np.arange(1, labs))[:3]
         for (count, duration), holder in zip(parts, holders, strict=True):
-            blocks.append(block(int(holder), count, duration, deadline, float(rng.uniform(0.9, 0.98))))
+            block(int(holder), count, duration, deadline, uniform(0.9, 0.98))
     for _ in range(spec.extra_provider):
-        count, duration = SHAPES[int(rng.integers(0, len(SHAPES)))]
-        blocks.append(block(PROVIDER, count, duration, horizon, float(rng.uniform(0.8, 0.98))))
+        count, duration = SHAPES[int(integers(0, len(SHAPES)))]
+        block(PROVIDER, count, duration, horizon, uniform(0.8, 0.98))
     for _ in range(spec.decoys):  # late or shaky: fits little
-        count, duration = SHAPES[int(rng.integers(0, 3))]
-        blocks.append(block(int(rng.integers(0, labs)), count, duration, horizon, float(rng.uniform(0.7, 0.85))))
+        count, duration = SHAPES[int(integers(0, 3))]
+        block(int(integers(0, labs)), count, duration, horizon, uniform(0.7, 0.85))
     if task == "single_trade":
         # The provider's alternative for the learner's job: fits, but is priced above the job's value.
-        need = jobs[0]
-        count, duration = next((c, d) for c, d in SHAPES if c * d == need["hours"])
-        alt = block(PROVIDER, count, duration, need["deadline"], 0.95)
-        alt["pph"] = need["vph"] * float(rng.uniform(1.05, 1.25))
-        blocks.append(alt)
+        _, need_hours, need_deadline, need_vph = jobs[0][:4]
+        count, duration = next((c, d) for c, d in SHAPES if c * d == need_hours)
+        alt = block(PROVIDER, count, duration, need_deadline, 0.95)
+        alt[6] = need_vph * uniform(1.05, 1.25)
 
-    order = rng.permutation(len(blocks))  # block ids say nothing about who they fit
-    blocks = [blocks[i] for i in order]
-    k = len(blocks)
-    hours = np.array([b["count"] * b["duration"] for b in blocks], float)
-    reliability = np.array([b["reliability"] for b in blocks])
-    job_hours = np.array([j["hours"] for j in jobs])
-    job_value = (job_hours * np.array([j["vph"] for j in jobs])).round(2)
-    budget = np.zeros(labs)
-    for lab in range(labs):
-        mine = job_value[[j["owner"] == lab and not j["joint"] for j in jobs]]
-        budget[lab] = round(float(0.7 * mine.sum() + rng.uniform(4.0, 10.0)), 2)
+    order = rng.permutation(len(blocks)).tolist()  # block ids say nothing about who they fit
+    k = len(order)
+    owners, starts, durations, counts, reliability, energy, pph = zip(*[blocks[i] for i in order], strict=True)
+    job_owner, job_hours, deadlines, vph, urgency, min_rel, partial, joint = zip(*jobs, strict=True)
+    block_count, block_duration = np.array(counts, np.int64), np.array(durations, np.int64)
+    job_value = (np.array(job_hours) * np.array(vph)).round(2)
+    values = job_value.tolist()
+    extra = uniform(4.0, 10.0, labs).tolist()  # one draw per lab, in lab order
+    budget = np.array([round(float(0.7 * _total([v for v, o, j in zip(values, job_owner, joint, strict=True)
+                                                       if o == lab and not j]) + extra[lab]), 2)
+                       for lab in range(labs)])
     shocks = []
-    for _ in range(int(rng.integers(spec.shocks[0], spec.shocks[1] + 1))):
-        kind = SHOCKS[int(rng.integers(0, len(SHOCKS)))]
-        step = int(rng.integers(2, horizon - 2))
+    for _ in range(_count(integers, *spec.shocks)):
+        kind = SHOCKS[int(integers(0, len(SHOCKS)))]
+        step = int(integers(2, horizon - 2))
         magnitude = {"capacity_failure": 1.0, "energy_spike": 2.0, "reliability_drop": 0.25,
                      "demand_surge": 1.5}[kind]
-        shocks.append(Shock(step, kind, int(rng.integers(0, k)) if kind in ("capacity_failure", "reliability_drop")
+        shocks.append(Shock(step, kind, int(integers(0, k)) if kind in ("capacity_failure", "reliability_drop")
                             else -1, magnitude))
     shocks.sort(key=lambda s: (s.step, SHOCKS.index(s.kind), s.block))
     return Params(
         task=task, seed=int(seed), horizon=horizon, budget=budget,
-        job_owner=np.array([j["owner"] for j in jobs], np.int64), job_hours=job_hours,
-        job_deadline=np.array([j["deadline"] for j in jobs], np.int64), job_value=job_value,
-        job_urgency=np.array([j["urgency"] for j in jobs]).round(3),
-        job_min_rel=np.array([j["min_rel"] for j in jobs]), job_partial=np.array([j["partial"] for j in jobs]),
-        job_joint=np.array([j["joint"] for j in jobs], bool),
-        block_start=np.array([b["start"] for b in blocks], np.int64),
-        block_duration=np.array([b["duration"] for b in blocks], np.int64),
-        block_count=np.array([b["count"] for b in blocks], np.int64),
-        block_reliability=reliability.round(3),
-        block_energy=np.array([b["energy"] for b in blocks]).round(3),
-        block_price=(hours * np.array([b["pph"] for b in blocks])).round(2),
-        block_owner=np.array([b["owner"] for b in blocks], np.int64),
-        block_draw=rng.random(k), shocks=tuple(shocks))
+        job_owner=np.array(job_owner, np.int64), job_hours=np.array(job_hours),
+        job_deadline=np.array(deadlines, np.int64), job_value=job_value,
+        job_urgency=np.array(urgency).round(3), job_min_rel=np.array(min_rel), job_partial=np.array(partial),
+        job_joint=np.array(joint, bool),
+        block_start=np.array(starts, np.int64), block_duration=block_duration, block_count=block_count,
+        block_reliability=np.array(reliability).round(3), block_energy=np.array(energy).round(3),
+        block_price=((block_count * block_duration).astype(float) * np.array(pph)).round(2),
+        block_owner=np.array(owners, np.int64), block_draw=rng.random(k), shocks=tuple(shocks))
