@@ -117,10 +117,12 @@ def assert_timed(result: dict, paths: set[str], repeats: int) -> None:
 def test_designer_benchmark_reports_medians_cpu_and_load():
     from mecharena.benchmarks import designer
 
-    result = designer.run(episodes=8, steps=2, single_steps=10, repeats=3)
-    assert_timed(result, {"vector", "json", "gym"}, 3)
-    assert set(result["steps_per_cpu_s"]) == {"vector", "json", "gym"}
+    result = designer.run(episodes=8, steps=2, single_steps=10, repeats=3, arena_steps=3)
+    assert_timed(result, {"vector", "json", "gym", "arena"}, 3)
+    assert set(result["steps_per_cpu_s"]) == {"vector", "json", "gym", "arena"}
     assert result["vector_env_steps_per_s"] == pytest.approx(8 * 2 / result["wall_seconds"]["vector"])
+    assert result["arena_referee_market_rounds_per_s"] == pytest.approx(
+        3 / result["wall_seconds"]["arena"] * 64 * 6)  # the default settings: 64 markets, 6 rounds a step
     assert result["steps_per_cpu_s"]["json"] == pytest.approx(10 / max(result["cpu_seconds"]["json"], 1e-9))
 
 

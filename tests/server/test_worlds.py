@@ -172,13 +172,19 @@ def test_an_arena_session_plays_the_parallel_env_of_the_same_seed(arena):
     ({"seed": "3"}, "seed must be "),
 ])
 def test_a_refused_arena_reset_is_422_and_keeps_the_episode(arena, body, message):
-    sid = arena.post("/api/sessions", json={"seed": 1}).json()["session_id"]
-    arena.post(f"/api/sessions/{sid}/step", json={"action": {"bid": 0.2}})
-    before = arena.get(f"/api/sessions/{sid}").json()
-    refused = arena.post(f"/api/sessions/{sid}/reset", json=body)
+    refuse_a_reset(arena, {"seed": 1}, {"bid": 0.2}, body, message)
+
+
+def refuse_a_reset(client, start: dict, action: dict, body: dict, message: str) -> None:
+    """A session started with ``start`` and one ``action`` refuses the reset ``body`` (422 naming ``message``) and
+    is the same session after it."""
+    sid = client.post("/api/sessions", json=start).json()["session_id"]
+    client.post(f"/api/sessions/{sid}/step", json={"action": action})
+    before = client.get(f"/api/sessions/{sid}").json()
+    refused = client.post(f"/api/sessions/{sid}/reset", json=body)
     assert refused.status_code == 422 and message in refused.json()["detail"], refused.text
-    assert arena.get(f"/api/sessions/{sid}").json() == before
-    arena.delete(f"/api/sessions/{sid}")
+    assert client.get(f"/api/sessions/{sid}").json() == before
+    client.delete(f"/api/sessions/{sid}")
 
 
 @pytest.mark.parametrize(("action", "message"), [
@@ -239,13 +245,7 @@ def test_a_referee_session_plays_the_core_step_for_step(referee):
     ({"settings": {"markets": 0}}, "settings.markets"),
 ])
 def test_a_refused_referee_reset_is_422_and_keeps_the_episode(referee, body, message):
-    sid = referee.post("/api/sessions", json={"seed": 1, "settings": REFEREE_SETTINGS}).json()["session_id"]
-    referee.post(f"/api/sessions/{sid}/step", json={"action": {"mechanism": "first_price"}})
-    before = referee.get(f"/api/sessions/{sid}").json()
-    refused = referee.post(f"/api/sessions/{sid}/reset", json=body)
-    assert refused.status_code == 422 and message in refused.json()["detail"], refused.text
-    assert referee.get(f"/api/sessions/{sid}").json() == before
-    referee.delete(f"/api/sessions/{sid}")
+    refuse_a_reset(referee, {"seed": 1, "settings": REFEREE_SETTINGS}, {"mechanism": "first_price"}, body, message)
 
 
 @pytest.mark.parametrize(("action", "message"), [

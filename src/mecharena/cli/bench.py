@@ -175,7 +175,8 @@ def bench_designer(
     repeats: RepeatsOption = 5,
     as_json: JsonFlag = False,
 ) -> None:
-    """Referee env steps per second: vectorized at E=1,024 on stage 4, single env (JSON and Gymnasium)."""
+    """Referee env steps per second: vectorized at E=1,024 on stage 4, single env (JSON and Gymnasium), and the
+    referee on the arena's loop."""
     from mecharena.benchmarks.designer import run
 
     print_bench(run(**at_least_one(episodes=episodes), repeats=checked_repeats(repeats)), as_json)
