@@ -104,49 +104,47 @@ def _best_bids(counts: FloatArray, hits: IntArray, levels: FloatArray, tallied: 
     """Per market and seat: the grid price b >= reserve maximising (v - b) P(Y < b), P from the
     histogram's running sum (the first maximum; the lowest edge when no edge reaches the reserve);
     a value below the reserve bids itself. The histogram is ``levels[hits]`` if ``tallied``, else
-    ``counts``. ``edges`` increasing; see :func:`_bid`."""
-    n_markets, seats, bins = hits.shape if tallied else counts.shape
-    below, payoff = np.empty(bins + 1), np.empty(bins + 1)
-    for m in range(n_markets):
-        for s in range(seats):
-            total = 0.0
-            for j in range(bins):
-                below[j] = total
-                total += levels[hits[m, s, j]] if tallied else counts[m, s, j]
-            below[bins] = total
-            bids[m, s] = _bid(below, values[m, s], edges, reserve, payoff)
-
-
-@numba.njit(cache=True, nogil=True)
-def _bid(below: FloatArray, v: float, edges: FloatArray, reserve: float, payoff: FloatArray) -> float:
-    """One seat's best bid from ``below`` (G + 1,): the running sum of the counts before each edge, the total
-    last; ``payoff`` is scratch space.
+    ``counts``; ``edges`` increasing.
 
     The scan of all edges in order stops at the first edge above v once a payoff >= 0 is found, and every
     edge from the reserve up to v pays (v - b) P >= 0 where the counts are >= 0: those payoffs, computed in
     a pass of their own, decide. Otherwise (negative or NaN payoffs, no edge in that range) :func:`_scan`
     runs the scan as written. A total of 0 raises as the scan's first division would."""
-    bins = edges.size - 1
-    total = below[bins]
+    n_markets, seats, bins = hits.shape if tallied else counts.shape
+    below, payoff = np.empty(bins + 1), np.empty(bins + 1)
     first = 0  # the first edge at or above the reserve
     while first <= bins and edges[first] < reserve:
         first += 1
-    if total == 0.0 and first <= bins:
-        raise ZeroDivisionError("division by zero")
-    if not v >= reserve:
-        return v
-    last = first  # one past the last edge at or below v
-    while last <= bins and edges[last] <= v:
-        last += 1
-    for j in range(first, last):
-        payoff[j] = (v - edges[j]) * (below[j] / total)
-    best, best_payoff = 0, -np.inf
-    for j in range(first, last):
-        if payoff[j] > best_payoff:
-            best, best_payoff = j, payoff[j]
-    if not best_payoff >= 0.0:
-        best = _scan(below, v, edges, reserve)
-    return min(edges[best], v)
+    for m in range(n_markets):
+        for s in range(seats):
+            total = 0.0
+            if tallied:
+                for j in range(bins):
+                    below[j] = total
+                    total += levels[hits[m, s, j]]
+            else:
+                for j in range(bins):
+                    below[j] = total
+                    total += counts[m, s, j]
+            below[bins] = total
+            if total == 0.0 and first <= bins:
+                raise ZeroDivisionError("division by zero")
+            v = values[m, s]
+            if not v >= reserve:
+                bids[m, s] = v
+                continue
+            last = first  # one past the last edge at or below v
+            while last <= bins and edges[last] <= v:
+                last += 1
+            for j in range(first, last):
+                payoff[j] = (v - edges[j]) * (below[j] / total)
+            best, best_payoff = 0, -np.inf
+            for j in range(first, last):
+                if payoff[j] > best_payoff:
+                    best, best_payoff = j, payoff[j]
+            if not best_payoff >= 0.0:
+                best = _scan(below, v, edges, reserve)
+            bids[m, s] = min(edges[best], v)
 
 
 @numba.njit(cache=True, nogil=True)
