@@ -51,6 +51,10 @@ class LazyGenerator:
     >>> rng = LazyGenerator(3, ("seat", 1))
     >>> bool(rng.integers(0, 100) == generator(3, ("seat", 1)).integers(0, 100))
     True
+    >>> import copy
+    >>> twin = copy.deepcopy(rng)  # a copy draws what the original draws next
+    >>> bool(twin.random() == rng.random())
+    True
     """
 
     __slots__ = ("seed", "key", "_generator")
@@ -67,6 +71,8 @@ class LazyGenerator:
         return self._generator
 
     def __getattr__(self, name: str) -> Any:  # only for names the class itself lacks
+        if name.startswith("_"):  # copy and pickle look up hooks on an instance not yet filled in
+            raise AttributeError(name)
         return getattr(self.generator, name)
 
 
