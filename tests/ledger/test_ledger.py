@@ -33,6 +33,8 @@ CASES = {
                                             [(JITTER, 3), (SPLITTER, 2), ("truthful", 1)], ENFORCED),
     "first_price_bne_enforced": ("first_price", {"reserve_price": 0.1}, [("bne", 3), (JITTER, 2)], ENFORCED),
     "vcg_demand_2": ("vcg", {"units": 3, "demand": 2}, [("truthful", 3), (JITTER, 2)], ENFORCED),
+    # false names in a multi-unit auction: the most welfare counts each owner's value once
+    "vcg_units_2_sybil_enforced": ("vcg", {"units": 2}, [(SPLITTER, 2), (JITTER, 2)], ENFORCED),
     "mcafee": ("mcafee", {"buyers": 3}, [(JITTER, 6)], ENFORCED),
     "cda": ("cda", {"buyers": 3}, [(JITTER, 6)], ENFORCED),
     "provision_point": ("provision_point", {"threshold": 1.5}, [(JITTER, 4), ("truthful", 1)], ENFORCED),

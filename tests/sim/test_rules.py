@@ -147,3 +147,18 @@ def test_persistent_values_are_drawn_once_per_episode_and_kept():
     kept, fresh = rounds("uniform:persistent=true"), rounds("uniform")
     assert all(np.array_equal(v, kept[0]) for v in kept) and np.array_equal(kept[0], fresh[0])
     assert not np.array_equal(fresh[1], fresh[0]) and np.unique(kept[0]).size == kept[0].size
+
+
+@pytest.mark.parametrize(("mechanism", "config"), [("vcg", {"units": 2}), ("uniform_price", {"units": 2}),
+                                                   ("pay_as_bid", {"units": 2})])
+def test_false_names_do_not_count_their_owners_value_twice_in_the_most_welfare(mechanism, config):
+    """A false name bids with its owner's value, but the owner (unit demand) enjoys one unit: the most welfare
+    is the sum of the k highest values of the economic agents, not of the seats, so efficiency stays <= 1 and a
+    sybil that takes both units of VCG shows as the efficiency it wastes."""
+    episode = make_episode(mechanisms.get(mechanism), config, agents.population("sybil(m=2,explore=0):1,truthful:2"),
+                           markets=2000, seed=1)
+    record = next(play(episode, 1))
+    economic = record.values[:, [0, 2, 3]]  # the false name sits in seat 1
+    assert np.array_equal(record.outcome.max_welfare, -np.sort(-economic, axis=1)[:, :2].sum(axis=1))
+    assert (record.welfare <= record.outcome.max_welfare).all()
+

@@ -12,7 +12,7 @@ ties) and never in a second-price auction.
 from mecharena.agents import _identities as ids
 from mecharena.agents.base import AgentType
 
-VERSION = 3
+VERSION = 4  # 4: with false names in a multi-unit auction, the most welfare counts the owner once
 
 
 def act(context, params, state, values, draws):

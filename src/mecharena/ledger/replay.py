@@ -52,7 +52,7 @@ from mecharena.ledger.tables import (
 )
 from mecharena.mechanisms.base import mechanism_draws
 from mecharena.mechanisms.schema import State
-from mecharena.sim.loop import clear_round, digest, merge_identities, observe, penalties
+from mecharena.sim.loop import clear_round, digest, merge_identities, merged_best, observe, penalties
 
 DEFAULT_LIMIT = 100
 
@@ -330,7 +330,7 @@ def _replay_part(directory: Path, seq: int, meta: LedgerMeta, context: MarketCon
         except MechArenaError as exc:
             raise LedgerError(f"ledger part {part_name(seq)}: round {t} cannot be cleared from its recorded "
                               f"inputs: {exc}") from None
-        out = step.outcome
+        out = merged_best(context, before, values[k], priority[k], owner, step.outcome)
         for name, array in recorded_state.items():
             collector.compare(f"state_{name}", array[k], step.state[name], t, market_ids)
         if recorded_state:

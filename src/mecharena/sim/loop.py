@@ -384,6 +384,21 @@ def merge_identities(owner: IntArray, values: FloatArray, outcome: Outcome,
     return np.where(is_owner, gain - paid, 0.0), gain.sum(axis=1)
 
 
+def merged_best(context: MarketContext, state: State, values: FloatArray, priority: FloatArray, owner: IntArray,
+                outcome: Outcome) -> Outcome:
+    """``outcome`` with the most welfare the economic agents' values allow, where some seats are false names
+    of unit-demand agents: the mechanism's ``max_welfare`` with every false name's value at 0. A false name
+    carries its owner's value, which the owner enjoys once; counted at every seat, it could enter the maximum
+    twice (the top k of a k-unit auction)."""
+    false = owner != np.arange(owner.size)
+    if context.mechanism.additive_values or not false.any():
+        return outcome
+    alone = np.where(false[None, :], 0.0, values)
+    everyone = np.ones(values.shape[:2], bool)
+    best = clear_round(context, state, alone, alone, priority, None, {}, everyone).outcome.max_welfare
+    return replace(outcome, max_welfare=best)
+
+
 def penalties(rules: Enforcement, owner: IntArray, audited: BoolArray, colluding: BoolArray, exited: BoolArray,
               active: BoolArray, bids: FloatArray) -> FloatArray:
     """Fines (B, N) of one round (see the module docstring).
@@ -547,6 +562,7 @@ def play_round(episode: Episode, state: LoopState) -> tuple[LoopState, RoundReco
     step = clear_round(ctx, state.mechanism, values, bids, priority, joint.times, joint.fields, enter)
     outcome = step.outcome
     utility, welfare = merge_identities(episode.owner, values, outcome, ctx.mechanism.additive_values)
+    outcome = merged_best(ctx, state.mechanism, values, priority, episode.owner, outcome)
     audited = market_uniforms(episode.seed, ("audit", t), episode.start, (b,)) < ctx.enforcement.audit_probability
     if joint.audit is not None:
         audited = audited | joint.audit
