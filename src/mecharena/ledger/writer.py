@@ -152,8 +152,7 @@ class Ledger:
             LedgerError: the ledger is closed, the round is not the next one, shapes differ
                 from the metadata, or a write failed.
         """
-        if self._closed:
-            raise LedgerError(f"ledger {str(self._dir)!r} is closed; open a new one to record more rounds")
+        self._check_open()
         if self._next_round is not None and record.round != self._next_round:
             raise LedgerError(f"rounds must be recorded in order: expected round {self._next_round}, "
                               f"got {record.round}")
@@ -162,10 +161,7 @@ class Ledger:
         self._next_round = record.round + 1
         totals = record_totals(record)
         self._append(self._log, ROUNDS_LOG, [totals])
-        if record.notes:
-            if self._traces is None:
-                self._traces = self._open(TRACES_LOG)
-            self._append(self._traces, TRACES_LOG, record.notes)
+        self._note(record.notes)
         self._totals.append(totals)
         if self._full:  # aggregate mode keeps no arrays (holding them costs fresh memory pages)
             self._records.append(record)
@@ -179,8 +175,15 @@ class Ledger:
         Raises:
             LedgerError: the ledger is closed, or a write failed.
         """
+        self._check_open()
+        self._note(notes)
+
+    def _check_open(self) -> None:
         if self._closed:
             raise LedgerError(f"ledger {str(self._dir)!r} is closed; open a new one to record more rounds")
+
+    def _note(self, notes: Any) -> None:
+        """Append ``notes`` to ``traces.jsonl``, opened at the first notes."""
         if notes:
             if self._traces is None:
                 self._traces = self._open(TRACES_LOG)
