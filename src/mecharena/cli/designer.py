@@ -292,14 +292,10 @@ def arena_play(settings: str | None, rules: str, seed: int, as_json: bool, conso
     except json.JSONDecodeError as exc:
         raise ConfigError(f"--rules must be a JSON object of Rules fields: {exc.msg} at column {exc.colno}") from None
     chosen = arena.parse_rules(params, given)
-    state = arena.reset(params, seed)
-    steps = []
     with progress_bar(err, "arena referee episode", hidden=as_json) as bar:
         task = bar.add_task("steps", total=params.settings.horizon)
-        for _ in range(params.settings.horizon):
-            state, result = arena.step(params, state, chosen)
-            steps.append({"reward": result.reward, **result.components})
-            bar.advance(task)
+        state, results = arena.play_constant(params, chosen, seed, on_step=lambda: bar.advance(task))
+    steps = [{"reward": result.reward, **result.components} for result in results]
     mean = {name: float(np.mean([s[name] for s in steps])) for name in steps[0]}
     data = {"population": state.population, "key": seed, "rules": chosen.model_dump(), "mean": mean, "steps": steps}
     if _emit(data, as_json, console):

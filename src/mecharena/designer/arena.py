@@ -242,10 +242,9 @@ def reset(params: Params, key: int) -> State:
     key = check_seed(key, "key")
     specs = params.settings.populations
     chosen = specs[int(generator(key, ("arena-referee", "population")).integers(len(specs)))]
-    population = agents.population(chosen, seed=key).spec
-    n = agents.population(population).size
-    m = params.settings.markets
-    return State(key, 0, population, None, None, None, np.zeros((m, n)), 0, None, np.zeros(len(FEATURES)))
+    drawn = agents.population(chosen, seed=key)  # a mixture's composition, drawn from the key
+    return State(key, 0, drawn.spec, None, None, None, np.zeros((params.settings.markets, drawn.size)), 0, None,
+                 np.zeros(len(FEATURES)))
 
 
 def _open(params: Params, state: State, rules: Rules) -> State:
@@ -399,13 +398,16 @@ def rules_vector(params: Params, rules: Rules) -> FloatArray:
     return np.array([*one_hot, *fields, *flags, *fines, rules.enforcement.audit_probability])
 
 
-def play_constant(params: Params, rules: Rules, key: int) -> float:
-    """The mean reward per step of the episode of ``key`` under ``rules`` from start to end."""
-    state, total = reset(params, key), 0.0
+def play_constant(params: Params, rules: Rules, key: int,
+                  on_step: Callable[[], None] | None = None) -> tuple[State, list[StepResult]]:
+    """The episode of ``key`` under ``rules`` from start to end: its last state and every step's result."""
+    state, results = reset(params, key), []
     for _ in range(params.settings.horizon):
         state, result = step(params, state, rules)
-        total += result.reward
-    return total / params.settings.horizon
+        results.append(result)
+        if on_step is not None:
+            on_step()
+    return state, results
 
 
 def episode_keys(seed: int, count: int, purpose: str) -> list[int]:
@@ -446,7 +448,7 @@ def search_constant(params: Params, *, episodes: int = 16, seed: int = 0, candid
         rules = rules_of(params, np.array(point))
         out = []
         for key in keys:
-            out.append(play_constant(params, rules, key))
+            out.append(np.mean([result.reward for result in play_constant(params, rules, key)[1]]))
             if on_episode is not None:
                 on_episode()
         return np.array(out)

@@ -124,6 +124,11 @@ def designer_app(max_sessions: int = DEFAULT_MAX_SESSIONS, idle_timeout: float =
     return openenv_app(DESIGNER, max_sessions, idle_timeout, stage=stage)
 
 
+def seed_or_fresh(seed: int | None) -> int:
+    """``seed``, or one drawn from fresh entropy (a reset that names none)."""
+    return int(np.random.default_rng().integers(0, 1 << 31)) if seed is None else seed
+
+
 # --- the sealed-bid arena ---------------------------------------------------------------------------
 
 SEAT_FIELDS = ("value", "time", "price", "allocation", "payment", "fine", "utility", "received")
@@ -162,7 +167,7 @@ class ArenaSeat:
         self.seed: int | None = None
 
     def reset(self, seed: int | None = None) -> dict[str, Any]:
-        self.seed = int(np.random.default_rng().integers(0, 1 << 31)) if seed is None else seed
+        self.seed = seed_or_fresh(seed)
         observations, _ = self.env.reset(seed=self.seed)
         return self._observe(observations["bidder_0"])
 
@@ -268,8 +273,7 @@ class RefereeSession:
         self.state: arena.State | None = None
 
     def reset(self, seed: int | None = None) -> dict[str, Any]:
-        key = int(np.random.default_rng().integers(0, 1 << 31)) if seed is None else seed
-        self.state = arena.reset(self.params, key)
+        self.state = arena.reset(self.params, seed_or_fresh(seed))
         return self._observe()
 
     def step(self, rules: Rules) -> tuple[dict[str, Any], float, bool, dict[str, float]]:
