@@ -1,5 +1,6 @@
 """The referee on the arena's loop: analytic rewards, the strategy-churn stability, a plug-in episode, bad input."""
 
+import re
 from pathlib import Path
 
 import gymnasium
@@ -223,3 +224,32 @@ def test_the_discrete_designer_offers_every_mechanism_with_its_grid():
     assert params.arms == (("first_price", {"reserve_price": 0.0}), ("first_price", {"reserve_price": 0.2}),
                            ("posted_price", {"price": 0.3}), ("posted_price", {"price": 0.6}))
     assert mechanisms.REGISTRY.get("posted_price").config_model.model_fields.keys() >= {"price"}
+
+
+def test_the_commands_play_and_audit_and_refuse_bad_input_in_one_line():
+    import json
+
+    from typer.testing import CliRunner
+
+    from mecharena.cli import app
+
+    runner = CliRunner()
+    settings = json.dumps({"populations": ["truthful:3"], "mechanisms": ["first_price", "second_price"],
+                           "markets": 16, "rounds": 2, "scored": 1, "horizon": 2})
+    played = runner.invoke(app, ["designer", "arena-play", "--settings", settings, "--rules",
+                                 '{"mechanism": "second_price"}', "--json"])
+    assert played.exit_code == 0, played.output
+    assert json.loads(played.output)["mean"]["reward"] == 1.0  # truthful bidders in second price
+    for args, message in [
+        (["arena-play", "--rules", "{bad"], "--rules must be a JSON object of Rules fields: Expecting property name"),
+        (["arena-play", "--settings", "[1]"], "--settings must be a mapping of Settings fields"),
+        (["arena-play", "--settings", "a: [b"], "--settings must be YAML or JSON"),
+        (["arena-play", "--settings", '{"markets": -1}'], r"markets must be a finite int in \[1, 4096\], got -1"),
+        (["arena-play", "--rules", '{"mechanism": "vcg"}'], "mechanism must be one of first_price, pay_as_bid, got 'vcg'"),
+        (["arena-audit", "--settings", settings, "--episodes", "3"], r"episodes must be in \[16, 4096\], got 3"),
+        (["arena-audit", "--settings", settings, "--candidates", "-1"], "candidates must be between 0 and"),
+    ]:
+        result = runner.invoke(app, ["designer", *args])
+        assert result.exit_code == 2, (args, result.output)
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error:") and re.search(message, lines[0]), (args, lines)
